@@ -1,0 +1,271 @@
+"""The Classifier: sources in, :class:`Classification` results out, in batches, with models loaded once."""
+from __future__ import annotations
+
+import threading
+from itertools import islice
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from . import interpret, labels
+from .errors import AstrodashError, ModelFileError
+from .preprocess import PIPELINE_VERSION, PreprocessSettings, preprocess
+from .results import Classification
+from .spectrum import Spectrum
+
+KNOWN_Z = "known-z"
+AGNOSTIC = "agnostic"
+
+
+def _source_name(source) -> str:
+    if isinstance(source, Spectrum):
+        return source.name
+    if isinstance(source, (str, bytes)) and not isinstance(source, bytes):
+        return str(source)
+    if hasattr(source, "__fspath__"):
+        return str(source)
+    if isinstance(source, tuple) and len(source) == 2:
+        return str(source[1])
+    return getattr(source, "name", None) or type(source).__name__
+
+
+def _read(source) -> Spectrum:
+    from .reading import read_spectrum
+
+    if isinstance(source, tuple) and len(source) == 2 and isinstance(source[0], (bytes, bytearray)):
+        return read_spectrum(bytes(source[0]), filename=source[1])
+    return read_spectrum(source)
+
+
+class Classifier:
+    """Classifies spectra with a known-redshift model and a redshift-agnostic one.
+
+    ``model`` (a name, a path or a loaded :class:`~astrodash_core.models.Model`) replaces the default
+    known-redshift model; ``agnostic_model`` the default agnostic one.  Models load on first use, once; a
+    Classifier is cheap to call repeatedly and safe to share between threads.
+    """
+
+    def __init__(self, model=None, agnostic_model=None):
+        self._spec = {KNOWN_Z: model, AGNOSTIC: agnostic_model}
+        self._models: dict = {}
+        self._lock = threading.Lock()
+
+    def model_for(self, variant: str):
+        """The loaded model used for ``variant`` ("known-z" or "agnostic")."""
+        with self._lock:
+            if variant not in self._models:
+                from .models import Model, default_model, load_model
+
+                spec = self._spec[variant]
+                if spec is None:
+                    model = default_model(variant)
+                elif isinstance(spec, Model):
+                    model = spec
+                else:
+                    model = load_model(spec)
+                settings = PreprocessSettings.from_dict(model.preprocessing)
+                if settings.version != PIPELINE_VERSION:
+                    raise ModelFileError(f"model {model.name!r} was trained with preprocessing version "
+                                         f"{settings.version}; this astrodash preprocesses with version "
+                                         f"{PIPELINE_VERSION}: retrain or use a matching astrodash")
+                self._models[variant] = model
+            return self._models[variant]
+
+    def classify(self, sources, redshift=None, *, top_n: int = 5, smoothing: int = 0, min_wave=None,
+                 max_wave=None, probabilities: bool = False, include_spectrum: bool = False,
+                 rlap: bool = True) -> list[Classification]:
+        """Classify one source or many; see :func:`astrodash_core.classify`."""
+        single = isinstance(sources, (str, Spectrum, bytes)) or hasattr(sources, "__fspath__") or (
+            isinstance(sources, np.ndarray) and sources.ndim == 2 and sources.dtype != object)
+        if single:
+            sources = [sources]
+        return list(self.iter_classify(sources, redshift, top_n=top_n, smoothing=smoothing, min_wave=min_wave,
+                                       max_wave=max_wave, probabilities=probabilities,
+                                       include_spectrum=include_spectrum, rlap=rlap))
+
+    def iter_classify(self, sources: Iterable, redshift=None, *, top_n: int = 5, smoothing: int = 0,
+                      min_wave=None, max_wave=None, probabilities: bool = False, include_spectrum: bool = False,
+                      rlap: bool = True, chunk_size: int = 512) -> Iterator[Classification]:
+        """Classify a stream of sources chunk by chunk; memory stays flat however many there are.
+
+        ``redshift`` is None, one number for all, or a sequence aligned with ``sources``.
+        """
+        if top_n < 1:
+            raise ValueError("top_n must be at least 1")
+        z_iter = _redshift_iter(redshift)
+        it = iter(sources)
+        while True:
+            chunk = list(islice(it, chunk_size))
+            if not chunk:
+                return
+            zs = [next(z_iter) for _ in chunk]
+            yield from self._classify_chunk(chunk, zs, top_n, smoothing, min_wave, max_wave, probabilities,
+                                            include_spectrum, rlap)
+
+    def bank(self):
+        """The template bank for redshift and rlap, or None when none is installed."""
+        with self._lock:
+            if "bank" not in self._models:
+                from .templates import default_bank
+
+                try:
+                    self._models["bank"] = default_bank()
+                except FileNotFoundError:
+                    self._models["bank"] = None
+            return self._models["bank"]
+
+    def _estimate_redshifts(self, items, smoothing, min_wave, max_wave, results):
+        """Redshifts of spectra given none: the agnostic model picks the likely classes, cross-correlation
+        with their templates gives z.  Returns [(index, spectrum, z, z_error)] for the known-z pass; spectra
+        that cannot be estimated are classified by the agnostic model alone (redshift None)."""
+        model = self.model_for(AGNOSTIC)
+        bank = self.bank()
+        settings = PreprocessSettings.from_dict(model.preprocessing)
+        pre = preprocess([s for _, s in items], redshift=0.0, settings=settings, smoothing=smoothing,
+                         min_wave=min_wave, max_wave=max_wave, on_error="collect")
+        ok = pre.ok
+        probs = np.zeros((len(items), len(model.labels)), dtype=np.float32)
+        if ok.any():
+            probs[ok] = model.predict(pre.flux[ok])
+        out = []
+        for j, (i, spec) in enumerate(items):
+            if not ok[j]:
+                results[i] = Classification(name=spec.name, error=pre.errors[j], model=model.name)
+            elif bank is None:
+                results[i] = self._result(spec, model, probs[j], pre, j, None, "estimated", None, None)
+            else:
+                from .redshift import candidate_rows, estimate_from_rows
+
+                est = estimate_from_rows(pre.flux[j], int(pre.lo[j]), int(pre.hi[j]), bank,
+                                         candidate_rows(bank, probs[j]))
+                out.append((i, spec, est.redshift, est.error))
+        return out
+
+    def _result(self, spec, model, probs, pre, j, z, z_source, z_error, bank, top_n=5, probabilities=False,
+                include_spectrum=False):
+        threshold = float(model.provenance.get("reliability", {}).get("threshold",
+                                                                      interpret.DEFAULT_RELIABLE_THRESHOLD))
+        best = interpret.best_match(probs, threshold)
+        matches = interpret.ranked_matches(probs, top_n)
+        lo, hi = int(pre.lo[j]), int(pre.hi[j])
+        for m in [best, *matches]:
+            m.redshift = z
+        if bank is not None and z is not None:
+            _add_rlap(pre.flux[j], lo, hi, bank, z, best, matches)
+        wave = pre.settings.grid.wave
+        return Classification(
+            name=spec.name, redshift=z, redshift_source=z_source, redshift_error=z_error, model=model.name,
+            matches=matches, best_match=best, probabilities=probs.copy() if probabilities else None,
+            spectrum=(wave[lo:hi].copy(), pre.flux[j, lo:hi].copy()) if include_spectrum else None)
+
+    def _classify_chunk(self, sources, zs, top_n, smoothing, min_wave, max_wave, probabilities, include_spectrum,
+                        rlap=True):
+        results: list[Classification | None] = [None] * len(sources)
+        known: list[tuple[int, Spectrum, float, str, float | None]] = []
+        unknown: list[tuple[int, Spectrum]] = []
+        for i, (source, z) in enumerate(zip(sources, zs)):
+            try:
+                spec = _read(source)
+            except AstrodashError as exc:
+                results[i] = Classification(name=_source_name(source), error=str(exc))
+                continue
+            if z is None and spec.redshift is not None:
+                z = spec.redshift
+            if z is None:
+                unknown.append((i, spec))
+                continue
+            try:
+                z = float(z)
+            except (TypeError, ValueError):
+                results[i] = Classification(name=spec.name, error=f"redshift {z!r} is not a number")
+                continue
+            if not np.isfinite(z) or z <= -1:
+                results[i] = Classification(name=spec.name, error=f"redshift {z!r} is not a finite number above -1")
+                continue
+            known.append((i, spec, z, "given", None))
+        if unknown:
+            known += [(i, s, z, "estimated", err) for i, s, z, err in
+                      self._estimate_redshifts(unknown, smoothing, min_wave, max_wave, results)]
+        if known:
+            model = self.model_for(KNOWN_Z)
+            bank = self.bank() if rlap else None
+            settings = PreprocessSettings.from_dict(model.preprocessing)
+            pre = preprocess([s for _, s, _, _, _ in known], redshift=[z for _, _, z, _, _ in known],
+                             settings=settings, smoothing=smoothing, min_wave=min_wave, max_wave=max_wave,
+                             on_error="collect")
+            ok = pre.ok
+            probs = np.zeros((len(known), len(model.labels)), dtype=np.float32)
+            if ok.any():
+                probs[ok] = model.predict(pre.flux[ok])
+            for j, (i, spec, z, z_source, z_err) in enumerate(known):
+                if not ok[j]:
+                    results[i] = Classification(name=spec.name, error=pre.errors[j], model=model.name,
+                                                redshift=z, redshift_source=z_source)
+                else:
+                    results[i] = self._result(spec, model, probs[j], pre, j, z, z_source, z_err, bank, top_n,
+                                              probabilities, include_spectrum)
+        return results
+
+
+def _best_match_rows(bank, best) -> np.ndarray:
+    """Bank rows of the best match's type (subtype or broad) inside its merged age range."""
+    first, last = (float(x) for x in best.age.split(" to "))
+    centres = 0.5 * (labels.AGE_EDGES[:-1] + labels.AGE_EDGES[1:])
+    bins = np.nonzero((centres > first) & (centres < last))[0]
+    rows = bank.rows(best.type)
+    return rows[np.isin(bank.label[rows] % labels.N_AGE_BINS, bins)]
+
+
+def _add_rlap(flux, lo, hi, bank, z, best, matches, n_top: int = 3) -> None:
+    """rlap at redshift z for the top ``n_top`` matches and the best match: for each, the highest rlap over
+    the templates of its classes (None when the bank has none)."""
+    from .rlap import RLAP_WARNING, rlap_at
+
+    targets = [*matches[:n_top], best]
+    groups = [bank.rows(m.type, m.age) for m in matches[:n_top]] + [_best_match_rows(bank, best)]
+    rows = np.unique(np.concatenate(groups))
+    if rows.size == 0:
+        return
+    peaks = rlap_at(flux, lo, hi, bank.flux[rows], bank.lo[rows], bank.hi[rows], bank.grid.dwlog, z)
+    by_row = dict(zip(rows.tolist(), peaks.rlap.tolist()))
+    for m, g in zip(targets, groups):
+        m.rlap = max(by_row[r] for r in g.tolist()) if g.size else None
+    best.rlap_warning = None if best.rlap is None else bool(best.rlap < RLAP_WARNING)
+
+
+def _redshift_iter(redshift):
+    if redshift is None or np.ndim(redshift) == 0:
+        while True:
+            yield redshift
+    else:
+        yield from redshift
+        raise ValueError("fewer redshifts than sources")
+
+
+_default: Classifier | None = None
+_default_lock = threading.Lock()
+
+
+def default_classifier() -> Classifier:
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Classifier()
+        return _default
+
+
+def classify(sources, redshift=None, model=None, top_n: int = 5, smoothing: int = 0, min_wave=None,
+             max_wave=None, probabilities: bool = False, rlap: bool = True) -> list[Classification]:
+    """Classify spectra: paths, ``(bytes, filename)`` pairs, file objects, arrays or Spectrum objects.
+
+    ``redshift``: one number for all, a sequence aligned with ``sources`` (None entries unknown), or None.
+    A spectrum with a known redshift (given, or found in its file) is classified by the known-redshift
+    model; one without by the redshift-agnostic model, with ``redshift_source="estimated"``.  One bad source
+    never fails the others: its result carries ``error``.  Without a redshift, the agnostic model's likely
+    classes and cross-correlation with their templates estimate it (``redshift_source="estimated"``,
+    ``redshift_error``), then the known-redshift model classifies at that redshift.  ``rlap`` adds SNID's
+    rlap for the top three matches and the best match.
+    """
+    clf = default_classifier() if model is None else Classifier(model=model)
+    return clf.classify(sources, redshift, top_n=top_n, smoothing=smoothing, min_wave=min_wave,
+                        max_wave=max_wave, probabilities=probabilities, rlap=rlap)

@@ -1,0 +1,269 @@
+"""The ``astrodash`` command line: one sub-command per job, each a small function."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import __version__
+from .errors import AstrodashError
+
+
+def cmd_read(args) -> int:
+    from .reading import read_spectra
+
+    status = 0
+    for path in args.files:
+        try:
+            spectra = read_spectra(path)
+        except AstrodashError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        for spec in spectra:
+            info = spec.summary()
+            if args.json:
+                print(json.dumps({"file": path, **info}))
+            else:
+                z = "none found" if info["redshift"] is None else f"{info['redshift']:g}"
+                extra = "".join(f", {k} {info[k]}" for k in ("sn_type", "age") if k in info)
+                print(f"{path}: {info['name']}: {info['points']} points, {info['wave_min']:.1f}-{info['wave_max']:.1f} "
+                      f"({info['wave_unit']}), flux unit {info['flux_unit'] or 'unknown'}, "
+                      f"error column {'yes' if info['has_error'] else 'no'}, redshift {z}, "
+                      f"format {info['format']}{extra}")
+    return status
+
+
+def _expand(paths: list[str]) -> list[str]:
+    """Files named on the command line: directories give their readable files, globs are expanded."""
+    import glob
+    import os
+
+    from .plugins import get_readers
+
+    suffixes = {s for r in get_readers() for s in r.suffixes}
+    out: list[str] = []
+    for p in paths:
+        if os.path.isdir(p):
+            out += sorted(os.path.join(p, f) for f in os.listdir(p)
+                          if os.path.isfile(os.path.join(p, f)) and not f.startswith(".")
+                          and any(f.lower().endswith(s) for s in suffixes))
+        elif any(c in p for c in "*?[") and not os.path.exists(p):
+            out += sorted(glob.glob(p, recursive=True))
+        else:
+            out.append(p)
+    return out
+
+
+def _read_redshift_file(path: str) -> dict[str, float]:
+    """CSV of file (or name) and redshift columns; a header row is optional."""
+    import csv
+
+    table: dict[str, float] = {}
+    with open(path, newline="") as fh:
+        for row in csv.reader(fh):
+            if len(row) < 2 or row[0].strip().startswith("#"):
+                continue
+            try:
+                table[row[0].strip()] = float(row[1])
+            except ValueError:
+                continue  # the header
+    return table
+
+
+def _lookup_redshift(table: dict[str, float], path: str):
+    import os
+
+    base = os.path.basename(path)
+    for key in (path, base, os.path.splitext(base)[0]):
+        if key in table:
+            return table[key]
+    return None
+
+
+class _Progress:
+    """A one-line progress bar on stderr, shown only for long runs on a terminal (or when forced)."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.done, self.enabled = total, 0, enabled and total > 0
+
+    def step(self, n: int = 1) -> None:
+        self.done += n
+        if self.enabled:
+            width = 30
+            filled = int(width * self.done / self.total)
+            sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def _table(results) -> str:
+    rows = [("name", "type", "age", "prob", "broad", "z", "reliable", "next matches")]
+    for r in results:
+        if r.error:
+            rows.append((r.name, "error", r.error, "", "", "", "", ""))
+            continue
+        b = r.best_match
+        z = "" if r.redshift is None else f"{r.redshift:.4f}" + (" (est)" if r.redshift_source == "estimated" else "")
+        nxt = ", ".join(f"{m.type} {m.age} {m.probability:.2f}" for m in r.matches[1:3])
+        rows.append((r.name, b.type, b.age, f"{b.probability:.3f}", b.broad_type, z, "yes" if b.reliable else "no", nxt))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row[:-1], widths)) + "  " + row[-1] for row in rows)
+
+
+def cmd_classify(args) -> int:
+    import csv
+    import os
+
+    from .classify import Classifier
+
+    files = _expand(args.paths)
+    if not files:
+        print("error: no input files", file=sys.stderr)
+        return 1
+    if args.redshift_file:
+        table = _read_redshift_file(args.redshift_file)
+        redshift = [_lookup_redshift(table, f) for f in files]
+    else:
+        redshift = args.redshift
+    clf = Classifier(model=args.model)
+    if args.plot:
+        from .plot import plot_classification, plot_filename
+    progress = _Progress(len(files), args.progress or (sys.stderr.isatty() and len(files) >= 20))
+    results = []
+    writer = None
+    classified = 0
+    for r in clf.iter_classify(files, redshift, top_n=args.top, smoothing=args.smoothing,
+                               min_wave=args.min_wave, max_wave=args.max_wave, chunk_size=256,
+                               include_spectrum=bool(args.plot)):
+        if args.plot and r.error is None:
+            plot_classification(r, os.path.join(args.plot, plot_filename(r.name)))
+            r.spectrum = None
+        if args.format in ("table", "json"):
+            results.append(r)
+        if args.format == "jsonl":
+            print(json.dumps(r.to_dict()))
+        elif args.format == "csv":
+            if writer is None:
+                writer = csv.writer(sys.stdout)
+                writer.writerow(["name", "type", "age", "probability", "broad_type", "reliable", "redshift",
+                                 "redshift_source", "model", "error"])
+            b = r.best_match
+            writer.writerow([r.name, b.type if b else "", b.age if b else "", f"{b.probability:.4f}" if b else "",
+                             b.broad_type if b else "", b.reliable if b else "", "" if r.redshift is None else r.redshift,
+                             r.redshift_source or "", r.model or "", r.error or ""])
+        progress.step()
+        classified += r.error is None
+    progress.close()
+    if args.format == "table":
+        print(_table(results))
+    elif args.format == "json":
+        print(json.dumps([r.to_dict() for r in results], indent=1))
+    return 0 if classified else 1
+
+
+def cmd_train(args) -> int:
+    from .training.run import run_training
+
+    run_training(args.variant, args.out, seed=args.seed, data=args.data, epochs=args.epochs,
+                 examples_per_epoch=args.examples, time_budget_s=args.time_budget)
+    return 0
+
+
+def cmd_build_templates(args) -> int:
+    from pathlib import Path
+
+    from .models import Model, default_model
+    from .templates import BANK_FILE, build_template_bank
+    from .training.templates_data import find_data_root, load_templates
+
+    if args.exclude_test_of:
+        models = [Model.load(p) for p in args.exclude_test_of]
+    else:
+        models = [default_model(v) for v in ("known-z", "agnostic")]
+    exclude = {o for m in models for o in m.provenance.get("split", {}).get("test", ())}
+    templates = load_templates(find_data_root(args.data))
+    bank = build_template_bank(templates, exclude_objects=exclude)
+    out = Path(args.out) if args.out else Path(__file__).parent / "data" / BANK_FILE
+    bank.save(out)
+    print(f"wrote {out}: {len(bank.label)} templates of {len(set(bank.label.tolist()))} classes "
+          f"({out.stat().st_size / 1e6:.1f} MB), {len(exclude)} held-out objects left out")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .training.report import evaluation_report
+
+    print(evaluation_report(args.models, data=args.data))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="astrodash", description="Classify supernova spectra.")
+    parser.add_argument("--version", action="version", version=f"astrodash {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("read", help="read spectrum files and print what was found in them")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="one JSON object per spectrum")
+    p.set_defaults(func=cmd_read)
+
+    p = sub.add_parser("classify", help="classify spectra: type, age, redshift, reliability")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files, directories or globs")
+    zg = p.add_mutually_exclusive_group()
+    zg.add_argument("--redshift", type=float, help="redshift of every spectrum (default: from the file, else estimated)")
+    zg.add_argument("--redshift-file", metavar="CSV", help="CSV of file name and redshift")
+    p.add_argument("--top", type=int, default=5, help="ranked matches to report (default 5)")
+    p.add_argument("--model", help="model name or file (default: the shipped known-redshift model)")
+    p.add_argument("--smoothing", type=int, default=0, help="median smoothing half-width in bins")
+    p.add_argument("--min-wave", type=float, help="ignore flux below this observed wavelength (Å)")
+    p.add_argument("--max-wave", type=float, help="ignore flux above this observed wavelength (Å)")
+    p.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table")
+    p.add_argument("--progress", action="store_true", help="always show the progress bar")
+    p.add_argument("--plot", metavar="DIR", help="write a PNG per spectrum into DIR (needs matplotlib)")
+    p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("build-templates", help="build the template bank used for redshift and rlap")
+    p.add_argument("--out", help="bank file (default: the package's data/template_bank.npz)")
+    p.add_argument("--data", help="template folder")
+    p.add_argument("--exclude-test-of", nargs="*", metavar="MODEL",
+                   help="leave out the held-out test objects of these model files (default: the shipped models)")
+    p.set_defaults(func=cmd_build_templates)
+
+    p = sub.add_parser("train", help="train a model on the template spectra (needs the train extra)")
+    p.add_argument("--variant", choices=("known-z", "agnostic"), required=True)
+    p.add_argument("--out", required=True, help="model file to write (.npz)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", help="template folder (default: shared/data/templates or $ASTRODASH_DATA)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--examples", type=int, default=40000, help="augmented examples per epoch")
+    p.add_argument("--time-budget", type=float, default=3000, help="stop training after this many seconds")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="accuracy on held-out objects, clean and degraded")
+    p.add_argument("models", nargs="*", help="model files (default: the shipped models)")
+    p.add_argument("--data", help="template folder")
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except AstrodashError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Supernova types, age bins and class labels: one source of truth for the label space.
+
+The label space is DASH's (Muthukrishna et al. 2019): 17 SNID subtypes x 18 age bins from -20 to +50 days
+(306 classes).  Age bins are centred on multiples of 4 days ("-2 to 2", "2 to 6", ...), except the first one,
+"-20 to -18", exactly as DASH labels them.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+#: The 17 subtypes, in DASH's order, grouped by broad type.
+SN_TYPES: tuple[str, ...] = (
+    "Ia-norm", "Ia-91T", "Ia-91bg", "Ia-csm", "Iax", "Ia-pec",
+    "Ib-norm", "Ibn", "IIb", "Ib-pec",
+    "Ic-norm", "Ic-broad", "Ic-pec",
+    "IIP", "IIL", "IIn", "II-pec",
+)
+
+#: Broad type of each subtype.
+BROAD_TYPE: dict[str, str] = {
+    **{t: "Ia" for t in SN_TYPES[:6]},
+    **{t: "Ib" for t in SN_TYPES[6:10]},
+    **{t: "Ic" for t in SN_TYPES[10:13]},
+    **{t: "II" for t in SN_TYPES[13:]},
+}
+BROAD_TYPES: tuple[str, ...] = ("Ia", "Ib", "Ic", "II")
+
+#: How SNID template type names that are not one of the 17 subtypes are treated: mapped to a subtype,
+#: or None = skipped deliberately (not supernovae, or too few objects to learn from).
+TYPE_ALIASES: dict[str, str | None] = {
+    "Ia-02cx": "Iax",      # SN 2002cx-like is the Iax class
+    "Ia-99aa": "Ia-91T",   # SN 1999aa-like are 91T-like with weaker early Fe III; DASH merged them too
+    "Ia": "Ia-norm",
+    "Ib": "Ib-norm",
+    "Ic": "Ic-norm",
+    "Ic-BL": "Ic-broad",
+    "II": "IIP",
+    "IIn-pec": "IIn",
+    "Gal": None, "AGN": None, "LBV": None, "M-star": None, "C-star": None, "QSO": None,
+    "NotSN": None, "Other": None,
+}
+
+#: Age-bin edges in days since maximum: [-20, -18, -14, ..., 46, 50].
+AGE_EDGES: np.ndarray = np.concatenate(([-20.0], np.arange(-18.0, 50.0, 4.0), [50.0]))
+AGE_MIN, AGE_MAX = float(AGE_EDGES[0]), float(AGE_EDGES[-1])
+N_AGE_BINS = len(AGE_EDGES) - 1
+AGE_LABELS: tuple[str, ...] = tuple(f"{int(a)} to {int(b)}" for a, b in zip(AGE_EDGES[:-1], AGE_EDGES[1:]))
+N_TYPES = len(SN_TYPES)
+N_CLASSES = N_TYPES * N_AGE_BINS
+
+#: Class labels "Ia-norm: 2 to 6", class index = type_index * N_AGE_BINS + age_index.
+CLASS_LABELS: tuple[str, ...] = tuple(f"{t}: {a}" for t in SN_TYPES for a in AGE_LABELS)
+
+
+def canonical_type(name: str) -> str | None:
+    """The subtype a template/type name stands for, or None when it is deliberately skipped.
+
+    Raises KeyError for a name that is neither a subtype nor a known alias, so a new name is never
+    silently dropped.
+    """
+    name = name.strip()
+    if name in BROAD_TYPE:
+        return name
+    if name in TYPE_ALIASES:
+        return TYPE_ALIASES[name]
+    raise KeyError(f"unknown supernova type {name!r}")
+
+
+def age_bin(age: float) -> int:
+    """Index of the age bin holding ``age`` (days since maximum), or -1 outside [-20, 50]."""
+    if not np.isfinite(age) or age < AGE_MIN or age > AGE_MAX:
+        return -1
+    return int(min(np.searchsorted(AGE_EDGES, age, side="right") - 1, N_AGE_BINS - 1))
+
+
+def age_bin_index(label_or_days) -> int:
+    """Age-bin index from a label ("2 to 6", "2-6") or a number of days; ValueError if out of range."""
+    if isinstance(label_or_days, str):
+        s = label_or_days.strip()
+        if s in AGE_LABELS:
+            return AGE_LABELS.index(s)
+        m = re.fullmatch(r"(-?\d+(?:\.\d+)?)\s*(?:to|:|\.\.|,)\s*(-?\d+(?:\.\d+)?)", s)
+        if m:
+            lo, hi = float(m.group(1)), float(m.group(2))
+            for i, (a, b) in enumerate(zip(AGE_EDGES[:-1], AGE_EDGES[1:])):
+                if a == lo and b == hi:
+                    return i
+            raise ValueError(f"age bin {s!r} is not one of {', '.join(AGE_LABELS)}")
+        try:
+            label_or_days = float(s)
+        except ValueError:
+            raise ValueError(f"age bin {s!r} is neither a bin label like '2 to 6' nor a number of days") from None
+    i = age_bin(float(label_or_days))
+    if i < 0:
+        raise ValueError(f"age {label_or_days} days is outside the {AGE_MIN:g} to {AGE_MAX:g} day range")
+    return i
+
+
+def class_index(sn_type: str, age: float) -> int:
+    """Class index for a subtype and an age in days, or -1 if the age is outside the bins."""
+    b = age_bin(age)
+    return -1 if b < 0 else SN_TYPES.index(sn_type) * N_AGE_BINS + b
+
+
+def split_class(index: int) -> tuple[str, str]:
+    """(subtype, age label) of a class index."""
+    return SN_TYPES[index // N_AGE_BINS], AGE_LABELS[index % N_AGE_BINS]
+
+
+def subtypes_of(name: str) -> tuple[str, ...]:
+    """Subtypes a name stands for: a subtype itself, or every subtype of a broad type ("Ia")."""
+    if name in BROAD_TYPE:
+        return (name,)
+    if name in BROAD_TYPES:
+        return tuple(t for t in SN_TYPES if BROAD_TYPE[t] == name)
+    alias = TYPE_ALIASES.get(name)
+    if alias:
+        return (alias,)
+    raise KeyError(f"unknown supernova type {name!r}; known: {', '.join(BROAD_TYPES + SN_TYPES)}")

@@ -1,0 +1,94 @@
+"""The readers' contract and the helpers every reader shares (text decoding, columns to a Spectrum, units).
+
+A reader is any object with ``name``, ``suffixes``, ``sniff(head, filename) -> float`` and
+``read(data, filename) -> list[Spectrum]`` (see ``hookspecs``).  :class:`Reader` is a convenient base class.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .errors import SpectrumReadError
+from .spectrum import Spectrum
+
+#: Bytes of a file a reader's ``sniff`` sees.
+SNIFF_BYTES = 65536
+
+
+class Reader:
+    """Base class of spectrum readers (subclasses set ``name`` and ``suffixes`` and implement ``read``)."""
+
+    name: str = "reader"
+    suffixes: tuple[str, ...] = ()
+
+    def sniff(self, head: bytes, filename: str) -> float:
+        return 0.0
+
+    def read(self, data: bytes, filename: str) -> list[Spectrum]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} {','.join(self.suffixes)}>"
+
+
+def looks_binary(head: bytes) -> bool:
+    """True for content that is not text: NUL bytes, or many control bytes."""
+    if not head:
+        return False
+    if b"\x00" in head:
+        return True
+    sample = head[:4096]
+    control = sum(1 for b in sample if b < 32 and b not in (9, 10, 13, 12, 11))
+    return control > 0.05 * len(sample)
+
+
+def base_name(filename: str | None) -> str:
+    """A spectrum name from a file name: the base name without the last suffix."""
+    if not filename:
+        return "spectrum"
+    base = os.path.basename(str(filename))
+    stem, ext = os.path.splitext(base)
+    return stem if ext and stem else base
+
+
+def guess_wave_unit(wave: np.ndarray) -> tuple[float, str]:
+    """(factor to Å, description) guessed from the wavelength range of an optical spectrum."""
+    hi = float(np.nanmax(wave))
+    if hi < 30:
+        return 1e4, "micron (guessed from the range; converted to Angstrom)"
+    if hi < 1500 and float(np.nanmin(wave)) > 200:
+        return 10.0, "nm (guessed from the range; converted to Angstrom)"
+    return 1.0, "Angstrom (guessed from the range)"
+
+
+_UNIT_FACTORS = {
+    "angstrom": 1.0, "angstroms": 1.0, "a": 1.0, "aa": 1.0, "å": 1.0, "0.1 nm": 1.0,
+    "nm": 10.0, "nanometer": 10.0, "nanometers": 10.0,
+    "um": 1e4, "micron": 1e4, "microns": 1e4, "micrometer": 1e4, "µm": 1e4,
+}
+
+
+def wave_unit_factor(unit: str | None) -> float | None:
+    """Factor to Å of a unit string (FITS CUNIT/TUNIT), or None when unknown."""
+    if not unit:
+        return None
+    return _UNIT_FACTORS.get(unit.strip().lower())
+
+
+def make_spectrum(wave, flux, error=None, *, filename: str, name: str | None = None, redshift=None,
+                  meta: dict | None = None, unit_factor: float | None = None, unit_name: str | None = None) -> Spectrum:
+    """A validated Spectrum from columns, with the wavelength unit converted to Å (given or guessed)."""
+    meta = dict(meta or {})
+    wave = np.asarray(wave, dtype=np.float64)
+    if wave.size and np.isfinite(wave).any():
+        if unit_factor is None:
+            unit_factor, unit_name = guess_wave_unit(wave)
+        if unit_factor != 1.0:
+            wave = wave * unit_factor
+        meta.setdefault("wave_unit", unit_name or "Angstrom")
+    spec_name = name or base_name(filename)
+    try:
+        return Spectrum(wave, flux, error, redshift=redshift, name=spec_name, meta=meta)
+    except SpectrumReadError as exc:
+        raise SpectrumReadError(exc.problem, filename or spec_name) from None

@@ -1,0 +1,86 @@
+"""Result objects: what a classification says, and its JSON shape (shared by library, CLI and HTTP)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+def _num(x):
+    """JSON-safe float (None for missing or non-finite)."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if np.isfinite(x) else None
+
+
+@dataclass
+class Match:
+    """One ranked class: subtype, age bin label and probability (rlap when computed)."""
+
+    type: str
+    age: str
+    probability: float
+    redshift: float | None = None
+    rlap: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "age": self.age, "probability": _num(self.probability),
+                "redshift": _num(self.redshift), "rlap": _num(self.rlap)}
+
+
+@dataclass
+class BestMatch(Match):
+    """The merged best match (see ``interpret``): probability summed over the merged classes."""
+
+    broad_type: str = ""
+    reliable: bool = False
+    rlap_warning: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "broad_type": self.broad_type, "reliable": bool(self.reliable),
+                "rlap_warning": self.rlap_warning}
+
+
+@dataclass
+class Classification:
+    """Everything astrodash says about one spectrum; ``error`` is set (and the rest empty) when it failed."""
+
+    name: str
+    redshift: float | None = None
+    redshift_source: str | None = None  # "given" or "estimated"
+    redshift_error: float | None = None
+    model: str | None = None
+    matches: list[Match] = field(default_factory=list)
+    best_match: BestMatch | None = None
+    probabilities: np.ndarray | None = None
+    spectrum: tuple | None = None  # (wave, preprocessed flux) on the model's grid, valid bins only
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def reliable(self) -> bool:
+        return bool(self.best_match and self.best_match.reliable)
+
+    def to_dict(self, include_spectrum: bool = False, include_probabilities: bool = False) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "redshift": _num(self.redshift),
+                             "redshift_source": self.redshift_source, "redshift_error": _num(self.redshift_error),
+                             "model": self.model}
+        if self.error is not None:
+            d["error"] = self.error
+            return d
+        d["classification"] = {
+            "best_matches": [m.to_dict() for m in self.matches],
+            "best_match": self.best_match.to_dict() if self.best_match else None,
+            "reliable_matches": self.reliable,
+        }
+        if include_probabilities and self.probabilities is not None:
+            d["probabilities"] = [float(p) for p in self.probabilities]
+        if include_spectrum and self.spectrum is not None:
+            x, y = self.spectrum
+            d["spectrum"] = {"x": [float(v) for v in x], "y": [float(v) for v in y], "redshift": _num(self.redshift)}
+        return d

@@ -1,0 +1,142 @@
+"""The template bank: template spectra preprocessed exactly like users' spectra, indexed by class.
+
+Built by ``astrodash build-templates`` from the SNID training templates through :func:`preprocess` (rest
+frame) and shipped as ``data/template_bank.npz`` (float16 flux, no pickle).  It keeps one epoch per object and
+age bin (the one nearest the bin's centre) and leaves out the objects a shipped model holds out for testing,
+so redshift and rlap are measured honestly on them.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+from . import labels
+from .errors import ModelFileError
+from .grid import Grid
+from .preprocess import PreprocessSettings, preprocess
+from .spectrum import Spectrum
+
+BANK_FILE = "template_bank.npz"
+_FORMAT = "astrodash-template-bank"
+
+
+@dataclass
+class TemplateBank:
+    flux: np.ndarray          # float32 [m, nw], preprocessed at z = 0
+    lo: np.ndarray            # valid bin range of each row
+    hi: np.ndarray
+    label: np.ndarray         # class index of each row
+    age: np.ndarray           # days from maximum
+    names: list[str]
+    settings: PreprocessSettings
+
+    @property
+    def grid(self) -> Grid:
+        return self.settings.grid
+
+    def rows(self, sn_type: str | None = None, age_bin=None) -> np.ndarray:
+        """Row indices of the templates of a subtype or broad type and (optionally) an age bin."""
+        sel = np.ones(len(self.label), dtype=bool)
+        if sn_type is not None:
+            types = [labels.SN_TYPES.index(t) for t in labels.subtypes_of(sn_type)]
+            sel &= np.isin(self.label // labels.N_AGE_BINS, types)
+        if age_bin is not None:
+            sel &= (self.label % labels.N_AGE_BINS) == labels.age_bin_index(age_bin)
+        return np.nonzero(sel)[0]
+
+    def rows_of_classes(self, classes) -> np.ndarray:
+        return np.nonzero(np.isin(self.label, np.asarray(classes)))[0]
+
+    def save(self, path) -> None:
+        meta = {"format": _FORMAT, "version": 1, "names": self.names, "preprocessing": self.settings.to_dict()}
+        np.savez_compressed(path, flux=self.flux.astype(np.float16), lo=self.lo.astype(np.int16),
+                            hi=self.hi.astype(np.int16), label=self.label.astype(np.int16),
+                            age=self.age.astype(np.float32),
+                            meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
+
+    @classmethod
+    def load(cls, path) -> "TemplateBank":
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(bytes(z["meta"]).decode())
+                if meta.get("format") != _FORMAT:
+                    raise ModelFileError(f"{path}: not a template bank")
+                return cls(z["flux"].astype(np.float32), z["lo"].astype(np.int64), z["hi"].astype(np.int64),
+                           z["label"].astype(np.int64), z["age"].astype(np.float64), list(meta["names"]),
+                           PreprocessSettings.from_dict(meta["preprocessing"]))
+        except (OSError, ValueError, KeyError) as exc:
+            if isinstance(exc, ModelFileError):
+                raise
+            raise ModelFileError(f"{path}: unreadable template bank ({exc})") from None
+
+
+def build_template_bank(templates, settings: PreprocessSettings | None = None, exclude_objects=()) -> TemplateBank:
+    """Bank of one epoch per (object, age bin) of ``templates`` (``TemplateSpectrum`` list), nearest the
+    bin centre, leaving out ``exclude_objects``."""
+    settings = settings or PreprocessSettings()
+    exclude = set(exclude_objects)
+    centres = 0.5 * (labels.AGE_EDGES[:-1] + labels.AGE_EDGES[1:])
+    chosen: dict[tuple[str, int], object] = {}
+    for t in templates:
+        if t.object in exclude:
+            continue
+        key = (t.object, t.label)
+        best = chosen.get(key)
+        c = centres[t.label % labels.N_AGE_BINS]
+        if best is None or abs(t.age - c) < abs(best.age - c):
+            chosen[key] = t
+    picked = sorted(chosen.values(), key=lambda t: (t.label, t.object))
+    p = preprocess([Spectrum(t.wave, t.flux, name=t.name) for t in picked], redshift=0.0, settings=settings,
+                   on_error="collect")
+    ok = p.ok
+    return TemplateBank(p.flux[ok], p.lo[ok], p.hi[ok], np.array([t.label for t in picked])[ok],
+                        np.array([t.age for t in picked])[ok], [t.name for t, k in zip(picked, ok) if k], settings)
+
+
+@lru_cache(maxsize=1)
+def default_bank() -> TemplateBank:
+    """The shipped template bank (loaded once)."""
+    path = resources.files("astrodash_core").joinpath("data", BANK_FILE)
+    if not path.is_file():
+        raise FileNotFoundError(f"no template bank at {path}: run `astrodash build-templates`")
+    with resources.as_file(path) as p:
+        return TemplateBank.load(p)
+
+
+def analysis_options(bank: TemplateBank | None = None) -> dict[str, list[str]]:
+    """``{subtype: [age-bin labels that have templates]}`` for every subtype with templates."""
+    bank = bank or default_bank()
+    out: dict[str, list[str]] = {}
+    for t_idx, sn_type in enumerate(labels.SN_TYPES):
+        bins = sorted({int(l) % labels.N_AGE_BINS for l in bank.label if l // labels.N_AGE_BINS == t_idx})
+        if bins:
+            out[sn_type] = [labels.AGE_LABELS[b] for b in bins]
+    return out
+
+
+def template_spectrum(sn_type: str, age_bin, bank: TemplateBank | None = None, combine: str = "mean"):
+    """(wavelength [Å], flux) of the templates of a type and age bin on the bank's grid.
+
+    ``sn_type`` is a subtype or a broad type ("Ia" means every Ia subtype); ``age_bin`` a label ("2 to 6") or
+    a number of days.  ``combine="mean"`` averages the templates over the bins where any has data (bins
+    where none has data are 0) and returns one row; ``combine="all"`` returns every template, [k, nw].
+    Raises KeyError when there is no template for that type and age.
+    """
+    bank = bank or default_bank()
+    rows = bank.rows(sn_type, age_bin)
+    if rows.size == 0:
+        raise KeyError(f"no template for type {sn_type!r} at age {age_bin!r}")
+    wave = bank.grid.wave
+    if combine == "all":
+        return wave, bank.flux[rows]
+    if combine != "mean":
+        raise ValueError("combine must be 'mean' or 'all'")
+    k = np.arange(bank.grid.nw)
+    valid = (k >= bank.lo[rows, None]) & (k < bank.hi[rows, None])
+    counts = valid.sum(axis=0)
+    mean = np.where(counts > 0, bank.flux[rows].sum(axis=0) / np.maximum(counts, 1), 0.0)
+    return wave, mean.astype(np.float32)

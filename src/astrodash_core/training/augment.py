@@ -1,0 +1,168 @@
+"""Augmentation that makes template spectra look like real survey spectra, then preprocesses them.
+
+Every example is a rest-frame template epoch turned into an *observed* spectrum: host-galaxy light mixed in,
+redshifted, blurred to a lower resolution, seen through an observed-frame window and given noise.  It then
+goes through the very same :func:`astrodash_core.preprocess` as a user's spectrum:
+
+* ``known-z`` model: preprocessed at the true redshift plus a small error (users' redshifts are not exact);
+* ``agnostic`` model: preprocessed at z = 0, i.e. in the observed frame, for 0 <= z <= 0.8.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..preprocess import PreprocessSettings, preprocess
+from ..spectrum import Spectrum
+from .templates_data import TemplateSpectrum
+
+VARIANTS = ("known-z", "agnostic")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Ranges of every augmentation (recorded in the model's provenance)."""
+
+    z_max_known: float = 0.5        # known-z: redshift only decides which rest-frame window is seen
+    z_max_agnostic: float = 0.8
+    z_error_sigma: float = 0.003    # known-z: error of the redshift the user gives
+    p_host: float = 0.6
+    host_fraction_max: float = 0.85  # share of the light in the window that is the host's (host-dominated)
+    p_noise: float = 0.85
+    snr_min: float = 3.0
+    snr_max: float = 100.0
+    p_window: float = 0.75          # else the template's whole range
+    window_blue: tuple = (3400.0, 4600.0)
+    window_red: tuple = (7000.0, 10500.0)
+    p_blur: float = 0.3
+    blur_sigma_max: float = 3.0     # pixels
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Degradation:
+    """A fixed degradation for evaluation (the issue's 'degraded copy' of the test split)."""
+
+    host_fraction: tuple = (0.1, 0.5)
+    snr: float = 5.0
+    window: tuple = (4000.0, 8500.0)
+    z: tuple = (0.1, 0.5)
+
+
+def _mix_host(wave, flux, gal, fraction):
+    gw, gf = gal
+    g = np.interp(wave, gw, gf)
+    sn_mean = np.mean(np.abs(flux)) or 1.0
+    g_mean = np.mean(g) or 1.0
+    return (1 - fraction) * flux / sn_mean + fraction * g / g_mean
+
+
+def _blur(flux, sigma):
+    half = int(np.ceil(3 * sigma))
+    k = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
+    k /= k.sum()
+    padded = np.concatenate((np.full(half, flux[0]), flux, np.full(half, flux[-1])))
+    return np.convolve(padded, k, mode="valid")
+
+
+def observe(t: TemplateSpectrum, rng, *, z, window, host_fraction, galaxy, snr, blur_sigma):
+    """One observed spectrum of template epoch ``t`` (wave in the observed frame)."""
+    flux = t.flux
+    if host_fraction > 0:
+        flux = _mix_host(t.wave, flux, galaxy, host_fraction)
+    else:
+        flux = flux / (np.mean(np.abs(flux)) or 1.0)
+    if blur_sigma > 0:
+        flux = _blur(flux, blur_sigma)
+    if snr:
+        flux = flux + rng.normal(0.0, np.mean(np.abs(flux)) / snr, flux.size)
+    return Spectrum(t.wave * (1 + z), flux, name=t.name)
+
+
+class Augmenter:
+    """Draws random observing conditions and produces preprocessed examples."""
+
+    def __init__(self, galaxies, variant: str, config: AugmentConfig | None = None,
+                 settings: PreprocessSettings | None = None):
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        self.galaxies = galaxies
+        self.variant = variant
+        self.config = config or AugmentConfig()
+        self.settings = settings or PreprocessSettings()
+
+    def _conditions(self, rng):
+        c = self.config
+        z_max = c.z_max_known if self.variant == "known-z" else c.z_max_agnostic
+        z = rng.uniform(0, z_max) if self.variant == "agnostic" else rng.uniform(0, z_max) ** 1.5 / z_max ** 0.5
+        window = (rng.uniform(*c.window_blue), rng.uniform(*c.window_red)) if rng.random() < c.p_window else (0.0, np.inf)
+        host = rng.uniform(0, c.host_fraction_max) if rng.random() < c.p_host else 0.0
+        snr = float(np.exp(rng.uniform(np.log(c.snr_min), np.log(c.snr_max)))) if rng.random() < c.p_noise else 0.0
+        blur = rng.uniform(0.5, c.blur_sigma_max) if rng.random() < c.p_blur else 0.0
+        return dict(z=z, window=window, host_fraction=host, galaxy=self.galaxies[rng.integers(len(self.galaxies))],
+                    snr=snr, blur_sigma=blur)
+
+    def _preprocess(self, spectra, z_true, windows, rng):
+        if self.variant == "known-z":
+            z_used = np.maximum(z_true + rng.normal(0, self.config.z_error_sigma, len(z_true)), -0.005)
+        else:
+            z_used = np.zeros(len(z_true))
+        windows = np.asarray(windows, dtype=float).reshape(-1, 2)
+        return preprocess(spectra, redshift=z_used, min_wave=windows[:, 0], max_wave=windows[:, 1],
+                          settings=self.settings, on_error="collect")
+
+    def examples(self, templates: list[TemplateSpectrum], index: np.ndarray, rng, chunk: int = 4096):
+        """Preprocessed augmented examples of ``templates[index]``: (X float32 [m, nw], y int64 [m], z [m]).
+
+        Examples whose window leaves too little of the grid are dropped (m <= len(index)).
+        """
+        xs, ys, zs = [], [], []
+        for start in range(0, len(index), chunk):
+            part = index[start:start + chunk]
+            spectra, z_true, windows = [], [], []
+            for i in part:
+                cond = self._conditions(rng)
+                spectra.append(observe(templates[i], rng, **cond))
+                z_true.append(cond["z"])
+                windows.append(cond["window"])
+            p = self._preprocess(spectra, np.array(z_true), windows, rng)
+            ok = p.ok
+            xs.append(p.flux[ok])
+            ys.append(np.array([templates[i].label for i in part])[ok])
+            zs.append(np.array(z_true)[ok])
+        return np.concatenate(xs), np.concatenate(ys).astype(np.int64), np.concatenate(zs)
+
+    def degraded(self, templates: list[TemplateSpectrum], rng, degradation: Degradation | None = None):
+        """Every template seen under one fixed degradation (evaluation): (X, y, z)."""
+        d = degradation or Degradation()
+        spectra, z_true = [], []
+        for t in templates:
+            z = rng.uniform(*d.z)
+            spectra.append(observe(t, rng, z=z, window=d.window, host_fraction=rng.uniform(*d.host_fraction),
+                                   galaxy=self.galaxies[rng.integers(len(self.galaxies))], snr=d.snr, blur_sigma=0.0))
+            z_true.append(z)
+        z_true = np.array(z_true)
+        z_used = z_true if self.variant == "known-z" else np.zeros(len(z_true))
+        p = preprocess(spectra, redshift=z_used, min_wave=d.window[0], max_wave=d.window[1],
+                       settings=self.settings, on_error="collect")
+        ok = p.ok
+        return p.flux[ok], np.array([t.label for t in templates])[ok], z_true[ok]
+
+    def clean(self, templates: list[TemplateSpectrum]):
+        """Every template as it is, in the rest frame (evaluation): (X, y, z=0)."""
+        p = preprocess([Spectrum(t.wave, t.flux, name=t.name) for t in templates], redshift=0.0,
+                       settings=self.settings, on_error="collect")
+        ok = p.ok
+        return p.flux[ok], np.array([t.label for t in templates])[ok], np.zeros(int(ok.sum()))
+
+
+def balanced_weights(templates: list[TemplateSpectrum], power: float = 0.5) -> np.ndarray:
+    """Sampling probabilities that soften class imbalance: a subtype with N epochs is drawn in proportion
+    to N**power (1 = natural frequencies, 0 = every subtype equally), epochs uniformly within a subtype."""
+    types = np.array([t.sn_type for t in templates])
+    uniq, inv, counts = np.unique(types, return_inverse=True, return_counts=True)
+    w = counts[inv].astype(float) ** (power - 1.0)
+    return w / w.sum()

@@ -1,0 +1,61 @@
+"""Honest evaluation on held-out objects: accuracies, confusion matrix, clean and degraded."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import labels
+
+_BROAD_OF_TYPE = np.array([labels.BROAD_TYPES.index(labels.BROAD_TYPE[t]) for t in labels.SN_TYPES])
+
+
+def metrics(probs: np.ndarray, y: np.ndarray) -> dict:
+    """Subtype, broad-type and type+age accuracy of probabilities [n, 306] against class labels y [n].
+
+    Subtype = argmax of the probability summed over ages; broad type = argmax of the probability summed
+    over subtypes and ages; type+age = the single most probable class is exactly right.  The confusion
+    matrix is over subtypes (rows true, columns predicted) in ``labels.SN_TYPES`` order.
+    """
+    n = len(y)
+    if n == 0:
+        return {"n": 0}
+    grid = probs.reshape(n, labels.N_TYPES, labels.N_AGE_BINS)
+    by_type = grid.sum(axis=2)
+    by_broad = np.zeros((n, len(labels.BROAD_TYPES)))
+    np.add.at(by_broad.T, _BROAD_OF_TYPE, by_type.T)
+    true_type = y // labels.N_AGE_BINS
+    pred_type = by_type.argmax(axis=1)
+    conf = np.zeros((labels.N_TYPES, labels.N_TYPES), dtype=np.int64)
+    np.add.at(conf, (true_type, pred_type), 1)
+    age_err = np.abs(grid[np.arange(n), true_type].argmax(axis=1) - y % labels.N_AGE_BINS)
+    return {
+        "n": int(n),
+        "subtype_accuracy": float(np.mean(pred_type == true_type)),
+        "broad_type_accuracy": float(np.mean(by_broad.argmax(axis=1) == _BROAD_OF_TYPE[true_type])),
+        "type_age_accuracy": float(np.mean(probs.argmax(axis=1) == y)),
+        "type_age_within_one_bin": float(np.mean((pred_type == true_type) & (age_err <= 1))),
+        "confusion": conf.tolist(),
+    }
+
+
+def format_report(name: str, m: dict) -> str:
+    """A markdown block: accuracies then the confusion matrix (only subtypes that occur)."""
+    if not m.get("n"):
+        return f"### {name}\n\nno examples\n"
+    lines = [f"### {name} (n = {m['n']} spectra)", "",
+             "| metric | value |", "|---|---|",
+             f"| broad type accuracy | {100 * m['broad_type_accuracy']:.1f} % |",
+             f"| subtype accuracy | {100 * m['subtype_accuracy']:.1f} % |",
+             f"| type + age bin accuracy | {100 * m['type_age_accuracy']:.1f} % |",
+             f"| type right, age within one bin | {100 * m['type_age_within_one_bin']:.1f} % |"]
+    if "redshift" in m:
+        r = m["redshift"]
+        lines.append(f"| redshift: median abs(dz) / within 0.02 | {r['median_abs_dz']:.4f} / "
+                     f"{100 * r['within_0.02']:.1f} % |")
+    conf = np.array(m["confusion"])
+    used = [i for i in range(labels.N_TYPES) if conf[i].sum() or conf[:, i].sum()]
+    lines += ["", "confusion (rows true, columns predicted):", "",
+              "| true \\ predicted | " + " | ".join(labels.SN_TYPES[i] for i in used) + " |",
+              "|---" * (len(used) + 1) + "|"]
+    for i in used:
+        lines.append(f"| {labels.SN_TYPES[i]} | " + " | ".join(str(conf[i, j]) for j in used) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,30 @@
+"""``astrodash evaluate``: re-measure shipped (or given) models on the objects they held out."""
+from __future__ import annotations
+
+from ..models import Model, default_model
+from .augment import Augmenter
+from .evaluation import format_report
+from .run import evaluate_model
+from .templates_data import find_data_root, load_galaxies, load_templates
+
+
+def evaluation_report(model_paths=(), data=None) -> str:
+    """Markdown report for each model on its own held-out test objects (recorded in the model file)."""
+    models = [Model.load(p) for p in model_paths] or [default_model("known-z"), default_model("agnostic")]
+    root = find_data_root(data)
+    templates = load_templates(root, log=lambda *_: None)
+    galaxies = load_galaxies(root)
+    out = []
+    for model in models:
+        test_objects = set(model.provenance.get("split", {}).get("test", ()))
+        if not test_objects:
+            out.append(f"## {model.name}\n\nno held-out objects recorded in the model file\n")
+            continue
+        test = [t for t in templates if t.object in test_objects]
+        seed = int(model.provenance.get("seed", 0))
+        result = evaluate_model(model, test, Augmenter(galaxies, model.variant), seed)
+        out.append(f"## {model.name} ({model.variant}), {len(test_objects)} held-out objects\n")
+        out.append(format_report("clean templates", result["clean"]))
+        out.append(format_report("degraded: host light 10-50 %, S/N 5, 4000-8500 Å observed, z 0.1-0.5",
+                                 result["degraded"]))
+    return "\n".join(out)

@@ -1,0 +1,99 @@
+"""``astrodash train``: build the data, train, calibrate, evaluate on held-out objects, write the model file."""
+from __future__ import annotations
+
+import datetime as _dt
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import interpret, labels
+from ..preprocess import PreprocessSettings
+from .augment import Augmenter, AugmentConfig, balanced_weights
+from .evaluation import metrics
+from .templates_data import find_data_root, load_galaxies, load_templates, split_objects
+
+DATA_DESCRIPTION = ("SNID templates (Blondin & Tonry 2007; Liu & Modjaz 2016; BSNIP, Silverman et al. 2012) "
+                    "as gathered by DASH (Muthukrishna et al. 2019); Superfit host galaxies (Howell et al. 2005; "
+                    "Kinney et al. 1996)")
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                              cwd=Path(__file__).parent).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def prepare(variant: str, seed: int, data=None, log=print):
+    """Templates split by object, and an augmenter for ``variant``."""
+    root = find_data_root(data)
+    templates = load_templates(root, log)
+    side = split_objects(templates, seed)
+    parts = {s: [t for t in templates if side[t.object] == s] for s in ("train", "val", "test")}
+    for s, ts in parts.items():
+        log(f"{s}: {len({t.object for t in ts})} objects, {len(ts)} spectra")
+    return parts, Augmenter(load_galaxies(root), variant), side
+
+
+def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epochs: int = 30,
+                 examples_per_epoch: int = 40000, val_per_spectrum: int = 4, time_budget_s: float = 3000,
+                 arch_name: str | None = None, log=print):
+    """Train one model variant and write it to ``out``; returns the Model."""
+    from ..models import Model
+    from ..nn import ARCHITECTURES, DEFAULT_ARCHITECTURE
+    from .train import train_model
+
+    t0 = time.time()
+    parts, aug, side = prepare(variant, seed, data, log)
+    train, val, test = parts["train"], parts["val"], parts["test"]
+    rng = np.random.default_rng([seed, 10_000])
+    X_val, y_val, _ = aug.examples(val, np.repeat(np.arange(len(val)), val_per_spectrum), rng)
+    weights = balanced_weights(train)
+
+    def make_epoch(epoch: int):
+        r = np.random.default_rng([seed, epoch])
+        idx = r.choice(len(train), size=examples_per_epoch, p=weights)
+        X, y, _ = aug.examples(train, idx, r)
+        return X, y
+
+    arch = ARCHITECTURES[arch_name or DEFAULT_ARCHITECTURE]
+    nn_weights, history = train_model(make_epoch, X_val, y_val, arch=arch, seed=seed, epochs=epochs,
+                                      time_budget_s=time_budget_s, log=log)
+    settings = PreprocessSettings()
+    model = Model(arch=arch, weights=nn_weights, labels=list(labels.CLASS_LABELS), grid=settings.grid.to_dict(),
+                  preprocessing=settings.to_dict(), variant=variant, provenance={})
+    probs_val = model.predict(X_val)
+    reliability = interpret.calibrate_threshold(probs_val, y_val)
+    log(f"reliability: threshold {reliability['threshold']:.3f} gives precision {reliability['precision']:.3f} "
+        f"on {100 * reliability['coverage']:.1f} % of validation spectra")
+    evaluation = evaluate_model(model, test, aug, seed)
+    model.provenance = {
+        "name": f"dash1d-{variant}",
+        "data": DATA_DESCRIPTION,
+        "seed": seed,
+        "commit": _commit(),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "split": {s: sorted({t.object for t in parts[s]}) for s in ("val", "test")},
+        "augmentation": aug.config.to_dict(),
+        "epochs": history,
+        "validation": {k: v for k, v in metrics(probs_val, y_val).items() if k != "confusion"},
+        "test": evaluation,
+        "reliability": reliability,
+        "train_wall_time_s": round(time.time() - t0, 1),
+    }
+    model.save(out)
+    log(f"wrote {out} ({Path(out).stat().st_size / 1e6:.1f} MB) in {time.time() - t0:.0f} s")
+    return model
+
+
+def evaluate_model(model, test, aug: Augmenter, seed: int) -> dict:
+    """Clean and degraded metrics of ``model`` on the held-out ``test`` templates."""
+    rng = np.random.default_rng([seed, 20_000])
+    X, y, _ = aug.clean(test)
+    clean = metrics(model.predict(X), y)
+    Xd, yd, _ = aug.degraded(test, rng)
+    degraded = metrics(model.predict(Xd), yd)
+    return {"clean": clean, "degraded": degraded}

@@ -1,0 +1,156 @@
+"""The training material: SNID templates as labelled rest-frame spectra, host galaxies, and the object split.
+
+SNID ``.lnw`` templates store continuum-divided flux; the continuum SNID removed is kept as spline knots
+(x = log10 of the log-bin index on the template's grid, y = log10 of the relative continuum).  Host-galaxy
+mixing needs the real spectral shape, so :func:`load_templates` multiplies the flux back by that continuum.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import labels
+
+#: Where the public template spectra live, relative to a checkout (CI has ../shared beside the clone).
+_DATA_CANDIDATES = ("shared/data/templates", "../shared/data/templates")
+SNID_DIR = "snid_training_set"
+GALAXY_DIR = "superfit/gal"
+#: The Superfit host-galaxy templates (Kinney et al. 1996 / PEGASE), rest frame.
+GALAXY_NAMES = ("E", "S0", "Sa", "Sb", "Sc", "SB1", "SB2", "SB3", "SB4", "SB5", "SB6")
+
+
+def find_data_root(explicit: str | os.PathLike | None = None) -> Path:
+    """The templates folder: ``explicit``, else $ASTRODASH_DATA, else ``shared/data/templates`` found
+    walking up from the working directory or from this package."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get("ASTRODASH_DATA"):
+        return Path(os.environ["ASTRODASH_DATA"])
+    for start in (Path.cwd(), Path(__file__).resolve()):
+        for base in (start, *start.parents):
+            for rel in _DATA_CANDIDATES:
+                cand = base / rel
+                if (cand / SNID_DIR).is_dir():
+                    return cand
+    raise FileNotFoundError("template data not found: pass --data or set ASTRODASH_DATA to the folder holding "
+                            f"{SNID_DIR}/ and {GALAXY_DIR}/")
+
+
+def object_key(name: str) -> str:
+    """A canonical object name so two files of one supernova land on the same side of a split.
+
+    ``sn1994D`` and ``sn94D`` -> ``94d``; ``sn00cp_bsnip`` -> ``00cp``; ``iPTF13bvn`` -> ``ptf13bvn``.
+    """
+    key = name.strip().lower()
+    key = re.sub(r"_bsnip$", "", key)
+    key = re.sub(r"^sn", "", key)
+    m = re.fullmatch(r"(?:19|20)(\d\d)([a-z]+)", key)
+    if m:
+        key = m.group(1) + m.group(2)
+    return re.sub(r"^iptf", "ptf", key)
+
+
+@dataclass
+class TemplateSpectrum:
+    """One labelled template epoch in the rest frame."""
+
+    object: str
+    sn_type: str
+    age: float
+    label: int
+    wave: np.ndarray
+    flux: np.ndarray  # with the continuum restored (arbitrary scale)
+    name: str
+
+
+def _restore_continuum(wave: np.ndarray, flat_plus_one: np.ndarray, spline: dict | None, grid: tuple) -> np.ndarray:
+    if not spline or len(spline.get("xknot", ())) < 2:
+        return flat_plus_one
+    w0, w1, nw = grid
+    x = np.asarray(spline["xknot"], float)
+    y = np.asarray(spline["yknot"], float)
+    keep = x > 0
+    if keep.sum() < 2:
+        return flat_plus_one
+    ln_knot = np.log(w0) + 10 ** x[keep] * np.log(w1 / w0) / nw
+    order = np.argsort(ln_knot)
+    y_at = np.interp(np.log(wave), ln_knot[order], y[keep][order])
+    return flat_plus_one * 10.0 ** (y_at - y_at.max())
+
+
+def load_templates(root: Path, log=print) -> list[TemplateSpectrum]:
+    """Every SNID template epoch with a known subtype and an age inside the label bins."""
+    from ..reading import read_spectra
+
+    out: list[TemplateSpectrum] = []
+    skipped_types: dict[str, int] = {}
+    skipped_age = 0
+    files = sorted((root / SNID_DIR).glob("*.lnw"))
+    for path in files:
+        for spec in read_spectra(path):
+            meta = spec.meta
+            try:
+                sn_type = labels.canonical_type(meta["sn_type"])
+            except KeyError:
+                sn_type = None
+            if sn_type is None:
+                skipped_types[meta["sn_type"]] = skipped_types.get(meta["sn_type"], 0) + 1
+                continue
+            age = float(meta["age"])
+            label = labels.class_index(sn_type, age)
+            if label < 0:
+                skipped_age += 1
+                continue
+            grid = (meta.get("w0", 2500.0), meta.get("w1", 10000.0), meta.get("nw", 1024))
+            flux = _restore_continuum(spec.wave, spec.flux, meta.get("spline"), grid)
+            out.append(TemplateSpectrum(object_key(meta.get("object", spec.name)), sn_type, age, label,
+                                        spec.wave, flux, spec.name))
+    log(f"templates: {len(out)} epochs of {len({t.object for t in out})} objects from {len(files)} files; "
+        f"skipped {skipped_age} epochs with ages outside {labels.AGE_MIN:g}..{labels.AGE_MAX:g} d and "
+        f"types {skipped_types or 'none'} (not supernova subtypes of the label space)")
+    return out
+
+
+def load_galaxies(root: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The Superfit host-galaxy templates as (wave, flux), zero-flux ends trimmed."""
+    gals = []
+    for name in GALAXY_NAMES:
+        data = np.loadtxt(root / GALAXY_DIR / name)
+        good = data[:, 1] > 0
+        gals.append((data[good, 0], data[good, 1]))
+    return gals
+
+
+def split_objects(templates: list[TemplateSpectrum], seed: int, fractions=(0.7, 0.15, 0.15)) -> dict[str, str]:
+    """Assign every object to 'train', 'val' or 'test', stratified by subtype (never by spectrum).
+
+    A subtype with 1 object trains only; with 2, one trains and one tests; with 3, one on each side; with
+    more, the fractions apply and validation and test get at least one object each.
+    """
+    rng = np.random.default_rng(seed)
+    by_type: dict[str, list[str]] = {}
+    for t in templates:
+        objs = by_type.setdefault(t.sn_type, [])
+        if t.object not in objs:
+            objs.append(t.object)
+    side: dict[str, str] = {}
+    for sn_type in sorted(by_type):
+        objs = sorted(by_type[sn_type])
+        rng.shuffle(objs)
+        n = len(objs)
+        if n == 1:
+            n_val, n_test = 0, 0
+        elif n == 2:
+            n_val, n_test = 0, 1
+        else:
+            n_val = max(1, int(round(fractions[1] * n)))
+            n_test = max(1, int(round(fractions[2] * n)))
+        for i, obj in enumerate(objs):
+            if obj in side:
+                continue  # an object filed under two subtypes keeps its first side
+            side[obj] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
+    return side

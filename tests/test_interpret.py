@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+from astrodash_core import interpret, labels
+
+
+def probs_with(entries):
+    p = np.full(labels.N_CLASSES, 1e-6)
+    for (t, age), v in entries.items():
+        p[labels.class_index(t, age)] = v
+    return p / p.sum()
+
+
+def test_best_match_merges_adjacent_ages():
+    p = probs_with({("Ia-norm", 4): 0.4, ("Ia-norm", 8): 0.3, ("Ia-norm", 12): 0.05, ("Ib-norm", 0): 0.25})
+    b = interpret.best_match(p)
+    assert b.type == "Ia-norm" and b.broad_type == "Ia"
+    assert b.age == "2 to 10"  # 6-10 holds >= 25 % of the peak; 10-14 does not
+    assert b.probability == pytest.approx(0.7, abs=1e-3)
+
+
+def test_best_subtype_sums_over_ages():
+    # the single most probable class is Ib-norm, but Ia-norm has more probability over its ages
+    p = probs_with({("Ib-norm", 0): 0.3, ("Ia-norm", -8): 0.25, ("Ia-norm", -4): 0.25, ("Ia-norm", 0): 0.2})
+    assert interpret.best_match(p).type == "Ia-norm"
+
+
+def test_broad_type_when_the_subtype_is_uncertain():
+    p = probs_with({("Ic-norm", 10): 0.4, ("Ic-broad", 10): 0.35, ("Ia-norm", 10): 0.25})
+    b = interpret.best_match(p)
+    assert b.type == "Ic" and b.broad_type == "Ic" and b.probability == pytest.approx(0.75, abs=1e-3)
+
+
+def test_reliable_flag_follows_threshold():
+    p = probs_with({("IIP", 20): 0.9, ("IIL", 20): 0.1})
+    assert interpret.best_match(p, threshold=0.85).reliable
+    assert not interpret.best_match(p, threshold=0.95).reliable
+
+
+def test_ranked_matches_are_sorted():
+    p = probs_with({("IIb", 0): 0.5, ("Ib-norm", 0): 0.3, ("Ic-norm", 0): 0.2})
+    m = interpret.ranked_matches(p, 3)
+    assert [x.type for x in m] == ["IIb", "Ib-norm", "Ic-norm"]
+    assert m[0].age == "-2 to 2" and m[0].probability > m[1].probability > m[2].probability
+
+
+def test_calibrated_threshold_reaches_target_precision():
+    rng = np.random.default_rng(0)
+    n = 2000
+    y = rng.integers(0, labels.N_CLASSES, n)
+    probs = np.full((n, labels.N_CLASSES), 1e-6)
+    conf = rng.uniform(0.2, 1.0, n)
+    right = rng.random(n) < conf  # more confident -> more often right
+    for i in range(n):
+        k = y[i] if right[i] else (y[i] + 5 * labels.N_AGE_BINS) % labels.N_CLASSES
+        probs[i, k] = conf[i]
+        probs[i] /= probs[i].sum()
+    cal = interpret.calibrate_threshold(probs, y, target_precision=0.9)
+    assert cal["precision"] >= 0.9 and 0 < cal["coverage"] < 1
+    flagged = np.array([interpret.best_match(p, cal["threshold"]).reliable for p in probs])
+    assert flagged.mean() == pytest.approx(cal["coverage"])

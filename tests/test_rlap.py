@@ -1,0 +1,79 @@
+"""rlap and redshift by cross-correlation, on synthetic spectra with supernova-like broad features."""
+import numpy as np
+import pytest
+
+from astrodash_core import Spectrum, labels
+from astrodash_core.preprocess import preprocess
+from astrodash_core.redshift import estimate_from_rows
+from astrodash_core.rlap import RLAP_WARNING, correlate, rlap_at
+from astrodash_core.templates import TemplateBank, analysis_options, build_template_bank, template_spectrum
+from astrodash_core.training.templates_data import TemplateSpectrum
+
+WAVE = np.linspace(2500, 10000, 3000)
+FEATURES = [(3950, 60, 0.5), (4300, 80, 0.3), (5000, 70, 0.3), (5400, 50, 0.2), (6150, 90, 0.6), (8200, 120, 0.4)]
+
+
+def sn_like(rng=None, noise=0.0, shift=1.0):
+    flux = (WAVE / 5000.0) ** -1.5
+    for c, w, d in FEATURES:
+        flux = flux * (1 - d * np.exp(-0.5 * ((WAVE - c * shift) / w) ** 2))
+    if noise:
+        flux = flux + rng.normal(0, noise * flux.mean(), flux.size)
+    return flux
+
+
+def bank_of(fluxes):
+    ts = [TemplateSpectrum(object=f"obj{i}", sn_type="Ia-norm", age=0.0, label=labels.class_index("Ia-norm", 0.0),
+                           wave=WAVE, flux=f, name=f"t{i}") for i, f in enumerate(fluxes)]
+    return build_template_bank(ts)
+
+
+def observed(z, rng=None, noise=0.0):
+    p = preprocess(Spectrum(WAVE * (1 + z), sn_like(rng, noise)), redshift=0.0, min_wave=3700, max_wave=8800)
+    return p.flux[0], int(p.lo[0]), int(p.hi[0])
+
+
+def test_template_against_itself_has_high_rlap():
+    bank = bank_of([sn_like()])
+    peaks = correlate(bank.flux[0], bank.lo[0], bank.hi[0], bank.flux, bank.lo, bank.hi, bank.grid.dwlog, -0.01, 1.0)
+    assert abs(peaks.redshift[0]) < 1e-4
+    assert peaks.rlap[0] > 20 and peaks.rlap[0] > 3 * RLAP_WARNING
+
+
+def test_noise_gives_low_rlap_and_rlap_falls_as_noise_rises():
+    rng = np.random.default_rng(1)
+    bank = bank_of([sn_like()])
+    pure = preprocess(Spectrum(WAVE, 1 + rng.normal(0, 1, WAVE.size)), redshift=0.0)
+    noise_rlap = correlate(pure.flux[0], pure.lo[0], pure.hi[0], bank.flux, bank.lo, bank.hi,
+                           bank.grid.dwlog, -0.01, 1.0).rlap[0]
+    assert noise_rlap < RLAP_WARNING
+    rl = []
+    for level in (0.02, 0.1, 0.3, 1.0):
+        vals = [rlap_at(*observed(0.1, rng, level), bank.flux, bank.lo, bank.hi, bank.grid.dwlog, 0.1).rlap[0]
+                for _ in range(5)]
+        rl.append(np.mean(vals))
+    assert all(a > b for a, b in zip(rl, rl[1:])), rl
+
+
+@pytest.mark.parametrize("z", [-0.005, 0.0, 0.05, 0.31, 0.69])
+def test_redshift_recovered_including_negative(z):
+    rng = np.random.default_rng(2)
+    deeper = sn_like() * (1 - 0.2 * np.exp(-0.5 * ((WAVE - 4600) / 80) ** 2))
+    bank = bank_of([sn_like(), deeper])
+    flux, lo, hi = observed(z, rng, 0.05)
+    est = estimate_from_rows(flux, lo, hi, bank, np.arange(2))
+    assert est.redshift == pytest.approx(z, abs=0.01 * (1 + z))
+    assert 0 < est.error < 0.05 and est.rlap > RLAP_WARNING
+
+
+def test_bank_options_and_template_spectrum(tmp_path):
+    bank = bank_of([sn_like(), sn_like(shift=1.02)])
+    path = tmp_path / "bank.npz"
+    bank.save(path)
+    loaded = TemplateBank.load(path)
+    assert analysis_options(loaded) == {"Ia-norm": ["-2 to 2"]}
+    w, f = template_spectrum("Ia", "-2 to 2", bank=loaded)
+    assert w.shape == f.shape == (1024,) and np.isfinite(f).all()
+    assert template_spectrum("Ia-norm", 0.5, bank=loaded, combine="all")[1].shape == (2, 1024)
+    with pytest.raises(KeyError):
+        template_spectrum("IIP", "2 to 6", bank=loaded)
