@@ -1,0 +1,163 @@
+"""Model files: network weights + label list + grid + preprocessing settings + provenance, in one safe file.
+
+The format is a NumPy ``.npz`` read with ``allow_pickle=False``: one array per weight (``w:{name}``) and one
+``meta`` array holding UTF-8 JSON (``format``, ``arch``, ``labels``, ``grid``, ``preprocessing``,
+``variant``, ``provenance``).  Nothing in a model file is ever executed, so an uploaded model cannot run code.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ModelFileError
+
+FORMAT = "astrodash-model/1"
+#: Largest model file accepted (bytes).
+MAX_MODEL_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class Model:
+    """A loaded model; ``predict`` runs the Numba forward pass."""
+
+    arch: list[dict]
+    weights: dict[str, np.ndarray]
+    labels: list[str]
+    grid: dict
+    preprocessing: dict
+    variant: str = "known-z"
+    provenance: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        from .nn import check_weights
+
+        if not self.name:
+            self.name = str(self.provenance.get("name") or f"model-{self.variant}")
+        if self.variant not in ("known-z", "agnostic"):
+            raise ModelFileError(f"model variant must be 'known-z' or 'agnostic', got {self.variant!r}")
+        if len(set(self.labels)) != len(self.labels):
+            raise ModelFileError("model labels are not unique")
+        try:
+            check_weights(self.arch, self.weights, int(self.grid["nw"]), len(self.labels))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelFileError(f"model {self.name!r}: {exc}") from None
+        if int(self.preprocessing.get("grid", {}).get("nw", -1)) != int(self.grid["nw"]):
+            raise ModelFileError(f"model {self.name!r}: grid and preprocessing settings disagree")
+        self._net = None
+
+    @property
+    def network(self):
+        if self._net is None:
+            from .nn import Network
+
+            self._net = Network(self.arch, self.weights)
+        return self._net
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities float32 [n, len(labels)] for preprocessed spectra float32 [n, nw]."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != int(self.grid["nw"]):
+            raise ValueError(f"model {self.name!r} takes [n, {self.grid['nw']}] inputs, got {x.shape}")
+        return self.network.forward(x)
+
+    def meta(self) -> dict:
+        return {"format": FORMAT, "name": self.name, "arch": self.arch, "labels": list(self.labels),
+                "grid": self.grid, "preprocessing": self.preprocessing, "variant": self.variant,
+                "provenance": self.provenance}
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        arrays = {f"w:{k}": np.asarray(v, dtype=np.float32) for k, v in self.weights.items()}
+        arrays["meta"] = np.frombuffer(json.dumps(self.meta()).encode(), dtype=np.uint8)
+        np.savez_compressed(buf, **arrays)
+        return buf.getvalue()
+
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_bytes(self.to_bytes())
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def from_bytes(cls, data: bytes, name: str = "model") -> "Model":
+        """Load and validate a model file's bytes; ModelFileError names what is wrong."""
+        if len(data) > MAX_MODEL_BYTES:
+            raise ModelFileError(f"{name}: model file is {len(data)} bytes; at most {MAX_MODEL_BYTES} are accepted")
+        if not data.startswith(b"PK"):
+            raise ModelFileError(f"{name}: not an astrodash model file (expected an .npz archive)")
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except Exception as exc:  # zipfile/numpy raise many types on a corrupt archive
+            raise ModelFileError(f"{name}: unreadable model archive ({exc})") from None
+        if "meta" not in arrays:
+            raise ModelFileError(f"{name}: model file has no metadata")
+        try:
+            meta = json.loads(arrays.pop("meta").tobytes().decode())
+        except (ValueError, UnicodeDecodeError):
+            raise ModelFileError(f"{name}: model metadata is not valid JSON") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ModelFileError(f"{name}: unsupported model format {meta.get('format') if isinstance(meta, dict) else None!r}")
+        weights = {}
+        for k, v in arrays.items():
+            if not k.startswith("w:") or v.dtype.kind != "f":
+                raise ModelFileError(f"{name}: unexpected array {k!r} in model file")
+            weights[k[2:]] = v.astype(np.float32, copy=False)
+        try:
+            return cls(arch=meta["arch"], weights=weights, labels=list(meta["labels"]), grid=dict(meta["grid"]),
+                       preprocessing=dict(meta["preprocessing"]), variant=meta.get("variant", "known-z"),
+                       provenance=dict(meta.get("provenance") or {}), name=str(meta.get("name") or ""))
+        except KeyError as exc:
+            raise ModelFileError(f"{name}: model metadata lacks {exc}") from None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Model":
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ModelFileError(f"{path}: cannot read model file ({exc.strerror or exc})") from None
+        return cls.from_bytes(data, str(path))
+
+
+def available_models() -> dict[str, dict]:
+    """Registered models (built-in and plugins): ``{name: {"loader", "default_for"}}``."""
+    from .plugins import get_model_providers
+
+    return get_model_providers()
+
+
+_loaded: dict[str, Model] = {}
+
+
+def load_model(spec) -> Model:
+    """A model by registered name, by file path, or a Model itself; loaded once per name."""
+    if isinstance(spec, Model):
+        return spec
+    spec = os.fspath(spec)
+    providers = available_models()
+    if spec in providers:
+        if spec not in _loaded:
+            _loaded[spec] = providers[spec]["loader"]()
+        return _loaded[spec]
+    if os.path.exists(spec):
+        return Model.load(spec)
+    raise ModelFileError(f"unknown model {spec!r}: not a registered model ({', '.join(sorted(providers)) or 'none'}) "
+                         "nor a model file")
+
+
+def default_model(variant: str) -> Model:
+    """The default model for ``variant`` ('known-z' or 'agnostic')."""
+    for name, p in available_models().items():
+        if p["default_for"] == variant:
+            return load_model(name)
+    raise ModelFileError(f"no {variant} model is installed")

@@ -1,0 +1,94 @@
+"""The networks' forward passes as Numba kernels over numpy weights: no deep-learning framework at run time.
+
+An architecture is a list of layer specs (plain dicts, stored in the model file):
+
+* ``{"type": "conv", "in": C, "out": C', "k": k, "pool": p}`` - Conv1d ('same' padding) + ReLU + MaxPool1d(p)
+* ``{"type": "dense", "in": m, "out": m', "relu": bool}`` - Linear (+ ReLU); the first dense flattens
+
+followed by a softmax.  Weights are named ``{i}.weight`` / ``{i}.bias`` for layer i, with PyTorch's shapes
+(Conv1d ``[out, in, k]``, Linear ``[out, in]``), so the training code exports them unchanged.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+#: The shipped architecture: two conv blocks then two dense layers over the 1024-bin spectrum.
+DASH1D = [
+    {"type": "conv", "in": 1, "out": 16, "k": 9, "pool": 4},
+    {"type": "conv", "in": 16, "out": 32, "k": 9, "pool": 4},
+    {"type": "dense", "in": 32 * 64, "out": 256, "relu": True},
+    {"type": "dense", "in": 256, "out": 306, "relu": False},
+]
+ARCHITECTURES = {"dash1d": DASH1D}
+DEFAULT_ARCHITECTURE = "dash1d"
+
+
+def check_weights(arch: list[dict], weights: dict[str, np.ndarray], nw: int, n_classes: int) -> None:
+    """Raise ValueError unless ``weights`` has exactly the shapes ``arch`` needs, all finite."""
+    length, channels = nw, 1
+    for i, layer in enumerate(arch):
+        t = layer.get("type")
+        if t == "conv":
+            if layer["in"] != channels or layer["k"] % 2 != 1 or layer["pool"] < 1:
+                raise ValueError(f"layer {i}: conv expects {channels} input channels and an odd kernel")
+            shape = (layer["out"], layer["in"], layer["k"])
+            channels, length = layer["out"], length // layer["pool"]
+        elif t == "dense":
+            width = channels * length if channels else length
+            if layer["in"] != width:
+                raise ValueError(f"layer {i}: dense expects {width} inputs, spec says {layer['in']}")
+            shape = (layer["out"], layer["in"])
+            channels, length = 0, layer["out"]
+        else:
+            raise ValueError(f"layer {i}: unknown layer type {t!r}")
+        for name, want in ((f"{i}.weight", shape), (f"{i}.bias", shape[:1])):
+            arr = weights.get(name)
+            if arr is None:
+                raise ValueError(f"missing weight {name}")
+            if tuple(arr.shape) != want:
+                raise ValueError(f"weight {name} has shape {tuple(arr.shape)}, architecture needs {want}")
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"weight {name} has NaN or infinite values")
+    if channels or length != n_classes:
+        raise ValueError(f"network ends with {length} outputs for {n_classes} labels")
+    extra = set(weights) - {f"{i}.{p}" for i in range(len(arch)) for p in ("weight", "bias")}
+    if extra:
+        raise ValueError(f"unexpected weights {sorted(extra)}")
+
+
+class Network:
+    """A forward pass ready to run: weights converted once to the layouts the kernels want."""
+
+    def __init__(self, arch: list[dict], weights: dict[str, np.ndarray]):
+        self.arch = arch
+        self._layers = []
+        for i, layer in enumerate(arch):
+            w = np.asarray(weights[f"{i}.weight"], dtype=np.float32)
+            b = np.ascontiguousarray(weights[f"{i}.bias"], dtype=np.float32)
+            if layer["type"] == "conv":
+                # [out, in, k] -> [in * k, out] so that im2col rows (c * k + j) multiply it directly
+                w2d = np.ascontiguousarray(w.reshape(w.shape[0], -1).T)
+                self._layers.append(("conv", w2d, b, int(layer["k"]), int(layer["pool"])))
+            else:
+                self._layers.append(("dense", np.ascontiguousarray(w.T), b, bool(layer.get("relu", False)), 0))
+
+    def forward(self, x: np.ndarray, block: int = 128) -> np.ndarray:
+        """Probabilities float32 [n, classes] for inputs float32 [n, nw], in blocks of ``block`` spectra."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.ndim != 2:
+            raise ValueError(f"network input must be [n, nw], got shape {x.shape}")
+        outs = [self._forward_block(x[s:s + block]) for s in range(0, x.shape[0], block)]
+        if not outs:
+            return np.empty((0, self._layers[-1][1].shape[1]), dtype=np.float32)
+        return np.concatenate(outs) if len(outs) > 1 else outs[0]
+
+    def _forward_block(self, x: np.ndarray) -> np.ndarray:
+        from . import _layers as L
+
+        h = x[:, None, :]
+        for kind, w, b, a, pool in self._layers:
+            if kind == "conv":
+                h = L._conv_relu_pool(np.ascontiguousarray(h), w, b, a, pool)
+            else:
+                h = L._dense(np.ascontiguousarray(h.reshape(h.shape[0], -1)), w, b, a)
+        return L._softmax(h)
