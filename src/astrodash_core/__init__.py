@@ -15,17 +15,16 @@ from .grid import DEFAULT_GRID, Grid
 from .hookspecs import hookimpl
 from .spectrum import Spectrum
 
+# Functions that share a name with their module are bound eagerly: otherwise importing the submodule
+# anywhere would shadow the lazy function with the module.  None of these imports Numba.
+from .classify import Classifier, classify  # noqa: E402
+from .preprocess import Preprocessed, PreprocessSettings, preprocess  # noqa: E402
+from .reading import read_spectra, read_spectrum  # noqa: E402
+
 __version__ = "0.1.0"
 
 # public name -> module that defines it (imported on first access)
 _LAZY = {
-    "read_spectrum": "reading",
-    "read_spectra": "reading",
-    "preprocess": "preprocess",
-    "PreprocessSettings": "preprocess",
-    "Preprocessed": "preprocess",
-    "classify": "classify",
-    "Classifier": "classify",
     "Classification": "results",
     "Match": "results",
     "load_model": "models",
@@ -34,7 +33,8 @@ _LAZY = {
 
 __all__ = [
     "AstrodashError", "CoverageError", "ModelFileError", "SpectrumReadError", "DEFAULT_GRID", "Grid",
-    "hookimpl", "Spectrum", "__version__", *_LAZY,
+    "hookimpl", "Spectrum", "__version__", "Classifier", "classify", "Preprocessed", "PreprocessSettings",
+    "preprocess", "read_spectra", "read_spectrum", *_LAZY,
 ]
 
 

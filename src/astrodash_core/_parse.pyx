@@ -13,8 +13,9 @@ the correctly rounded double that ``float()`` or ``numpy.loadtxt`` would give.
 """
 import numpy as np
 cimport numpy as cnp
+from libc.math cimport NAN
 from libc.stdlib cimport strtod
-from libc.string cimport memcpy
+from libc.string cimport memchr, memcpy
 
 cnp.import_array()
 
@@ -174,10 +175,15 @@ def parse_table(const unsigned char[::1] data, int max_cols=3):
     if max_cols < 2 or max_cols > 256:
         raise ValueError("max_cols must be between 2 and 256")
     cdef const unsigned char* b0 = &data[0] if n > 0 else NULL
-    for i in range(n):
-        if b0[i] == 10:
-            cap += 1
-    out = np.full((cap, max_cols), np.nan, dtype=np.float64)
+    cdef const unsigned char* q = b0
+    cdef const unsigned char* stop = b0 + n
+    with nogil:  # count lines with memchr (vectorised in libc)
+        while q != NULL and q < stop:
+            q = <const unsigned char*>memchr(q, 10, stop - q)
+            if q != NULL:
+                cap += 1
+                q += 1
+    out = np.empty((cap, max_cols), dtype=np.float64)
     counts = np.zeros(cap, dtype=np.int32)
     cdef double[:, ::1] ov = out
     cdef int[::1] cv = counts
@@ -211,6 +217,8 @@ def parse_table(const unsigned char[::1] data, int max_cols=3):
             if col >= 2:
                 for k in range(col):
                     ov[row, k] = vals[k]
+                for k in range(col, max_cols):
+                    ov[row, k] = NAN
                 cv[row] = col
                 row += 1
             else:

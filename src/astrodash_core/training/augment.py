@@ -135,8 +135,9 @@ class Augmenter:
             zs.append(np.array(z_true)[ok])
         return np.concatenate(xs), np.concatenate(ys).astype(np.int64), np.concatenate(zs)
 
-    def degraded(self, templates: list[TemplateSpectrum], rng, degradation: Degradation | None = None):
-        """Every template seen under one fixed degradation (evaluation): (X, y, z)."""
+    def degraded(self, templates: list[TemplateSpectrum], rng, degradation: Degradation | None = None,
+                 return_ranges: bool = False):
+        """Every template seen under one fixed degradation (evaluation): (X, y, z[, lo, hi])."""
         d = degradation or Degradation()
         spectra, z_true = [], []
         for t in templates:
@@ -149,7 +150,8 @@ class Augmenter:
         p = preprocess(spectra, redshift=z_used, min_wave=d.window[0], max_wave=d.window[1],
                        settings=self.settings, on_error="collect")
         ok = p.ok
-        return p.flux[ok], np.array([t.label for t in templates])[ok], z_true[ok]
+        out = (p.flux[ok], np.array([t.label for t in templates])[ok], z_true[ok])
+        return (*out, p.lo[ok], p.hi[ok]) if return_ranges else out
 
     def clean(self, templates: list[TemplateSpectrum]):
         """Every template as it is, in the rest frame (evaluation): (X, y, z=0)."""

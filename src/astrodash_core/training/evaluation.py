@@ -37,6 +37,13 @@ def metrics(probs: np.ndarray, y: np.ndarray) -> dict:
     }
 
 
+def redshift_metrics(z_est: np.ndarray, z_true: np.ndarray) -> dict:
+    """Median |dz|, 95th percentile and share within 0.02 and 0.005 of estimated against true redshifts."""
+    dz = np.abs(np.asarray(z_est) - np.asarray(z_true))
+    return {"n": int(dz.size), "median_abs_dz": float(np.median(dz)), "p95_abs_dz": float(np.percentile(dz, 95)),
+            "within_0.02": float(np.mean(dz <= 0.02)), "within_0.005": float(np.mean(dz <= 0.005))}
+
+
 def format_report(name: str, m: dict) -> str:
     """A markdown block: accuracies then the confusion matrix (only subtypes that occur)."""
     if not m.get("n"):

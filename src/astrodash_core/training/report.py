@@ -22,7 +22,13 @@ def evaluation_report(model_paths=(), data=None) -> str:
             continue
         test = [t for t in templates if t.object in test_objects]
         seed = int(model.provenance.get("seed", 0))
-        result = evaluate_model(model, test, Augmenter(galaxies, model.variant), seed)
+        try:
+            from ..templates import default_bank
+
+            bank = default_bank()
+        except FileNotFoundError:
+            bank = None
+        result = evaluate_model(model, test, Augmenter(galaxies, model.variant), seed, bank=bank)
         out.append(f"## {model.name} ({model.variant}), {len(test_objects)} held-out objects\n")
         out.append(format_report("clean templates", result["clean"]))
         out.append(format_report("degraded: host light 10-50 %, S/N 5, 4000-8500 Å observed, z 0.1-0.5",

@@ -11,7 +11,7 @@ import numpy as np
 from .. import interpret, labels
 from ..preprocess import PreprocessSettings
 from .augment import Augmenter, AugmentConfig, balanced_weights
-from .evaluation import metrics
+from .evaluation import metrics, redshift_metrics
 from .templates_data import find_data_root, load_galaxies, load_templates, split_objects
 
 DATA_DESCRIPTION = ("SNID templates (Blondin & Tonry 2007; Liu & Modjaz 2016; BSNIP, Silverman et al. 2012) "
@@ -89,11 +89,22 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
     return model
 
 
-def evaluate_model(model, test, aug: Augmenter, seed: int) -> dict:
-    """Clean and degraded metrics of ``model`` on the held-out ``test`` templates."""
+def evaluate_model(model, test, aug: Augmenter, seed: int, bank=None) -> dict:
+    """Clean and degraded metrics of ``model`` on the held-out ``test`` templates.
+
+    For the agnostic model with a template ``bank``, the degraded metrics include the redshift error of
+    the estimate (agnostic classes, then cross-correlation with their templates) against the true z.
+    """
     rng = np.random.default_rng([seed, 20_000])
     X, y, _ = aug.clean(test)
     clean = metrics(model.predict(X), y)
-    Xd, yd, _ = aug.degraded(test, rng)
-    degraded = metrics(model.predict(Xd), yd)
+    Xd, yd, zd, lo, hi = aug.degraded(test, rng, return_ranges=True)
+    probs = model.predict(Xd)
+    degraded = metrics(probs, yd)
+    if bank is not None and model.variant == "agnostic" and len(yd):
+        from ..redshift import candidate_rows, estimate_from_rows
+
+        z_est = np.array([estimate_from_rows(Xd[j], int(lo[j]), int(hi[j]), bank, candidate_rows(bank, probs[j])).redshift
+                          for j in range(len(yd))])
+        degraded["redshift"] = redshift_metrics(z_est, zd)
     return {"clean": clean, "degraded": degraded}

@@ -10,8 +10,11 @@ import time
 import numpy as np
 
 
-def build_torch(arch: list[dict]):
-    """A torch.nn.Module computing the same function as ``astrodash_core.nn.Network`` (logits, no softmax)."""
+def build_torch(arch: list[dict], dropout: float = 0.3):
+    """A torch.nn.Module computing the same function as ``astrodash_core.nn.Network`` (logits, no softmax).
+
+    ``dropout`` acts on the inputs of the dense layers in training mode only (identity in eval mode, so the
+    exported weights need no change at inference)."""
     import torch
     from torch import nn
 
@@ -29,7 +32,7 @@ def build_torch(arch: list[dict]):
                 if spec["type"] == "conv":
                     h = torch.nn.functional.max_pool1d(torch.relu(layer(h)), spec["pool"])
                 else:
-                    h = layer(h.flatten(1))
+                    h = layer(torch.nn.functional.dropout(h.flatten(1), dropout, self.training))
                     if spec.get("relu"):
                         h = torch.relu(h)
             return h

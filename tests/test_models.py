@@ -1,0 +1,96 @@
+"""The Numba forward pass against PyTorch, and the safe model file format."""
+import io
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from astrodash_core import labels
+from astrodash_core.errors import ModelFileError
+from astrodash_core.models import Model
+from astrodash_core.nn import DASH1D, Network
+from astrodash_core.preprocess import PreprocessSettings
+
+
+def random_weights(arch=DASH1D, seed=0):
+    rng = np.random.default_rng(seed)
+    w = {}
+    for i, l in enumerate(arch):
+        shape = (l["out"], l["in"], l["k"]) if l["type"] == "conv" else (l["out"], l["in"])
+        fan_in = int(np.prod(shape[1:]))
+        w[f"{i}.weight"] = rng.normal(0, 1 / np.sqrt(fan_in), shape).astype(np.float32)
+        w[f"{i}.bias"] = rng.normal(0, 0.1, shape[0]).astype(np.float32)
+    return w
+
+
+def make_model(weights=None, **kw):
+    s = PreprocessSettings()
+    return Model(arch=DASH1D, weights=weights or random_weights(), labels=list(labels.CLASS_LABELS),
+                 grid=s.grid.to_dict(), preprocessing=s.to_dict(), **kw)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("batch", [1, 7, 300])
+def test_numba_forward_matches_torch(batch):
+    torch = pytest.importorskip("torch")
+    from astrodash_core.training.train import build_torch, load_weights
+
+    w = random_weights(seed=batch)
+    net = build_torch(DASH1D)
+    load_weights(net, w)
+    net.eval()
+    x = np.random.default_rng(batch).standard_normal((batch, 1024)).astype(np.float32) * 2
+    with torch.no_grad():
+        ref = torch.softmax(net(torch.from_numpy(x)), dim=1).numpy()
+    ours = Network(DASH1D, w).forward(x)
+    assert ours.shape == (batch, 306)
+    assert np.abs(ours - ref).max() <= 1e-4
+
+
+def test_forward_is_batch_independent_and_normalised():
+    net = Network(DASH1D, random_weights())
+    x = np.random.default_rng(1).standard_normal((10, 1024)).astype(np.float32)
+    together = net.forward(x)
+    one_by_one = np.concatenate([net.forward(x[i:i + 1]) for i in range(10)])
+    np.testing.assert_allclose(together, one_by_one, atol=1e-6)
+    np.testing.assert_allclose(together.sum(axis=1), 1, atol=1e-5)
+    assert net.forward(np.empty((0, 1024), np.float32)).shape == (0, 306)
+
+
+def test_model_file_roundtrip(tmp_path):
+    m = make_model(provenance={"seed": 3, "name": "t"})
+    path = m.save(tmp_path / "m.npz")
+    back = Model.load(path)
+    assert back.labels == m.labels and back.provenance["seed"] == 3 and back.name == "t"
+    x = np.random.default_rng(2).standard_normal((3, 1024)).astype(np.float32)
+    np.testing.assert_array_equal(back.predict(x), m.predict(x))
+
+
+def _npz(meta, arrays):
+    buf = io.BytesIO()
+    np.savez(buf, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+    return buf.getvalue()
+
+
+def test_model_file_rejects_bad_content():
+    good = make_model()
+    meta = good.meta()
+    arrays = {f"w:{k}": v for k, v in good.weights.items()}
+    with pytest.raises(ModelFileError, match="not an astrodash model"):
+        Model.from_bytes(pickle.dumps(good.weights))
+    with pytest.raises(ModelFileError, match="unsupported model format"):
+        Model.from_bytes(_npz({**meta, "format": "other"}, arrays))
+    bad_shape = dict(arrays, **{"w:0.weight": np.zeros((3, 1, 9), np.float32)})
+    with pytest.raises(ModelFileError, match="shape"):
+        Model.from_bytes(_npz(meta, bad_shape))
+    nan = dict(arrays, **{"w:3.bias": np.full(306, np.nan, np.float32)})
+    with pytest.raises(ModelFileError, match="NaN"):
+        Model.from_bytes(_npz(meta, nan))
+    with pytest.raises(ModelFileError, match="outputs for 305 labels"):
+        Model.from_bytes(_npz({**meta, "labels": meta["labels"][:-1]}, arrays))
+    obj = dict(arrays, **{"w:extra": np.array([{"a": 1}], dtype=object)})
+    buf = io.BytesIO()
+    np.savez(buf, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **obj)
+    with pytest.raises(ModelFileError):
+        Model.from_bytes(buf.getvalue())  # object arrays would need pickle: refused
