@@ -1,0 +1,105 @@
+"""The classify API and CLI end to end, with the shipped models on real spectra."""
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import astrodash_core as ad
+from astrodash_core.classify import AGNOSTIC, KNOWN_Z, Classifier
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+SN1994D = EXAMPLES / "sn1994D_p02.dat"
+FITS = EXAMPLES / "sn1990aa_z0.03.fits"
+
+
+@pytest.fixture(scope="module")
+def clf():
+    return Classifier()
+
+
+def test_models_load_once_and_are_cached(clf):
+    assert clf.model_for(KNOWN_Z) is clf.model_for(KNOWN_Z)
+    assert clf.model_for(AGNOSTIC).variant == "agnostic"
+    assert len(clf.model_for(KNOWN_Z).labels) == 306
+
+
+def test_given_redshift_classifies_a_real_type_ia(clf):
+    (r,) = clf.classify([SN1994D], redshift=0.0)
+    assert r.error is None and r.redshift_source == "given"
+    assert r.best_match.broad_type == "Ia"
+    assert r.matches[0].probability >= r.matches[-1].probability
+    d = r.to_dict()
+    assert set(d["classification"]) == {"best_matches", "best_match", "reliable_matches"}
+    assert set(d["classification"]["best_match"]) >= {"type", "age", "probability", "redshift", "rlap", "reliable",
+                                                       "rlap_warning"}
+    json.dumps(d)
+
+
+def test_redshift_from_file_header_and_estimated_when_unknown(clf):
+    from_header, estimated = clf.classify([FITS, SN1994D], redshift=None)
+    assert from_header.redshift == pytest.approx(0.03) and from_header.redshift_source == "given"
+    assert estimated.redshift_source == "estimated"
+    assert estimated.error is None
+
+
+def test_one_bad_source_never_fails_the_others(clf):
+    results = clf.classify([SN1994D, (b"\x00garbage" * 20, "bad.dat"), (b"4000 1\n4001 2\n", "short.dat")],
+                           redshift=[0.0, 0.0, 0.0])
+    assert results[0].error is None
+    assert "bad.dat" in results[1].error and "binary" in results[1].error
+    assert "short.dat" in results[2].error
+    assert results[1].to_dict()["error"]
+
+
+def test_batch_equals_one_by_one(clf):
+    files = sorted(EXAMPLES.glob("*.dat"))
+    together = clf.classify(files, redshift=0.0, rlap=False)
+    alone = [clf.classify([f], redshift=0.0, rlap=False)[0] for f in files]
+    for a, b in zip(together, alone):
+        assert a.best_match.type == b.best_match.type
+        assert a.best_match.probability == pytest.approx(b.best_match.probability, abs=1e-5)
+
+
+def test_probabilities_on_request_and_top_n():
+    (r,) = ad.classify([SN1994D], redshift=0.0, top_n=3, probabilities=True)
+    assert len(r.matches) == 3
+    assert r.probabilities.shape == (306,) and r.probabilities.sum() == pytest.approx(1, abs=1e-4)
+    assert len(r.to_dict(include_probabilities=True)["probabilities"]) == 306
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "astrodash_core.cli", *args], capture_output=True, text=True,
+                          cwd=ROOT)
+
+
+def test_cli_classify_directory_jsonl_and_csv():
+    out = run_cli("classify", "examples/", "--format", "jsonl")
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(x) for x in out.stdout.splitlines()]
+    assert len(rows) == 4 and all("classification" in r for r in rows)
+    out = run_cli("classify", "examples/*.dat", "--redshift", "0", "--format", "csv", "--top", "2")
+    table = list(csv.DictReader(io.StringIO(out.stdout)))
+    assert out.returncode == 0 and len(table) == 3 and table[0]["redshift_source"] == "given"
+
+
+def test_cli_table_and_redshift_file(tmp_path):
+    zfile = tmp_path / "z.csv"
+    zfile.write_text("file,redshift\nsn1994D_p02.dat,0.0\n")
+    out = run_cli("classify", str(SN1994D), "--redshift-file", str(zfile))
+    assert out.returncode == 0, out.stderr
+    assert "sn1994D_p02" in out.stdout and "Ia" in out.stdout
+
+
+def test_cli_exit_code_nonzero_only_when_nothing_classified(tmp_path):
+    bad = tmp_path / "bad.dat"
+    bad.write_bytes(b"\x00" * 100)
+    mixed = run_cli("classify", str(bad), str(SN1994D), "--redshift", "0")
+    assert mixed.returncode == 0 and "bad.dat" in mixed.stdout
+    only_bad = run_cli("classify", str(bad))
+    assert only_bad.returncode == 1
