@@ -201,6 +201,13 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from astrodash_asgi.serve import serve
+
+    serve(host=args.host, port=args.port, workers=args.workers)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="astrodash", description="Classify supernova spectra.")
     parser.add_argument("--version", action="version", version=f"astrodash {__version__}")
@@ -247,6 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("models", nargs="*", help="model files (default: the shipped models)")
     p.add_argument("--data", help="template folder")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("serve", help="run the HTTP API on uvicorn (needs the serve extra)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, help="worker processes")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

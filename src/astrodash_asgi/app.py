@@ -1,0 +1,73 @@
+"""``create_app``: the Starlette application, its routes, middleware stack and lifespan."""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Route
+
+from . import batch, health, lines, models, openapi, spectrum, templates
+from .errors import EXCEPTION_HANDLERS
+from .middleware import (BodyLimitMiddleware, InternalErrorMiddleware, RateLimitGate, RateLimitMiddleware, RequestContextMiddleware,
+                         TokenBucket)
+from .settings import Settings
+from .state import AppState
+
+EXPOSED_HEADERS = ["X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After"]
+
+
+def routes() -> list[Route]:
+    v1 = "/api/v1"
+    return [
+        Route("/", health.root, methods=["GET"]),
+        Route("/health", health.health, methods=["GET"]),
+        Route("/openapi.json", openapi.openapi, methods=["GET"]),
+        Route(f"{v1}/process", spectrum.process, methods=["POST"]),
+        Route(f"{v1}/estimate-redshift", spectrum.estimate_redshift, methods=["POST"]),
+        Route(f"{v1}/batch-process", batch.batch_process, methods=["POST"]),
+        Route(f"{v1}/analysis-options", templates.analysis_options, methods=["GET"]),
+        Route(f"{v1}/template-spectrum", templates.template_spectrum, methods=["GET"]),
+        Route(f"{v1}/line-list", lines.line_list, methods=["GET"]),
+        Route(f"{v1}/line-list/elements", lines.elements, methods=["GET"]),
+        Route(f"{v1}/line-list/element/{{element}}", lines.element, methods=["GET"]),
+        Route(f"{v1}/line-list/filter", lines.filter_lines, methods=["GET"]),
+        Route(f"{v1}/upload-model", models.upload_model, methods=["POST"]),
+        Route(f"{v1}/models", models.list_models, methods=["GET"]),
+        Route(f"{v1}/models/owner/{{owner}}", models.list_models, methods=["GET"]),
+        Route(f"{v1}/models/{{model_id}}", models.get_model, methods=["GET"]),
+        Route(f"{v1}/models/{{model_id}}", models.update_model, methods=["PUT"]),
+        Route(f"{v1}/models/{{model_id}}", models.delete_model, methods=["DELETE"]),
+    ]
+
+
+def create_app(settings: Settings | None = None, classifier=None) -> Starlette:
+    """The astrodash HTTP API.  ``settings`` default to :meth:`Settings.from_env`; ``classifier`` to a
+    :class:`~astrodash_core.classify.Classifier` with the installed models.  Mounted inside another app
+    whose lifespan does not run this one's, models load on the first request instead."""
+    settings = settings or Settings.from_env()
+    state = AppState(settings, classifier)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        await state.startup()
+        yield
+
+    bucket = TokenBucket(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    # outermost first: the request id and log line see everything; rate-limit headers go on every response;
+    # CORS headers on everything below it (429 and 500 included); the body limit guards the endpoints
+    middleware = [
+        Middleware(RequestContextMiddleware),
+        Middleware(RateLimitMiddleware, bucket=bucket, trusted_proxies=settings.trusted_proxies,
+                   enabled=settings.rate_limit_enabled),
+        Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_headers=["*"], max_age=3600,
+                   allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"], expose_headers=EXPOSED_HEADERS),
+        Middleware(InternalErrorMiddleware),
+        Middleware(RateLimitGate),
+        Middleware(BodyLimitMiddleware, max_request_bytes=settings.max_request_bytes),
+    ]
+    app = Starlette(routes=routes(), middleware=middleware, exception_handlers=EXCEPTION_HANDLERS,
+                    lifespan=lifespan)
+    app.state.astrodash = state
+    return app

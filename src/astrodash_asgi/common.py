@@ -1,0 +1,80 @@
+"""Helpers shared by the resource modules: the app state, uploads read as spectra, result payloads."""
+from __future__ import annotations
+
+import anyio.to_thread
+from starlette.requests import Request
+
+from astrodash_core.errors import AstrodashError, ModelFileError
+
+from .errors import ApiError, bad_file, not_found
+from .forms import Form, read_form
+from .state import AppState
+
+
+async def app_state(request: Request) -> AppState:
+    """The app's state, models loaded (normally by the lifespan; here when mounted without one)."""
+    state: AppState = request.app.state.astrodash
+    await state.startup()
+    return state
+
+
+async def form_of(request: Request, state: AppState) -> Form:
+    s = state.settings
+    return await read_form(request, s.max_file_bytes, s.max_field_bytes, s.max_files)
+
+
+def read_upload(data: bytes, filename: str, known_z: bool):
+    """The spectrum in an uploaded file; without a known redshift any redshift in the file is dropped, so
+    ``knownZ: false`` always means "estimate it"."""
+    from astrodash_core.reading import read_spectrum
+
+    spec = read_spectrum(bytes(data), filename=filename)
+    if not known_z:
+        spec.redshift = None
+    return spec
+
+
+async def read_upload_async(data: bytes, filename: str, known_z: bool):
+    try:
+        return await anyio.to_thread.run_sync(read_upload, data, filename, known_z)
+    except AstrodashError as exc:
+        raise bad_file(filename, str(exc)) from None
+
+
+async def check_model(state: AppState, model_id: str | None) -> None:
+    """404 for an unknown uploaded model (and load it now, so the batch does not)."""
+    if not model_id:
+        return
+    try:
+        await anyio.to_thread.run_sync(state.classifier_for, model_id)
+    except KeyError:
+        raise not_found(f"Model with ID '{model_id}' not found.") from None
+    except ModelFileError as exc:
+        raise ApiError(500, f"stored model '{model_id}' cannot be used: {exc}") from None
+
+
+def unavailable(exc: Exception) -> ApiError:
+    """503 when a model or the template bank is not installed on this server."""
+    return ApiError(503, f"service not ready: {exc}")
+
+
+def payload(result, model_type: str, model_id: str | None) -> dict:
+    """AstroDASH 2.0's result shape (``spectrum``, ``classification``, ``model_type``) plus astrodash's keys."""
+    d = result.to_dict(include_spectrum=True)
+    d["model_type"] = model_type
+    d["model_id"] = model_id
+    return d
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """Names made unique in order: a second "a.dat" becomes "a.dat (2)"."""
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        candidate, k = name, 1
+        while candidate in seen:
+            k += 1
+            candidate = f"{name} ({k})"
+        seen.add(candidate)
+        out.append(candidate)
+    return out

@@ -1,0 +1,55 @@
+"""Content negotiation: msgpack when the client asks for ``application/msgpack``, JSON otherwise."""
+from __future__ import annotations
+
+import json
+
+import msgpack
+from starlette.requests import Request
+from starlette.responses import Response
+
+MSGPACK = "application/msgpack"
+JSON = "application/json"
+
+
+def wants_msgpack(accept: str) -> bool:
+    """True when msgpack is acceptable and preferred over JSON (by q-value, then order)."""
+    best = None
+    for i, part in enumerate(accept.split(",")):
+        items = [p.strip() for p in part.split(";")]
+        media, q = items[0].lower(), 1.0
+        for p in items[1:]:
+            if p.startswith("q="):
+                try:
+                    q = float(p[2:])
+                except ValueError:
+                    q = 0.0
+        if media in (MSGPACK, "application/x-msgpack", JSON, "*/*", "application/*") and q > 0:
+            if best is None or q > best[0]:
+                best = (q, media)
+    return best is not None and best[1] in (MSGPACK, "application/x-msgpack")
+
+
+def encode(data, msgpack_wanted: bool) -> tuple[bytes, str]:
+    if msgpack_wanted:
+        return msgpack.packb(data, use_bin_type=True), MSGPACK
+    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode(), JSON
+
+
+def _response(body: bytes, media: str, status_code: int, headers: dict | None) -> Response:
+    response = Response(body, status_code=status_code, media_type=media, headers=headers)
+    response.headers["vary"] = "Accept"
+    return response
+
+
+def respond(request: Request, data, status_code: int = 200, headers: dict | None = None) -> Response:
+    """A JSON or msgpack response for ``data`` according to the request's Accept header."""
+    body, media = encode(data, wants_msgpack(request.headers.get("accept", "")))
+    return _response(body, media, status_code, headers)
+
+
+async def respond_large(request: Request, data, status_code: int = 200) -> Response:
+    """:func:`respond` for big payloads (batches): encoded in a worker thread, off the event loop."""
+    import anyio.to_thread
+
+    body, media = await anyio.to_thread.run_sync(encode, data, wants_msgpack(request.headers.get("accept", "")))
+    return _response(body, media, status_code, None)

@@ -1,0 +1,122 @@
+"""``GET /openapi.json``: an OpenAPI 3.1 description of every endpoint."""
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from .negotiation import respond
+
+_ERR = {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+_PARAMS_DOC = ("JSON object: smoothing (int >= 0), knownZ (bool; false = estimate the redshift), zValue (number, "
+               "required with knownZ), minWave, maxWave (Å), calculateRlap (bool), modelType ('dash' or "
+               "'user_uploaded')")
+
+
+def _ok(description: str, schema: dict | None = None) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema or {"type": "object"}},
+                                                    "application/msgpack": {}}}
+
+
+def _op(summary: str, ok: dict, errors=(), form: dict | None = None, required=(), params=(), body=None) -> dict:
+    op = {"summary": summary, "responses": {"200": ok, "429": _ERR, "500": _ERR,
+                                            **{str(c): _ERR for c in errors}}}
+    if form is not None:
+        op["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": {
+            "type": "object", "properties": form, "required": list(required)}}}}
+    if body is not None:
+        op["requestBody"] = body
+    if params:
+        op["parameters"] = list(params)
+    return op
+
+
+def _q(name, schema, required=False, where="query", doc=""):
+    return {"name": name, "in": where, "required": required or where == "path", "schema": schema,
+            "description": doc}
+
+
+_FILE = {"type": "string", "format": "binary"}
+_STR = {"type": "string"}
+_NUM = {"type": "number"}
+_MODEL_ID = _q("model_id", _STR, where="path")
+_RESULT = {"$ref": "#/components/schemas/Result"}
+
+PATHS = {
+    "/": {"get": _op("Service information", _ok("Service information"))},
+    "/health": {"get": _op("Health and readiness (never blocks)", _ok("Health"))},
+    "/openapi.json": {"get": _op("This document", _ok("OpenAPI document"))},
+    "/api/v1/process": {"post": _op(
+        "Classify one spectrum (concurrent requests share batched forward passes)", _ok("Result", _RESULT),
+        (400, 404, 413, 422, 503),
+        {"file": _FILE, "params": {"type": "string", "description": _PARAMS_DOC},
+         "model_id": {"type": "string", "description": "an uploaded model's id"}}, ("file",))},
+    "/api/v1/batch-process": {"post": _op(
+        "Classify many spectra: a zip_file or repeated files; results keyed by file name",
+        _ok("{file name: Result or {error}}", {"type": "object", "additionalProperties": _RESULT}),
+        (400, 404, 413, 422, 503),
+        {"zip_file": _FILE, "files": {"type": "array", "items": _FILE},
+         "params": {"type": "string", "description": _PARAMS_DOC}, "model_id": _STR})},
+    "/api/v1/estimate-redshift": {"post": _op(
+        "Redshift by cross-correlation with the templates of a type/age (or the likely classes)",
+        _ok("estimated_redshift, estimated_redshift_error, rlap, template"), (400, 404, 413, 422, 503),
+        {"file": _FILE, "sn_type": _STR, "age_bin": _STR}, ("file",))},
+    "/api/v1/analysis-options": {"get": _op("Supernova types and their age bins with templates",
+                                            _ok("sn_types, age_bins_by_type"), (503,))},
+    "/api/v1/template-spectrum": {"get": _op(
+        "Mean template spectrum of a type and age bin", _ok("x, y"), (404, 422, 503),
+        params=(_q("sn_type", _STR, doc="default Ia"), _q("age_bin", _STR, doc="default '2 to 6'")))},
+    "/api/v1/line-list": {"get": _op("Every line: {element: [rest wavelengths]}", _ok("Line list"))},
+    "/api/v1/line-list/elements": {"get": _op("Species in the line list", _ok("elements"))},
+    "/api/v1/line-list/element/{element}": {"get": _op(
+        "Lines of one species", _ok("element, wavelengths, count"), (404,),
+        params=(_q("element", _STR, where="path"),))},
+    "/api/v1/line-list/filter": {"get": _op(
+        "Lines in a wavelength range (observed frame when redshift is given)", _ok("elements, count"), (422,),
+        params=(_q("min_wavelength", _NUM, True), _q("max_wavelength", _NUM, True), _q("redshift", _NUM)))},
+    "/api/v1/models": {"get": _op("Uploaded models", _ok("Models", {"type": "array", "items": {"type": "object"}}),
+                                  (503,))},
+    "/api/v1/models/owner/{owner}": {"get": _op(
+        "Uploaded models of one owner", _ok("Models"), (503,), params=(_q("owner", _STR, where="path"),))},
+    "/api/v1/models/{model_id}": {
+        "get": _op("One uploaded model", _ok("Model"), (404,), params=(_MODEL_ID,)),
+        "put": _op("Change name, description or owner", _ok("Updated"), (404, 422), params=(_MODEL_ID,),
+                   body={"content": {"application/json": {"schema": {"type": "object", "properties": {
+                       "name": _STR, "description": _STR, "owner": _STR}}}}}),
+        "delete": _op("Delete an uploaded model", _ok("Deleted"), (404,), params=(_MODEL_ID,))},
+    "/api/v1/upload-model": {"post": _op(
+        "Upload an astrodash model file (.npz; validated, never unpickled)", _ok("Stored model"),
+        (400, 413, 422, 503),
+        {"file": _FILE, "name": _STR, "description": _STR, "owner": _STR,
+         "class_mapping": {"type": "string", "description": "optional JSON {label: index}, checked"},
+         "input_shape": {"type": "string", "description": "optional JSON shape, checked"}}, ("file",))},
+}
+
+COMPONENTS = {"schemas": {
+    "Error": {"type": "object", "required": ["detail"], "properties": {"detail": {}, "field": _STR}},
+    "Match": {"type": "object", "properties": {"type": _STR, "age": _STR, "probability": _NUM, "redshift": _NUM,
+                                               "rlap": _NUM}},
+    "Result": {"type": "object", "properties": {
+        "name": _STR, "redshift": _NUM, "redshift_source": _STR, "redshift_error": _NUM, "model": _STR,
+        "model_type": _STR, "model_id": _STR,
+        "spectrum": {"type": "object", "properties": {"x": {"type": "array", "items": _NUM},
+                                                      "y": {"type": "array", "items": _NUM}, "redshift": _NUM}},
+        "classification": {"type": "object", "properties": {
+            "best_matches": {"type": "array", "items": {"$ref": "#/components/schemas/Match"}},
+            "best_match": {"allOf": [{"$ref": "#/components/schemas/Match"}], "properties": {
+                "broad_type": _STR, "reliable": {"type": "boolean"}, "rlap_warning": {"type": "boolean"}}},
+            "reliable_matches": {"type": "boolean"}}}}},
+}}
+
+
+def document(root_path: str = "") -> dict:
+    from .health import _version
+
+    return {"openapi": "3.1.0",
+            "info": {"title": "astrodash", "version": _version(),
+                     "description": "Supernova spectrum classification; AstroDASH 2.0 compatible. Every response "
+                                    "carries X-Request-ID and X-RateLimit-Limit/Remaining/Reset; send "
+                                    "Accept: application/msgpack for msgpack."},
+            "servers": [{"url": root_path or "/"}], "paths": PATHS, "components": COMPONENTS}
+
+
+async def openapi(request: Request):
+    return respond(request, document(request.scope.get("root_path", "")))

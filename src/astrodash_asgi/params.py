@@ -1,0 +1,107 @@
+"""The ``params`` form field of AstroDASH 2.0 (a JSON object), validated into :class:`Options`.
+
+Fields: ``smoothing`` (int >= 0), ``knownZ`` (bool; false means estimate the redshift), ``zValue`` (the
+redshift, required when knownZ is true), ``minWave``/``maxWave`` (Å, observed frame), ``calculateRlap``
+(bool), ``modelType`` ("dash"; "user_uploaded" with a ``model_id``).  A bad value is a 422 naming the field.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+from .errors import invalid
+
+MAX_SMOOTHING = 100
+MODEL_TYPES = ("dash", "user_uploaded")
+
+
+@dataclass(frozen=True)
+class Options:
+    smoothing: int = 0
+    known_z: bool = False
+    z: float | None = None
+    min_wave: float | None = None
+    max_wave: float | None = None
+    rlap: bool = False
+    model_type: str = "dash"
+    model_id: str | None = None
+
+    @property
+    def redshift(self) -> float | None:
+        """The redshift to classify at; None asks for an estimate."""
+        return self.z if self.known_z else None
+
+
+def _bool(name, value) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    raise invalid(name, f"must be true or false, got {value!r}")
+
+
+def _optional_bool(params, name) -> bool:
+    value = params.get(name)
+    return False if value is None or value == "" else _bool(name, value)
+
+
+def _number(name, value) -> float:
+    if isinstance(value, bool):
+        raise invalid(name, f"must be a number, got {value!r}")
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise invalid(name, f"must be a number, got {value!r}") from None
+    if not math.isfinite(x):
+        raise invalid(name, f"must be a finite number, got {value!r}")
+    return x
+
+
+def _optional_number(params, name):
+    value = params.get(name)
+    return None if value is None or value == "" else _number(name, value)
+
+
+def parse_params(raw: str | None, model_id: str | None = None) -> Options:
+    if raw is None or not raw.strip():
+        params = {}
+    else:
+        try:
+            params = json.loads(raw)
+        except ValueError as exc:
+            raise invalid("params", f"not valid JSON ({exc})") from None
+        if not isinstance(params, dict):
+            raise invalid("params", "must be a JSON object")
+    if params.get("oscRef"):
+        raise invalid("oscRef", "Open Supernova Catalog references are not supported; upload the spectrum file")
+    smoothing = params.get("smoothing", 0)
+    smoothing = 0 if smoothing in (None, "") else _number("smoothing", smoothing)
+    if smoothing != int(smoothing) or not 0 <= smoothing <= MAX_SMOOTHING:
+        raise invalid("smoothing", f"must be a whole number from 0 to {MAX_SMOOTHING}, got {params['smoothing']!r}")
+    known_z = _optional_bool(params, "knownZ")
+    z = _optional_number(params, "zValue")
+    if known_z:
+        if z is None:
+            raise invalid("zValue", "is required when knownZ is true")
+        if not -0.1 <= z <= 10:
+            raise invalid("zValue", f"must be between -0.1 and 10, got {z:g}")
+    min_wave, max_wave = _optional_number(params, "minWave"), _optional_number(params, "maxWave")
+    for name, w in (("minWave", min_wave), ("maxWave", max_wave)):
+        if w is not None and w <= 0:
+            raise invalid(name, f"must be a positive wavelength in Å, got {w:g}")
+    if min_wave is not None and max_wave is not None and min_wave >= max_wave:
+        raise invalid("maxWave", f"must be greater than minWave ({min_wave:g}), got {max_wave:g}")
+    rlap = _optional_bool(params, "calculateRlap")
+    model_type = params.get("modelType") or ("user_uploaded" if model_id else "dash")
+    if model_type not in MODEL_TYPES:
+        raise invalid("modelType", f"{model_type!r} is not available on this server; use one of "
+                                   f"{', '.join(MODEL_TYPES)}")
+    if model_id:
+        model_type = "user_uploaded"
+    elif model_type == "user_uploaded":
+        raise invalid("model_id", "is required when modelType is 'user_uploaded'")
+    return Options(int(smoothing), known_z, z if known_z else None, min_wave, max_wave, rlap, model_type,
+                   model_id or None)

@@ -1,0 +1,72 @@
+"""``POST /api/v1/process`` (one spectrum, micro-batched) and ``POST /api/v1/estimate-redshift``."""
+from __future__ import annotations
+
+import anyio.to_thread
+from starlette.requests import Request
+
+from astrodash_core.errors import ModelFileError
+
+from .common import app_state, check_model, form_of, payload, read_upload_async, unavailable
+from .errors import bad_file, invalid, not_found
+from .negotiation import respond
+from .params import parse_params
+
+
+async def process(request: Request):
+    state = await app_state(request)
+    form = await form_of(request, state)
+    model_id = (form.get("model_id") or "").strip() or None
+    opts = parse_params(form.get("params"), model_id)
+    upload = form.file("file")
+    if upload is None:
+        raise invalid("file", "a spectrum file is required")
+    await check_model(state, opts.model_id)
+    spec = await read_upload_async(upload.data, upload.filename, opts.known_z)
+    key = (opts.model_id, opts.smoothing, opts.min_wave, opts.max_wave, opts.rlap)
+    try:
+        result = await state.batcher.submit(key, (spec, opts.redshift))
+    except ModelFileError as exc:
+        raise unavailable(exc) from None
+    request.state.spectra = 1
+    if result.error:
+        raise bad_file(upload.filename, result.error)
+    return respond(request, payload(result, opts.model_type, opts.model_id))
+
+
+def _estimate(state, data, filename, sn_type, age_bin):
+    from astrodash_core.redshift import estimate_redshift
+
+    bank = state.classifier.bank()
+    if bank is None:
+        raise FileNotFoundError("no template bank is installed")
+    return estimate_redshift((bytes(data), filename), sn_type=sn_type, age_bin=age_bin, bank=bank,
+                             classifier=state.classifier)
+
+
+async def estimate_redshift(request: Request):
+    state = await app_state(request)
+    form = await form_of(request, state)
+    upload = form.file("file")
+    if upload is None:
+        raise invalid("file", "File upload is required for redshift estimation.")
+    sn_type = (form.get("sn_type") or "").strip() or None
+    age_bin = (form.get("age_bin") or "").strip() or None
+    if age_bin is not None:
+        from astrodash_core.labels import age_bin_index
+
+        try:
+            age_bin_index(age_bin)
+        except ValueError as exc:
+            raise invalid("age_bin", str(exc)) from None
+    try:
+        est = await anyio.to_thread.run_sync(_estimate, state, upload.data, upload.filename, sn_type, age_bin)
+    except KeyError:
+        raise not_found(f"Template not found for SN type {sn_type!r} and age bin {age_bin!r}.") from None
+    except (FileNotFoundError, ModelFileError) as exc:
+        raise unavailable(exc) from None
+    except ValueError as exc:  # unreadable file, too little coverage, no usable templates
+        raise bad_file(upload.filename, str(exc)) from None
+    request.state.spectra = 1
+    d = est.to_dict()
+    return respond(request, {"estimated_redshift": d["redshift"], "estimated_redshift_error": d["redshift_error"],
+                             **d, "sn_type": sn_type, "age_bin": age_bin})

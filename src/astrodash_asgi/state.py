@@ -1,0 +1,123 @@
+"""What the app holds for its lifetime: settings, the Classifier (models loaded once), the model store,
+the micro-batcher and a small cache of classifiers for uploaded models."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+
+import anyio
+import anyio.to_thread
+import numpy as np
+
+from astrodash_core.classify import AGNOSTIC, KNOWN_Z, Classifier
+from astrodash_core.errors import ModelFileError
+
+from .batching import MicroBatcher
+from .settings import Settings
+
+log = logging.getLogger("astrodash.server")
+USER_MODEL_CACHE = 8
+
+
+class AppState:
+    def __init__(self, settings: Settings, classifier: Classifier | None = None):
+        self.settings = settings
+        self.classifier = classifier or Classifier()
+        self.batcher = MicroBatcher(self.run_batch, settings.micro_batch_max, settings.micro_batch_wait_ms / 1000)
+        self.started_at = time.time()
+        self.ready = False
+        self.problems: dict[str, str] = {}
+        self.analysis_options: dict | None = None  # cached answer of /analysis-options
+        self._start_lock: anyio.Lock | None = None
+        self._storage = None
+        self._lock = threading.Lock()
+        self._user: OrderedDict[str, Classifier] = OrderedDict()
+
+    # --- life cycle -------------------------------------------------------------------------------------
+    async def startup(self) -> None:
+        """Load models, template bank and storage once (lifespan, or the first request when mounted)."""
+        if self.ready:
+            return
+        if self._start_lock is None:
+            self._start_lock = anyio.Lock()
+        async with self._start_lock:
+            if not self.ready:
+                await anyio.to_thread.run_sync(self.load)
+                self.ready = True
+
+    def load(self) -> None:
+        for variant in (KNOWN_Z, AGNOSTIC):
+            try:
+                model = self.classifier.model_for(variant)
+                if self.settings.warmup:  # compile / load the Numba kernels now, not on the first request
+                    model.predict(np.zeros((1, int(model.grid["nw"])), dtype=np.float32))
+            except ModelFileError as exc:
+                self.problems[variant] = str(exc)
+                log.warning("model %s unavailable: %s", variant, exc)
+        if self.classifier.bank() is None:
+            self.problems["template_bank"] = "no template bank installed: no redshift estimates or rlap"
+        if self.settings.warmup and KNOWN_Z not in self.problems:
+            self._warm_pipeline()
+        try:
+            self.storage
+        except Exception as exc:  # the service still classifies without a model store
+            self.problems["storage"] = f"{type(exc).__name__}: {exc}"
+            log.warning("model storage unavailable: %s", exc)
+
+    def _warm_pipeline(self) -> None:
+        from astrodash_core.spectrum import Spectrum
+
+        wave = np.linspace(3000.0, 10500.0, 2000)
+        spec = Spectrum(wave, 1.0 + 0.1 * np.sin(wave / 300.0), name="warmup")
+        try:
+            self.classifier.classify([spec, spec], [0.0, None], rlap=True)  # given and estimated z
+        except Exception as exc:  # warm-up is best effort
+            log.warning("warm-up classification failed: %s", exc)
+
+    @property
+    def storage(self):
+        with self._lock:
+            if self._storage is None:
+                from astrodash_core.plugins import get_storage_backends
+
+                url = self.settings.storage_url
+                scheme = url.split(":", 1)[0].lower()
+                backends = get_storage_backends()
+                if scheme not in backends:
+                    raise ValueError(f"no storage backend for {scheme!r} URLs (have: {', '.join(sorted(backends))})")
+                self._storage = backends[scheme](url)
+            return self._storage
+
+    # --- classifiers --------------------------------------------------------------------------------------
+    def classifier_for(self, model_id: str | None) -> Classifier:
+        """The default Classifier, or one for an uploaded model (KeyError when there is no such model)."""
+        if not model_id:
+            return self.classifier
+        with self._lock:
+            if model_id in self._user:
+                self._user.move_to_end(model_id)
+                return self._user[model_id]
+        from astrodash_core.models import Model
+
+        model = Model.from_bytes(self.storage.read(model_id), model_id)
+        clf = Classifier(model=model) if model.variant == KNOWN_Z else Classifier(agnostic_model=model)
+        clf.model_for(model.variant)
+        with self._lock:
+            self._user[model_id] = clf
+            while len(self._user) > USER_MODEL_CACHE:
+                self._user.popitem(last=False)
+        return clf
+
+    def forget(self, model_id: str) -> None:
+        with self._lock:
+            self._user.pop(model_id, None)
+
+    def run_batch(self, key, items: list) -> list:
+        """One classification pass for micro-batched /process requests sharing the same options."""
+        model_id, smoothing, min_wave, max_wave, rlap = key
+        clf = self.classifier_for(model_id)
+        return clf.classify([s for s, _ in items], [z for _, z in items], top_n=self.settings.top_n,
+                            smoothing=smoothing, min_wave=min_wave, max_wave=max_wave, include_spectrum=True,
+                            rlap=rlap)

@@ -1,0 +1,50 @@
+"""``GET /api/v1/analysis-options`` and ``GET /api/v1/template-spectrum`` from the template bank."""
+from __future__ import annotations
+
+import anyio.to_thread
+from starlette.requests import Request
+
+from .common import app_state, unavailable
+from .errors import invalid, not_found
+from .negotiation import respond
+
+
+def _bank(state):
+    bank = state.classifier.bank()
+    if bank is None:
+        raise unavailable("no template bank is installed")
+    return bank
+
+
+async def analysis_options(request: Request):
+    state = await app_state(request)
+    if state.analysis_options is None:
+        from astrodash_core.templates import analysis_options as options
+
+        state.analysis_options = await anyio.to_thread.run_sync(options, _bank(state))
+    by_type = state.analysis_options
+    return respond(request, {"sn_types": list(by_type), "age_bins_by_type": by_type})
+
+
+def _template(bank, sn_type, age_bin):
+    from astrodash_core.templates import template_spectrum
+
+    return template_spectrum(sn_type, age_bin, bank=bank)
+
+
+async def template_spectrum(request: Request):
+    state = await app_state(request)
+    sn_type = request.query_params.get("sn_type", "Ia").strip()
+    age_bin = request.query_params.get("age_bin", "2 to 6").strip()
+    from astrodash_core.labels import age_bin_index
+
+    try:
+        age_bin_index(age_bin)
+    except ValueError as exc:
+        raise invalid("age_bin", str(exc)) from None
+    try:
+        wave, flux = await anyio.to_thread.run_sync(_template, _bank(state), sn_type, age_bin)
+    except KeyError:
+        raise not_found(f"Template not found for SN type {sn_type!r} and age bin {age_bin!r}.") from None
+    return respond(request, {"x": [float(v) for v in wave], "y": [float(v) for v in flux],
+                             "sn_type": sn_type, "age_bin": age_bin})

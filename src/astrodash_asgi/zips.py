@@ -1,0 +1,69 @@
+"""ZIP archives opened safely, in memory: limits on entry count, total uncompressed size and compression
+ratio checked before anything is inflated, and again while inflating; ``__MACOSX/`` and dot-files skipped."""
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass
+
+from .errors import bad_file, too_large
+from .forms import size_text
+
+CHUNK = 1024 * 1024
+#: Entries smaller than this are exempt from the ratio check (tiny files compress absurdly well).
+RATIO_MIN_BYTES = 1024 * 1024
+
+
+@dataclass
+class ZipLimits:
+    max_entries: int
+    max_total_bytes: int
+    max_ratio: float
+    max_file_bytes: int
+
+
+def _skipped(name: str) -> bool:
+    parts = [p for p in name.replace("\\", "/").split("/") if p]
+    return not parts or parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts)
+
+
+def extract(data: bytes, zip_name: str, limits: ZipLimits) -> list[tuple[str, bytes | None, str | None]]:
+    """[(name, content, None) or (name, None, error)] in archive order; 413/400 for the whole archive."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        infos = [i for i in zf.infolist() if not i.is_dir() and not _skipped(i.filename)]
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as exc:
+        raise bad_file(zip_name, f"not a readable zip archive ({exc})") from None
+    if len(infos) > limits.max_entries:
+        raise too_large(f"{zip_name}: {len(infos)} entries; at most {limits.max_entries} are accepted")
+    declared = sum(i.file_size for i in infos)
+    if declared > limits.max_total_bytes:
+        raise too_large(f"{zip_name}: expands to {size_text(declared)}; at most "
+                        f"{size_text(limits.max_total_bytes)} are accepted")
+    for i in infos:
+        ratio = i.file_size / max(i.compress_size, 1)
+        if i.file_size >= RATIO_MIN_BYTES and ratio > limits.max_ratio:
+            raise too_large(f"{zip_name}: entry {i.filename!r} expands {ratio:.0f}-fold (limit "
+                            f"{limits.max_ratio:g}); refusing a possible zip bomb")
+    out: list[tuple[str, bytes | None, str | None]] = []
+    total = 0
+    for i in infos:
+        if i.file_size > limits.max_file_bytes:
+            out.append((i.filename, None, f"file exceeds the limit of {size_text(limits.max_file_bytes)}"))
+            continue
+        if i.flag_bits & 0x1:
+            out.append((i.filename, None, "encrypted entries are not supported"))
+            continue
+        try:
+            buf = bytearray()
+            with zf.open(i) as fh:
+                while chunk := fh.read(CHUNK):
+                    buf += chunk
+                    total += len(chunk)
+                    if len(buf) > max(i.file_size, 0) or total > limits.max_total_bytes:
+                        raise too_large(f"{zip_name}: entry {i.filename!r} inflates beyond its declared size")
+        except (zipfile.BadZipFile, NotImplementedError, RuntimeError, ValueError, OSError, EOFError) as exc:
+            out.append((i.filename, None, f"cannot be extracted ({exc})"))
+            continue
+        out.append((i.filename, bytes(buf), None))
+    return out

@@ -1,0 +1,143 @@
+"""The embedded model store: SQLite metadata plus one file per model in a data directory."""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS models (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    owner TEXT NOT NULL DEFAULT '',
+    model_filename TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    meta TEXT NOT NULL DEFAULT '{}'
+)"""
+_COLUMNS = ("id", "name", "description", "owner", "model_filename", "created_at", "updated_at", "size", "sha256",
+            "meta")
+EDITABLE = ("name", "description", "owner")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _path_of(url: str) -> str:
+    parsed = urlparse(url)
+    path = unquote(parsed.netloc + parsed.path) if parsed.netloc else unquote(parsed.path)
+    if path.startswith("/"):
+        path = "/" + path.lstrip("/")
+    if not path:
+        raise ValueError(f"storage URL {url!r} names no path")
+    return path
+
+
+class SQLiteModelStore:
+    def __init__(self, db_path: str | os.PathLike, data_dir: str | os.PathLike | None = None):
+        self.db_path = Path(db_path)
+        self.data_dir = Path(data_dir) if data_dir else self.db_path.parent / "models"
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(_SCHEMA)
+
+    @classmethod
+    def from_url(cls, url: str) -> "SQLiteModelStore":
+        parsed = urlparse(url)
+        path = Path(_path_of(url))
+        data_dir = parse_qs(parsed.query).get("data_dir", [None])[0]
+        if parsed.scheme == "file":
+            return cls(path / "models.db", data_dir or path / "models")
+        return cls(path, data_dir)
+
+    @contextmanager
+    def _connect(self):
+        """A connection for one operation: committed (or rolled back) and closed."""
+        db = sqlite3.connect(self.db_path, timeout=30)
+        try:
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    def _file(self, model_id: str) -> Path:
+        if not model_id or not all(c in "0123456789abcdef" for c in model_id):
+            raise KeyError(model_id)
+        return self.data_dir / f"{model_id}.npz"
+
+    @staticmethod
+    def _record(row) -> dict:
+        rec = dict(zip(_COLUMNS, row))
+        rec["meta"] = json.loads(rec["meta"] or "{}")
+        return rec
+
+    def put(self, data: bytes, record: dict) -> dict:
+        import hashlib
+
+        model_id = uuid.uuid4().hex
+        path = self._file(model_id)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        now = _now()
+        row = {"id": model_id, "name": str(record.get("name") or model_id), "description":
+               str(record.get("description") or ""), "owner": str(record.get("owner") or ""),
+               "model_filename": str(record.get("model_filename") or ""), "created_at": now, "updated_at": now,
+               "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+               "meta": json.dumps(record.get("meta") or {})}
+        try:
+            with self._lock, self._connect() as db:
+                db.execute(f"INSERT INTO models ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+                           [row[c] for c in _COLUMNS])
+        except Exception:
+            path.unlink(missing_ok=True)
+            raise
+        return self.get(model_id)
+
+    def get(self, model_id: str) -> dict | None:
+        with self._connect() as db:
+            row = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM models WHERE id = ?", (model_id,)).fetchone()
+        return None if row is None else self._record(row)
+
+    def read(self, model_id: str) -> bytes:
+        if self.get(model_id) is None:
+            raise KeyError(model_id)
+        return self._file(model_id).read_bytes()
+
+    def list(self, owner: str | None = None) -> list[dict]:
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM models"
+        args: tuple = ()
+        if owner is not None:
+            sql, args = sql + " WHERE owner = ?", (owner,)
+        with self._connect() as db:
+            rows = db.execute(sql + " ORDER BY created_at DESC, rowid DESC", args).fetchall()
+        return [self._record(r) for r in rows]
+
+    def update(self, model_id: str, fields: dict) -> dict | None:
+        changes = {k: str(v) for k, v in fields.items() if k in EDITABLE and v is not None}
+        if changes:
+            sets = ", ".join(f"{k} = ?" for k in changes)
+            with self._lock, self._connect() as db:
+                db.execute(f"UPDATE models SET {sets}, updated_at = ? WHERE id = ?",
+                           [*changes.values(), _now(), model_id])
+        return self.get(model_id)
+
+    def delete(self, model_id: str) -> bool:
+        with self._lock, self._connect() as db:
+            gone = db.execute("DELETE FROM models WHERE id = ?", (model_id,)).rowcount > 0
+        if gone:
+            self._file(model_id).unlink(missing_ok=True)
+        return gone

@@ -1,0 +1,95 @@
+"""Dynamic micro-batching: concurrent submissions share passes; options never mix; off means one each."""
+import time
+
+import anyio
+import pytest
+
+from asgi_support import anyio_backend, client, make_app, params, spectrum_bytes  # noqa: F401
+from astrodash_asgi.batching import MicroBatcher
+
+pytestmark = pytest.mark.anyio
+
+
+def recorder(calls, delay=0.0):
+    def run(key, items):
+        calls.append((key, list(items)))
+        time.sleep(delay)
+        return [f"{key}:{i}" for i in items]
+    return run
+
+
+async def _submit_all(batcher, jobs):
+    out = {}
+
+    async def one(key, item):
+        out[(key, item)] = await batcher.submit(key, item)
+
+    async with anyio.create_task_group() as tg:
+        for key, item in jobs:
+            tg.start_soon(one, key, item)
+    return out
+
+
+async def test_concurrent_items_share_batches_and_keys_stay_apart():
+    calls = []
+    b = MicroBatcher(recorder(calls, delay=0.02), max_batch=8, max_wait=0.01)
+    jobs = [("a", f"a{i}") for i in range(20)] + [("b", f"b{i}") for i in range(4)]
+    out = await _submit_all(b, jobs)
+    assert out == {(k, i): f"{k}:{i}" for k, i in jobs}
+    assert all(len(items) <= 8 and all(i.startswith(key) for i in items) for key, items in calls)
+    assert len(calls) <= 6                       # far fewer passes than the 24 requests
+    assert sorted(i for k, items in calls if k == "b" for i in items) == ["b0", "b1", "b2", "b3"]
+
+
+async def test_batching_off_runs_each_alone():
+    calls = []
+    b = MicroBatcher(recorder(calls), max_batch=1)
+    out = await _submit_all(b, [("k", i) for i in range(5)])
+    assert len(calls) == 5 and all(len(items) == 1 for _, items in calls) and len(out) == 5
+
+
+async def test_errors_reach_every_caller_of_the_group_and_the_batcher_recovers():
+    def run(key, items):
+        if key == "bad":
+            raise RuntimeError("boom")
+        return items
+
+    b = MicroBatcher(run, max_batch=4, max_wait=0.005)
+    with pytest.raises(RuntimeError, match="boom"):
+        await b.submit("bad", 1)
+    assert await b.submit("good", 2) == 2
+
+
+async def test_a_cancelled_waiter_does_not_block_the_others():
+    calls = []
+    b = MicroBatcher(recorder(calls, delay=0.05), max_batch=4, max_wait=0.001)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(b.submit, "k", 0)
+        await anyio.sleep(0.01)                       # item 0 is running; item 1 waits its turn
+        with anyio.move_on_after(0.01):
+            await b.submit("k", 1)
+    assert await b.submit("k", 2) == "k:2"
+    assert [i for _, items in calls for i in items] == [0, 2]
+
+
+async def test_process_requests_are_micro_batched(tmp_path):
+    app = make_app(tmp_path, micro_batch_max=16, micro_batch_wait_ms=20)
+    batcher = app.state.astrodash.batcher
+    data = spectrum_bytes()
+    async with client(app) as c:
+        await c.post("/api/v1/process", files={"file": ("a.dat", data)}, data=params(knownZ=True, zValue=0.01))
+        before = batcher.batches
+        results = []
+
+        async def one(i):
+            r = await c.post("/api/v1/process", files={"file": (f"s{i}.dat", data)},
+                             data=params(knownZ=True, zValue=0.01 + i / 1000))
+            results.append((i, r))
+
+        async with anyio.create_task_group() as tg:
+            for i in range(12):
+                tg.start_soon(one, i)
+    assert all(r.status_code == 200 for _, r in results)
+    for i, r in results:   # each caller gets its own result back
+        assert r.json()["redshift"] == pytest.approx(0.01 + i / 1000)
+    assert batcher.batches - before < 12

@@ -1,0 +1,108 @@
+"""Uploaded models: validated (never unpickled), stored by the storage plugin, usable with model_id."""
+import io
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from asgi_support import anyio_backend, client, make_app, params, random_model, spectrum_bytes  # noqa: F401
+from astrodash_core import labels
+from astrodash_core.plugins import get_storage_backends
+from test_models import make_model, random_weights
+
+pytestmark = pytest.mark.anyio
+
+
+async def _upload(c, data, name="m.npz", **fields):
+    return await c.post("/api/v1/upload-model", files={"file": (name, data)}, data=fields)
+
+
+async def test_upload_list_get_update_delete(tmp_path):
+    app = make_app(tmp_path)
+    model = make_model(weights=random_weights(seed=7))
+    async with client(app) as c:
+        mapping = json.dumps({name: i for i, name in enumerate(labels.CLASS_LABELS)})
+        up = await _upload(c, model.to_bytes(), name="mine.npz", owner="ztf", description="seed 7",
+                           class_mapping=mapping, input_shape="[1, 1024]")
+        assert up.status_code == 200, up.text
+        body = up.json()
+        mid = body["model_id"]
+        assert body["status"] == "success" and body["model_filename"] == "mine.npz"
+        assert body["input_shape"] == [1, 1024] and body["output_shape"] == [1, 306]
+        listed = (await c.get("/api/v1/models")).json()
+        by_owner = (await c.get("/api/v1/models/owner/ztf")).json()
+        nobody = (await c.get("/api/v1/models/owner/nobody")).json()
+        one = (await c.get(f"/api/v1/models/{mid}")).json()
+        put = await c.put(f"/api/v1/models/{mid}", json={"name": "renamed", "description": "new"})
+        bad_put = await c.put(f"/api/v1/models/{mid}", content=b"{not json",
+                              headers={"content-type": "application/json"})
+        after = (await c.get(f"/api/v1/models/{mid}")).json()
+        used = await c.post("/api/v1/process", files={"file": ("a.dat", spectrum_bytes())},
+                            data={**params(knownZ=True, zValue=0.01), "model_id": mid})
+        batch = await c.post("/api/v1/batch-process", files=[("files", ("a.dat", spectrum_bytes()))],
+                             data={**params(knownZ=True, zValue=0.01), "model_id": mid})
+        gone = await c.delete(f"/api/v1/models/{mid}")
+        missing = await c.get(f"/api/v1/models/{mid}")
+        reuse = await c.post("/api/v1/process", files={"file": ("a.dat", spectrum_bytes())}, data={"model_id": mid})
+    assert [m["id"] for m in listed] == [mid] and [m["id"] for m in by_owner] == [mid] and nobody == []
+    assert one["owner"] == "ztf" and one["description"] == "seed 7" and len(one["class_mapping"]) == 306
+    assert put.status_code == 200 and after["name"] == "renamed" and after["description"] == "new"
+    assert bad_put.status_code == 422
+    assert used.status_code == 200 and used.json()["model_type"] == "user_uploaded" and used.json()["model_id"] == mid
+    # the uploaded model (different weights) gives different probabilities than the default one
+    async with client(app) as c:
+        default = await c.post("/api/v1/process", files={"file": ("a.dat", spectrum_bytes())},
+                               data=params(knownZ=True, zValue=0.01))
+    p_user = used.json()["classification"]["best_matches"][0]["probability"]
+    assert p_user != default.json()["classification"]["best_matches"][0]["probability"]
+    assert batch.status_code == 200 and batch.json()["a.dat"]["model_id"] == mid
+    assert gone.status_code == 200 and missing.status_code == 404 and reuse.status_code == 404
+    store = get_storage_backends()["sqlite"](f"sqlite:///{tmp_path}/store/models.db")
+    assert store.list() == [] and not list((tmp_path / "store" / "models").glob("*.npz"))
+
+
+class Boom:
+    def __reduce__(self):
+        return (print, ("pickle executed!",))
+
+
+async def test_bad_uploads_are_rejected_without_unpickling(tmp_path, capsys):
+    good = random_model()
+    arrays = {f"w:{k}": v for k, v in good.weights.items()}
+    buf = io.BytesIO()
+    np.savez(buf, meta=np.array([Boom()], dtype=object), **arrays)   # an object array: needs pickle
+    wrong_labels = make_model()
+    wrong_labels.labels = list(reversed(wrong_labels.labels))
+    async with client(make_app(tmp_path)) as c:
+        r_pickle = await _upload(c, pickle.dumps(Boom()), name="evil.pkl")
+        r_objarr = await _upload(c, buf.getvalue(), name="evil.npz")
+        r_labels = await _upload(c, wrong_labels.to_bytes(), name="reversed.npz")
+        r_map = await _upload(c, good.to_bytes(), class_mapping=json.dumps({"Ia": 0}))
+        r_shape = await _upload(c, good.to_bytes(), input_shape="[1, 2048]")
+        r_json = await _upload(c, good.to_bytes(), class_mapping="{nope")
+        r_none = await c.post("/api/v1/upload-model", data={"name": "x"})
+        listed = (await c.get("/api/v1/models")).json()
+    assert "pickle executed" not in capsys.readouterr().out
+    assert r_pickle.status_code == 400 and "evil.pkl" in r_pickle.json()["detail"]
+    assert r_objarr.status_code == 400 and "evil.npz" in r_objarr.json()["detail"]
+    assert r_labels.status_code == 400 and "labels" in r_labels.json()["detail"]
+    assert r_map.status_code == 422 and r_map.json()["field"] == "class_mapping"
+    assert r_shape.status_code == 422 and r_shape.json()["field"] == "input_shape"
+    assert r_json.status_code == 422 and r_none.status_code == 422 and r_none.json()["field"] == "file"
+    assert listed == []
+
+
+def test_storage_plugin_urls(tmp_path):
+    backends = get_storage_backends()
+    assert {"sqlite", "file"} <= set(backends)
+    a = backends["sqlite"](f"sqlite:///{tmp_path}/meta/x.db?data_dir={tmp_path}/blobs")
+    b = backends["file"](f"file://{tmp_path}/dir")
+    assert a.db_path == tmp_path / "meta" / "x.db" and a.data_dir == tmp_path / "blobs"
+    assert b.db_path == tmp_path / "dir" / "models.db" and b.data_dir == tmp_path / "dir" / "models"
+    rec = a.put(b"PK data", {"name": "n", "owner": "o", "meta": {"k": 1}})
+    assert a.read(rec["id"]) == b"PK data" and a.get(rec["id"])["meta"] == {"k": 1}
+    assert a.update(rec["id"], {"name": "m", "size": 0})["name"] == "m"
+    with pytest.raises(KeyError):
+        a.read("../../etc/passwd")
+    assert a.delete(rec["id"]) and not a.delete(rec["id"]) and a.get(rec["id"]) is None

@@ -1,0 +1,94 @@
+"""End to end: a real ``astrodash serve`` process on 127.0.0.1, a real spectrum and a zip over HTTP."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from asgi_support import make_zip
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+DATA = ROOT / "src" / "astrodash_core" / "data"
+MISSING = [f for f in ("model_known_z.npz", "model_agnostic.npz", "template_bank.npz") if not (DATA / f).exists()]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    port = _free_port()
+    exe = shutil.which("astrodash")
+    cmd = [exe] if exe else [sys.executable, "-m", "astrodash_core.cli"]
+    env = {**os.environ, "ASTRODASH_STORAGE_URL": f"sqlite:///{tmp_path}/models.db"}
+    log = open(tmp_path / "server.log", "wb")
+    proc = subprocess.Popen(cmd + ["serve", "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"server exited: {(tmp_path / 'server.log').read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("server did not start in 60 s")
+            time.sleep(0.2)
+        yield base, tmp_path / "server.log"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(bool(MISSING), reason=f"shipped data missing: {', '.join(MISSING)}")
+def test_real_server_classifies_a_spectrum_and_a_zip(server):
+    base, log_path = server
+    sn = (EXAMPLES / "sn1994D_p02.dat").read_bytes()
+    with httpx.Client(base_url=base, timeout=60) as c:
+        health = c.get("/health").json()
+        one = c.post("/api/v1/process", files={"file": ("sn1994D_p02.dat", sn)},
+                     data={"params": json.dumps({"knownZ": True, "zValue": 0.0, "calculateRlap": True})},
+                     headers={"x-request-id": "e2e-1"})
+        archive = make_zip({name: (EXAMPLES / name).read_bytes() for name in
+                            ("sn1994D_p02.dat", "sn1979C_p07.dat", "sn1983N_p12.dat", "sn1990aa_z0.03.fits")}
+                           | {"__MACOSX/._sn1994D_p02.dat": b"junk", "readme.md": b"# not a spectrum"})
+        batch = c.post("/api/v1/batch-process", files={"zip_file": ("examples.zip", archive)},
+                       data={"params": json.dumps({"knownZ": False})}, headers={"accept": "application/msgpack"})
+    assert health["ready"] and health["status"] == "healthy", health
+    assert one.status_code == 200 and one.headers["x-request-id"] == "e2e-1"
+    assert one.json()["classification"]["best_match"]["broad_type"] == "Ia"
+    assert one.headers["x-ratelimit-limit"] == "600"
+    import msgpack
+
+    results = msgpack.unpackb(batch.content)
+    assert batch.status_code == 200 and batch.headers["content-type"] == "application/msgpack"
+    assert list(results) == ["sn1994D_p02.dat", "sn1979C_p07.dat", "sn1983N_p12.dat", "sn1990aa_z0.03.fits",
+                             "readme.md"]
+    assert results["sn1994D_p02.dat"]["classification"]["best_match"]["broad_type"] == "Ia"
+    assert results["sn1994D_p02.dat"]["redshift_source"] == "estimated"
+    assert "error" in results["readme.md"]
+    time.sleep(0.2)
+    lines = [json.loads(l) for l in log_path.read_text().splitlines() if l.startswith("{")]
+    assert any(l["request_id"] == "e2e-1" and l["status"] == 200 and l["spectra"] == 1 for l in lines)
+    assert any(l["path"] == "/api/v1/batch-process" and l["spectra"] == 5 for l in lines)
