@@ -1,0 +1,175 @@
+"""HTTP benchmark (a script, not a test): ``python benchmarks/bench_http.py``.
+
+Starts ``astrodash serve`` on 127.0.0.1 twice, with dynamic micro-batching on and off (rate limiting off,
+storage in a temporary directory), sends single-spectrum ``/api/v1/process`` requests from 16 concurrent
+clients and reports requests/s and p50/p99 latency; then times one ``/api/v1/batch-process`` call with a
+1,000-spectrum zip.  Every loop is bounded (``--requests`` per client, ``--zip-size`` entries).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECTRUM = ROOT / "examples" / "sn1994D_p02.dat"
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """An ``astrodash serve`` subprocess with the given ``ASTRODASH_*`` settings."""
+
+    def __init__(self, env: dict[str, str], workdir: Path):
+        self.port = free_port()
+        self.base = f"http://{HOST}:{self.port}"
+        exe = shutil.which("astrodash")
+        cmd = ([exe] if exe else [sys.executable, "-m", "astrodash_core.cli"]) + [
+            "serve", "--host", HOST, "--port", str(self.port)]
+        full_env = {**os.environ, "ASTRODASH_RATE_LIMIT_ENABLED": "0",
+                    "ASTRODASH_STORAGE_URL": f"sqlite:///{workdir}/models.db", **env}
+        self.log = open(workdir / f"server-{self.port}.log", "wb")
+        self.proc = subprocess.Popen(cmd, env=full_env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}; see {self.log.name}")
+            try:
+                if httpx.get(f"{self.base}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("server did not start")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+async def load_test(base: str, clients: int, per_client: int, data: bytes, params: dict) -> dict:
+    """``clients`` concurrent clients, each sending ``per_client`` requests one after another."""
+    latencies: list[float] = []
+    errors = 0
+    form = {"params": json.dumps(params)}
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async with httpx.AsyncClient(base_url=base, timeout=300, limits=limits) as c:
+        async def one_client():
+            nonlocal errors
+            for _ in range(per_client):
+                t0 = time.perf_counter()
+                r = await c.post("/api/v1/process", files={"file": ("sn.dat", data)}, data=form)
+                latencies.append(time.perf_counter() - t0)
+                errors += r.status_code != 200
+
+        for _ in range(2):  # warm-up, not measured
+            await c.post("/api/v1/process", files={"file": ("sn.dat", data)}, data=form)
+        start = time.perf_counter()
+        before = (await c.get("/health")).json()["micro_batch"]
+        await asyncio.gather(*(one_client() for _ in range(clients)))
+        wall = time.perf_counter() - start
+        after = (await c.get("/health")).json()["micro_batch"]
+    lat = np.array(latencies) * 1000
+    return {"requests": len(lat), "errors": errors, "seconds": wall, "rps": len(lat) / wall,
+            "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
+            "mean_batch": (after["spectra"] - before["spectra"]) / max(1, after["passes"] - before["passes"])}
+
+
+def build_zip(n: int) -> bytes:
+    """A zip of ``n`` real spectra (the example and Superfit files, cycled, unique names)."""
+    sources = sorted((ROOT / "examples").glob("*.dat"))
+    superfit = Path("/work/shared/data/templates/superfit/sne")
+    if superfit.is_dir():
+        sources += sorted(superfit.glob("*/*.dat"))[:200]
+    blobs = [(p.name, p.read_bytes()) for p in sources]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for i in range(n):
+            name, data = blobs[i % len(blobs)]
+            z.writestr(f"{i:04d}_{name}", data)
+    return buf.getvalue()
+
+
+def time_zip(base: str, archive: bytes, params: dict) -> dict:
+    with httpx.Client(base_url=base, timeout=3600) as c:
+        t0 = time.perf_counter()
+        r = c.post("/api/v1/batch-process", files={"zip_file": ("bench.zip", archive)},
+                   data={"params": json.dumps(params)})
+        seconds = time.perf_counter() - t0
+    r.raise_for_status()
+    results = r.json()
+    failed = sum("error" in v for v in results.values())
+    return {"spectra": len(results), "failed": failed, "seconds": seconds, "spectra_per_s": len(results) / seconds}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--requests", type=int, default=25, help="requests per client (default 25)")
+    ap.add_argument("--max-batch", type=int, default=32, help="micro-batch size when on")
+    ap.add_argument("--wait-ms", type=float, default=5.0, help="micro-batch max wait when on")
+    ap.add_argument("--zip-size", type=int, default=1000, help="spectra in the zip (0 skips it)")
+    ap.add_argument("--rlap", action="store_true", help="ask for rlap (calculateRlap) too")
+    ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = ap.parse_args(argv)
+
+    data = SPECTRUM.read_bytes()
+    params = {"knownZ": True, "zValue": 0.0, "calculateRlap": args.rlap}
+    report: dict = {"clients": args.clients, "requests_per_client": args.requests}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, batch in (("micro-batching on", args.max_batch), ("micro-batching off", 1)):
+            server = Server({"ASTRODASH_MICRO_BATCH_MAX": str(batch),
+                             "ASTRODASH_MICRO_BATCH_WAIT_MS": str(args.wait_ms)}, Path(tmp))
+            try:
+                server.wait_ready()
+                report[label] = asyncio.run(load_test(server.base, args.clients, args.requests, data, params))
+                if args.zip_size and batch > 1:
+                    archive = build_zip(args.zip_size)
+                    report["zip"] = {"bytes": len(archive), **time_zip(server.base, archive, params)}
+            finally:
+                server.stop()
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    print(f"/api/v1/process, {args.clients} concurrent clients x {args.requests} requests (single spectrum, "
+          f"known z{', rlap' if args.rlap else ''}):")
+    for label in ("micro-batching on", "micro-batching off"):
+        r = report[label]
+        print(f"  {label:19s} {r['rps']:7.1f} req/s   p50 {r['p50_ms']:7.1f} ms   p99 {r['p99_ms']:7.1f} ms"
+              f"   mean batch {r['mean_batch']:4.1f}   ({r['requests']} requests, {r['errors']} errors)")
+    if "zip" in report:
+        z = report["zip"]
+        print(f"/api/v1/batch-process, {z['spectra']}-spectrum zip ({z['bytes'] / 1e6:.1f} MB): {z['seconds']:.1f} s "
+              f"({z['spectra_per_s']:.0f} spectra/s, {z['failed']} failed)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

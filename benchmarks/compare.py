@@ -1,0 +1,300 @@
+"""Side-by-side speed comparison: ``python benchmarks/compare.py [--quick]`` prints a markdown table.
+
+Each comparison runs ours and the alternative in this one process, interleaved (ours, theirs, ours, ...), on
+the same inputs, and reports the best time of each; the ratio is what we claim, never an absolute time.
+Alternatives come from the ``bench`` extra (``pip install -e ".[bench]"``); a missing one is reported as such.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def best_interleaved(fns: dict, rounds: int = 5, number: int = 1) -> dict:
+    """Best per-call time of each function, calls interleaved round by round."""
+    best = {k: np.inf for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            for _ in range(number):
+                fn()
+            best[k] = min(best[k], (time.perf_counter() - t) / number)
+    return best
+
+
+def fmt_t(s: float) -> str:
+    return f"{s * 1e6:.0f} µs" if s < 1e-3 else f"{s * 1e3:.2f} ms" if s < 1 else f"{s:.2f} s"
+
+
+def synthetic_spectrum(rng, n=4000, w0=3000.0, w1=10000.0):
+    w = np.linspace(w0, w1, n)
+    f = (1 + 0.3 * np.sin(w / 180.0) + 0.2 * np.exp(-0.5 * ((w - 6150) / 60) ** 2)) * 1e-16
+    f += rng.normal(0, 2e-18, n)
+    return w, f, np.full(n, 2e-18)
+
+
+# ---- stages ---------------------------------------------------------------------------------------------
+
+def bench_parse(rows):
+    from astrodash_core._parse import parse_table
+
+    rng = np.random.default_rng(0)
+    w, f, e = synthetic_spectrum(rng)
+    buf = io.StringIO()
+    np.savetxt(buf, np.c_[w, f, e], fmt=["%.4f", "%.6e", "%.6e"])
+    data = buf.getvalue().encode()
+    arr = np.frombuffer(data, np.uint8)
+    fns = {"ours": lambda: parse_table(arr, 3), "numpy.loadtxt": lambda: np.loadtxt(io.BytesIO(data))}
+    try:
+        import pandas as pd
+
+        fns["pandas.read_csv"] = lambda: pd.read_csv(io.BytesIO(data), sep=r"\s+", header=None).to_numpy()
+    except ImportError:
+        pass
+    assert np.array_equal(parse_table(arr, 3)[0], np.loadtxt(io.BytesIO(data)))
+    t = best_interleaved(fns, rounds=7, number=20)
+    for k in fns:
+        if k != "ours":
+            rows.append(("parse 4,000×3 ASCII", t["ours"], k, t[k], 10.0))
+
+
+def bench_rebin(rows):
+    from astrodash_core import _kernels as K
+    from astrodash_core.grid import DEFAULT_GRID
+
+    rng = np.random.default_rng(1)
+    w, f, _ = synthetic_spectrum(rng)
+    edges = DEFAULT_GRID.edges
+    out = np.zeros(DEFAULT_GRID.nw)
+    K._rebin_one(w, f, 0.0, 0.0, np.inf, edges, out)  # compile outside the timing
+    fns = {"ours": lambda: K._rebin_one(w, f, 0.0, 0.0, np.inf, edges, out),
+           "numpy.interp": lambda: np.interp(DEFAULT_GRID.wave, w, f)}
+    try:
+        import spectres
+
+        inside = DEFAULT_GRID.wave[(DEFAULT_GRID.wave > w[1]) & (DEFAULT_GRID.wave < w[-2])]
+        fns["spectres"] = lambda: spectres.spectres(inside, w, f, verbose=False)
+        try:
+            from spectres import spectres_numba
+
+            spectres_numba(inside, w, f, verbose=False)
+            fns["spectres_numba"] = lambda: spectres_numba(inside, w, f, verbose=False)
+        except ImportError:
+            pass
+    except ImportError:
+        pass
+    t = best_interleaved(fns, rounds=7, number=50)
+    for k in fns:
+        if k != "ours":
+            rows.append(("rebin 4,000 points → 1,024 bins", t["ours"], k, t[k], 50.0 if k == "spectres" else None))
+
+
+def baseline_preprocess(spectra, z, grid):
+    """The straightforward per-spectrum pipeline: interpolate, UnivariateSpline continuum, normalise, taper."""
+    from scipy.interpolate import UnivariateSpline
+
+    out = np.zeros((len(spectra), grid.nw), dtype=np.float32)
+    for i, (w, f) in enumerate(spectra):
+        rest = w / (1 + z)
+        lo, hi = np.searchsorted(grid.wave, [rest[0], rest[-1]])
+        x = grid.wave[lo:hi]
+        y = np.interp(x, rest, f)
+        spline = UnivariateSpline(np.log(x), y, k=3, s=len(x) * np.var(y) * 0.5)
+        cont = spline(np.log(x))
+        y = y / np.where(np.abs(cont) > 1e-30, cont, 1e-30) - 1
+        y = (y - y.mean()) / (y.std() or 1)
+        m = max(1, int(0.05 * len(y)))
+        taper = np.ones(len(y))
+        ramp = 0.5 * (1 - np.cos(np.pi * np.arange(m) / m))
+        taper[:m], taper[-m:] = ramp, ramp[::-1]
+        out[i, lo:hi] = y * taper
+    return out
+
+
+def bench_preprocess(rows, n):
+    import astrodash_core as ad
+    from astrodash_core.grid import DEFAULT_GRID
+
+    rng = np.random.default_rng(2)
+    raw = [synthetic_spectrum(rng, n=int(rng.integers(2000, 4000)))[:2] for _ in range(n)]
+    spectra = [ad.Spectrum(w, f) for w, f in raw]
+    ad.preprocess(spectra[:2], redshift=0.05)
+    try:
+        import scipy  # noqa: F401
+    except ImportError:
+        return
+    t = best_interleaved({"ours": lambda: ad.preprocess(spectra, redshift=0.05),
+                          "baseline": lambda: baseline_preprocess(raw, 0.05, DEFAULT_GRID)}, rounds=3)
+    rows.append((f"preprocess {n:,} spectra", t["ours"], "per-spectrum numpy/scipy", t["baseline"], 20.0))
+
+
+def bench_forward(rows):
+    from astrodash_core.models import default_model
+
+    model = default_model("known-z")
+    try:
+        import torch
+
+        from astrodash_core.training.train import build_torch, load_weights
+    except ImportError:
+        return
+    threads = int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))
+    torch.set_num_threads(threads)
+    net = build_torch(model.arch)
+    load_weights(net, model.weights)
+    net.eval()
+    rng = np.random.default_rng(3)
+    for batch, target in ((1, 3.0), (256, 1.0)):
+        x = rng.standard_normal((batch, 1024)).astype(np.float32)
+        xt = torch.from_numpy(x)
+        model.predict(x)
+
+        def torch_fwd():
+            with torch.inference_mode():
+                return torch.softmax(net(xt), 1)
+
+        torch_fwd()
+        number = 200 if batch == 1 else 5
+        t = best_interleaved({"ours": lambda: model.predict(x), "torch": torch_fwd}, rounds=5, number=number)
+        rows.append((f"forward pass, batch {batch}", t["ours"], f"PyTorch {torch.__version__} ({threads} threads)",
+                     t["torch"], target))
+
+
+def bench_end_to_end(rows, n):
+    import astrodash_core as ad
+
+    rng = np.random.default_rng(4)
+    with tempfile.TemporaryDirectory() as d:
+        paths = []
+        for i in range(n):
+            w, f, e = synthetic_spectrum(rng, n=2000)
+            p = Path(d) / f"s{i:05d}.dat"
+            np.savetxt(p, np.c_[w, f, e], fmt=["%.3f", "%.5e", "%.3e"])
+            paths.append(p)
+        clf = ad.Classifier()
+        clf.classify(paths[:4], redshift=0.05)
+        t = time.perf_counter()
+        res = clf.classify(paths, redshift=0.05)
+        dt = time.perf_counter() - t
+        assert all(r.error is None for r in res)
+        t = time.perf_counter()
+        clf.classify(paths[: n // 4], redshift=None)
+        dt_est = (time.perf_counter() - t) / (n // 4) * n
+    rows.append((f"classify {n:,} files from disk, z given", dt, "target ≥ 1,000 spectra/s", n / 1000.0, None,
+                 f"{n / dt:,.0f} spectra/s"))
+    rows.append((f"classify {n:,} files, z estimated", dt_est, "", None, None, f"{n / dt_est:,.0f} spectra/s"))
+
+
+COLD = r"""
+import time; t0 = time.perf_counter()
+import numpy as np, astrodash_core as ad
+t1 = time.perf_counter()
+w = np.linspace(3500, 9500, 3000)
+r = ad.classify([np.c_[w, 1 + 0.2 * np.sin(w / 150)]], redshift=0.05)
+print(t1 - t0, time.perf_counter() - t0)
+"""
+
+
+def bench_cold_start(rows):
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        out = {}
+        for kind in ("cold", "warm"):
+            t = time.perf_counter()
+            p = subprocess.run([sys.executable, "-c", COLD], env=env, capture_output=True, text=True, check=True)
+            wall = time.perf_counter() - t
+            imp, first = map(float, p.stdout.split())
+            out[kind] = (imp, first, wall)
+        for kind, (imp, first, wall) in out.items():
+            rows.append((f"cold start, {kind} Numba cache: import + first classify", first, "target ≤ 2 s (warm)",
+                         None, None, f"import {imp:.2f} s, process wall {wall:.2f} s"))
+
+
+def bench_memory(rows, n):
+    import astrodash_core as ad
+
+    def rss_mb():
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS"):
+                    return int(line.split()[1]) / 1024
+        return float("nan")
+
+    w = np.linspace(3500, 9500, 2000)
+    base = 1 + 0.2 * np.sin(w / 150)
+
+    def source():
+        rng = np.random.default_rng(5)
+        for _ in range(n):
+            yield np.c_[w, base + rng.normal(0, 0.05, w.size)]
+
+    clf = ad.Classifier()
+    marks = {}
+    t = time.perf_counter()
+    for i, r in enumerate(clf.iter_classify(source(), redshift=0.05, rlap=False)):
+        if i + 1 in (n // 10, n // 2, n):
+            marks[i + 1] = rss_mb()
+    dt = time.perf_counter() - t
+    desc = ", ".join(f"{k:,}: {v:.0f} MB" for k, v in marks.items())
+    rows.append((f"stream {n:,} spectra through classify (RSS)", dt, "must stay flat", None, None, desc))
+
+
+def machine_info() -> str:
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(l.split(":", 1)[1].strip() for l in fh if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import numba
+
+    versions = [f"Python {platform.python_version()}", f"numpy {np.__version__}", f"numba {numba.__version__}"]
+    for mod in ("torch", "pandas", "scipy", "spectres"):
+        try:
+            versions.append(f"{mod} {__import__(mod).__version__}")
+        except (ImportError, AttributeError):
+            pass
+    return f"{cpu}, {os.cpu_count()} cores; " + ", ".join(versions)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="smaller inputs (a smoke run)")
+    ap.add_argument("--json", help="also write the rows as JSON here")
+    args = ap.parse_args(argv)
+    n_pre, n_files, n_stream = (100, 100, 2000) if args.quick else (1000, 1000, 100_000)
+    rows: list[tuple] = []
+    for stage in (lambda: bench_parse(rows), lambda: bench_rebin(rows), lambda: bench_preprocess(rows, n_pre),
+                  lambda: bench_forward(rows), lambda: bench_end_to_end(rows, n_files),
+                  lambda: bench_cold_start(rows), lambda: bench_memory(rows, n_stream)):
+        stage()
+        print(".", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    print(f"machine: {machine_info()}\n")
+    print("| stage | ours | alternative | theirs | ratio | target | note |")
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        stage, ours, alt, theirs, target = row[:5]
+        note = row[5] if len(row) > 5 else ""
+        ratio = f"{theirs / ours:.1f}×" if isinstance(theirs, float) and alt and "target" not in alt else ""
+        tgt = f"≥ {target:g}×" if target else ""
+        theirs_s = fmt_t(theirs) if ratio else ""
+        print(f"| {stage} | {fmt_t(ours)} | {alt} | {theirs_s} | {ratio} | {tgt} | {note} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps([list(map(str, r)) for r in rows], indent=1))
+
+
+if __name__ == "__main__":
+    main()
