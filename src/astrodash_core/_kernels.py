@@ -169,6 +169,17 @@ def _continuum_remove_one(row, lo, hi, n_intervals, floor_frac):
     """
     if hi - lo < 2:
         return
+    # the result is scale-free, so fit on a row scaled to peak 1: fluxes in physical units (1e-17) square
+    # to ~1e-34 in the fit, and denormal fluxes would underflow the floor below to zero
+    scale = 0.0
+    for k in range(lo, hi):
+        scale = max(scale, abs(row[k]))
+    if not (scale > 0 and np.isfinite(scale)):
+        for k in range(lo, hi):
+            row[k] = 0.0
+        return
+    for k in range(lo, hi):
+        row[k] = row[k] / scale
     cont = np.empty(row.size)
     _spline_continuum(row, lo, hi, n_intervals, cont)
     mean_abs = 0.0
@@ -193,6 +204,8 @@ def _normalise_taper_one(row, lo, hi, taper_frac, outside, dest):
     0.5 * (1 - cos(pi * k / m)) to 1 over m bins; the inside is untouched.
     """
     nw = row.size
+    lo = max(0, min(lo, nw))  # a range that misses the row (no overlap) is empty, never out of bounds
+    hi = max(lo, min(hi, nw))
     for k in range(0, lo):
         dest[k] = outside
     for k in range(hi, nw):
@@ -244,8 +257,11 @@ def _finish_batch(out, lo, hi, smooth_half, n_intervals, floor_frac, taper_frac,
         _normalise_taper_one(row, lo[i], hi[i], taper_frac, outside, dest[i])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _normalise_taper_batch(rows, lo, hi, taper_frac, outside, dest):
-    """_normalise_taper_one over every row (used to re-trim spectra to an overlap, as SNID does)."""
-    for i in prange(rows.shape[0]):
+    """_normalise_taper_one over every row (used to re-trim spectra to an overlap, as SNID does).
+
+    Serial on purpose: it runs once per spectrum on a few dozen rows, where starting threads costs more
+    than the work, and far more when the other cores are busy (a server, a training run)."""
+    for i in range(rows.shape[0]):
         _normalise_taper_one(rows[i], lo[i], hi[i], taper_frac, outside, dest[i])
