@@ -1,23 +1,23 @@
 """Numba kernel for cross-correlation peaks (Tonry & Davis 1979, as in SNID)."""
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _peak_stats(c, lag_min, lag_max, out):
     """Peak statistics of normalised correlations ``c[k, N]`` (lag m stored at index m mod N).
 
-    For each row, over lags lag_min..lag_max: out[k] = (sub-bin peak lag, peak height h, r, FWHM in bins),
+    For each row k, over lags lag_min[k]..lag_max[k]: out[k] = (sub-bin peak lag, peak height h, r, FWHM in bins),
     where r = h / (sqrt(2) * sigma_a) and sigma_a is the rms of the antisymmetric part of the correlation
     about the peak, a(d) = (c(p + d) - c(p - d)) / 2, over |d| < N / 4.
     """
     k_n, n_fft = c.shape
     half = n_fft // 4
-    for k in prange(k_n):
+    for k in range(k_n):  # serial: a few dozen rows per spectrum (see _kernels._normalise_taper_batch)
         row = c[k]
-        p = lag_min
+        p = lag_min[k]
         best = -1e300
-        for m in range(lag_min, lag_max + 1):
+        for m in range(lag_min[k], lag_max[k] + 1):
             v = row[m % n_fft]
             if v > best:
                 best = v

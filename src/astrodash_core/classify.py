@@ -219,14 +219,14 @@ def _best_match_rows(bank, best) -> np.ndarray:
 def _add_rlap(flux, lo, hi, bank, z, best, matches, n_top: int = 3) -> None:
     """rlap at redshift z for the top ``n_top`` matches and the best match: for each, the highest rlap over
     the templates of its classes (None when the bank has none)."""
-    from .rlap import RLAP_WARNING, rlap_at
+    from .rlap import RLAP_WARNING
 
     targets = [*matches[:n_top], best]
     groups = [bank.rows(m.type, m.age) for m in matches[:n_top]] + [_best_match_rows(bank, best)]
     rows = np.unique(np.concatenate(groups))
     if rows.size == 0:
         return
-    peaks = rlap_at(flux, lo, hi, bank.flux[rows], bank.lo[rows], bank.hi[rows], bank.grid.dwlog, z)
+    peaks = bank.correlate_at(flux, lo, hi, rows, z)
     by_row = dict(zip(rows.tolist(), peaks.rlap.tolist()))
     for m, g in zip(targets, groups):
         m.rlap = max(by_row[r] for r in g.tolist()) if g.size else None

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import labels
-from .rlap import correlate
 from .templates import TemplateBank, default_bank
 
 Z_MIN, Z_MAX = -0.01, 1.0
 AGREE_FRACTION = 0.8
-TOP_CLASSES = 3
+TOP_CLASSES = 5
+PER_CLASS = 4
 
 
 @dataclass
@@ -46,7 +46,7 @@ def estimate_from_rows(flux, lo, hi, bank: TemplateBank, rows, z_min=Z_MIN, z_ma
     rows = np.asarray(rows)
     if rows.size == 0:
         raise ValueError("no templates to correlate with")
-    peaks = correlate(flux, lo, hi, bank.flux[rows], bank.lo[rows], bank.hi[rows], bank.grid.dwlog, z_min, z_max)
+    peaks = bank.correlate(flux, lo, hi, rows, z_min, z_max)
     best = int(np.argmax(peaks.rlap))
     agree = peaks.rlap >= AGREE_FRACTION * peaks.rlap[best]
     w = np.maximum(peaks.rlap[agree], 1e-9)
@@ -60,18 +60,21 @@ def estimate_from_rows(flux, lo, hi, bank: TemplateBank, rows, z_min=Z_MIN, z_ma
                             template=bank.names[rows[best]], sn_type=sn_type, age=age)
 
 
-def candidate_rows(bank: TemplateBank, probs: np.ndarray, top: int = TOP_CLASSES) -> np.ndarray:
-    """Bank rows of the ``top`` most probable classes and their neighbouring age bins (same subtype)."""
+def candidate_rows(bank: TemplateBank, probs: np.ndarray, top: int = TOP_CLASSES, per_class: int | None = PER_CLASS,
+                   age_spread: int = 1) -> np.ndarray:
+    """Bank rows of the ``top`` most probable classes and their neighbouring age bins (same subtype, within
+    ``age_spread`` bins), at most ``per_class`` templates of each class."""
     classes = set()
     for c in np.argsort(probs)[::-1][:top]:
         t, a = divmod(int(c), labels.N_AGE_BINS)
-        for da in (-1, 0, 1):
+        for da in range(-age_spread, age_spread + 1):
             if 0 <= a + da < labels.N_AGE_BINS:
                 classes.add(t * labels.N_AGE_BINS + a + da)
-    rows = bank.rows_of_classes(sorted(classes))
-    if rows.size == 0:  # no template in those classes: fall back on the best subtype, all ages
-        rows = bank.rows(labels.SN_TYPES[int(np.argmax(probs)) // labels.N_AGE_BINS])
-    return rows if rows.size else np.arange(len(bank.label))
+    rows = bank.rows_of_classes(sorted(classes), per_class)
+    if rows.size == 0:  # no template in those classes: fall back on the best subtype, all ages, then on all
+        t = int(np.argmax(probs)) // labels.N_AGE_BINS
+        rows = bank.rows_of_classes(np.arange(t * labels.N_AGE_BINS, (t + 1) * labels.N_AGE_BINS), per_class)
+    return rows if rows.size else bank.rows_of_classes(np.arange(labels.N_CLASSES), per_class)
 
 
 def estimate_redshift(source, sn_type: str | None = None, age_bin=None, *, bank: TemplateBank | None = None,

@@ -8,6 +8,7 @@ ln(wavelength) at the peak, rlap = r * lap.  A match with rlap < ``RLAP_WARNING`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -31,22 +32,65 @@ def lag_of(z: float, dwlog: float) -> float:
     return float(np.log1p(z) / dwlog)
 
 
-def _correlation(s: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Normalised correlations of rows s [k, nw] with rows t [k, nw] (or one s against all t), [k, 2 nw]."""
-    nw = t.shape[-1]
-    n_fft = 2 * nw
-    s_sigma = np.sqrt(np.mean(s * s, axis=-1))
-    t_sigma = np.sqrt(np.mean(t * t, axis=-1))
-    c = np.fft.irfft(np.fft.rfft(s, n_fft, axis=-1) * np.conj(np.fft.rfft(t, n_fft, axis=-1)), n_fft, axis=-1)
+def n_fft_of(nw: int) -> int:
+    """FFT length for linear (not circular) correlation of two rows of ``nw`` bins."""
+    return 2 * nw
+
+
+#: SNID's band-pass (Blondin & Tonry 2007): a cosine-bell ramp up over wavenumbers k1..k2 and down over
+#: k3..k4, in cycles per ``nw`` bins.  It drops what is left of the continuum (k < k2), where host-galaxy
+#: light and flux calibration differ most, and pixel noise (k > k3), which lines never reach.
+BANDPASS = (1, 4, 85, 102)
+
+
+@lru_cache(maxsize=8)
+def bandpass(nw: int, k=BANDPASS) -> np.ndarray:
+    """The band-pass filter on the rFFT frequencies of an ``n_fft_of(nw)``-point transform."""
+    k1, k2, k3, k4 = (float(v) * nw / 1024 for v in k)
+    f = np.arange(n_fft_of(nw) // 2 + 1) * nw / n_fft_of(nw)  # cycles per nw bins
+    out = np.zeros_like(f)
+    up = (f >= k1) & (f < k2)
+    out[up] = 0.5 * (1 - np.cos(np.pi * (f[up] - k1) / (k2 - k1)))
+    out[(f >= k2) & (f <= k3)] = 1.0
+    down = (f > k3) & (f <= k4)
+    out[down] = 0.5 * (1 + np.cos(np.pi * (f[down] - k3) / (k4 - k3)))
+    return out
+
+
+def _filtered_fft(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(band-passed rFFT, rms of the band-passed row over nw bins) of rows x [..., nw]."""
+    nw = x.shape[-1]
+    n_fft = n_fft_of(nw)
+    X = np.fft.rfft(x, n_fft, axis=-1) * bandpass(nw)
+    power = 2 * np.sum(X.real ** 2 + X.imag ** 2, axis=-1) - np.abs(X[..., 0]) ** 2 - np.abs(X[..., -1]) ** 2
+    return X, np.sqrt(np.maximum(power, 0) / n_fft / nw)
+
+
+def template_transforms(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(conjugated band-passed rFFTs [k, nw + 1], rms [k]) of template rows: what the first pass needs of a
+    template, computed once per bank instead of once per spectrum."""
+    T, sigma = _filtered_fft(np.asarray(t, dtype=np.float64))
+    return np.conj(T), sigma
+
+
+def _correlation(s: np.ndarray, t_conj_fft: np.ndarray, t_sigma: np.ndarray) -> np.ndarray:
+    """Normalised correlations of band-passed rows s [k, nw] (or one row s against all templates) with
+    templates given by their :func:`template_transforms`, [k, 2 nw]."""
+    nw = s.shape[-1]
+    S, s_sigma = _filtered_fft(s)
+    c = np.fft.irfft(S * t_conj_fft, n_fft_of(nw), axis=-1)
     norm = nw * s_sigma * t_sigma
     return np.ascontiguousarray(c / np.where(norm > 0, norm, np.inf)[..., None])
 
 
 def _peaks(c, lag_min, lag_max):
+    """Peak statistics of each row of ``c`` within its own lag window (arrays or scalars)."""
     from ._correlate import _peak_stats
 
-    out = np.empty((c.shape[0], 4))
-    _peak_stats(c, lag_min, lag_max, out)
+    k = c.shape[0]
+    out = np.empty((k, 4))
+    _peak_stats(c, np.broadcast_to(np.asarray(lag_min, dtype=np.int64), (k,)).copy(),
+                np.broadcast_to(np.asarray(lag_max, dtype=np.int64), (k,)).copy(), out)
     return out
 
 
@@ -66,36 +110,79 @@ def _trim_to_overlap(s, lo, hi, t, t_lo, t_hi, lag, taper):
     return s_out.astype(np.float64), t_out.astype(np.float64), b - a
 
 
+#: Candidate peaks refined by the second pass: each template's ``PEAKS_PER_TEMPLATE`` highest local maxima,
+#: of which the ``REFINE_TOP`` highest over all templates.  Several per template,
+#: because a correlation normalised over the whole grid favours large overlaps (low z): the true peak at a
+#: high z can be only the second or third highest before trimming, and the highest rlap after it.
+PEAKS_PER_TEMPLATE = 3
+REFINE_TOP = 24
+
+
+def _local_maxima(c: np.ndarray, lag_min: int, lag_max: int, per_row: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row, lag) of the ``per_row`` highest local maxima of each row of ``c`` within [lag_min, lag_max]."""
+    n_fft = c.shape[1]
+    lags = np.arange(lag_min, lag_max + 1)
+    v = c[:, lags % n_fft]
+    peak = np.zeros(v.shape, dtype=bool)
+    peak[:, 1:-1] = (v[:, 1:-1] > v[:, :-2]) & (v[:, 1:-1] >= v[:, 2:])
+    peak[:, 0] = v[:, 0] >= v[:, 1]
+    peak[:, -1] = v[:, -1] > v[:, -2]
+    score = np.where(peak, v, -np.inf)
+    per_row = min(per_row, v.shape[1])
+    top = np.argpartition(-score, per_row - 1, axis=1)[:, :per_row]
+    rows = np.repeat(np.arange(c.shape[0]), per_row)
+    cols = top.ravel()
+    keep = np.isfinite(score[rows, cols])
+    return rows[keep], lags[cols[keep]]
+
+
 def correlate(flux: np.ndarray, lo: int, hi: int, templates: np.ndarray, t_lo: np.ndarray, t_hi: np.ndarray,
-              dwlog: float, z_min: float, z_max: float, taper: float = 0.05) -> Peaks:
+              dwlog: float, z_min: float, z_max: float, taper: float = 0.05, transforms=None,
+              refine: int | None = REFINE_TOP, peaks_per_template: int = PEAKS_PER_TEMPLATE) -> Peaks:
     """Peaks of the correlation of one preprocessed spectrum with each template row, for z in [z_min, z_max].
 
-    First pass: correlate the whole rows to find each template's peak.  Second pass (as SNID): trim both to
-    their overlap at that lag, re-normalise, re-taper and correlate again for the final lag, r and lap.
+    First pass: correlate the whole rows (``transforms``, the templates' :func:`template_transforms`, saves
+    recomputing their FFTs) and take each template's highest local maxima.  Second pass (as SNID), for the
+    ``refine`` strongest of those candidates (all when None): trim spectrum and template to their overlap at
+    that lag, re-normalise, re-taper and correlate again for the final lag, r and lap.  Each template reports
+    its candidate with the highest rlap; a template with no refined candidate keeps its first-pass peak.
     """
     nw = flux.shape[-1]
+    k = templates.shape[0]
     s = np.asarray(flux, dtype=np.float64)
     t = np.asarray(templates, dtype=np.float64)
     lag_min = max(int(np.floor(lag_of(z_min, dwlog))), -(nw - 1))
     lag_max = min(int(np.ceil(lag_of(z_max, dwlog))), nw - 1)
-    first = _peaks(_correlation(s, t), lag_min, lag_max)
-    m = np.rint(first[:, 0]).astype(np.int64)
+    t_conj, t_sigma = transforms if transforms is not None else template_transforms(t)
+    c = _correlation(s, t_conj, t_sigma)
+    out = _peaks(c, lag_min, lag_max)
     t_lo = np.asarray(t_lo, dtype=np.int64)
     t_hi = np.asarray(t_hi, dtype=np.int64)
-    s2, t2, overlap = _trim_to_overlap(s, int(lo), int(hi), t, t_lo, t_hi, m, taper)
-    # the second pass may move the peak by a few bins at most
-    out = np.empty_like(first)
-    c2 = _correlation(s2, t2)
-    for j in range(t.shape[0]):
-        out[j] = _peaks(c2[j:j + 1], max(lag_min, m[j] - 3), min(lag_max, m[j] + 3))[0]
-    lap = overlap * dwlog
-    r = out[:, 2]
-    return Peaks(lag=out[:, 0], height=out[:, 1], r=r, lap=lap, rlap=r * lap, width=out[:, 3],
+    rows, lags = _local_maxima(c, lag_min, lag_max, peaks_per_template)
+    if refine is not None and rows.size > refine:  # the highest first-pass correlations
+        pick = np.argsort(-c[rows, lags % c.shape[1]], kind="stable")[:refine]
+        rows, lags = rows[pick], lags[pick]
+    s2, t2, overlap2 = _trim_to_overlap(s, int(lo), int(hi), t[rows], t_lo[rows], t_hi[rows], lags, taper)
+    refined = _peaks(_correlation(s2, *template_transforms(t2)), np.maximum(lag_min, lags - 3),
+                     np.minimum(lag_max, lags + 3))
+    lap = np.maximum(np.minimum(hi, t_hi + np.rint(out[:, 0]).astype(np.int64))
+                     - np.maximum(lo, t_lo + np.rint(out[:, 0]).astype(np.int64)), 0) * dwlog
+    rlap = out[:, 2] * lap
+    done = np.zeros(k, dtype=bool)
+    for j in np.argsort(-(refined[:, 2] * overlap2), kind="stable"):
+        row = rows[j]
+        if not done[row]:  # best refined candidate of this template
+            done[row] = True
+            out[row] = refined[j]
+            lap[row] = overlap2[j] * dwlog
+            rlap[row] = refined[j, 2] * lap[row]
+    return Peaks(lag=out[:, 0], height=out[:, 1], r=out[:, 2], lap=lap, rlap=rlap, width=out[:, 3],
                  redshift=np.expm1(out[:, 0] * dwlog))
 
 
-def rlap_at(flux, lo, hi, templates, t_lo, t_hi, dwlog: float, z: float, tolerance_bins: int = 2) -> Peaks:
+def rlap_at(flux, lo, hi, templates, t_lo, t_hi, dwlog: float, z: float, tolerance_bins: int = 2,
+            transforms=None) -> Peaks:
     """Correlation peaks with the lag held within ``tolerance_bins`` of the one a known redshift gives."""
     lag = lag_of(z, dwlog)
-    return correlate(flux, lo, hi, templates, t_lo, t_hi, dwlog,
-                     np.expm1((lag - tolerance_bins) * dwlog), np.expm1((lag + tolerance_bins) * dwlog))
+    return correlate(flux, lo, hi, templates, t_lo, t_hi, dwlog, np.expm1((lag - tolerance_bins) * dwlog),
+                     np.expm1((lag + tolerance_bins) * dwlog), transforms=transforms)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import resources
 
 import numpy as np
@@ -48,8 +48,43 @@ class TemplateBank:
             sel &= (self.label % labels.N_AGE_BINS) == labels.age_bin_index(age_bin)
         return np.nonzero(sel)[0]
 
-    def rows_of_classes(self, classes) -> np.ndarray:
-        return np.nonzero(np.isin(self.label, np.asarray(classes)))[0]
+    def rows_of_classes(self, classes, per_class: int | None = None) -> np.ndarray:
+        """Rows of the given class indices; with ``per_class``, at most that many of each class, evenly
+        spread over its objects (a class's templates differ little, so more of them buys little)."""
+        rows = np.nonzero(np.isin(self.label, np.asarray(classes)))[0]
+        if per_class is None:
+            return rows
+        keep = []
+        for c in np.unique(self.label[rows]):
+            r = rows[self.label[rows] == c]
+            keep.append(r if r.size <= per_class else r[np.linspace(0, r.size - 1, per_class).round().astype(int)])
+        return np.concatenate(keep) if keep else rows
+
+    @cached_property
+    def transforms(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every row's conjugated rFFT and rms (``rlap.template_transforms``), computed once per bank."""
+        from .rlap import template_transforms
+
+        return template_transforms(self.flux)
+
+    def _rows(self, rows):
+        rows = np.asarray(rows)
+        conj, sigma = self.transforms
+        return self.flux[rows], self.lo[rows], self.hi[rows], (conj[rows], sigma[rows])
+
+    def correlate(self, flux, lo: int, hi: int, rows, z_min: float, z_max: float):
+        """``rlap.correlate`` of one preprocessed row with the bank rows ``rows`` for z in [z_min, z_max]."""
+        from .rlap import correlate
+
+        t, t_lo, t_hi, transforms = self._rows(rows)
+        return correlate(flux, lo, hi, t, t_lo, t_hi, self.grid.dwlog, z_min, z_max, transforms=transforms)
+
+    def correlate_at(self, flux, lo: int, hi: int, rows, z: float):
+        """``rlap.rlap_at``: the bank rows ``rows`` correlated at a known redshift ``z``."""
+        from .rlap import rlap_at
+
+        t, t_lo, t_hi, transforms = self._rows(rows)
+        return rlap_at(flux, lo, hi, t, t_lo, t_hi, self.grid.dwlog, z, transforms=transforms)
 
     def save(self, path) -> None:
         meta = {"format": _FORMAT, "version": 1, "names": self.names, "preprocessing": self.settings.to_dict()}
