@@ -87,8 +87,14 @@ class Network:
 
         h = x[:, None, :]
         for kind, w, b, a, pool in self._layers:
-            if kind == "conv":
-                h = L._conv_relu_pool(np.ascontiguousarray(h), w, b, a, pool)
+            if kind == "conv":  # im2col gather, one GEMM, fused bias + ReLU + max-pool
+                n, channels, length = h.shape
+                cols = np.empty((n * length, channels * a), dtype=np.float32)
+                L._im2col(np.ascontiguousarray(h), a, cols)
+                y = cols @ w
+                h = np.empty((n, w.shape[1], length // pool), dtype=np.float32)
+                L._bias_relu_pool(y, b, n, length, pool, h)
             else:
-                h = L._dense(np.ascontiguousarray(h.reshape(h.shape[0], -1)), w, b, a)
+                h = np.ascontiguousarray(h.reshape(h.shape[0], -1)) @ w
+                L._bias_act(h, b, a)
         return L._softmax(h)
