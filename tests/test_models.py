@@ -94,3 +94,32 @@ def test_model_file_rejects_bad_content():
     np.savez(buf, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **obj)
     with pytest.raises(ModelFileError):
         Model.from_bytes(buf.getvalue())  # object arrays would need pickle: refused
+
+
+def test_soft_targets_stay_within_the_subtype():
+    from astrodash_core.training.train import soft_targets
+
+    t = soft_targets(0.6, 0.0)
+    np.testing.assert_allclose(t.sum(axis=1), 1, atol=1e-6)
+    c = labels.class_index("Ib-norm", 4.0)
+    same = slice(c - c % labels.N_AGE_BINS, c - c % labels.N_AGE_BINS + labels.N_AGE_BINS)
+    assert t[c, same].sum() == pytest.approx(1, abs=1e-6)
+    assert t[c, c] > t[c, c + 1] > t[c, c + 2] > 0
+
+
+@pytest.mark.torch
+def test_hierarchical_loss_rewards_the_right_subtype_whatever_the_age():
+    torch = pytest.importorskip("torch")
+    from astrodash_core.training.train import hierarchical_loss
+
+    loss = hierarchical_loss(age_sigma=0.6, smoothing=0.0, type_weight=1.0, broad_weight=0.5)
+    y = torch.tensor([labels.class_index("Ia-norm", 0.0)])
+    def logits_on(cls):
+        z = torch.full((1, labels.N_CLASSES), -10.0)
+        z[0, cls] = 10.0
+        return z
+    right = float(loss(logits_on(int(y)), y))
+    wrong_age = float(loss(logits_on(labels.class_index("Ia-norm", 30.0)), y))
+    wrong_subtype = float(loss(logits_on(labels.class_index("Ia-91T", 30.0)), y))
+    wrong_broad = float(loss(logits_on(labels.class_index("IIP", 30.0)), y))
+    assert right < wrong_age < wrong_subtype < wrong_broad

@@ -7,6 +7,7 @@ import sys
 
 from . import __version__
 from .errors import AstrodashError
+from .nn import ARCHITECTURES, DEFAULT_ARCHITECTURE
 
 
 def cmd_read(args) -> int:
@@ -169,7 +170,7 @@ def cmd_train(args) -> int:
     from .training.run import run_training
 
     run_training(args.variant, args.out, seed=args.seed, data=args.data, epochs=args.epochs,
-                 examples_per_epoch=args.examples, time_budget_s=args.time_budget)
+                 examples_per_epoch=args.examples, time_budget_s=args.time_budget, arch_name=args.arch)
     return 0
 
 
@@ -248,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--examples", type=int, default=40000, help="augmented examples per epoch")
     p.add_argument("--time-budget", type=float, default=3000, help="stop training after this many seconds")
+    p.add_argument("--arch", choices=sorted(ARCHITECTURES), default=DEFAULT_ARCHITECTURE, help="network architecture")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="accuracy on held-out objects, clean and degraded")

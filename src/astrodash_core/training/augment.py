@@ -42,14 +42,24 @@ class AugmentConfig:
         return asdict(self)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Degradation:
-    """A fixed degradation for evaluation (the issue's 'degraded copy' of the test split)."""
+    """A fixed degradation for evaluation (the 'degraded copy' of the test split)."""
 
     host_fraction: tuple = (0.1, 0.5)
     snr: float = 5.0
     window: tuple = (4000.0, 8500.0)
     z: tuple = (0.1, 0.5)
+
+    def describe(self) -> str:
+        return (f"host light {100 * self.host_fraction[0]:.0f}-{100 * self.host_fraction[1]:.0f} %, S/N {self.snr:g}, "
+                f"{self.window[0]:.0f}-{self.window[1]:.0f} Å observed, z {self.z[0]:g}-{self.z[1]:g}")
+
+
+#: The classification stress test: held-out objects observed through host light at S/N 5.
+DEGRADED = Degradation()
+#: The redshift target's synthetic survey: z uniform in 0.01-0.7, host light, S/N 10, 3700-8800 Å observed.
+REDSHIFT_SURVEY = Degradation(host_fraction=(0.1, 0.5), snr=10.0, window=(3700.0, 8800.0), z=(0.01, 0.7))
 
 
 def _mix_host(wave, flux, gal, fraction):
@@ -138,7 +148,7 @@ class Augmenter:
     def degraded(self, templates: list[TemplateSpectrum], rng, degradation: Degradation | None = None,
                  return_ranges: bool = False):
         """Every template seen under one fixed degradation (evaluation): (X, y, z[, lo, hi])."""
-        d = degradation or Degradation()
+        d = degradation or DEGRADED
         spectra, z_true = [], []
         for t in templates:
             z = rng.uniform(*d.z)

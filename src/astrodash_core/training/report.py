@@ -31,6 +31,7 @@ def evaluation_report(model_paths=(), data=None) -> str:
         result = evaluate_model(model, test, Augmenter(galaxies, model.variant), seed, bank=bank)
         out.append(f"## {model.name} ({model.variant}), {len(test_objects)} held-out objects\n")
         out.append(format_report("clean templates", result["clean"]))
-        out.append(format_report("degraded: host light 10-50 %, S/N 5, 4000-8500 Å observed, z 0.1-0.5",
-                                 result["degraded"]))
+        for key in ("degraded", "redshift_survey"):
+            if key in result:
+                out.append(format_report(f"{key.replace('_', ' ')}: {result[key]['conditions']}", result[key]))
     return "\n".join(out)

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import interpret, labels
 from ..preprocess import PreprocessSettings
-from .augment import Augmenter, AugmentConfig, balanced_weights
+from .augment import DEGRADED, REDSHIFT_SURVEY, Augmenter, AugmentConfig, balanced_weights
 from .evaluation import metrics, redshift_metrics
 from .templates_data import find_data_root, load_galaxies, load_templates, split_objects
 
@@ -44,7 +44,7 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
     """Train one model variant and write it to ``out``; returns the Model."""
     from ..models import Model
     from ..nn import ARCHITECTURES, DEFAULT_ARCHITECTURE
-    from .train import train_model
+    from .train import LOSS, train_model
 
     t0 = time.time()
     parts, aug, side = prepare(variant, seed, data, log)
@@ -59,7 +59,8 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
         X, y, _ = aug.examples(train, idx, r)
         return X, y
 
-    arch = ARCHITECTURES[arch_name or DEFAULT_ARCHITECTURE]
+    arch_name = arch_name or DEFAULT_ARCHITECTURE
+    arch = ARCHITECTURES[arch_name]
     nn_weights, history = train_model(make_epoch, X_val, y_val, arch=arch, seed=seed, epochs=epochs,
                                       time_budget_s=time_budget_s, log=log)
     settings = PreprocessSettings()
@@ -71,13 +72,15 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
         f"on {100 * reliability['coverage']:.1f} % of validation spectra")
     evaluation = evaluate_model(model, test, aug, seed)
     model.provenance = {
-        "name": f"dash1d-{variant}",
+        "name": f"{arch_name}-{variant}",
+        "architecture": arch_name,
         "data": DATA_DESCRIPTION,
         "seed": seed,
         "commit": _commit(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "split": {s: sorted({t.object for t in parts[s]}) for s in ("val", "test")},
         "augmentation": aug.config.to_dict(),
+        "loss": LOSS,
         "epochs": history,
         "validation": {k: v for k, v in metrics(probs_val, y_val).items() if k != "confusion"},
         "test": evaluation,
@@ -93,18 +96,29 @@ def evaluate_model(model, test, aug: Augmenter, seed: int, bank=None) -> dict:
     """Clean and degraded metrics of ``model`` on the held-out ``test`` templates.
 
     For the agnostic model with a template ``bank``, the degraded metrics include the redshift error of
-    the estimate (agnostic classes, then cross-correlation with their templates) against the true z.
+    the estimate (agnostic classes, then cross-correlation with their templates) against the true z, and a
+    third set, ``redshift_survey``, measures it under the redshift target's conditions.
     """
     rng = np.random.default_rng([seed, 20_000])
     X, y, _ = aug.clean(test)
-    clean = metrics(model.predict(X), y)
-    Xd, yd, zd, lo, hi = aug.degraded(test, rng, return_ranges=True)
-    probs = model.predict(Xd)
-    degraded = metrics(probs, yd)
-    if bank is not None and model.variant == "agnostic" and len(yd):
-        from ..redshift import candidate_rows, estimate_from_rows
+    out = {"clean": metrics(model.predict(X), y)}
+    conditions = {"degraded": DEGRADED}
+    if bank is not None and model.variant == "agnostic":
+        conditions["redshift_survey"] = REDSHIFT_SURVEY
+    for key, degradation in conditions.items():
+        Xd, yd, zd, lo, hi = aug.degraded(test, rng, degradation, return_ranges=True)
+        probs = model.predict(Xd)
+        out[key] = metrics(probs, yd)
+        out[key]["conditions"] = degradation.describe()
+        if bank is not None and model.variant == "agnostic" and len(yd):
+            z_est = estimate_batch(Xd, lo, hi, probs, bank)
+            out[key]["redshift"] = redshift_metrics(z_est, zd)
+    return out
 
-        z_est = np.array([estimate_from_rows(Xd[j], int(lo[j]), int(hi[j]), bank, candidate_rows(bank, probs[j])).redshift
-                          for j in range(len(yd))])
-        degraded["redshift"] = redshift_metrics(z_est, zd)
-    return {"clean": clean, "degraded": degraded}
+
+def estimate_batch(X, lo, hi, probs, bank) -> np.ndarray:
+    """Redshift estimates of preprocessed observed-frame rows, from the agnostic model's probabilities."""
+    from ..redshift import candidate_rows, estimate_from_rows
+
+    return np.array([estimate_from_rows(X[j], int(lo[j]), int(hi[j]), bank, candidate_rows(bank, probs[j])).redshift
+                     for j in range(len(X))])

@@ -9,6 +9,8 @@ import time
 
 import numpy as np
 
+from .. import labels
+
 
 def build_torch(arch: list[dict], dropout: float = 0.3):
     """A torch.nn.Module computing the same function as ``astrodash_core.nn.Network`` (logits, no softmax).
@@ -50,17 +52,63 @@ def load_weights(net, weights: dict[str, np.ndarray]) -> None:
     net.load_state_dict({f"layers.{k}": torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
 
 
+def soft_targets(age_sigma: float, smoothing: float) -> np.ndarray:
+    """Target distribution for each true class [n_classes, n_classes]: the true subtype's age bins weighted
+    by a Gaussian of the bin distance (``age_sigma`` bins; ages of neighbouring bins are genuinely close), plus
+    ``smoothing`` spread uniformly over all classes."""
+    n_types, n_ages = labels.N_TYPES, labels.N_AGE_BINS
+    d = np.arange(n_ages)[:, None] - np.arange(n_ages)[None, :]
+    ages = np.exp(-0.5 * (d / age_sigma) ** 2) if age_sigma > 0 else (d == 0).astype(float)
+    ages /= ages.sum(axis=1, keepdims=True)
+    t = np.zeros((labels.N_CLASSES, labels.N_CLASSES))
+    for k in range(n_types):
+        sl = slice(k * n_ages, (k + 1) * n_ages)
+        t[sl, sl] = ages
+    return ((1 - smoothing) * t + smoothing / labels.N_CLASSES).astype(np.float32)
+
+
+#: The shipped models' loss settings (recorded in each model file's provenance).
+LOSS = {"kind": "hierarchical", "age_sigma": 0.6, "smoothing": 0.02, "type_weight": 1.0, "broad_weight": 0.5}
+
+
+def hierarchical_loss(*, age_sigma: float = LOSS["age_sigma"], smoothing: float = LOSS["smoothing"],
+                      type_weight: float = LOSS["type_weight"], broad_weight: float = LOSS["broad_weight"]):
+    """Loss over the 306 classes plus the negative log of the probability *summed* over the true subtype's
+    ages and over the true broad type's subtypes.  What the product reports is exactly those sums (best
+    subtype, broad type), so they are trained for directly instead of only through the exact age bin."""
+    import torch
+
+    targets = torch.from_numpy(soft_targets(age_sigma, smoothing))
+    broad_of = [labels.BROAD_TYPES.index(labels.BROAD_TYPE[t]) for t in labels.SN_TYPES]
+    broad_mask = torch.full((len(labels.BROAD_TYPES), labels.N_TYPES), float("-inf"))
+    for k, b in enumerate(broad_of):
+        broad_mask[b, k] = 0.0
+    broad_of = torch.tensor(broad_of)
+
+    def loss(logits, y):
+        logp = torch.log_softmax(logits, dim=1)
+        class_loss = -(targets[y] * logp).sum(dim=1).mean()
+        type_logp = torch.logsumexp(logp.view(-1, labels.N_TYPES, labels.N_AGE_BINS), dim=2)
+        true_type = y // labels.N_AGE_BINS
+        type_loss = torch.nn.functional.nll_loss(type_logp, true_type)
+        broad_logp = torch.logsumexp(type_logp[:, None, :] + broad_mask[None], dim=2)
+        broad_loss = torch.nn.functional.nll_loss(broad_logp, broad_of[true_type])
+        return class_loss + type_weight * type_loss + broad_weight * broad_loss
+
+    return loss
+
+
 def train_model(make_epoch, X_val, y_val, *, arch, seed: int, epochs: int, time_budget_s: float, log=print,
-                batch_size: int = 128, lr: float = 2e-3, threads: int = 2):
+                batch_size: int = 128, lr: float = 2e-3, threads: int = 2, dropout: float = 0.3, loss_fn=None):
     """Train on ``make_epoch(epoch) -> (X, y)`` (fresh augmented data each epoch); keep the weights with the
     best validation loss.  Returns (weights, history) with one history entry per epoch."""
     import torch
 
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
-    net = build_torch(arch)
+    net = build_torch(arch, dropout)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.05)
+    loss_fn = loss_fn or hierarchical_loss()
     Xv, yv = torch.from_numpy(X_val), torch.from_numpy(y_val)
     history, best, best_loss = [], None, np.inf
     t0 = time.time()
@@ -94,11 +142,12 @@ def train_model(make_epoch, X_val, y_val, *, arch, seed: int, epochs: int, time_
         net.eval()
         with torch.no_grad():
             out = torch.cat([net(Xv[s:s + 1024]) for s in range(0, len(yv), 1024)])
-            vloss = float(torch.nn.functional.cross_entropy(out, yv))
+            vloss = float(loss_fn(out, yv))
             vacc = float((out.argmax(1) == yv).float().mean())
-            vsub = float(((out.argmax(1) // 18) == (yv // 18)).float().mean())
+            by_type = torch.softmax(out, 1).view(-1, labels.N_TYPES, labels.N_AGE_BINS).sum(2)
+            vsub = float((by_type.argmax(1) == yv // labels.N_AGE_BINS).float().mean())
         entry = {"epoch": epoch + 1, "train_loss": round(total / seen, 4), "train_acc": round(correct / seen, 4),
-                 "val_loss": round(vloss, 4), "val_class_acc": round(vacc, 4), "val_subtype_acc_argmax": round(vsub, 4),
+                 "val_loss": round(vloss, 4), "val_class_acc": round(vacc, 4), "val_subtype_acc": round(vsub, 4),
                  "data_s": round(t_data, 1), "wall_s": round(time.time() - t0, 1)}
         history.append(entry)
         log("epoch " + " ".join(f"{k}={v}" for k, v in entry.items()))
