@@ -11,11 +11,6 @@ import argparse
 import asyncio
 import io
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,52 +20,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from astrodash_asgi.process import ServerProcess
+
 ROOT = Path(__file__).resolve().parents[1]
 SPECTRUM = ROOT / "examples" / "sn1994D_p02.dat"
-HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """An ``astrodash serve`` subprocess with the given ``ASTRODASH_*`` settings."""
-
-    def __init__(self, env: dict[str, str], workdir: Path):
-        self.port = free_port()
-        self.base = f"http://{HOST}:{self.port}"
-        exe = shutil.which("astrodash")
-        cmd = ([exe] if exe else [sys.executable, "-m", "astrodash_core.cli"]) + [
-            "serve", "--host", HOST, "--port", str(self.port)]
-        full_env = {**os.environ, "ASTRODASH_RATE_LIMIT_ENABLED": "0",
-                    "ASTRODASH_STORAGE_URL": f"sqlite:///{workdir}/models.db", **env}
-        self.log = open(workdir / f"server-{self.port}.log", "wb")
-        self.proc = subprocess.Popen(cmd, env=full_env, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def wait_ready(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}; see {self.log.name}")
-            try:
-                if httpx.get(f"{self.base}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("server did not start")
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
 
 
 async def load_test(base: str, clients: int, per_client: int, data: bytes, params: dict) -> dict:
@@ -145,16 +98,13 @@ def main(argv=None) -> int:
     report: dict = {"clients": args.clients, "requests_per_client": args.requests}
     with tempfile.TemporaryDirectory() as tmp:
         for label, batch in (("micro-batching on", args.max_batch), ("micro-batching off", 1)):
-            server = Server({"ASTRODASH_MICRO_BATCH_MAX": str(batch),
-                             "ASTRODASH_MICRO_BATCH_WAIT_MS": str(args.wait_ms)}, Path(tmp))
-            try:
-                server.wait_ready()
+            env = {"ASTRODASH_RATE_LIMIT_ENABLED": "0", "ASTRODASH_MICRO_BATCH_MAX": str(batch),
+                   "ASTRODASH_MICRO_BATCH_WAIT_MS": str(args.wait_ms)}
+            with ServerProcess(tmp, env) as server:
                 report[label] = asyncio.run(load_test(server.base, args.clients, args.requests, data, params))
                 if args.zip_size and batch > 1:
                     archive = build_zip(args.zip_size)
                     report["zip"] = {"bytes": len(archive), **time_zip(server.base, archive, params)}
-            finally:
-                server.stop()
     if args.json:
         print(json.dumps(report, indent=1))
         return 0

@@ -1,11 +1,5 @@
 """End to end: a real ``astrodash serve`` process on 127.0.0.1, a real spectrum and a zip over HTTP."""
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,50 +8,18 @@ import pytest
 
 from asgi_support import make_zip
 
+from astrodash_asgi.process import ServerProcess
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 DATA = ROOT / "src" / "astrodash_core" / "data"
 MISSING = [f for f in ("model_known_z.npz", "model_agnostic.npz", "template_bank.npz") if not (DATA / f).exists()]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(tmp_path):
-    port = _free_port()
-    exe = shutil.which("astrodash")
-    cmd = [exe] if exe else [sys.executable, "-m", "astrodash_core.cli"]
-    env = {**os.environ, "ASTRODASH_STORAGE_URL": f"sqlite:///{tmp_path}/models.db"}
-    log = open(tmp_path / "server.log", "wb")
-    proc = subprocess.Popen(cmd + ["serve", "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"server exited: {(tmp_path / 'server.log').read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("server did not start in 60 s")
-            time.sleep(0.2)
-        yield base, tmp_path / "server.log"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    with ServerProcess(tmp_path, timeout=60) as proc:
+        yield proc.base, proc.log_path
 
 
 @pytest.mark.slow

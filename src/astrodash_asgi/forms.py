@@ -12,7 +12,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from .errors import ApiError, too_large
+from .errors import ApiError, invalid, too_large
 
 
 def size_text(n: int) -> str:
@@ -43,6 +43,13 @@ class Form:
     def file(self, name: str) -> UploadedFile | None:
         found = self.files_named(name)
         return found[0] if found else None
+
+    def required_file(self, name: str, message: str) -> UploadedFile:
+        """The file uploaded as ``name``; 422 naming the field with ``message`` when there is none."""
+        upload = self.file(name)
+        if upload is None:
+            raise invalid(name, message)
+        return upload
 
 
 @dataclass

@@ -76,9 +76,7 @@ def describe(record: dict) -> dict:
 async def upload_model(request: Request):
     state = await app_state(request)
     form = await form_of(request, state)
-    upload = form.file("file")
-    if upload is None:
-        raise invalid("file", "a model file (.npz) is required")
+    upload = form.required_file("file", "a model file (.npz) is required")
     class_mapping, input_shape = _json_field(form, "class_mapping"), _json_field(form, "input_shape")
     model = await anyio.to_thread.run_sync(_validate, upload.data, upload.filename)
     _check_declared(model, class_mapping, input_shape)

@@ -17,9 +17,7 @@ async def process(request: Request):
     form = await form_of(request, state)
     model_id = (form.get("model_id") or "").strip() or None
     opts = parse_params(form.get("params"), model_id)
-    upload = form.file("file")
-    if upload is None:
-        raise invalid("file", "a spectrum file is required")
+    upload = form.required_file("file", "a spectrum file is required")
     await check_model(state, opts.model_id)
     spec = await read_upload_async(upload.data, upload.filename, opts.known_z)
     key = (opts.model_id, opts.smoothing, opts.min_wave, opts.max_wave, opts.rlap)
@@ -46,9 +44,7 @@ def _estimate(state, data, filename, sn_type, age_bin):
 async def estimate_redshift(request: Request):
     state = await app_state(request)
     form = await form_of(request, state)
-    upload = form.file("file")
-    if upload is None:
-        raise invalid("file", "File upload is required for redshift estimation.")
+    upload = form.required_file("file", "File upload is required for redshift estimation.")
     sn_type = (form.get("sn_type") or "").strip() or None
     age_bin = (form.get("age_bin") or "").strip() or None
     if age_bin is not None:

@@ -1,0 +1,80 @@
+"""A real ``astrodash serve`` process on a free loopback port, for end-to-end tests and benchmarks.
+
+>>> with ServerProcess(workdir, {"ASTRODASH_RATE_LIMIT_ENABLED": "0"}) as server:
+...     httpx.get(server.base + "/health")
+
+Settings are ``ASTRODASH_*`` environment variables (the model store defaults to ``workdir/models.db``); the
+server's output goes to ``server.log_path``.  Leaving the block stops it (SIGTERM, then SIGKILL).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HOST = "127.0.0.1"
+
+
+def free_port(host: str = HOST) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    def __init__(self, workdir, env: dict[str, str] | None = None, *, host: str = HOST, timeout: float = 120):
+        self.workdir = Path(workdir)
+        self.host, self.port = host, free_port(host)
+        self.base = f"http://{host}:{self.port}"
+        self.log_path = self.workdir / f"server-{self.port}.log"
+        self.env = {**os.environ, "ASTRODASH_STORAGE_URL": f"sqlite:///{self.workdir}/models.db", **(env or {})}
+        self.timeout = timeout
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "ServerProcess":
+        import httpx
+
+        exe = shutil.which("astrodash")
+        cmd = ([exe] if exe else [sys.executable, "-m", "astrodash_core.cli"]) + [
+            "serve", "--host", self.host, "--port", str(self.port)]
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_tail()}")
+            try:
+                if httpx.get(f"{self.base}/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server did not answer /health within {self.timeout:g} s: {self.log_tail()}")
+
+    def log_tail(self, chars: int = 2000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+    def __enter__(self) -> "ServerProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
