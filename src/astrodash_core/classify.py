@@ -12,6 +12,7 @@ from .errors import AstrodashError, ModelFileError
 from .preprocess import PIPELINE_VERSION, PreprocessSettings, preprocess
 from .results import Classification
 from .spectrum import Spectrum
+from .templates import PER_CLASS
 
 KNOWN_Z = "known-z"
 AGNOSTIC = "agnostic"
@@ -212,17 +213,17 @@ def _best_match_rows(bank, best) -> np.ndarray:
     first, last = (float(x) for x in best.age.split(" to "))
     centres = 0.5 * (labels.AGE_EDGES[:-1] + labels.AGE_EDGES[1:])
     bins = np.nonzero((centres > first) & (centres < last))[0]
-    rows = bank.rows(best.type)
+    rows = bank.rows(best.type, per_class=PER_CLASS)
     return rows[np.isin(bank.label[rows] % labels.N_AGE_BINS, bins)]
 
 
 def _add_rlap(flux, lo, hi, bank, z, best, matches, n_top: int = 3) -> None:
     """rlap at redshift z for the top ``n_top`` matches and the best match: for each, the highest rlap over
-    the templates of its classes (None when the bank has none)."""
+    the templates of its classes, at most ``PER_CLASS`` of each (None when the bank has none)."""
     from .rlap import RLAP_WARNING
 
     targets = [*matches[:n_top], best]
-    groups = [bank.rows(m.type, m.age) for m in matches[:n_top]] + [_best_match_rows(bank, best)]
+    groups = [bank.rows(m.type, m.age, PER_CLASS) for m in matches[:n_top]] + [_best_match_rows(bank, best)]
     rows = np.unique(np.concatenate(groups))
     if rows.size == 0:
         return

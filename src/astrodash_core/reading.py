@@ -23,10 +23,10 @@ def _choose_reader(head: bytes, filename: str):
 
     readers = get_readers()
     suffix = os.path.splitext(filename.lower())[1] if filename else ""
-    scores = [(r.sniff(head, filename), i, r) for i, r in enumerate(readers)]
-    for score, _, r in scores:
-        if suffix and suffix in r.suffixes and score >= _SUFFIX_TRUST:
+    for r in readers:  # the suffix's readers first: sniffing them alone is enough when one trusts the content
+        if suffix and suffix in r.suffixes and r.sniff(head, filename) >= _SUFFIX_TRUST:
             return r
+    scores = [(r.sniff(head, filename), i, r) for i, r in enumerate(readers)]
     score, _, best = max(scores, key=lambda s: (s[0], -s[1]), default=(0.0, 0, None))
     if best is None or score <= 0:
         by_suffix = [r for r in readers if suffix and suffix in r.suffixes]

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import labels
-from .templates import TemplateBank, default_bank
+from .templates import PER_CLASS, TemplateBank, default_bank
 
 Z_MIN, Z_MAX = -0.01, 1.0
 AGREE_FRACTION = 0.8
 TOP_CLASSES = 5
-PER_CLASS = 4
 
 
 @dataclass

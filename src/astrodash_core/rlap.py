@@ -73,13 +73,12 @@ def template_transforms(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.conj(T), sigma
 
 
-def _correlation(s: np.ndarray, t_conj_fft: np.ndarray, t_sigma: np.ndarray) -> np.ndarray:
-    """Normalised correlations of band-passed rows s [k, nw] (or one row s against all templates) with
-    templates given by their :func:`template_transforms`, [k, 2 nw]."""
-    nw = s.shape[-1]
-    S, s_sigma = _filtered_fft(s)
-    c = np.fft.irfft(S * t_conj_fft, n_fft_of(nw), axis=-1)
-    norm = nw * s_sigma * t_sigma
+def _correlation(s_fft: np.ndarray, s_sigma, t_conj_fft: np.ndarray, t_sigma: np.ndarray) -> np.ndarray:
+    """Normalised correlations [k, 2 nw] of spectra and templates given by their band-passed transforms
+    (:func:`_filtered_fft`, :func:`template_transforms`); one spectrum row broadcasts against all templates."""
+    n_fft = 2 * (s_fft.shape[-1] - 1)
+    c = np.fft.irfft(s_fft * t_conj_fft, n_fft, axis=-1)
+    norm = (n_fft // 2) * s_sigma * t_sigma
     return np.ascontiguousarray(c / np.where(norm > 0, norm, np.inf)[..., None])
 
 
@@ -96,18 +95,24 @@ def _peaks(c, lag_min, lag_max):
 
 def _trim_to_overlap(s, lo, hi, t, t_lo, t_hi, lag, taper):
     """SNID's second pass: cut spectrum and templates to their overlap at each template's lag and
-    re-normalise and re-taper them there, so a partial overlap is not diluted by the parts that miss."""
+    re-normalise and re-taper them there, so a partial overlap is not diluted by the parts that miss.
+
+    Returns the band-passed transforms of the trimmed spectrum rows and template rows, and the overlaps.
+    Candidates that cut the spectrum to the same range (most: a template usually covers all of it) share
+    one trimmed spectrum row, transformed once."""
     from ._kernels import _normalise_taper_batch
 
-    k = t.shape[0]
     a = np.maximum(lo, t_lo + lag)
     b = np.maximum(np.minimum(hi, t_hi + lag), a)
-    s_rows = np.repeat(s[None, :].astype(np.float64), k, axis=0)
-    s_out = np.empty_like(s_rows, dtype=np.float32)
-    _normalise_taper_batch(s_rows, a, b, taper, 0.0, s_out)
-    t_out = np.empty(t.shape, dtype=np.float32)
+    ranges, which = np.unique(np.stack([a, b], axis=1), axis=0, return_inverse=True)
+    s_rows = np.repeat(s[None, :].astype(np.float64), len(ranges), axis=0)
+    s_out = np.empty_like(s_rows)
+    _normalise_taper_batch(s_rows, ranges[:, 0].copy(), ranges[:, 1].copy(), taper, 0.0, s_out)
+    s_fft, s_sigma = _filtered_fft(s_out)
+    t_out = np.empty(t.shape, dtype=np.float64)
     _normalise_taper_batch(np.ascontiguousarray(t, dtype=np.float64), a - lag, b - lag, taper, 0.0, t_out)
-    return s_out.astype(np.float64), t_out.astype(np.float64), b - a
+    which = which.ravel()
+    return s_fft[which], s_sigma[which], template_transforms(t_out), b - a
 
 
 #: Candidate peaks refined by the second pass: each template's ``PEAKS_PER_TEMPLATE`` highest local maxima,
@@ -115,7 +120,7 @@ def _trim_to_overlap(s, lo, hi, t, t_lo, t_hi, lag, taper):
 #: because a correlation normalised over the whole grid favours large overlaps (low z): the true peak at a
 #: high z can be only the second or third highest before trimming, and the highest rlap after it.
 PEAKS_PER_TEMPLATE = 3
-REFINE_TOP = 24
+REFINE_TOP = 12
 
 
 def _local_maxima(c: np.ndarray, lag_min: int, lag_max: int, per_row: int) -> tuple[np.ndarray, np.ndarray]:
@@ -146,6 +151,8 @@ def correlate(flux: np.ndarray, lo: int, hi: int, templates: np.ndarray, t_lo: n
     ``refine`` strongest of those candidates (all when None): trim spectrum and template to their overlap at
     that lag, re-normalise, re-taper and correlate again for the final lag, r and lap.  Each template reports
     its candidate with the highest rlap; a template with no refined candidate keeps its first-pass peak.
+    A window of at most 6 bins (a known redshift, :func:`rlap_at`) needs no first pass: every template is
+    trimmed at the window's middle and its peak sought within 3 bins of it.
     """
     nw = flux.shape[-1]
     k = templates.shape[0]
@@ -153,17 +160,22 @@ def correlate(flux: np.ndarray, lo: int, hi: int, templates: np.ndarray, t_lo: n
     t = np.asarray(templates, dtype=np.float64)
     lag_min = max(int(np.floor(lag_of(z_min, dwlog))), -(nw - 1))
     lag_max = min(int(np.ceil(lag_of(z_max, dwlog))), nw - 1)
-    t_conj, t_sigma = transforms if transforms is not None else template_transforms(t)
-    c = _correlation(s, t_conj, t_sigma)
-    out = _peaks(c, lag_min, lag_max)
     t_lo = np.asarray(t_lo, dtype=np.int64)
     t_hi = np.asarray(t_hi, dtype=np.int64)
-    rows, lags = _local_maxima(c, lag_min, lag_max, peaks_per_template)
-    if refine is not None and rows.size > refine:  # the highest first-pass correlations
-        pick = np.argsort(-c[rows, lags % c.shape[1]], kind="stable")[:refine]
-        rows, lags = rows[pick], lags[pick]
-    s2, t2, overlap2 = _trim_to_overlap(s, int(lo), int(hi), t[rows], t_lo[rows], t_hi[rows], lags, taper)
-    refined = _peaks(_correlation(s2, *template_transforms(t2)), np.maximum(lag_min, lags - 3),
+    if lag_max - lag_min <= 6:  # a known redshift: every template's candidate is the middle of the window
+        out = np.zeros((k, 4))
+        rows, lags = np.arange(k), np.full(k, (lag_min + lag_max) // 2, dtype=np.int64)
+    else:
+        t_conj, t_sigma = transforms if transforms is not None else template_transforms(t)
+        c = _correlation(*_filtered_fft(s), t_conj, t_sigma)
+        out = _peaks(c, lag_min, lag_max)
+        rows, lags = _local_maxima(c, lag_min, lag_max, peaks_per_template)
+        if refine is not None and rows.size > refine:  # the highest first-pass correlations
+            pick = np.argsort(-c[rows, lags % c.shape[1]], kind="stable")[:refine]
+            rows, lags = rows[pick], lags[pick]
+    s2_fft, s2_sigma, t2_transforms, overlap2 = _trim_to_overlap(s, int(lo), int(hi), t[rows], t_lo[rows],
+                                                                 t_hi[rows], lags, taper)
+    refined = _peaks(_correlation(s2_fft, s2_sigma, *t2_transforms), np.maximum(lag_min, lags - 3),
                      np.minimum(lag_max, lags + 3))
     lap = np.maximum(np.minimum(hi, t_hi + np.rint(out[:, 0]).astype(np.int64))
                      - np.maximum(lo, t_lo + np.rint(out[:, 0]).astype(np.int64)), 0) * dwlog

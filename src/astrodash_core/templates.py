@@ -21,6 +21,8 @@ from .preprocess import PreprocessSettings, preprocess
 from .spectrum import Spectrum
 
 BANK_FILE = "template_bank.npz"
+#: Templates of one class that redshift estimation and rlap correlate with (the Ia-norm classes hold ~100).
+PER_CLASS = 4
 _FORMAT = "astrodash-template-bank"
 
 
@@ -38,27 +40,35 @@ class TemplateBank:
     def grid(self) -> Grid:
         return self.settings.grid
 
-    def rows(self, sn_type: str | None = None, age_bin=None) -> np.ndarray:
-        """Row indices of the templates of a subtype or broad type and (optionally) an age bin."""
-        sel = np.ones(len(self.label), dtype=bool)
-        if sn_type is not None:
-            types = [labels.SN_TYPES.index(t) for t in labels.subtypes_of(sn_type)]
-            sel &= np.isin(self.label // labels.N_AGE_BINS, types)
-        if age_bin is not None:
-            sel &= (self.label % labels.N_AGE_BINS) == labels.age_bin_index(age_bin)
-        return np.nonzero(sel)[0]
+    def rows(self, sn_type: str | None = None, age_bin=None, per_class: int | None = None) -> np.ndarray:
+        """Row indices of the templates of a subtype or broad type and (optionally) an age bin; with
+        ``per_class``, at most that many of each class (see :meth:`rows_of_classes`)."""
+        types = range(labels.N_TYPES) if sn_type is None else [labels.SN_TYPES.index(t) for t in labels.subtypes_of(sn_type)]
+        ages = range(labels.N_AGE_BINS) if age_bin is None else [labels.age_bin_index(age_bin)]
+        return self.rows_of_classes([t * labels.N_AGE_BINS + a for t in types for a in ages], per_class)
 
     def rows_of_classes(self, classes, per_class: int | None = None) -> np.ndarray:
-        """Rows of the given class indices; with ``per_class``, at most that many of each class, evenly
+        """Sorted rows of the given class indices; with ``per_class``, at most that many of each class, evenly
         spread over its objects (a class's templates differ little, so more of them buys little)."""
-        rows = np.nonzero(np.isin(self.label, np.asarray(classes)))[0]
-        if per_class is None:
-            return rows
-        keep = []
-        for c in np.unique(self.label[rows]):
-            r = rows[self.label[rows] == c]
-            keep.append(r if r.size <= per_class else r[np.linspace(0, r.size - 1, per_class).round().astype(int)])
-        return np.concatenate(keep) if keep else rows
+        by_class = self._rows_by_class(per_class)
+        parts = [by_class[c] for c in np.unique(np.asarray(classes, dtype=np.int64))
+                 if 0 <= c < labels.N_CLASSES]
+        return np.sort(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+
+    def _rows_by_class(self, per_class: int | None) -> list[np.ndarray]:
+        """Each class's rows (at most ``per_class`` of them), computed once per bank and cap."""
+        cache = self.__dict__.setdefault("_by_class", {})
+        if per_class not in cache:
+            order = np.argsort(self.label, kind="stable")
+            bounds = np.searchsorted(self.label[order], np.arange(labels.N_CLASSES + 1))
+            out = []
+            for c in range(labels.N_CLASSES):
+                r = order[bounds[c]:bounds[c + 1]]
+                if per_class is not None and r.size > per_class:
+                    r = r[np.linspace(0, r.size - 1, per_class).round().astype(int)]
+                out.append(r)
+            cache[per_class] = out
+        return cache[per_class]
 
     @cached_property
     def transforms(self) -> tuple[np.ndarray, np.ndarray]:
