@@ -13,16 +13,19 @@ _FEATURELESS_RMS = 1e-7
 
 
 @njit(cache=True)
-def _cumulative_at(x, edges, cum):
-    """Integral of a piecewise-constant function from edges[0] to x (cum[k] = integral up to edges[k])."""
+def _cumulative_from(x, edges, cum, k):
+    """(Integral of a piecewise-constant function from edges[0] to x, pixel holding x), searching forward
+    from pixel ``k`` (cum[k] = integral up to edges[k]).  Called with increasing x, a whole grid costs one
+    walk over the pixels instead of a binary search per grid edge."""
     m = edges.size - 1
     if x <= edges[0]:
-        return 0.0
+        return 0.0, k
     if x >= edges[m]:
-        return cum[m]
-    k = np.searchsorted(edges, x, side="right") - 1
+        return cum[m], k
+    while edges[k + 1] <= x:
+        k += 1
     density = (cum[k + 1] - cum[k]) / (edges[k + 1] - edges[k])
-    return cum[k] + density * (x - edges[k])
+    return cum[k] + density * (x - edges[k]), k
 
 
 @njit(cache=True)
@@ -64,9 +67,9 @@ def _rebin_one(wave, flux, z, wmin_obs, wmax_obs, grid_edges, out):
         lo = nw
     if hi < lo:
         hi = lo
-    prev = _cumulative_at(grid_edges[lo], pe, cum)
+    prev, j = _cumulative_from(grid_edges[lo], pe, cum, 0)
     for k in range(lo, hi):
-        nxt = _cumulative_at(grid_edges[k + 1], pe, cum)
+        nxt, j = _cumulative_from(grid_edges[k + 1], pe, cum, j)
         out[k] = (nxt - prev) / (grid_edges[k + 1] - grid_edges[k])
         prev = nxt
     return lo, hi
