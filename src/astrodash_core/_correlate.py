@@ -3,7 +3,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _peak_stats(c, lag_min, lag_max, out):
     """Peak statistics of normalised correlations ``c[k, N]`` (lag m stored at index m mod N).
 

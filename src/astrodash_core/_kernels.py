@@ -260,7 +260,7 @@ def _finish_batch(out, lo, hi, smooth_half, n_intervals, floor_frac, taper_frac,
         _normalise_taper_one(row, lo[i], hi[i], taper_frac, outside, dest[i])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _normalise_taper_batch(rows, lo, hi, taper_frac, outside, dest):
     """_normalise_taper_one over every row (used to re-trim spectra to an overlap, as SNID does).
 
