@@ -81,18 +81,18 @@ def bench_rebin(rows):
     K._rebin_one(w, f, 0.0, 0.0, np.inf, edges, out)  # compile outside the timing
     fns = {"ours": lambda: K._rebin_one(w, f, 0.0, 0.0, np.inf, edges, out),
            "numpy.interp": lambda: np.interp(DEFAULT_GRID.wave, w, f)}
+    inside = DEFAULT_GRID.wave[(DEFAULT_GRID.wave > w[1]) & (DEFAULT_GRID.wave < w[-2])]
+    try:  # spectres 2.2 does not export its Numba version at the top level: import both by module
+        from spectres.spectral_resampling import spectres as spectres_numpy
+
+        fns["spectres"] = lambda: spectres_numpy(inside, w, f, verbose=False)
+    except ImportError:
+        pass
     try:
-        import spectres
+        from spectres.spectral_resampling_numba import spectres_numba
 
-        inside = DEFAULT_GRID.wave[(DEFAULT_GRID.wave > w[1]) & (DEFAULT_GRID.wave < w[-2])]
-        fns["spectres"] = lambda: spectres.spectres(inside, w, f, verbose=False)
-        try:
-            from spectres import spectres_numba
-
-            spectres_numba(inside, w, f, verbose=False)
-            fns["spectres_numba"] = lambda: spectres_numba(inside, w, f, verbose=False)
-        except ImportError:
-            pass
+        spectres_numba(inside, w, f, verbose=False)  # compile outside the timing
+        fns["spectres_numba"] = lambda: spectres_numba(inside, w, f, verbose=False)
     except ImportError:
         pass
     t = best_interleaved(fns, rounds=7, number=50)
