@@ -9,7 +9,7 @@ goes through the very same :func:`astrodash_core.preprocess` as a user's spectru
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -37,6 +37,8 @@ class AugmentConfig:
     window_red: tuple = (7000.0, 10500.0)
     p_blur: float = 0.3
     blur_sigma_max: float = 3.0     # pixels
+    p_blend: float = 0.5            # blend in another object's epoch of the same class (an unseen "object")
+    blend_max: float = 0.5          # largest weight of the other object
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,6 +78,20 @@ def _blur(flux, sigma):
     k /= k.sum()
     padded = np.concatenate((np.full(half, flux[0]), flux, np.full(half, flux[-1])))
     return np.convolve(padded, k, mode="valid")
+
+
+def blend(t: TemplateSpectrum, other: TemplateSpectrum, weight: float) -> TemplateSpectrum:
+    """``t`` mixed with ``other`` (same class, another object) over their common wavelength range, each
+    scaled to unit mean absolute flux; ``t`` itself when they share less than half of ``t``'s range."""
+    lo, hi = max(t.wave[0], other.wave[0]), min(t.wave[-1], other.wave[-1])
+    keep = (t.wave >= lo) & (t.wave <= hi)
+    if hi <= lo or np.log(hi / lo) < 0.5 * np.log(t.wave[-1] / t.wave[0]) or keep.sum() < 10:
+        return t
+    wave = t.wave[keep]
+    a = t.flux[keep]
+    b = np.interp(wave, other.wave, other.flux)
+    scale_a, scale_b = np.mean(np.abs(a)) or 1.0, np.mean(np.abs(b)) or 1.0
+    return replace(t, wave=wave, flux=(1 - weight) * a / scale_a + weight * b / scale_b)
 
 
 def observe(t: TemplateSpectrum, rng, *, z, window, host_fraction, galaxy, snr, blur_sigma):
@@ -129,13 +145,22 @@ class Augmenter:
 
         Examples whose window leaves too little of the grid are dropped (m <= len(index)).
         """
+        c = self.config
+        same_class: dict[int, list[int]] = {}
+        for k, t in enumerate(templates):
+            same_class.setdefault(t.label, []).append(k)
         xs, ys, zs = [], [], []
         for start in range(0, len(index), chunk):
             part = index[start:start + chunk]
             spectra, z_true, windows = [], [], []
             for i in part:
                 cond = self._conditions(rng)
-                spectra.append(observe(templates[i], rng, **cond))
+                t = templates[i]
+                if c.p_blend > 0 and rng.random() < c.p_blend:
+                    others = [k for k in same_class[t.label] if templates[k].object != t.object]
+                    if others:
+                        t = blend(t, templates[others[rng.integers(len(others))]], rng.uniform(0, c.blend_max))
+                spectra.append(observe(t, rng, **cond))
                 z_true.append(cond["z"])
                 windows.append(cond["window"])
             p = self._preprocess(spectra, np.array(z_true), windows, rng)
