@@ -77,3 +77,11 @@ def test_bank_options_and_template_spectrum(tmp_path):
     assert template_spectrum("Ia-norm", 0.5, bank=loaded, combine="all")[1].shape == (2, 1024)
     with pytest.raises(KeyError):
         template_spectrum("IIP", "2 to 6", bank=loaded)
+
+
+def test_rlap_is_never_negative():
+    """Anticorrelated at the given redshift: no match, rlap 0 (not a negative number)."""
+    bank = bank_of([sn_like()])
+    row = bank.flux[0]
+    peaks = rlap_at(-row, bank.lo[0], bank.hi[0], bank.flux[:1], bank.lo[:1], bank.hi[:1], bank.grid.dwlog, 0.0)
+    assert peaks.r[0] < 0 and peaks.rlap[0] == 0.0

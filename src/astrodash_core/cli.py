@@ -102,15 +102,17 @@ class _Progress:
 
 
 def _table(results) -> str:
-    rows = [("name", "type", "age", "prob", "broad", "z", "reliable", "next matches")]
+    rows = [("name", "type", "age", "prob", "broad", "z", "rlap", "reliable", "next matches")]
     for r in results:
         if r.error:
-            rows.append((r.name, "error", r.error, "", "", "", "", ""))
+            rows.append((r.name, "error", r.error, "", "", "", "", "", ""))
             continue
         b = r.best_match
         z = "" if r.redshift is None else f"{r.redshift:.4f}" + (" (est)" if r.redshift_source == "estimated" else "")
+        rlap = "" if b.rlap is None else f"{b.rlap:.1f}" + (" (low)" if b.rlap_warning else "")
         nxt = ", ".join(f"{m.type} {m.age} {m.probability:.2f}" for m in r.matches[1:3])
-        rows.append((r.name, b.type, b.age, f"{b.probability:.3f}", b.broad_type, z, "yes" if b.reliable else "no", nxt))
+        rows.append((r.name, b.type, b.age, f"{b.probability:.3f}", b.broad_type, z, rlap, "yes" if b.reliable else "no",
+                     nxt))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]) - 1)]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row[:-1], widths)) + "  " + row[-1] for row in rows)
 

@@ -188,7 +188,8 @@ def correlate(flux: np.ndarray, lo: int, hi: int, templates: np.ndarray, t_lo: n
             out[row] = refined[j]
             lap[row] = overlap2[j] * dwlog
             rlap[row] = refined[j, 2] * lap[row]
-    return Peaks(lag=out[:, 0], height=out[:, 1], r=out[:, 2], lap=lap, rlap=rlap, width=out[:, 3],
+    # a correlation peak below zero is no match at all: rlap 0, as SNID never reports a negative one
+    return Peaks(lag=out[:, 0], height=out[:, 1], r=out[:, 2], lap=lap, rlap=np.maximum(rlap, 0.0), width=out[:, 3],
                  redshift=np.expm1(out[:, 0] * dwlog))
 
 
