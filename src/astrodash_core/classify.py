@@ -133,7 +133,7 @@ class Classifier:
             if not ok[j]:
                 results[i] = Classification(name=spec.name, error=pre.errors[j], model=model.name)
             elif bank is None:
-                results[i] = self._result(spec, model, probs[j], pre, j, None, "estimated", None, None)
+                results[i] = self._result(spec, model, probs[j], pre, j, None, "estimated", None)
             else:
                 from .redshift import candidate_rows, estimate_from_rows
 
@@ -142,8 +142,9 @@ class Classifier:
                 out.append((i, spec, est.redshift, est.error))
         return out
 
-    def _result(self, spec, model, probs, pre, j, z, z_source, z_error, bank, top_n=5, probabilities=False,
+    def _result(self, spec, model, probs, pre, j, z, z_source, z_error, top_n=5, probabilities=False,
                 include_spectrum=False):
+        """The classification of row j of ``pre``, without rlap (:func:`_add_rlap` adds it for a whole chunk)."""
         threshold = float(model.provenance.get("reliability", {}).get("threshold",
                                                                       interpret.DEFAULT_RELIABLE_THRESHOLD))
         best = interpret.best_match(probs, threshold)
@@ -151,8 +152,6 @@ class Classifier:
         lo, hi = int(pre.lo[j]), int(pre.hi[j])
         for m in [best, *matches]:
             m.redshift = z
-        if bank is not None and z is not None:
-            _add_rlap(pre.flux[j], lo, hi, bank, z, best, matches)
         wave = pre.settings.grid.wave
         return Classification(
             name=spec.name, redshift=z, redshift_source=z_source, redshift_error=z_error, model=model.name,
@@ -198,13 +197,17 @@ class Classifier:
             probs = np.zeros((len(known), len(model.labels)), dtype=np.float32)
             if ok.any():
                 probs[ok] = model.predict(pre.flux[ok])
+            classified = []
             for j, (i, spec, z, z_source, z_err) in enumerate(known):
                 if not ok[j]:
                     results[i] = Classification(name=spec.name, error=pre.errors[j], model=model.name,
                                                 redshift=z, redshift_source=z_source)
                 else:
-                    results[i] = self._result(spec, model, probs[j], pre, j, z, z_source, z_err, bank, top_n,
+                    results[i] = self._result(spec, model, probs[j], pre, j, z, z_source, z_err, top_n,
                                               probabilities, include_spectrum)
+                    classified.append((j, results[i]))
+            if bank is not None and classified:
+                _add_rlap(pre, bank, classified)
         return results
 
 
@@ -217,21 +220,31 @@ def _best_match_rows(bank, best) -> np.ndarray:
     return rows[np.isin(bank.label[rows] % labels.N_AGE_BINS, bins)]
 
 
-def _add_rlap(flux, lo, hi, bank, z, best, matches, n_top: int = 3) -> None:
-    """rlap at redshift z for the top ``n_top`` matches and the best match: for each, the highest rlap over
-    the templates of its classes, at most ``PER_CLASS`` of each (None when the bank has none)."""
-    from .rlap import RLAP_WARNING
+def _add_rlap(pre, bank, items, n_top: int = 3) -> None:
+    """rlap at each result's redshift for its top ``n_top`` matches and its best match: for each, the highest
+    rlap over the templates of its classes, at most ``PER_CLASS`` of each (None when the bank has none).
+    ``items`` are (row of ``pre``, Classification); one batched correlation serves them all."""
+    from .rlap import RLAP_WARNING, rlap_pairs
 
-    targets = [*matches[:n_top], best]
-    groups = [bank.rows(m.type, m.age, PER_CLASS) for m in matches[:n_top]] + [_best_match_rows(bank, best)]
-    rows = np.unique(np.concatenate(groups))
-    if rows.size == 0:
+    plans, spec, t_row = [], [], []
+    z = np.zeros(len(pre.flux))
+    for j, r in items:
+        targets = [*r.matches[:n_top], r.best_match]
+        groups = [bank.rows(m.type, m.age, PER_CLASS) for m in r.matches[:n_top]] + [_best_match_rows(bank, r.best_match)]
+        rows = np.unique(np.concatenate(groups))
+        plans.append((sum(len(x) for x in t_row), rows, targets, groups, r.best_match))
+        spec.append(np.full(rows.size, j, dtype=np.int64))
+        t_row.append(rows)
+        z[j] = r.redshift
+    if not any(len(x) for x in t_row):
         return
-    peaks = bank.correlate_at(flux, lo, hi, rows, z)
-    by_row = dict(zip(rows.tolist(), peaks.rlap.tolist()))
-    for m, g in zip(targets, groups):
-        m.rlap = max(by_row[r] for r in g.tolist()) if g.size else None
-    best.rlap_warning = None if best.rlap is None else bool(best.rlap < RLAP_WARNING)
+    rlap = rlap_pairs(pre.flux, np.asarray(pre.lo, dtype=np.int64), np.asarray(pre.hi, dtype=np.int64),
+                      np.concatenate(spec), bank.flux, bank.lo, bank.hi, np.concatenate(t_row), z, bank.grid.dwlog)
+    for start, rows, targets, groups, best in plans:
+        by_row = dict(zip(rows.tolist(), rlap[start:start + rows.size].tolist()))
+        for m, g in zip(targets, groups):
+            m.rlap = max(by_row[x] for x in g.tolist()) if g.size else None
+        best.rlap_warning = None if best.rlap is None else bool(best.rlap < RLAP_WARNING)
 
 
 def _redshift_iter(redshift):

@@ -93,26 +93,59 @@ def _peaks(c, lag_min, lag_max):
     return out
 
 
-def _trim_to_overlap(s, lo, hi, t, t_lo, t_hi, lag, taper):
-    """SNID's second pass: cut spectrum and templates to their overlap at each template's lag and
-    re-normalise and re-taper them there, so a partial overlap is not diluted by the parts that miss.
+#: Pairs per block in :func:`second_pass` (bounds its memory: ~50 kB of transforms per pair).
+PAIR_BLOCK = 1024
 
-    Returns the band-passed transforms of the trimmed spectrum rows and template rows, and the overlaps.
-    Candidates that cut the spectrum to the same range (most: a template usually covers all of it) share
-    one trimmed spectrum row, transformed once."""
+
+def second_pass(fluxes, lo, hi, spec, t_flux, t_lo, t_hi, t_row, lags, lag_min, lag_max, taper: float = 0.05,
+                t_scale=None):
+    """SNID's second pass for P (spectrum, template) pairs at once, in blocks: pair p cuts spectrum
+    ``fluxes[spec[p]]`` and template ``t_flux[t_row[p]]`` to their overlap at lag ``lags[p]``, re-normalises and
+    re-tapers both there (a partial overlap is not diluted by the parts that miss) and correlates them again;
+    the peak is sought within 3 bins of ``lags[p]`` and inside ``lag_min[p]..lag_max[p]``.
+
+    Batched over pairs of any number of spectra, so the Python cost is paid once per block, not per spectrum.
+    Pairs that cut the same spectrum to the same range share one transform.  Returns (peaks [P, 4]: sub-bin
+    lag, height, r, FWHM in bins; overlap [P] in bins)."""
     from ._kernels import _normalise_taper_batch
 
-    a = np.maximum(lo, t_lo + lag)
-    b = np.maximum(np.minimum(hi, t_hi + lag), a)
-    ranges, which = np.unique(np.stack([a, b], axis=1), axis=0, return_inverse=True)
-    s_rows = np.repeat(s[None, :].astype(np.float64), len(ranges), axis=0)
-    s_out = np.empty_like(s_rows)
-    _normalise_taper_batch(s_rows, ranges[:, 0].copy(), ranges[:, 1].copy(), taper, 0.0, s_out)
-    s_fft, s_sigma = _filtered_fft(s_out)
-    t_out = np.empty(t.shape, dtype=np.float64)
-    _normalise_taper_batch(np.ascontiguousarray(t, dtype=np.float64), a - lag, b - lag, taper, 0.0, t_out)
-    which = which.ravel()
-    return s_fft[which], s_sigma[which], template_transforms(t_out), b - a
+    n_pairs = len(spec)
+    peaks = np.zeros((n_pairs, 4))
+    overlap = np.zeros(n_pairs, dtype=np.int64)
+    for start in range(0, n_pairs, PAIR_BLOCK):
+        sl = slice(start, start + PAIR_BLOCK)
+        sp, tr, lag = spec[sl], t_row[sl], lags[sl]
+        a = np.maximum(lo[sp], t_lo[tr] + lag)
+        b = np.maximum(np.minimum(hi[sp], t_hi[tr] + lag), a)
+        keys, which = np.unique(np.stack([sp, a, b], axis=1), axis=0, return_inverse=True)
+        s_out = np.empty((len(keys), fluxes.shape[1]))
+        _normalise_taper_batch(np.ascontiguousarray(fluxes[keys[:, 0]], dtype=np.float64), keys[:, 1].copy(),
+                               keys[:, 2].copy(), taper, 0.0, s_out)
+        s_fft, s_sigma = _filtered_fft(s_out)
+        t_out = np.empty((len(tr), t_flux.shape[1]))
+        _normalise_taper_batch(np.ascontiguousarray(t_flux[tr], dtype=np.float64), a - lag, b - lag, taper, 0.0,
+                               t_out)
+        which = which.ravel()
+        c = _correlation(s_fft[which], s_sigma[which], *template_transforms(t_out))
+        peaks[sl] = _peaks(c, np.maximum(lag_min[sl], lag - 3), np.minimum(lag_max[sl], lag + 3))
+        overlap[sl] = b - a
+    return peaks, overlap
+
+
+def known_z_window(z, dwlog: float, nw: int, tolerance_bins: int = 2):
+    """(lag_min, lag_max, middle) of the lags within ``tolerance_bins`` of those redshifts ``z`` give."""
+    lag = np.log1p(np.asarray(z, dtype=np.float64)) / dwlog
+    lag_min = np.maximum(np.floor(lag - tolerance_bins), -(nw - 1)).astype(np.int64)
+    lag_max = np.minimum(np.ceil(lag + tolerance_bins), nw - 1).astype(np.int64)
+    return lag_min, lag_max, (lag_min + lag_max) // 2
+
+
+def rlap_pairs(fluxes, lo, hi, spec, t_flux, t_lo, t_hi, t_row, z, dwlog: float, tolerance_bins: int = 2):
+    """rlap of P (spectrum, template) pairs, each at its spectrum's known redshift ``z[spec[p]]`` (within
+    ``tolerance_bins``): the batched form of :func:`rlap_at` for many spectra at once."""
+    lag_min, lag_max, mid = known_z_window(np.asarray(z)[spec], dwlog, fluxes.shape[1], tolerance_bins)
+    peaks, overlap = second_pass(fluxes, lo, hi, spec, t_flux, t_lo, t_hi, t_row, mid, lag_min, lag_max)
+    return np.maximum(peaks[:, 2], 0.0) * overlap * dwlog
 
 
 #: Candidate peaks refined by the second pass: each template's ``PEAKS_PER_TEMPLATE`` highest local maxima,
@@ -158,8 +191,9 @@ def correlate(flux: np.ndarray, lo: int, hi: int, templates: np.ndarray, t_lo: n
     k = templates.shape[0]
     s = np.asarray(flux, dtype=np.float64)
     t = np.asarray(templates, dtype=np.float64)
-    lag_min = max(int(np.floor(lag_of(z_min, dwlog))), -(nw - 1))
-    lag_max = min(int(np.ceil(lag_of(z_max, dwlog))), nw - 1)
+    # (1e-9: a bound given as an exact lag survives the round trip through the redshift)
+    lag_min = max(int(np.floor(lag_of(z_min, dwlog) + 1e-9)), -(nw - 1))
+    lag_max = min(int(np.ceil(lag_of(z_max, dwlog) - 1e-9)), nw - 1)
     t_lo = np.asarray(t_lo, dtype=np.int64)
     t_hi = np.asarray(t_hi, dtype=np.int64)
     if lag_max - lag_min <= 6:  # a known redshift: every template's candidate is the middle of the window
@@ -173,10 +207,10 @@ def correlate(flux: np.ndarray, lo: int, hi: int, templates: np.ndarray, t_lo: n
         if refine is not None and rows.size > refine:  # the highest first-pass correlations
             pick = np.argsort(-c[rows, lags % c.shape[1]], kind="stable")[:refine]
             rows, lags = rows[pick], lags[pick]
-    s2_fft, s2_sigma, t2_transforms, overlap2 = _trim_to_overlap(s, int(lo), int(hi), t[rows], t_lo[rows],
-                                                                 t_hi[rows], lags, taper)
-    refined = _peaks(_correlation(s2_fft, s2_sigma, *t2_transforms), np.maximum(lag_min, lags - 3),
-                     np.minimum(lag_max, lags + 3))
+    n = len(rows)
+    refined, overlap2 = second_pass(s[None], np.array([int(lo)]), np.array([int(hi)]), np.zeros(n, dtype=np.int64),
+                                    t, t_lo, t_hi, rows, lags.astype(np.int64), np.full(n, lag_min), np.full(n, lag_max),
+                                    taper)
     lap = np.maximum(np.minimum(hi, t_hi + np.rint(out[:, 0]).astype(np.int64))
                      - np.maximum(lo, t_lo + np.rint(out[:, 0]).astype(np.int64)), 0) * dwlog
     rlap = out[:, 2] * lap
@@ -196,6 +230,6 @@ def correlate(flux: np.ndarray, lo: int, hi: int, templates: np.ndarray, t_lo: n
 def rlap_at(flux, lo, hi, templates, t_lo, t_hi, dwlog: float, z: float, tolerance_bins: int = 2,
             transforms=None) -> Peaks:
     """Correlation peaks with the lag held within ``tolerance_bins`` of the one a known redshift gives."""
-    lag = lag_of(z, dwlog)
-    return correlate(flux, lo, hi, templates, t_lo, t_hi, dwlog, np.expm1((lag - tolerance_bins) * dwlog),
-                     np.expm1((lag + tolerance_bins) * dwlog), transforms=transforms)
+    lag_min, lag_max, _ = known_z_window(z, dwlog, np.shape(flux)[-1], tolerance_bins)
+    return correlate(flux, lo, hi, templates, t_lo, t_hi, dwlog, np.expm1(lag_min * dwlog),
+                     np.expm1(lag_max * dwlog), transforms=transforms)
