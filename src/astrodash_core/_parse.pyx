@@ -60,6 +60,25 @@ cdef inline Py_ssize_t _field_end(const unsigned char* b, Py_ssize_t i, Py_ssize
     return i
 
 
+cdef inline Py_ssize_t _digit_run(const unsigned char* b, Py_ssize_t i, Py_ssize_t n, unsigned long long* mant,
+                                  int* digits, int* count) noexcept nogil:
+    """Read the run of ASCII digits at b[i] into ``mant`` (``digits`` counts its significant digits, ``count``
+    every digit read); return the index after the run, or -1 when there are more than 19 significant digits."""
+    cdef unsigned char c
+    while i < n:
+        c = b[i] - 48
+        if c > 9:
+            break
+        count[0] += 1
+        if mant[0] != 0 or c != 0:
+            if digits[0] >= 19:
+                return -1
+            mant[0] = mant[0] * 10 + c
+            digits[0] += 1
+        i += 1
+    return i
+
+
 cdef inline Py_ssize_t _number(const unsigned char* b, Py_ssize_t i, Py_ssize_t n, double* out) noexcept nogil:
     """Parse the field starting at b[i] into out; return the index just past it, or -1 if it is not a number.
 
@@ -71,40 +90,22 @@ cdef inline Py_ssize_t _number(const unsigned char* b, Py_ssize_t i, Py_ssize_t 
     cdef Py_ssize_t s = i, end
     cdef bint neg = False
     cdef unsigned long long mant = 0, low = 0
-    cdef int digits = 0, frac = 0, exp10 = 0, esign = 1, edigits = 0
-    cdef bint any_digit = False
+    cdef int digits = 0, frac = 0, exp10 = 0, esign = 1, edigits = 0, count = 0, before
+    cdef bint any_digit
     cdef unsigned char c
     cdef long double r
     if i < n and (b[i] == 45 or b[i] == 43):  # '-', '+'
         neg = b[i] == 45
         i += 1
-    while i < n:
-        c = b[i] - 48
-        if c > 9:
-            break
-        any_digit = True
-        if mant != 0 or c != 0:
-            if digits >= 19:
-                end = _field_end(b, s, n)
-                return end if _slow(b + s, end - s, out) else -1
-            mant = mant * 10 + c
-            digits += 1
-        i += 1
-    if i < n and b[i] == 46:  # '.'
-        i += 1
-        while i < n:
-            c = b[i] - 48
-            if c > 9:
-                break
-            any_digit = True
-            if mant != 0 or c != 0:
-                if digits >= 19:
-                    end = _field_end(b, s, n)
-                    return end if _slow(b + s, end - s, out) else -1
-                mant = mant * 10 + c
-                digits += 1
-            frac += 1
-            i += 1
+    i = _digit_run(b, i, n, &mant, &digits, &count)
+    if i >= 0 and i < n and b[i] == 46:  # '.'
+        before = count
+        i = _digit_run(b, i + 1, n, &mant, &digits, &count)
+        frac = count - before
+    if i < 0:  # more than 19 significant digits: strtod decides
+        end = _field_end(b, s, n)
+        return end if _slow(b + s, end - s, out) else -1
+    any_digit = count > 0
     if not any_digit:  # nan, inf, or not a number at all
         end = _field_end(b, s, n)
         return end if end > s and _slow(b + s, end - s, out) else -1
