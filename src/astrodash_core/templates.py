@@ -77,24 +77,14 @@ class TemplateBank:
 
         return template_transforms(self.flux)
 
-    def _rows(self, rows):
-        rows = np.asarray(rows)
-        conj, sigma = self.transforms
-        return self.flux[rows], self.lo[rows], self.hi[rows], (conj[rows], sigma[rows])
-
     def correlate(self, flux, lo: int, hi: int, rows, z_min: float, z_max: float):
         """``rlap.correlate`` of one preprocessed row with the bank rows ``rows`` for z in [z_min, z_max]."""
         from .rlap import correlate
 
-        t, t_lo, t_hi, transforms = self._rows(rows)
-        return correlate(flux, lo, hi, t, t_lo, t_hi, self.grid.dwlog, z_min, z_max, transforms=transforms)
-
-    def correlate_at(self, flux, lo: int, hi: int, rows, z: float):
-        """``rlap.rlap_at``: the bank rows ``rows`` correlated at a known redshift ``z``."""
-        from .rlap import rlap_at
-
-        t, t_lo, t_hi, transforms = self._rows(rows)
-        return rlap_at(flux, lo, hi, t, t_lo, t_hi, self.grid.dwlog, z, transforms=transforms)
+        rows = np.asarray(rows)
+        conj, sigma = self.transforms
+        return correlate(flux, lo, hi, self.flux[rows], self.lo[rows], self.hi[rows], self.grid.dwlog, z_min, z_max,
+                         transforms=(conj[rows], sigma[rows]))
 
     def save(self, path) -> None:
         meta = {"format": _FORMAT, "version": 1, "names": self.names, "preprocessing": self.settings.to_dict()}

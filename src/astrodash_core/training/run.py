@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import interpret, labels
 from ..preprocess import PreprocessSettings
-from .augment import DEGRADED, REDSHIFT_SURVEY, Augmenter, AugmentConfig, balanced_weights
+from .augment import DEGRADED, REDSHIFT_SURVEY, Augmenter, balanced_weights
 from .evaluation import metrics, redshift_metrics
 from .templates_data import find_data_root, load_galaxies, load_templates, split_objects
 
