@@ -128,19 +128,21 @@ class Classifier:
         probs = np.zeros((len(items), len(model.labels)), dtype=np.float32)
         if ok.any():
             probs[ok] = model.predict(pre.flux[ok])
-        out = []
+        to_estimate = []
         for j, (i, spec) in enumerate(items):
             if not ok[j]:
                 results[i] = Classification(name=spec.name, error=pre.errors[j], model=model.name)
             elif bank is None:
                 results[i] = self._result(spec, model, probs[j], pre, j, None, "estimated", None)
             else:
-                from .redshift import candidate_rows, estimate_from_rows
+                to_estimate.append(j)
+        if not to_estimate:
+            return []
+        from .redshift import candidate_rows, estimate_many
 
-                est = estimate_from_rows(pre.flux[j], int(pre.lo[j]), int(pre.hi[j]), bank,
-                                         candidate_rows(bank, probs[j]))
-                out.append((i, spec, est.redshift, est.error))
-        return out
+        estimates = estimate_many(pre.flux[to_estimate], pre.lo[to_estimate], pre.hi[to_estimate],
+                                  [candidate_rows(bank, probs[j]) for j in to_estimate], bank)
+        return [(*items[j], est.redshift, est.error) for j, est in zip(to_estimate, estimates)]
 
     def _result(self, spec, model, probs, pre, j, z, z_source, z_error, top_n=5, probabilities=False,
                 include_spectrum=False):

@@ -42,10 +42,21 @@ def _weighted_median(values, weights):
 
 def estimate_from_rows(flux, lo, hi, bank: TemplateBank, rows, z_min=Z_MIN, z_max=Z_MAX) -> RedshiftEstimate:
     """Redshift of one preprocessed (observed-frame) row against the bank rows ``rows``."""
-    rows = np.asarray(rows)
-    if rows.size == 0:
+    return estimate_many(np.asarray(flux)[None], [lo], [hi], [rows], bank, z_min, z_max)[0]
+
+
+def estimate_many(fluxes, lo, hi, rows_of, bank: TemplateBank, z_min=Z_MIN, z_max=Z_MAX) -> list[RedshiftEstimate]:
+    """Redshifts of preprocessed (observed-frame) rows ``fluxes[i]`` against the bank rows ``rows_of[i]``,
+    correlated all at once (:meth:`TemplateBank.correlate_many`)."""
+    rows_of = [np.asarray(r) for r in rows_of]
+    if any(r.size == 0 for r in rows_of):
         raise ValueError("no templates to correlate with")
-    peaks = bank.correlate(flux, lo, hi, rows, z_min, z_max)
+    all_peaks = bank.correlate_many(fluxes, lo, hi, rows_of, z_min, z_max)
+    return [_from_peaks(peaks, rows, bank) for peaks, rows in zip(all_peaks, rows_of)]
+
+
+def _from_peaks(peaks, rows, bank: TemplateBank) -> RedshiftEstimate:
+    """The rlap-weighted median redshift of the templates near the best rlap, and its error."""
     best = int(np.argmax(peaks.rlap))
     agree = peaks.rlap >= AGREE_FRACTION * peaks.rlap[best]
     w = np.maximum(peaks.rlap[agree], 1e-9)

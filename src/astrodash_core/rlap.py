@@ -93,8 +93,9 @@ def _peaks(c, lag_min, lag_max):
     return out
 
 
-#: Pairs per block in :func:`second_pass` (bounds its memory: ~50 kB of transforms per pair).
-PAIR_BLOCK = 1024
+#: Pairs per block in :func:`second_pass` and :func:`correlate_many`: ~16 kB of gathered transforms per pair,
+#: so a block stays in cache (1,024 pairs made the batched estimate slower than one spectrum at a time).
+PAIR_BLOCK = 128
 
 
 def second_pass(fluxes, lo, hi, spec, t_flux, t_lo, t_hi, t_row, lags, lag_min, lag_max, taper: float = 0.05,
@@ -177,54 +178,83 @@ def _local_maxima(c: np.ndarray, lag_min: int, lag_max: int, per_row: int) -> tu
 def correlate(flux: np.ndarray, lo: int, hi: int, templates: np.ndarray, t_lo: np.ndarray, t_hi: np.ndarray,
               dwlog: float, z_min: float, z_max: float, taper: float = 0.05, transforms=None,
               refine: int | None = REFINE_TOP, peaks_per_template: int = PEAKS_PER_TEMPLATE) -> Peaks:
-    """Peaks of the correlation of one preprocessed spectrum with each template row, for z in [z_min, z_max].
+    """Peaks of the correlation of one preprocessed spectrum with each template row, for z in [z_min, z_max]
+    (``transforms``: the templates' :func:`template_transforms`, when already computed).  See
+    :func:`correlate_many`, of which this is the one-spectrum case."""
+    templates = np.asarray(templates)
+    k = templates.shape[0]
+    return correlate_many(np.asarray(flux)[None], np.array([int(lo)]), np.array([int(hi)]), [np.arange(k)],
+                          templates, t_lo, t_hi, dwlog, z_min, z_max, taper=taper, transforms=transforms,
+                          refine=refine, peaks_per_template=peaks_per_template)[0]
 
-    First pass: correlate the whole rows (``transforms``, the templates' :func:`template_transforms`, saves
-    recomputing their FFTs) and take each template's highest local maxima.  Second pass (as SNID), for the
-    ``refine`` strongest of those candidates (all when None): trim spectrum and template to their overlap at
+
+def correlate_many(fluxes: np.ndarray, lo, hi, rows_of: list, t_flux: np.ndarray, t_lo, t_hi, dwlog: float,
+                   z_min: float, z_max: float, taper: float = 0.05, transforms=None, refine: int | None = REFINE_TOP,
+                   peaks_per_template: int = PEAKS_PER_TEMPLATE) -> list[Peaks]:
+    """Correlation peaks of spectrum i (row i of ``fluxes``, valid ``lo[i]..hi[i]``) with the template rows
+    ``rows_of[i]`` of ``t_flux``, for z in [z_min, z_max], for all spectra at once (in blocks of pairs).
+
+    First pass: correlate the whole rows (``transforms``: every ``t_flux`` row's :func:`template_transforms`)
+    and take each template's highest local maxima.  Second pass (as SNID, :func:`second_pass`), for each
+    spectrum's ``refine`` highest candidates (all when None): trim spectrum and template to their overlap at
     that lag, re-normalise, re-taper and correlate again for the final lag, r and lap.  Each template reports
     its candidate with the highest rlap; a template with no refined candidate keeps its first-pass peak.
     A window of at most 6 bins (a known redshift, :func:`rlap_at`) needs no first pass: every template is
     trimmed at the window's middle and its peak sought within 3 bins of it.
     """
-    nw = flux.shape[-1]
-    k = templates.shape[0]
-    s = np.asarray(flux, dtype=np.float64)
-    t = np.asarray(templates, dtype=np.float64)
+    fluxes = np.asarray(fluxes)
+    nw = fluxes.shape[-1]
+    lo = np.asarray(lo, dtype=np.int64)
+    hi = np.asarray(hi, dtype=np.int64)
+    t_lo = np.asarray(t_lo, dtype=np.int64)
+    t_hi = np.asarray(t_hi, dtype=np.int64)
     # (1e-9: a bound given as an exact lag survives the round trip through the redshift)
     lag_min = max(int(np.floor(lag_of(z_min, dwlog) + 1e-9)), -(nw - 1))
     lag_max = min(int(np.ceil(lag_of(z_max, dwlog) - 1e-9)), nw - 1)
-    t_lo = np.asarray(t_lo, dtype=np.int64)
-    t_hi = np.asarray(t_hi, dtype=np.int64)
+    spec = np.concatenate([np.full(len(r), i, dtype=np.int64) for i, r in enumerate(rows_of)] or [np.empty(0, np.int64)])
+    t_row = np.concatenate([np.asarray(r, dtype=np.int64) for r in rows_of] or [np.empty(0, np.int64)])
+    n_pairs = spec.size
+    out = np.zeros((n_pairs, 4))
     if lag_max - lag_min <= 6:  # a known redshift: every template's candidate is the middle of the window
-        out = np.zeros((k, 4))
-        rows, lags = np.arange(k), np.full(k, (lag_min + lag_max) // 2, dtype=np.int64)
+        cand, cand_lag = np.arange(n_pairs), np.full(n_pairs, (lag_min + lag_max) // 2, dtype=np.int64)
     else:
-        t_conj, t_sigma = transforms if transforms is not None else template_transforms(t)
-        c = _correlation(*_filtered_fft(s), t_conj, t_sigma)
-        out = _peaks(c, lag_min, lag_max)
-        rows, lags = _local_maxima(c, lag_min, lag_max, peaks_per_template)
-        if refine is not None and rows.size > refine:  # the highest first-pass correlations
-            pick = np.argsort(-c[rows, lags % c.shape[1]], kind="stable")[:refine]
-            rows, lags = rows[pick], lags[pick]
-    n = len(rows)
-    refined, overlap2 = second_pass(s[None], np.array([int(lo)]), np.array([int(hi)]), np.zeros(n, dtype=np.int64),
-                                    t, t_lo, t_hi, rows, lags.astype(np.int64), np.full(n, lag_min), np.full(n, lag_max),
-                                    taper)
-    lap = np.maximum(np.minimum(hi, t_hi + np.rint(out[:, 0]).astype(np.int64))
-                     - np.maximum(lo, t_lo + np.rint(out[:, 0]).astype(np.int64)), 0) * dwlog
+        t_conj, t_sigma = transforms if transforms is not None else template_transforms(t_flux)
+        s_fft, s_sigma = _filtered_fft(fluxes.astype(np.float64))
+        cands, lags, values = [], [], []
+        for start in range(0, n_pairs, PAIR_BLOCK):
+            sl = slice(start, start + PAIR_BLOCK)
+            c = _correlation(s_fft[spec[sl]], s_sigma[spec[sl]], t_conj[t_row[sl]], t_sigma[t_row[sl]])
+            out[sl] = _peaks(c, lag_min, lag_max)
+            r, l = _local_maxima(c, lag_min, lag_max, peaks_per_template)
+            cands.append(r + start)
+            lags.append(l)
+            values.append(c[r, l % c.shape[1]])
+        cand, cand_lag, value = np.concatenate(cands), np.concatenate(lags), np.concatenate(values)
+        if refine is not None:  # each spectrum's highest first-pass correlations
+            order = np.lexsort((-value, spec[cand]))  # by spectrum, then highest first; stable on ties
+            group = spec[cand][order]
+            rank = np.arange(order.size) - np.searchsorted(group, group, side="left")
+            keep = np.sort(order[rank < refine])
+            cand, cand_lag = cand[keep], cand_lag[keep]
+    n_c = cand.size
+    refined, overlap2 = second_pass(fluxes, lo, hi, spec[cand], t_flux, t_lo, t_hi, t_row[cand], cand_lag,
+                                    np.full(n_c, lag_min), np.full(n_c, lag_max), taper)
+    m = np.rint(out[:, 0]).astype(np.int64)
+    lap = np.maximum(np.minimum(hi[spec], t_hi[t_row] + m) - np.maximum(lo[spec], t_lo[t_row] + m), 0) * dwlog
     rlap = out[:, 2] * lap
-    done = np.zeros(k, dtype=bool)
-    for j in np.argsort(-(refined[:, 2] * overlap2), kind="stable"):
-        row = rows[j]
-        if not done[row]:  # best refined candidate of this template
-            done[row] = True
-            out[row] = refined[j]
-            lap[row] = overlap2[j] * dwlog
-            rlap[row] = refined[j, 2] * lap[row]
+    # each pair's best refined candidate (the first in a stable order of falling r x overlap)
+    order = np.argsort(-(refined[:, 2] * overlap2), kind="stable")
+    pairs, first = np.unique(cand[order], return_index=True)
+    best = order[first]
+    out[pairs] = refined[best]
+    lap[pairs] = overlap2[best] * dwlog
+    rlap[pairs] = refined[best, 2] * lap[pairs]
     # a correlation peak below zero is no match at all: rlap 0, as SNID never reports a negative one
-    return Peaks(lag=out[:, 0], height=out[:, 1], r=out[:, 2], lap=lap, rlap=np.maximum(rlap, 0.0), width=out[:, 3],
-                 redshift=np.expm1(out[:, 0] * dwlog))
+    rlap = np.maximum(rlap, 0.0)
+    redshift = np.expm1(out[:, 0] * dwlog)
+    bounds = np.cumsum([0] + [len(r) for r in rows_of])
+    return [Peaks(lag=out[a:b, 0], height=out[a:b, 1], r=out[a:b, 2], lap=lap[a:b], rlap=rlap[a:b],
+                  width=out[a:b, 3], redshift=redshift[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def rlap_at(flux, lo, hi, templates, t_lo, t_hi, dwlog: float, z: float, tolerance_bins: int = 2,

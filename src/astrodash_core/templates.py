@@ -77,14 +77,13 @@ class TemplateBank:
 
         return template_transforms(self.flux)
 
-    def correlate(self, flux, lo: int, hi: int, rows, z_min: float, z_max: float):
-        """``rlap.correlate`` of one preprocessed row with the bank rows ``rows`` for z in [z_min, z_max]."""
-        from .rlap import correlate
+    def correlate_many(self, fluxes, lo, hi, rows_of, z_min: float, z_max: float):
+        """``rlap.correlate_many``: preprocessed rows ``fluxes[i]`` with the bank rows ``rows_of[i]``, for z in
+        [z_min, z_max], using the bank's precomputed template transforms."""
+        from .rlap import correlate_many
 
-        rows = np.asarray(rows)
-        conj, sigma = self.transforms
-        return correlate(flux, lo, hi, self.flux[rows], self.lo[rows], self.hi[rows], self.grid.dwlog, z_min, z_max,
-                         transforms=(conj[rows], sigma[rows]))
+        return correlate_many(fluxes, lo, hi, rows_of, self.flux, self.lo, self.hi, self.grid.dwlog, z_min, z_max,
+                              transforms=self.transforms)
 
     def save(self, path) -> None:
         meta = {"format": _FORMAT, "version": 1, "names": self.names, "preprocessing": self.settings.to_dict()}

@@ -118,7 +118,6 @@ def evaluate_model(model, test, aug: Augmenter, seed: int, bank=None) -> dict:
 
 def estimate_batch(X, lo, hi, probs, bank) -> np.ndarray:
     """Redshift estimates of preprocessed observed-frame rows, from the agnostic model's probabilities."""
-    from ..redshift import candidate_rows, estimate_from_rows
+    from ..redshift import candidate_rows, estimate_many
 
-    return np.array([estimate_from_rows(X[j], int(lo[j]), int(hi[j]), bank, candidate_rows(bank, probs[j])).redshift
-                     for j in range(len(X))])
+    return np.array([e.redshift for e in estimate_many(X, lo, hi, [candidate_rows(bank, p) for p in probs], bank)])
