@@ -103,3 +103,16 @@ def test_cli_exit_code_nonzero_only_when_nothing_classified(tmp_path):
     assert mixed.returncode == 0 and "bad.dat" in mixed.stdout
     only_bad = run_cli("classify", str(bad))
     assert only_bad.returncode == 1
+
+
+def test_cli_plot_writes_a_png_per_spectrum(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = subprocess.run([sys.executable, "-m", "astrodash_core.cli", "classify", str(SN1994D),
+                          str(EXAMPLES / "sn1983N_p12.dat"), "--plot", str(tmp_path / "plots")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    pngs = sorted((tmp_path / "plots").glob("*.png"))
+    assert [p.stem for p in pngs] == ["sn1983N_p12", "sn1994D_p02"]
+    for p in pngs:
+        data = p.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # a drawn figure, not an empty canvas

@@ -60,11 +60,17 @@ def plot_classification(result, path, bank=None) -> Path:
         sel = (tw >= wave[0]) & (tw <= wave[-1]) & (tf != 0)
         ax.plot(tw[sel], tf[sel], color="tab:red", lw=1, alpha=0.8, label=name)
     top = np.nanmax(np.abs(flux)) if flux.size else 1.0
-    for line in all_lines():
-        if line["name"] in KEY_LINES and wave[0] <= line["wavelength"] <= wave[-1]:
-            ax.axvline(line["wavelength"], color="tab:blue", lw=0.6, ls=":")
-            ax.text(line["wavelength"], 1.05 * top, line["name"], rotation=90, fontsize=7, ha="center",
-                    va="bottom", color="tab:blue")
+    shown = sorted((l for l in all_lines() if l["name"] in KEY_LINES and wave[0] <= l["wavelength"] <= wave[-1]),
+                   key=lambda l: l["wavelength"])
+    # labels at least one label width apart, moved right where lines crowd (He I 5876, Na I 5890, Si II 5972);
+    # each dotted line stays at its own wavelength
+    label_gap = 0.013 * (wave[-1] - wave[0])
+    label_at = -np.inf
+    for line in shown:
+        label_at = max(line["wavelength"], label_at + label_gap)
+        ax.axvline(line["wavelength"], color="tab:blue", lw=0.6, ls=":")
+        ax.text(label_at, 1.05 * top, line["name"], rotation=90, fontsize=7, ha="center", va="bottom",
+                color="tab:blue")
     z = "unknown" if result.redshift is None else f"{result.redshift:.4f}" + (
         " (estimated)" if result.redshift_source == "estimated" else "")
     rlap = "n/a" if best.rlap is None else f"{best.rlap:.1f}"
