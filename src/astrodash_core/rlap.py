@@ -2,8 +2,12 @@
 
 On the log-wavelength grid a redshift is a shift: observed bin = rest bin + lag, lag = ln(1 + z) / dwlog.
 For each template the normalised correlation c(lag) = sum_i s[i + lag] t[i] / (nw sigma_s sigma_t) is
-computed with FFTs; r = h / (sqrt(2) sigma_a) (Tonry & Davis 1979), lap = overlap of the two spectra in
-ln(wavelength) at the peak, rlap = r * lap.  A match with rlap < ``RLAP_WARNING`` is flagged.
+computed with FFTs after SNID's band-pass; r = h / (sqrt(2) sigma_a) (Tonry & Davis 1979), lap = overlap of
+the two spectra in ln(wavelength) at the peak, rlap = r * lap (0 for a peak below zero).  A match with
+rlap < ``RLAP_WARNING`` is flagged.
+
+Everything runs on (spectrum, template) pairs in blocks, for any number of spectra at once
+(:func:`correlate_many`, :func:`rlap_pairs`); :func:`correlate` and :func:`rlap_at` are the one-spectrum cases.
 """
 from __future__ import annotations
 
@@ -98,8 +102,7 @@ def _peaks(c, lag_min, lag_max):
 PAIR_BLOCK = 128
 
 
-def second_pass(fluxes, lo, hi, spec, t_flux, t_lo, t_hi, t_row, lags, lag_min, lag_max, taper: float = 0.05,
-                t_scale=None):
+def second_pass(fluxes, lo, hi, spec, t_flux, t_lo, t_hi, t_row, lags, lag_min, lag_max, taper: float = 0.05):
     """SNID's second pass for P (spectrum, template) pairs at once, in blocks: pair p cuts spectrum
     ``fluxes[spec[p]]`` and template ``t_flux[t_row[p]]`` to their overlap at lag ``lags[p]``, re-normalises and
     re-tapers both there (a partial overlap is not diluted by the parts that miss) and correlates them again;
