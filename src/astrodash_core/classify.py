@@ -230,15 +230,17 @@ def _add_rlap(pre, bank, items, n_top: int = 3) -> None:
 
     plans, spec, t_row = [], [], []
     z = np.zeros(len(pre.flux))
+    offset = 0
     for j, r in items:
         targets = [*r.matches[:n_top], r.best_match]
         groups = [bank.rows(m.type, m.age, PER_CLASS) for m in r.matches[:n_top]] + [_best_match_rows(bank, r.best_match)]
         rows = np.unique(np.concatenate(groups))
-        plans.append((sum(len(x) for x in t_row), rows, targets, groups, r.best_match))
+        plans.append((offset, rows, targets, groups, r.best_match))
+        offset += rows.size
         spec.append(np.full(rows.size, j, dtype=np.int64))
         t_row.append(rows)
         z[j] = r.redshift
-    if not any(len(x) for x in t_row):
+    if offset == 0:
         return
     rlap = rlap_pairs(pre.flux, np.asarray(pre.lo, dtype=np.int64), np.asarray(pre.hi, dtype=np.int64),
                       np.concatenate(spec), bank.flux, bank.lo, bank.hi, np.concatenate(t_row), z, bank.grid.dwlog)

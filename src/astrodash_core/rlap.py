@@ -144,11 +144,18 @@ def known_z_window(z, dwlog: float, nw: int, tolerance_bins: int = 2):
     return lag_min, lag_max, (lag_min + lag_max) // 2
 
 
+def _known_z_pass(fluxes, lo, hi, spec, t_flux, t_lo, t_hi, t_row, z, dwlog: float, tolerance_bins: int):
+    """:func:`second_pass` of each pair at its spectrum's known redshift ``z[spec[p]]``: no first pass is
+    needed, the lag being known to ``tolerance_bins``.  Returns (peaks [P, 4], overlap [P])."""
+    lag_min, lag_max, mid = known_z_window(np.asarray(z, dtype=np.float64)[spec], dwlog, fluxes.shape[1],
+                                           tolerance_bins)
+    return second_pass(fluxes, lo, hi, spec, t_flux, t_lo, t_hi, t_row, mid, lag_min, lag_max)
+
+
 def rlap_pairs(fluxes, lo, hi, spec, t_flux, t_lo, t_hi, t_row, z, dwlog: float, tolerance_bins: int = 2):
     """rlap of P (spectrum, template) pairs, each at its spectrum's known redshift ``z[spec[p]]`` (within
     ``tolerance_bins``): the batched form of :func:`rlap_at` for many spectra at once."""
-    lag_min, lag_max, mid = known_z_window(np.asarray(z)[spec], dwlog, fluxes.shape[1], tolerance_bins)
-    peaks, overlap = second_pass(fluxes, lo, hi, spec, t_flux, t_lo, t_hi, t_row, mid, lag_min, lag_max)
+    peaks, overlap = _known_z_pass(fluxes, lo, hi, spec, t_flux, t_lo, t_hi, t_row, z, dwlog, tolerance_bins)
     return np.maximum(peaks[:, 2], 0.0) * overlap * dwlog
 
 
@@ -202,8 +209,7 @@ def correlate_many(fluxes: np.ndarray, lo, hi, rows_of: list, t_flux: np.ndarray
     spectrum's ``refine`` highest candidates (all when None): trim spectrum and template to their overlap at
     that lag, re-normalise, re-taper and correlate again for the final lag, r and lap.  Each template reports
     its candidate with the highest rlap; a template with no refined candidate keeps its first-pass peak.
-    A window of at most 6 bins (a known redshift, :func:`rlap_at`) needs no first pass: every template is
-    trimmed at the window's middle and its peak sought within 3 bins of it.
+    (At a known redshift no first pass is needed: :func:`rlap_at`, :func:`rlap_pairs`.)
     """
     fluxes = np.asarray(fluxes)
     nw = fluxes.shape[-1]
@@ -211,34 +217,32 @@ def correlate_many(fluxes: np.ndarray, lo, hi, rows_of: list, t_flux: np.ndarray
     hi = np.asarray(hi, dtype=np.int64)
     t_lo = np.asarray(t_lo, dtype=np.int64)
     t_hi = np.asarray(t_hi, dtype=np.int64)
-    # (1e-9: a bound given as an exact lag survives the round trip through the redshift)
-    lag_min = max(int(np.floor(lag_of(z_min, dwlog) + 1e-9)), -(nw - 1))
-    lag_max = min(int(np.ceil(lag_of(z_max, dwlog) - 1e-9)), nw - 1)
+    lag_min = max(int(np.floor(lag_of(z_min, dwlog))), -(nw - 1))
+    lag_max = min(int(np.ceil(lag_of(z_max, dwlog))), nw - 1)
     spec = np.concatenate([np.full(len(r), i, dtype=np.int64) for i, r in enumerate(rows_of)] or [np.empty(0, np.int64)])
     t_row = np.concatenate([np.asarray(r, dtype=np.int64) for r in rows_of] or [np.empty(0, np.int64)])
     n_pairs = spec.size
     out = np.zeros((n_pairs, 4))
-    if lag_max - lag_min <= 6:  # a known redshift: every template's candidate is the middle of the window
-        cand, cand_lag = np.arange(n_pairs), np.full(n_pairs, (lag_min + lag_max) // 2, dtype=np.int64)
-    else:
-        t_conj, t_sigma = transforms if transforms is not None else template_transforms(t_flux)
-        s_fft, s_sigma = _filtered_fft(fluxes.astype(np.float64))
-        cands, lags, values = [], [], []
-        for start in range(0, n_pairs, PAIR_BLOCK):
-            sl = slice(start, start + PAIR_BLOCK)
-            c = _correlation(s_fft[spec[sl]], s_sigma[spec[sl]], t_conj[t_row[sl]], t_sigma[t_row[sl]])
-            out[sl] = _peaks(c, lag_min, lag_max)
-            r, l = _local_maxima(c, lag_min, lag_max, peaks_per_template)
-            cands.append(r + start)
-            lags.append(l)
-            values.append(c[r, l % c.shape[1]])
-        cand, cand_lag, value = np.concatenate(cands), np.concatenate(lags), np.concatenate(values)
-        if refine is not None:  # each spectrum's highest first-pass correlations
-            order = np.lexsort((-value, spec[cand]))  # by spectrum, then highest first; stable on ties
-            group = spec[cand][order]
-            rank = np.arange(order.size) - np.searchsorted(group, group, side="left")
-            keep = np.sort(order[rank < refine])
-            cand, cand_lag = cand[keep], cand_lag[keep]
+    t_conj, t_sigma = transforms if transforms is not None else template_transforms(t_flux)
+    s_fft, s_sigma = _filtered_fft(fluxes.astype(np.float64))
+    cands, lags, values = [], [], []
+    for start in range(0, n_pairs, PAIR_BLOCK):
+        sl = slice(start, start + PAIR_BLOCK)
+        c = _correlation(s_fft[spec[sl]], s_sigma[spec[sl]], t_conj[t_row[sl]], t_sigma[t_row[sl]])
+        out[sl] = _peaks(c, lag_min, lag_max)
+        r, l = _local_maxima(c, lag_min, lag_max, peaks_per_template)
+        cands.append(r + start)
+        lags.append(l)
+        values.append(c[r, l % c.shape[1]])
+    cand = np.concatenate(cands or [np.empty(0, np.int64)])
+    cand_lag = np.concatenate(lags or [np.empty(0, np.int64)])
+    value = np.concatenate(values or [np.empty(0)])
+    if refine is not None:  # each spectrum's highest first-pass correlations
+        order = np.lexsort((-value, spec[cand]))  # by spectrum, then highest first; stable on ties
+        group = spec[cand][order]
+        rank = np.arange(order.size) - np.searchsorted(group, group, side="left")
+        keep = np.sort(order[rank < refine])
+        cand, cand_lag = cand[keep], cand_lag[keep]
     n_c = cand.size
     refined, overlap2 = second_pass(fluxes, lo, hi, spec[cand], t_flux, t_lo, t_hi, t_row[cand], cand_lag,
                                     np.full(n_c, lag_min), np.full(n_c, lag_max), taper)
@@ -260,9 +264,14 @@ def correlate_many(fluxes: np.ndarray, lo, hi, rows_of: list, t_flux: np.ndarray
                   width=out[a:b, 3], redshift=redshift[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def rlap_at(flux, lo, hi, templates, t_lo, t_hi, dwlog: float, z: float, tolerance_bins: int = 2,
-            transforms=None) -> Peaks:
-    """Correlation peaks with the lag held within ``tolerance_bins`` of the one a known redshift gives."""
-    lag_min, lag_max, _ = known_z_window(z, dwlog, np.shape(flux)[-1], tolerance_bins)
-    return correlate(flux, lo, hi, templates, t_lo, t_hi, dwlog, np.expm1(lag_min * dwlog),
-                     np.expm1(lag_max * dwlog), transforms=transforms)
+def rlap_at(flux, lo, hi, templates, t_lo, t_hi, dwlog: float, z: float, tolerance_bins: int = 2) -> Peaks:
+    """Correlation peaks of one spectrum with each template row, the lag held within ``tolerance_bins`` of the
+    one a known redshift gives (the one-spectrum case of :func:`rlap_pairs`)."""
+    templates = np.asarray(templates)
+    k = templates.shape[0]
+    peaks, overlap = _known_z_pass(np.asarray(flux)[None], np.array([int(lo)]), np.array([int(hi)]),
+                                   np.zeros(k, dtype=np.int64), templates, np.asarray(t_lo, dtype=np.int64),
+                                   np.asarray(t_hi, dtype=np.int64), np.arange(k), [z], dwlog, tolerance_bins)
+    lap = overlap * dwlog
+    return Peaks(lag=peaks[:, 0], height=peaks[:, 1], r=peaks[:, 2], lap=lap, rlap=np.maximum(peaks[:, 2], 0.0) * lap,
+                 width=peaks[:, 3], redshift=np.expm1(peaks[:, 0] * dwlog))
