@@ -233,19 +233,6 @@ finite = st.floats(-1e30, 1e30, allow_nan=False, allow_infinity=False)
 
 
 @FAST
-@given(st.lists(st.tuples(finite, finite, finite), min_size=1, max_size=100),
-       st.sampled_from([" ", "\t", ",", ";", "   ", " ,"]), st.sampled_from(["%r", "%.6e", "%.3f", "%.17g", "%.18E"]))
-def test_parser_gives_exactly_what_python_float_gives(rows, sep, fmt):
-    from astrodash_core._parse import parse_table
-
-    text = "\n".join("  " + sep.join(fmt % v for v in row) for row in rows)
-    values, counts, skipped = parse_table(np.frombuffer(text.encode(), np.uint8), 3)
-    expected = np.array([[float(fmt % v) for v in row] for row in rows])
-    assert skipped == 0 and (counts == 3).all()
-    np.testing.assert_array_equal(values, expected)
-
-
-@FAST
 @given(st.lists(st.floats(3000, 9000), min_size=10, max_size=200, unique=True), st.data())
 def test_ascii_reader_roundtrip_sorted(waves, data):
     fluxes = data.draw(st.lists(finite, min_size=len(waves), max_size=len(waves)))

@@ -8,123 +8,186 @@ exponents (``1.5D+03``) are accepted; ``nan``/``inf`` parse to NaN/inf (the Spec
 a row stops at the first field that is not a number or after ``max_cols`` fields, so trailing junk columns
 are ignored.
 
-Numbers take a fast exact path (see ``_field``); anything else goes through C ``strtod``, so every value is
+Numbers take fast exact paths (see ``_number``); anything else goes through C ``strtod``, so every value is
 the correctly rounded double that ``float()`` or ``numpy.loadtxt`` would give.
 """
 import numpy as np
 cimport numpy as cnp
 from libc.math cimport NAN
-from libc.stdlib cimport strtod
+from libc.stdlib cimport free, malloc, strtod
 from libc.string cimport memcpy
 
 cnp.import_array()
 
-cdef extern from "float.h":
-    int LDBL_MANT_DIG
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    /* Eisel-Lemire (Lemire 2021, "Number parsing at a gigabyte per second"): the double nearest to
+       w * 10**q from a 128-bit truncated power of five.  Returns 0 in the rare case the truncation leaves
+       the rounding undecided (then strtod decides), else 1 with *out set. */
+    static inline int astrodash_eisel_lemire(int64_t q, uint64_t w, int neg, const uint64_t *pow5, double *out) {
+        uint64_t bits, mantissa, hi, lo;
+        unsigned __int128 p1, p2;
+        int lz, upper, shift;
+        int64_t power2;
+        if (q < -342) { bits = 0; goto done; }
+        if (q > 308) { bits = (uint64_t)0x7FF << 52; goto done; }
+        lz = __builtin_clzll(w);
+        w <<= lz;
+        p1 = (unsigned __int128)w * pow5[2 * (q + 342)];
+        hi = (uint64_t)(p1 >> 64);
+        lo = (uint64_t)p1;
+        if ((hi & 0x1FF) == 0x1FF) {  /* the low bits may carry: add the next 64 bits of the power */
+            p2 = (unsigned __int128)w * pow5[2 * (q + 342) + 1];
+            uint64_t add = (uint64_t)(p2 >> 64);
+            lo += add;
+            if (add > lo) hi++;
+            if (lo == UINT64_MAX && (q < -27 || q > 55)) return 0;
+        }
+        upper = (int)(hi >> 63);
+        shift = upper + 64 - 52 - 3;
+        mantissa = hi >> shift;
+        power2 = (((152170 + 65536) * q) >> 16) + 63 + upper - lz + 1023;
+        if (power2 <= 0) {  /* subnormal */
+            if (-power2 + 1 >= 64) { bits = 0; goto done; }
+            mantissa >>= -power2 + 1;
+            mantissa += mantissa & 1;
+            mantissa >>= 1;
+            power2 = mantissa < ((uint64_t)1 << 52) ? 0 : 1;
+            bits = mantissa | ((uint64_t)power2 << 52);
+            goto done;
+        }
+        if (lo <= 1 && q >= -4 && q <= 23 && (mantissa & 3) == 1 && (mantissa << shift) == hi)
+            mantissa &= ~(uint64_t)1;  /* exactly halfway: round to even */
+        mantissa += mantissa & 1;
+        mantissa >>= 1;
+        if (mantissa >= ((uint64_t)2 << 52)) { mantissa = (uint64_t)1 << 52; power2++; }
+        mantissa &= ~((uint64_t)1 << 52);
+        if (power2 >= 0x7FF) { power2 = 0x7FF; mantissa = 0; }
+        bits = mantissa | ((uint64_t)power2 << 52);
+    done:
+        bits |= (uint64_t)(neg != 0) << 63;
+        memcpy(out, &bits, 8);
+        return 1;
+    }
+    """
+    bint _eisel_lemire "astrodash_eisel_lemire"(long long q, unsigned long long w, int neg,
+                                                const unsigned long long* pow5, double* out) noexcept nogil
 
-#: The long-double path needs the x87 80-bit format (64-bit mantissa stored first); elsewhere strtod decides.
-cdef bint _X87 = LDBL_MANT_DIG == 64 and sizeof(long double) >= 10
 
-cdef long double[28] _POW10
-cdef double[23] _POW10D  # the same as doubles for Clinger's path: no x87 load and store per number
+cdef double[23] _POW10D  # 10**0..10**22: the powers of ten a double holds exactly (Clinger's path)
+cdef unsigned long long[2 * 651] _POW5  # 5**q for q = -342..308 as 128-bit truncated mantissas (Eisel-Lemire)
 cdef unsigned char[256] _SEP
 cdef int _k
-_POW10[0] = 1.0
-for _k in range(1, 28):
-    _POW10[_k] = _POW10[_k - 1] * 10  # exact in 80-bit long double up to 10**27
+
+
+def _power_of_five_128(q):
+    """The 128-bit mantissa of 5**q with its top bit set: truncated for q >= 0; for q < 0 the reciprocal,
+    rounded up (from the construction in Lemire 2021)."""
+
+    if q >= 0:
+        p = 5 ** q
+        shift = 128 - p.bit_length()
+        return p << shift if shift >= 0 else p >> -shift
+    p = 5 ** -q
+    z = (p - 1).bit_length()  # smallest z with 2**z >= p
+    c = (1 << (z + 127 if q >= -27 else 2 * z + 128)) // p + 1
+    return c >> max(0, c.bit_length() - 128)
+
+
 for _k in range(23):
-    _POW10D[_k] = <double>_POW10[_k]  # exact: 10**22 is the largest power of ten a double holds exactly
+    _POW10D[_k] = float(10 ** _k)
+for _k in range(-342, 309):
+    _c = _power_of_five_128(_k)
+    _POW5[2 * (_k + 342)] = _c >> 64
+    _POW5[2 * (_k + 342) + 1] = _c & 0xFFFFFFFFFFFFFFFF
 for _k in range(256):
     _SEP[_k] = _k in (32, 9, 44, 59, 13, 11, 12)
 
 
-cdef inline bint _slow(const unsigned char* p, Py_ssize_t n, double* out) noexcept nogil:
+cdef bint _slow(const unsigned char* p, Py_ssize_t n, double* out) noexcept nogil:
     """strtod on a copy of the field with Fortran D/d exponents turned into E; True when all of it parsed."""
-    cdef char buf[128]
+    cdef char small[128]
+    cdef char* buf = small
     cdef char* end
     cdef Py_ssize_t k
-    if n >= 127:
-        return False
+    cdef bint ok
+    if n >= 128:  # a very long field (e.g. 300 digits): a buffer of its own
+        buf = <char*>malloc(n + 1)
+        if buf == NULL:
+            return False
     memcpy(buf, p, n)
     for k in range(n):
         if buf[k] == 68 or buf[k] == 100:  # 'D', 'd'
             buf[k] = 69
     buf[n] = 0
     out[0] = strtod(buf, &end)
-    return end == buf + n
+    ok = end == buf + n
+    if buf != small:
+        free(buf)
+    return ok
 
 
-cdef inline Py_ssize_t _field_end(const unsigned char* b, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
-    while i < n and b[i] != 10 and not _SEP[b[i]]:
+cdef inline Py_ssize_t _field_end(const unsigned char* b, Py_ssize_t i) noexcept nogil:
+    while b[i] != 10 and not _SEP[b[i]]:
         i += 1
     return i
 
 
-cdef inline Py_ssize_t _digit_run(const unsigned char* b, Py_ssize_t i, Py_ssize_t n, unsigned long long* mant,
-                                  int* digits, int* count) noexcept nogil:
-    """Read the run of ASCII digits at b[i] into ``mant`` (``digits`` counts its significant digits, ``count``
-    every digit read); return the index after the run, or -1 when there are more than 19 significant digits."""
-    cdef unsigned char c
-    while i < n:
-        c = b[i] - 48
-        if c > 9:
-            break
-        count[0] += 1
-        if mant[0] != 0 or c != 0:
-            if digits[0] >= 19:
-                return -1
-            mant[0] = mant[0] * 10 + c
-            digits[0] += 1
-        i += 1
-    return i
-
-
-cdef inline Py_ssize_t _number(const unsigned char* b, Py_ssize_t i, Py_ssize_t n, double* out) noexcept nogil:
+cdef inline Py_ssize_t _number(const unsigned char* b, Py_ssize_t i, double* out) noexcept nogil:
     """Parse the field starting at b[i] into out; return the index just past it, or -1 if it is not a number.
 
-    One pass over the characters.  Fast path: up to 19 significant digits; Clinger's exact double path
-    when it applies, else 80-bit long double arithmetic (powers of ten up to 54 either way, at most two
-    roundings); the result is rounded to double unless it lies within a few long-double ulps of a halfway
-    point between doubles, where strtod decides.  So every value is the correctly rounded double.
+    The text ends with a newline (see ``_parse_lines``), so no scan needs a bounds check.  One pass over the
+    characters.  Up to 19 digits: Clinger's exact double path when it applies, else Eisel-Lemire's 128-bit
+    product (strtod in the rare case it cannot decide the rounding).  More digits, nan and inf: strtod.  So
+    every value is the correctly rounded double.
     """
-    cdef Py_ssize_t s = i, end
-    cdef bint neg = False
-    cdef unsigned long long mant = 0, low = 0
-    cdef int digits = 0, frac = 0, exp10 = 0, esign = 1, edigits = 0, count = 0, before
-    cdef bint any_digit
-    cdef unsigned char c
-    cdef long double r
-    if i < n and (b[i] == 45 or b[i] == 43):  # '-', '+'
-        neg = b[i] == 45
+    cdef Py_ssize_t s = i, p
+    cdef bint neg = b[i] == 45
+    cdef unsigned long long mant = 0
+    cdef int digits, frac = 0, exp10 = 0, esign = 1
+    cdef unsigned int c
+    if neg or b[i] == 43:  # '-', '+'
         i += 1
-    i = _digit_run(b, i, n, &mant, &digits, &count)
-    if i >= 0 and i < n and b[i] == 46:  # '.'
-        before = count
-        i = _digit_run(b, i + 1, n, &mant, &digits, &count)
-        frac = count - before
-    if i < 0:  # more than 19 significant digits: strtod decides
-        end = _field_end(b, s, n)
-        return end if _slow(b + s, end - s, out) else -1
-    any_digit = count > 0
-    if not any_digit:  # nan, inf, or not a number at all
-        end = _field_end(b, s, n)
-        return end if end > s and _slow(b + s, end - s, out) else -1
-    if i < n:
-        c = b[i]
-        if c == 101 or c == 69 or c == 100 or c == 68:  # e E d D
+    p = i
+    c = b[i] - 48
+    while c <= 9:  # no overflow check per digit: more than 19 digits go to strtod below
+        mant = mant * 10 + c
+        i += 1
+        c = b[i] - 48
+    digits = <int>(i - p)
+    if b[i] == 46:  # '.'
+        i += 1
+        p = i
+        c = b[i] - 48
+        while c <= 9:
+            mant = mant * 10 + c
             i += 1
-            if i < n and (b[i] == 45 or b[i] == 43):
-                if b[i] == 45:
-                    esign = -1
-                i += 1
-            while i < n and 48 <= b[i] <= 57:
-                if edigits < 6:
-                    exp10 = exp10 * 10 + (b[i] - 48)
-                edigits += 1
-                i += 1
-            if edigits == 0:
-                return -1
-    if i < n and b[i] != 10 and not _SEP[b[i]]:
+            c = b[i] - 48
+        frac = <int>(i - p)
+        digits += frac
+    if digits == 0 or digits > 19:  # nan, inf, not a number, or too many digits: strtod decides
+        i = _field_end(b, s)
+        return i if i > s and _slow(b + s, i - s, out) else -1
+    c = b[i]
+    if c == 101 or c == 69 or c == 100 or c == 68:  # e E d D
+        i += 1
+        if b[i] == 45:
+            esign = -1
+            i += 1
+        elif b[i] == 43:
+            i += 1
+        p = i
+        c = b[i] - 48
+        while c <= 9:
+            if exp10 < 100000:  # a larger exponent over- or underflows anyway; leading zeros are fine
+                exp10 = exp10 * 10 + <int>c
+            i += 1
+            c = b[i] - 48
+        if i == p:
+            return -1
+    if b[i] != 10 and not _SEP[b[i]]:
         return -1  # trailing characters: not a number
     exp10 = esign * exp10 - frac
     if mant == 0:
@@ -139,28 +202,50 @@ cdef inline Py_ssize_t _number(const unsigned char* b, Py_ssize_t i, Py_ssize_t 
         if neg:
             out[0] = -out[0]
         return i
-    if _X87 and -54 <= exp10 <= 54:
-        # at most two roundings of 80-bit arithmetic (relative error < 1.5 long-double ulp)
-        r = <long double>mant
-        if exp10 >= 0:
-            if exp10 > 27:
-                r = r * _POW10[27]
-                exp10 -= 27
-            r = r * _POW10[exp10]
-        else:
-            if exp10 < -27:
-                r = r / _POW10[27]
-                exp10 += 27
-            r = r / _POW10[-exp10]
-        memcpy(&low, &r, 8)  # the 64-bit mantissa; its low 11 bits are what rounding to double drops
-        low = low & 0x7FF
-        if (low < 0x3FC or low > 0x404) and low > 4 and low < 0x7FB and <double>r != 0 and \
-                r < <long double>1.7e308 and r > <long double>2.3e-308:
-            out[0] = <double>r
-            if neg:
-                out[0] = -out[0]
-            return i
+    if _eisel_lemire(exp10, mant, neg, _POW5, out):
+        return i
     return i if _slow(b + s, i - s, out) else -1
+
+
+cdef Py_ssize_t _parse_lines(const unsigned char* b, Py_ssize_t n, double* ov, int* cv, Py_ssize_t row,
+                             int max_cols, int* skipped) noexcept nogil:
+    """Parse the rows of b[0:n], which ends with a newline, into ``ov``/``cv`` from ``row`` on; return the new
+    row count.  Every scan stops at a newline, so none needs a bounds check."""
+    cdef Py_ssize_t i = 0, j
+    cdef int col, k
+    cdef unsigned char c
+    cdef double* out
+    while i < n:
+        while _SEP[b[i]]:  # leading separators (a newline is not one)
+            i += 1
+        c = b[i]
+        if c == 35 or c == 37:  # '#', '%': comment line
+            while b[i] != 10:
+                i += 1
+        elif c != 10:
+            out = ov + row * max_cols  # straight into the output: a row that is not data is overwritten
+            col = 0
+            while col < max_cols:
+                j = _number(b, i, out + col)
+                if j < 0:
+                    break
+                col += 1
+                i = j
+                while _SEP[b[i]]:
+                    i += 1
+                if b[i] == 10:
+                    break
+            if col >= 2:
+                for k in range(col, max_cols):
+                    out[k] = NAN
+                cv[row] = col
+                row += 1
+            else:
+                skipped[0] += 1
+            while b[i] != 10:
+                i += 1
+        i += 1
+    return row
 
 
 def parse_table(const unsigned char[::1] data, int max_cols=3):
@@ -171,56 +256,30 @@ def parse_table(const unsigned char[::1] data, int max_cols=3):
     non-comment, non-blank lines that were not data rows (headers, text).
     """
     cdef Py_ssize_t n = data.shape[0]
-    cdef Py_ssize_t cap = 1, i, start, row = 0, k
-    cdef int col, skipped = 0
-    cdef unsigned char c
-    cdef double v
+    cdef Py_ssize_t i, row = 0, newlines = 0, last = n - 1
+    cdef int skipped = 0
+    cdef unsigned char* tail = NULL
     if max_cols < 2 or max_cols > 256:
         raise ValueError("max_cols must be between 2 and 256")
-    cdef const unsigned char* b0 = &data[0] if n > 0 else NULL
-    cdef Py_ssize_t newlines = 0
+    cdef const unsigned char* b = &data[0] if n > 0 else NULL
     with nogil:  # count lines: a branch-free loop the compiler vectorises (memchr per short line is slower)
         for i in range(n):
-            newlines += b0[i] == 10
-    cap += newlines
-    out = np.empty((cap, max_cols), dtype=np.float64)
-    counts = np.zeros(cap, dtype=np.int32)
+            newlines += b[i] == 10
+    out = np.empty((newlines + 1, max_cols), dtype=np.float64)
+    counts = np.zeros(newlines + 1, dtype=np.int32)
     cdef double[:, ::1] ov = out
     cdef int[::1] cv = counts
-    cdef const unsigned char* b = &data[0] if n > 0 else NULL
-    i = 0
+    while last >= 0 and b[last] != 10:
+        last -= 1
+    if last + 1 < n:  # text after the last newline is parsed from a copy that ends with one
+        tail = <unsigned char*>malloc(n - last)
+        if tail == NULL:
+            raise MemoryError()
+        memcpy(tail, b + last + 1, n - last - 1)
+        tail[n - last - 1] = 10
     with nogil:
-        while i < n:
-            # skip leading separators of the line
-            while i < n and b[i] != 10 and _SEP[b[i]]:
-                i += 1
-            if i >= n:
-                break
-            c = b[i]
-            if c == 10:
-                i += 1
-                continue
-            if c == 35 or c == 37:  # '#', '%': comment line
-                while i < n and b[i] != 10:
-                    i += 1
-                continue
-            col = 0
-            while i < n and b[i] != 10 and col < max_cols:
-                start = _number(b, i, n, &v)
-                if start < 0:
-                    break
-                i = start
-                ov[row, col] = v  # straight into the output: a row that turns out not to be data is overwritten
-                col += 1
-                while i < n and b[i] != 10 and _SEP[b[i]]:
-                    i += 1
-            if col >= 2:
-                for k in range(col, max_cols):
-                    ov[row, k] = NAN
-                cv[row] = col
-                row += 1
-            else:
-                skipped += 1
-            while i < n and b[i] != 10:
-                i += 1
+        row = _parse_lines(b, last + 1, &ov[0, 0], &cv[0], 0, max_cols, &skipped)
+        if tail != NULL:
+            row = _parse_lines(tail, n - last, &ov[0, 0], &cv[0], row, max_cols, &skipped)
+            free(tail)
     return out[:row], counts[:row], skipped

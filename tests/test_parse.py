@@ -1,0 +1,101 @@
+"""The Cython table parser: every number is the double Python's float() gives, bit for bit, whatever path
+(Clinger, Eisel-Lemire, strtod) it takes; rows, comments and the text after the last newline."""
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from astrodash_core._parse import parse_table
+
+PROPS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _parse(text: str, cols: int = 3):
+    return parse_table(np.frombuffer(text.encode(), np.uint8), cols)
+
+
+def _bits(values) -> np.ndarray:
+    return np.asarray(values, dtype=np.float64).view(np.uint64)
+
+
+def _same_as_float(fields: list[str]) -> None:
+    text = "\n".join(f"{f} 1" for f in fields) + "\n"
+    values, counts, skipped = _parse(text, 2)
+    assert skipped == 0 and len(values) == len(fields)
+    want = [float(f.replace("d", "e").replace("D", "e")) for f in fields]
+    got = _bits(values[:, 0])
+    for f, g, w in zip(fields, got, _bits(want)):
+        assert g == w, f"{f}: parsed {struct.unpack('<d', struct.pack('<Q', int(g)))[0]!r}, float() gives {float(f.replace('D', 'e'))!r}"
+
+
+HARD = [
+    "9007199254740993", "9007199254740992.5", "9007199254740994.5",  # halfway above 2**53: ties to even
+    "2.4703282292062327e-324", "2.4703282292062328e-324", "4.9406564584124654e-324", "5e-324",  # subnormals
+    "2.2250738585072011e-308", "2.2250738585072012e-308", "2.2250738585072014e-308",  # smallest normal
+    "1.7976931348623157e308", "1.7976931348623158e308", "1.7976931348623159e308", "1e309", "1e-400",
+    "1.00000000000000011102230246251565404236316680908203125",  # exactly halfway, 55 digits: strtod
+    "1.00000000000000011102230246251565404236316680908203124",
+    "1.00000000000000011102230246251565404236316680908203126",
+    "7.2057594037927933e16", "1e23", "9.999999999999999e22", "8.98846567431158e307", "1e-23",
+    "1.234567e-18", "1.012345e-16", "4.35679828e-7", "18446744073709551615", "18446744073709551616",
+    "9999999999999999999", "0.9999999999999999999", "0.000000000000000000000000000001e10",
+    "1e0000001", "1.5D+03", "-2.5d-3", "-0", "-0.0e5", "+7", ".5", "5.", "-.25E+2", "nan", "inf", "-inf",
+]
+
+
+@pytest.mark.parametrize("field", HARD)
+def test_hard_cases_match_float(field):
+    values, _, _ = _parse(f"{field} 1\n", 2)
+    want = float(field.replace("D", "e").replace("d", "e"))
+    if np.isnan(want):
+        assert np.isnan(values[0, 0])
+    else:
+        assert _bits(values[0, 0]) == _bits(want)
+
+
+decimal_strings = st.builds(
+    lambda sign, digits, dot, exp_char, exp: sign + digits[:dot] + "." + digits[dot:] + exp_char + str(exp),
+    st.sampled_from(["", "-", "+"]), st.text("0123456789", min_size=1, max_size=24),
+    st.integers(0, 24), st.sampled_from(["e", "E", "D"]), st.integers(-400, 400))
+
+
+@PROPS
+@given(st.lists(decimal_strings, min_size=1, max_size=50))
+def test_any_decimal_string_matches_float(fields):
+    _same_as_float(fields)
+
+
+@PROPS
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=50),
+       st.sampled_from(["{!r}", "{:.17e}", "{:.6e}", "{:.3f}", "{:.17g}", "{:.25e}"]))
+def test_any_double_written_any_way_matches_float(values, fmt):
+    _same_as_float([fmt.format(v) for v in values])
+
+
+finite = st.floats(-1e30, 1e30, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(finite, finite, finite), min_size=1, max_size=100),
+       st.sampled_from([" ", "\t", ",", ";", "   ", " ,"]), st.sampled_from(["%r", "%.6e", "%.3f", "%.17g", "%.18E"]),
+       st.sampled_from(["", "\n", "\r\n", "\n\n"]))
+def test_tables_in_every_separator_parse_row_by_row(rows, sep, fmt, end):
+    text = "\n".join("  " + sep.join(fmt % v for v in row) for row in rows) + end
+    values, counts, skipped = _parse(text)
+    assert skipped == 0 and (counts == 3).all()
+    np.testing.assert_array_equal(values, [[float(fmt % v) for v in row] for row in rows])
+
+
+def test_rows_comments_headers_and_the_last_line():
+    text = "# comment\nwave flux err\n% other comment\n\n 1 2 3 junk\n4,5\n6;7;8;9\n1e5x 2\n10 11"
+    values, counts, skipped = _parse(text)
+    np.testing.assert_array_equal(values[:, :2], [[1, 2], [4, 5], [6, 7], [10, 11]])
+    assert list(counts) == [3, 2, 3, 2] and np.isnan(values[1, 2]) and values[2, 2] == 8
+    assert skipped == 2  # the header and the row whose first field is not a number
+
+
+@pytest.mark.parametrize("text", ["", "\n", "   ", "# only a comment", "1", "1 2"])
+def test_tiny_inputs(text):
+    values, counts, skipped = _parse(text)
+    assert values.shape[1] == 3 and len(values) == len(counts) == (1 if text == "1 2" else 0)
