@@ -16,6 +16,7 @@ from .templates import PER_CLASS
 
 KNOWN_Z = "known-z"
 AGNOSTIC = "agnostic"
+REDSHIFT = "redshift"
 
 
 def _source_name(source) -> str:
@@ -103,6 +104,18 @@ class Classifier:
             yield from self._classify_chunk(chunk, zs, top_n, smoothing, min_wave, max_wave, probabilities,
                                             include_spectrum, rlap)
 
+    def redshift_model(self):
+        """The redshift model that estimates z when none is given, or None when none is installed."""
+        with self._lock:
+            if "redshift" not in self._models:
+                from .models import default_model
+
+                try:
+                    self._models["redshift"] = default_model(REDSHIFT)
+                except ModelFileError:
+                    self._models["redshift"] = None
+            return self._models["redshift"]
+
     def bank(self):
         """The template bank for redshift and rlap, or None when none is installed."""
         with self._lock:
@@ -116,8 +129,8 @@ class Classifier:
             return self._models["bank"]
 
     def _estimate_redshifts(self, items, smoothing, min_wave, max_wave, results):
-        """Redshifts of spectra given none: the agnostic model picks the likely classes, cross-correlation
-        with their templates gives z.  Returns [(index, spectrum, z, z_error)] for the known-z pass; spectra
+        """Redshifts of spectra given none (:func:`astrodash_core.redshift.estimate_observed`: the redshift
+        model, with the templates of the classes the agnostic model finds likely).  Returns [(index, spectrum, z, z_error)] for the known-z pass; spectra
         that cannot be estimated are classified by the agnostic model alone (redshift None)."""
         model = self.model_for(AGNOSTIC)
         bank = self.bank()
@@ -138,10 +151,10 @@ class Classifier:
                 to_estimate.append(j)
         if not to_estimate:
             return []
-        from .redshift import candidate_rows, estimate_many
+        from .redshift import estimate_observed
 
-        estimates = estimate_many(pre.flux[to_estimate], pre.lo[to_estimate], pre.hi[to_estimate],
-                                  [candidate_rows(bank, probs[j]) for j in to_estimate], bank)
+        estimates = estimate_observed(pre.flux[to_estimate], pre.lo[to_estimate], pre.hi[to_estimate],
+                                      probs[to_estimate], bank, self.redshift_model())
         return [(*items[j], est.redshift, est.error) for j, est in zip(to_estimate, estimates)]
 
     def _result(self, spec, model, probs, pre, j, z, z_source, z_error, top_n=5, probabilities=False,

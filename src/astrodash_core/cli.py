@@ -7,6 +7,7 @@ import sys
 
 from . import __version__
 from .errors import AstrodashError
+from .models import VARIANTS
 from .nn import ARCHITECTURES, DEFAULT_ARCHITECTURE
 
 
@@ -244,7 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_build_templates)
 
     p = sub.add_parser("train", help="train a model on the template spectra (needs the train extra)")
-    p.add_argument("--variant", choices=("known-z", "agnostic"), required=True)
+    p.add_argument("--variant", choices=VARIANTS, required=True,
+                   help="known-z / agnostic: classifiers; redshift: reads z off observed-frame spectra")
     p.add_argument("--out", required=True, help="model file to write (.npz)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", help="template folder (default: shared/data/templates or $ASTRODASH_DATA)")

@@ -119,3 +119,26 @@ def subtypes_of(name: str) -> tuple[str, ...]:
     if alias:
         return (alias,)
     raise KeyError(f"unknown supernova type {name!r}; known: {', '.join(BROAD_TYPES + SN_TYPES)}")
+
+#: The redshift network's label space: bins centred on 0, 0.005, ..., REDSHIFT_MAX (the agnostic model's
+#: training range), labelled "z=0.125".  It is trained towards a Gaussian of width REDSHIFT_TARGET_SIGMA
+#: around the true z (neighbouring bins are nearly as right), so its posterior is that much wider than its
+#: own uncertainty.
+REDSHIFT_MAX = 0.8
+REDSHIFT_STEP = 0.005
+REDSHIFT_TARGET_SIGMA = 0.01
+REDSHIFT_BINS: np.ndarray = np.round(np.arange(0.0, REDSHIFT_MAX + REDSHIFT_STEP / 2, REDSHIFT_STEP), 6)
+REDSHIFT_LABELS: tuple[str, ...] = tuple(f"z={z:.3f}" for z in REDSHIFT_BINS)
+
+
+def redshift_bins(label_list) -> np.ndarray:
+    """The bin centres of a redshift model's labels ("z=0.125", ...); ValueError unless they are evenly
+    spaced and increasing."""
+    try:
+        z = np.array([float(s.removeprefix("z=")) for s in label_list])
+    except (ValueError, AttributeError):
+        raise ValueError("redshift model labels must read 'z=<number>'") from None
+    step = np.diff(z)
+    if z.size < 3 or np.any(step <= 0) or np.ptp(step) > 1e-6:
+        raise ValueError("redshift model labels must be at least 3 evenly spaced, increasing redshifts")
+    return z

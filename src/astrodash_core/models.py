@@ -18,6 +18,9 @@ import numpy as np
 from .errors import ModelFileError
 
 FORMAT = "astrodash-model/1"
+#: What a model reads from a spectrum: its type at a known redshift, its type in the observed frame, or the
+#: redshift itself (probabilities over redshift bins, from the observed frame).
+VARIANTS = ("known-z", "agnostic", "redshift")
 #: Largest model file accepted (bytes).
 MAX_MODEL_BYTES = 64 * 1024 * 1024
 
@@ -40,10 +43,17 @@ class Model:
 
         if not self.name:
             self.name = str(self.provenance.get("name") or f"model-{self.variant}")
-        if self.variant not in ("known-z", "agnostic"):
-            raise ModelFileError(f"model variant must be 'known-z' or 'agnostic', got {self.variant!r}")
+        if self.variant not in VARIANTS:
+            raise ModelFileError(f"model variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
         if len(set(self.labels)) != len(self.labels):
             raise ModelFileError("model labels are not unique")
+        if self.variant == "redshift":
+            from .labels import redshift_bins
+
+            try:
+                redshift_bins(self.labels)
+            except ValueError as exc:
+                raise ModelFileError(f"model {self.name!r}: {exc}") from None
         try:
             check_weights(self.arch, self.weights, int(self.grid["nw"]), len(self.labels))
         except (ValueError, KeyError, TypeError) as exc:
@@ -59,6 +69,13 @@ class Model:
 
             self._net = Network(self.arch, self.weights)
         return self._net
+
+    @property
+    def redshift_bins(self) -> np.ndarray:
+        """Bin centres of a redshift model's outputs."""
+        from .labels import redshift_bins
+
+        return redshift_bins(self.labels)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities float32 [n, len(labels)] for preprocessed spectra float32 [n, nw]."""
@@ -156,7 +173,7 @@ def load_model(spec) -> Model:
 
 
 def default_model(variant: str) -> Model:
-    """The default model for ``variant`` ('known-z' or 'agnostic')."""
+    """The default model for ``variant`` ('known-z', 'agnostic' or 'redshift')."""
     for name, p in available_models().items():
         if p["default_for"] == variant:
             return load_model(name)

@@ -1,10 +1,19 @@
-"""Redshift estimation by cross-correlation with the template bank (FFT, on the log grid).
+"""Redshift estimation: cross-correlation with the template bank (FFT, on the log grid), guided by the
+redshift network when no type is given.
 
-The spectrum is preprocessed in its observed frame (z = 0) and correlated with the templates of the given
-type/age, or of the classes the redshift-agnostic model finds most probable.  Lags may be negative or
-positive (-0.01 <= z <= 1.0 by default); each peak is located to a fraction of a bin.  The estimate is the
-rlap-weighted median redshift of the templates within ``AGREE_FRACTION`` of the best rlap; its error combines
-the peak width (narrower and stronger peaks give smaller errors) and the spread over those templates.
+The spectrum is preprocessed in its observed frame (z = 0).
+
+* Given a type and/or age (:func:`estimate_redshift` with ``sn_type``/``age_bin``), or with no redshift model
+  installed: it is correlated with the templates of that type/age, or of the classes the redshift-agnostic
+  model finds most probable.  Lags may be negative or positive (-0.01 <= z <= 1.0 by default); each peak is
+  located to a fraction of a bin.  The estimate is the rlap-weighted median redshift of the templates within
+  ``AGREE_FRACTION`` of the best rlap; its error combines the peak width (narrower and stronger peaks give
+  smaller errors) and the spread over those templates.
+* Given nothing (what ``classify`` does without a redshift): the redshift model reads z off the spectrum
+  (:func:`network_redshifts`), and the agnostic model's best classes' templates are correlated within a few
+  bins of it, for the best-matching template and its rlap.  Template correlation alone picks a wrong peak
+  far more often (aliasing between lines, small overlaps at high z): on the held-out synthetic survey the
+  network is within 0.02 for 88 % of spectra against 83 % (see README).
 """
 from __future__ import annotations
 
@@ -28,10 +37,11 @@ class RedshiftEstimate:
     template: str
     sn_type: str
     age: str
+    method: str = "templates"  # or "network" (the redshift model, templates for the match and rlap)
 
     def to_dict(self) -> dict:
         return {"redshift": self.redshift, "redshift_error": self.error, "rlap": self.rlap,
-                "template": self.template, "type": self.sn_type, "age": self.age}
+                "template": self.template, "type": self.sn_type, "age": self.age, "method": self.method}
 
 
 def _weighted_median(values, weights):
@@ -70,6 +80,50 @@ def _from_peaks(peaks, rows, bank: TemplateBank) -> RedshiftEstimate:
                             template=bank.names[rows[best]], sn_type=sn_type, age=age)
 
 
+#: Bins either side of the redshift network's estimate within which the templates' correlation peaks are sought.
+NETWORK_TOLERANCE_BINS = 3
+
+
+def network_redshifts(model, fluxes) -> tuple[np.ndarray, np.ndarray]:
+    """(z, error) of preprocessed observed-frame rows from a redshift model.
+
+    z: the most probable bin of the posterior, refined by a parabola through it and its neighbours.  Error:
+    the posterior's spread within 3 target widths of z, less (in quadrature) the width of the Gaussian the
+    model was trained towards, with half a bin as the floor.
+    """
+    p = model.predict(fluxes).astype(np.float64)
+    bins = model.redshift_bins
+    step = bins[1] - bins[0]
+    n = np.arange(len(p))
+    k = p.argmax(axis=1)
+    kk = np.clip(k, 1, len(bins) - 2)
+    a, b, c = p[n, kk - 1], p[n, kk], p[n, kk + 1]
+    den = a - 2 * b + c
+    shift = np.where((den < 0) & (k == kk), 0.5 * (a - c) / np.where(den < 0, den, -1.0), 0.0)
+    z = bins[k] + np.clip(shift, -0.5, 0.5) * step
+    target = float(model.provenance.get("loss", {}).get("target_sigma", labels.REDSHIFT_TARGET_SIGMA))
+    core = p * (np.abs(bins[None, :] - z[:, None]) <= 3 * target)
+    core /= np.maximum(core.sum(axis=1, keepdims=True), 1e-30)
+    var = (core * (bins[None, :] - z[:, None]) ** 2).sum(axis=1)
+    return z, np.sqrt(np.maximum(var - target ** 2, 0.0) + (step / 2) ** 2)
+
+
+def estimate_observed(fluxes, lo, hi, probs, bank: TemplateBank, redshift_model=None) -> list[RedshiftEstimate]:
+    """Redshifts of preprocessed observed-frame rows given nothing but the agnostic model's probabilities
+    ``probs`` (what ``classify`` does without a redshift); see the module docstring for the two paths."""
+    rows_of = [candidate_rows(bank, p) for p in probs]
+    if redshift_model is None:
+        return estimate_many(fluxes, lo, hi, rows_of, bank)
+    z, err = network_redshifts(redshift_model, fluxes)
+    out = []
+    for zi, ei, peaks, rows in zip(z, err, bank.peaks_near(fluxes, lo, hi, rows_of, z, NETWORK_TOLERANCE_BINS),
+                                   rows_of):
+        match = _from_peaks(peaks, rows, bank)
+        out.append(RedshiftEstimate(redshift=float(zi), error=float(ei), rlap=match.rlap, template=match.template,
+                                    sn_type=match.sn_type, age=match.age, method="network"))
+    return out
+
+
 def candidate_rows(bank: TemplateBank, probs: np.ndarray, top: int = TOP_CLASSES, per_class: int | None = PER_CLASS,
                    age_spread: int = 1) -> np.ndarray:
     """Bank rows of the ``top`` most probable classes and their neighbouring age bins (same subtype, within
@@ -92,8 +146,10 @@ def estimate_redshift(source, sn_type: str | None = None, age_bin=None, *, bank:
                       smoothing: int = 0) -> RedshiftEstimate:
     """Estimate the redshift of one spectrum (anything :func:`read_spectrum` accepts).
 
-    With ``sn_type`` (a subtype or broad type) and/or ``age_bin`` the matching templates are used; with
-    neither, the templates of the classes the redshift-agnostic model finds most probable.
+    With ``sn_type`` (a subtype or broad type) and/or ``age_bin`` the matching templates are used.  With
+    neither, the redshift model's estimate with the best template of the agnostic model's likely classes
+    near it; without a redshift model, or when ``z_min``/``z_max`` narrow the range, those templates'
+    correlation over the range decides.
     """
     from .preprocess import preprocess
     from .reading import read_spectrum
@@ -106,9 +162,11 @@ def estimate_redshift(source, sn_type: str | None = None, age_bin=None, *, bank:
         rows = bank.rows(sn_type, age_bin)
         if rows.size == 0:
             raise KeyError(f"no template for type {sn_type!r} at age {age_bin!r}")
-    else:
-        from .classify import AGNOSTIC, default_classifier
+        return estimate_from_rows(pre.flux[0], int(pre.lo[0]), int(pre.hi[0]), bank, rows, z_min, z_max)
+    from .classify import AGNOSTIC, default_classifier
 
-        model = (classifier or default_classifier()).model_for(AGNOSTIC)
-        rows = candidate_rows(bank, model.predict(pre.flux)[0])
-    return estimate_from_rows(pre.flux[0], int(pre.lo[0]), int(pre.hi[0]), bank, rows, z_min, z_max)
+    classifier = classifier or default_classifier()
+    probs = classifier.model_for(AGNOSTIC).predict(pre.flux)
+    if (z_min, z_max) != (Z_MIN, Z_MAX):
+        return estimate_many(pre.flux, pre.lo, pre.hi, [candidate_rows(bank, probs[0])], bank, z_min, z_max)[0]
+    return estimate_observed(pre.flux, pre.lo, pre.hi, probs, bank, classifier.redshift_model())[0]

@@ -7,7 +7,8 @@ the two spectra in ln(wavelength) at the peak, rlap = r * lap (0 for a peak belo
 rlap < ``RLAP_WARNING`` is flagged.
 
 Everything runs on (spectrum, template) pairs in blocks, for any number of spectra at once
-(:func:`correlate_many`, :func:`rlap_pairs`); :func:`correlate` and :func:`rlap_at` are the one-spectrum cases.
+(:func:`correlate_many`, :func:`peaks_near`, :func:`rlap_pairs`); :func:`correlate` and :func:`rlap_at` are the
+one-spectrum cases.
 """
 from __future__ import annotations
 
@@ -258,20 +259,33 @@ def correlate_many(fluxes: np.ndarray, lo, hi, rows_of: list, t_flux: np.ndarray
     rlap[pairs] = refined[best, 2] * lap[pairs]
     # a correlation peak below zero is no match at all: rlap 0, as SNID never reports a negative one
     rlap = np.maximum(rlap, 0.0)
+    return _split_peaks(out, lap, rlap, dwlog, [len(r) for r in rows_of])
+
+
+def _split_peaks(out, lap, rlap, dwlog: float, counts) -> list[Peaks]:
+    """Per-spectrum :class:`Peaks` from pair arrays (pairs grouped by spectrum, ``counts`` pairs each)."""
+    bounds = np.cumsum([0, *counts])
     redshift = np.expm1(out[:, 0] * dwlog)
-    bounds = np.cumsum([0] + [len(r) for r in rows_of])
     return [Peaks(lag=out[a:b, 0], height=out[a:b, 1], r=out[a:b, 2], lap=lap[a:b], rlap=rlap[a:b],
                   width=out[a:b, 3], redshift=redshift[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
+def peaks_near(fluxes, lo, hi, rows_of: list, t_flux, t_lo, t_hi, z, dwlog: float,
+               tolerance_bins: int = 2) -> list[Peaks]:
+    """Correlation peaks of spectrum i with the template rows ``rows_of[i]``, the lag held within
+    ``tolerance_bins`` of the one redshift ``z[i]`` gives: no first pass, all spectra in one batched pass."""
+    spec = np.concatenate([np.full(len(r), i, dtype=np.int64) for i, r in enumerate(rows_of)] or [np.empty(0, np.int64)])
+    t_row = np.concatenate([np.asarray(r, dtype=np.int64) for r in rows_of] or [np.empty(0, np.int64)])
+    peaks, overlap = _known_z_pass(np.asarray(fluxes), np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64),
+                                   spec, t_flux, np.asarray(t_lo, dtype=np.int64), np.asarray(t_hi, dtype=np.int64),
+                                   t_row, np.asarray(z, dtype=np.float64), dwlog, tolerance_bins)
+    lap = overlap * dwlog
+    return _split_peaks(peaks, lap, np.maximum(peaks[:, 2], 0.0) * lap, dwlog, [len(r) for r in rows_of])
+
+
 def rlap_at(flux, lo, hi, templates, t_lo, t_hi, dwlog: float, z: float, tolerance_bins: int = 2) -> Peaks:
     """Correlation peaks of one spectrum with each template row, the lag held within ``tolerance_bins`` of the
-    one a known redshift gives (the one-spectrum case of :func:`rlap_pairs`)."""
+    one a known redshift gives (the one-spectrum case of :func:`peaks_near`)."""
     templates = np.asarray(templates)
-    k = templates.shape[0]
-    peaks, overlap = _known_z_pass(np.asarray(flux)[None], np.array([int(lo)]), np.array([int(hi)]),
-                                   np.zeros(k, dtype=np.int64), templates, np.asarray(t_lo, dtype=np.int64),
-                                   np.asarray(t_hi, dtype=np.int64), np.arange(k), [z], dwlog, tolerance_bins)
-    lap = overlap * dwlog
-    return Peaks(lag=peaks[:, 0], height=peaks[:, 1], r=peaks[:, 2], lap=lap, rlap=np.maximum(peaks[:, 2], 0.0) * lap,
-                 width=peaks[:, 3], redshift=np.expm1(peaks[:, 0] * dwlog))
+    return peaks_near(np.asarray(flux)[None], [int(lo)], [int(hi)], [np.arange(templates.shape[0])], templates,
+                      t_lo, t_hi, [z], dwlog, tolerance_bins)[0]

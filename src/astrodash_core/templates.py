@@ -85,6 +85,13 @@ class TemplateBank:
         return correlate_many(fluxes, lo, hi, rows_of, self.flux, self.lo, self.hi, self.grid.dwlog, z_min, z_max,
                               transforms=self.transforms)
 
+    def peaks_near(self, fluxes, lo, hi, rows_of, z, tolerance_bins: int = 2):
+        """``rlap.peaks_near``: correlation peaks of rows ``fluxes[i]`` with the bank rows ``rows_of[i]`` within
+        ``tolerance_bins`` of the lag of redshift ``z[i]``."""
+        from .rlap import peaks_near
+
+        return peaks_near(fluxes, lo, hi, rows_of, self.flux, self.lo, self.hi, z, self.grid.dwlog, tolerance_bins)
+
     def save(self, path) -> None:
         meta = {"format": _FORMAT, "version": 1, "names": self.names, "preprocessing": self.settings.to_dict()}
         np.savez_compressed(path, flux=self.flux.astype(np.float16), lo=self.lo.astype(np.int16),

@@ -23,6 +23,13 @@ ARCHITECTURES = {"dash1d": DASH1D}
 DEFAULT_ARCHITECTURE = "dash1d"
 
 
+def with_outputs(arch: list[dict], n_out: int) -> list[dict]:
+    """A copy of ``arch`` whose last layer has ``n_out`` outputs (e.g. redshift bins instead of classes)."""
+    arch = [dict(layer) for layer in arch]
+    arch[-1]["out"] = int(n_out)
+    return arch
+
+
 def check_weights(arch: list[dict], weights: dict[str, np.ndarray], nw: int, n_classes: int) -> None:
     """Raise ValueError unless ``weights`` has exactly the shapes ``arch`` needs, all finite."""
     length, channels = nw, 1

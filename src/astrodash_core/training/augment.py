@@ -5,7 +5,7 @@ redshifted, blurred to a lower resolution, seen through an observed-frame window
 goes through the very same :func:`astrodash_core.preprocess` as a user's spectrum:
 
 * ``known-z`` model: preprocessed at the true redshift plus a small error (users' redshifts are not exact);
-* ``agnostic`` model: preprocessed at z = 0, i.e. in the observed frame, for 0 <= z <= 0.8.
+* ``agnostic`` and ``redshift`` models: preprocessed at z = 0, i.e. in the observed frame, for 0 <= z <= 0.8.
 """
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from .. import labels
 from ..preprocess import PreprocessSettings, preprocess
 from ..spectrum import Spectrum
 from .templates_data import TemplateSpectrum
 
-VARIANTS = ("known-z", "agnostic")
+VARIANTS = ("known-z", "agnostic", "redshift")
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class AugmentConfig:
     """Ranges of every augmentation (recorded in the model's provenance)."""
 
     z_max_known: float = 0.5        # known-z: redshift only decides which rest-frame window is seen
-    z_max_agnostic: float = 0.8
+    z_max_agnostic: float = labels.REDSHIFT_MAX  # also the redshift model's range
     z_error_sigma: float = 0.003    # known-z: error of the redshift the user gives
     p_host: float = 0.6
     host_fraction_max: float = 0.85  # share of the light in the window that is the host's (host-dominated)
@@ -123,7 +124,7 @@ class Augmenter:
     def _conditions(self, rng):
         c = self.config
         z_max = c.z_max_known if self.variant == "known-z" else c.z_max_agnostic
-        z = rng.uniform(0, z_max) if self.variant == "agnostic" else rng.uniform(0, z_max) ** 1.5 / z_max ** 0.5
+        z = rng.uniform(0, z_max) if self.variant != "known-z" else rng.uniform(0, z_max) ** 1.5 / z_max ** 0.5
         window = (rng.uniform(*c.window_blue), rng.uniform(*c.window_red)) if rng.random() < c.p_window else (0.0, np.inf)
         host = rng.uniform(0, c.host_fraction_max) if rng.random() < c.p_host else 0.0
         snr = float(np.exp(rng.uniform(np.log(c.snr_min), np.log(c.snr_max)))) if rng.random() < c.p_noise else 0.0

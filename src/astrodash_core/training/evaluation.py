@@ -66,3 +66,14 @@ def format_report(name: str, m: dict) -> str:
     for i in used:
         lines.append(f"| {labels.SN_TYPES[i]} | " + " | ".join(str(conf[i, j]) for j in used) + " |")
     return "\n".join(lines) + "\n"
+
+
+def format_redshift_report(result: dict) -> str:
+    """A markdown table of a redshift model's own estimate under each evaluated condition."""
+    lines = ["| conditions | n | median abs(dz) | within 0.005 | within 0.02 | 95th percentile abs(dz) |",
+             "|---|---|---|---|---|---|"]
+    for m in result.values():
+        r = m["redshift"]
+        lines.append(f"| {m['conditions']} | {r['n']} | {r['median_abs_dz']:.4f} | {100 * r['within_0.005']:.1f} % | "
+                     f"{100 * r['within_0.02']:.1f} % | {r['p95_abs_dz']:.3f} |")
+    return "\n".join(lines) + "\n"

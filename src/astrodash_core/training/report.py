@@ -1,16 +1,22 @@
 """``astrodash evaluate``: re-measure shipped (or given) models on the objects they held out."""
 from __future__ import annotations
 
+from ..errors import ModelFileError
 from ..models import Model, default_model
 from .augment import Augmenter
-from .evaluation import format_report
+from .evaluation import format_redshift_report, format_report
 from .run import evaluate_model
 from .templates_data import find_data_root, load_galaxies, load_templates
 
 
 def evaluation_report(model_paths=(), data=None) -> str:
     """Markdown report for each model on its own held-out test objects (recorded in the model file)."""
-    models = [Model.load(p) for p in model_paths] or [default_model("known-z"), default_model("agnostic")]
+    try:
+        redshift_model = default_model("redshift")
+    except ModelFileError:
+        redshift_model = None
+    models = [Model.load(p) for p in model_paths] or [default_model("known-z"), default_model("agnostic"),
+                                                        *([redshift_model] if redshift_model else [])]
     root = find_data_root(data)
     templates = load_templates(root, log=lambda *_: None)
     galaxies = load_galaxies(root)
@@ -28,8 +34,12 @@ def evaluation_report(model_paths=(), data=None) -> str:
             bank = default_bank()
         except FileNotFoundError:
             bank = None
-        result = evaluate_model(model, test, Augmenter(galaxies, model.variant), seed, bank=bank)
+        result = evaluate_model(model, test, Augmenter(galaxies, model.variant), seed, bank=bank,
+                                redshift_model=redshift_model)
         out.append(f"## {model.name} ({model.variant}), {len(test_objects)} held-out objects\n")
+        if model.variant == "redshift":
+            out.append(format_redshift_report(result))
+            continue
         out.append(format_report("clean templates", result["clean"]))
         for key in ("degraded", "redshift_survey"):
             if key in result:

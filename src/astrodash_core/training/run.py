@@ -43,33 +43,45 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
                  arch_name: str | None = None, log=print):
     """Train one model variant and write it to ``out``; returns the Model."""
     from ..models import Model
-    from ..nn import ARCHITECTURES, DEFAULT_ARCHITECTURE
-    from .train import LOSS, train_model
+    from ..nn import ARCHITECTURES, DEFAULT_ARCHITECTURE, with_outputs
+    from .train import LOSS, REDSHIFT_LOSS, class_scores, redshift_loss, redshift_scores, train_model
 
     t0 = time.time()
     parts, aug, side = prepare(variant, seed, data, log)
     train, val, test = parts["train"], parts["val"], parts["test"]
+    reads_z = variant == "redshift"  # the target is the redshift itself, not the class
     rng = np.random.default_rng([seed, 10_000])
-    X_val, y_val, _ = aug.examples(val, np.repeat(np.arange(len(val)), val_per_spectrum), rng)
+    X_val, y_val, z_val = aug.examples(val, np.repeat(np.arange(len(val)), val_per_spectrum), rng)
     weights = balanced_weights(train)
 
     def make_epoch(epoch: int):
         r = np.random.default_rng([seed, epoch])
         idx = r.choice(len(train), size=examples_per_epoch, p=weights)
-        X, y, _ = aug.examples(train, idx, r)
-        return X, y
+        X, y, z = aug.examples(train, idx, r)
+        return (X, z.astype(np.float32)) if reads_z else (X, y)
 
     arch_name = arch_name or DEFAULT_ARCHITECTURE
-    arch = ARCHITECTURES[arch_name]
-    nn_weights, history = train_model(make_epoch, X_val, y_val, arch=arch, seed=seed, epochs=epochs,
-                                      time_budget_s=time_budget_s, log=log)
+    out_labels = list(labels.REDSHIFT_LABELS if reads_z else labels.CLASS_LABELS)
+    arch = with_outputs(ARCHITECTURES[arch_name], len(out_labels))
+    loss = REDSHIFT_LOSS if reads_z else LOSS
+    nn_weights, history = train_model(
+        make_epoch, X_val, z_val.astype(np.float32) if reads_z else y_val, arch=arch, seed=seed, epochs=epochs,
+        time_budget_s=time_budget_s, log=log, loss_fn=redshift_loss() if reads_z else None,
+        score_fn=redshift_scores if reads_z else class_scores)
     settings = PreprocessSettings()
-    model = Model(arch=arch, weights=nn_weights, labels=list(labels.CLASS_LABELS), grid=settings.grid.to_dict(),
+    model = Model(arch=arch, weights=nn_weights, labels=out_labels, grid=settings.grid.to_dict(),
                   preprocessing=settings.to_dict(), variant=variant, provenance={})
     probs_val = model.predict(X_val)
-    reliability = interpret.calibrate_threshold(probs_val, y_val)
-    log(f"reliability: threshold {reliability['threshold']:.3f} gives precision {reliability['precision']:.3f} "
-        f"on {100 * reliability['coverage']:.1f} % of validation spectra")
+    if reads_z:
+        from ..redshift import network_redshifts
+
+        z_hat, _ = network_redshifts(model, X_val)
+        validation, reliability = redshift_metrics(z_hat, z_val), None
+    else:
+        validation = {k: v for k, v in metrics(probs_val, y_val).items() if k != "confusion"}
+        reliability = interpret.calibrate_threshold(probs_val, y_val)
+        log(f"reliability: threshold {reliability['threshold']:.3f} gives precision {reliability['precision']:.3f} "
+            f"on {100 * reliability['coverage']:.1f} % of validation spectra")
     evaluation = evaluate_model(model, test, aug, seed)
     model.provenance = {
         "name": f"{arch_name}-{variant}",
@@ -80,26 +92,38 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "split": {s: sorted({t.object for t in parts[s]}) for s in ("val", "test")},
         "augmentation": aug.config.to_dict(),
-        "loss": LOSS,
+        "loss": loss,
         "epochs": history,
-        "validation": {k: v for k, v in metrics(probs_val, y_val).items() if k != "confusion"},
+        "validation": validation,
         "test": evaluation,
-        "reliability": reliability,
         "train_wall_time_s": round(time.time() - t0, 1),
     }
+    if reliability is not None:
+        model.provenance["reliability"] = reliability
     model.save(out)
     log(f"wrote {out} ({Path(out).stat().st_size / 1e6:.1f} MB) in {time.time() - t0:.0f} s")
     return model
 
 
-def evaluate_model(model, test, aug: Augmenter, seed: int, bank=None) -> dict:
-    """Clean and degraded metrics of ``model`` on the held-out ``test`` templates.
+def evaluate_model(model, test, aug: Augmenter, seed: int, bank=None, redshift_model=None) -> dict:
+    """Metrics of ``model`` on the held-out ``test`` templates: clean and degraded.
 
-    For the agnostic model with a template ``bank``, the degraded metrics include the redshift error of
-    the estimate (agnostic classes, then cross-correlation with their templates) against the true z, and a
-    third set, ``redshift_survey``, measures it under the redshift target's conditions.
+    A redshift model is measured by the redshift error of its own estimate, under the degraded conditions
+    and under the redshift target's (``redshift_survey``).  For the agnostic model with a template ``bank``
+    the degraded metrics include the redshift error of the full estimate (:func:`estimate_batch`: the
+    redshift model when given, the agnostic classes' templates), and ``redshift_survey`` measures it under
+    the redshift target's conditions.
     """
     rng = np.random.default_rng([seed, 20_000])
+    if model.variant == "redshift":
+        from ..redshift import network_redshifts
+
+        out = {}
+        for key, degradation in (("degraded", DEGRADED), ("redshift_survey", REDSHIFT_SURVEY)):
+            Xd, _, zd = aug.degraded(test, rng, degradation)
+            out[key] = {"n": int(len(zd)), "conditions": degradation.describe(),
+                        "redshift": redshift_metrics(network_redshifts(model, Xd)[0], zd)}
+        return out
     X, y, _ = aug.clean(test)
     out = {"clean": metrics(model.predict(X), y)}
     conditions = {"degraded": DEGRADED}
@@ -111,13 +135,14 @@ def evaluate_model(model, test, aug: Augmenter, seed: int, bank=None) -> dict:
         out[key] = metrics(probs, yd)
         out[key]["conditions"] = degradation.describe()
         if bank is not None and model.variant == "agnostic" and len(yd):
-            z_est = estimate_batch(Xd, lo, hi, probs, bank)
+            z_est = estimate_batch(Xd, lo, hi, probs, bank, redshift_model)
             out[key]["redshift"] = redshift_metrics(z_est, zd)
     return out
 
 
-def estimate_batch(X, lo, hi, probs, bank) -> np.ndarray:
-    """Redshift estimates of preprocessed observed-frame rows, from the agnostic model's probabilities."""
-    from ..redshift import candidate_rows, estimate_many
+def estimate_batch(X, lo, hi, probs, bank, redshift_model=None) -> np.ndarray:
+    """Redshift estimates of preprocessed observed-frame rows, as ``classify`` makes them without a redshift
+    (:func:`astrodash_core.redshift.estimate_observed`)."""
+    from ..redshift import estimate_observed
 
-    return np.array([e.redshift for e in estimate_many(X, lo, hi, [candidate_rows(bank, p) for p in probs], bank)])
+    return np.array([e.redshift for e in estimate_observed(X, lo, hi, probs, bank, redshift_model)])

@@ -98,10 +98,46 @@ def hierarchical_loss(*, age_sigma: float = LOSS["age_sigma"], smoothing: float 
     return loss
 
 
+#: The redshift model's loss settings: cross-entropy towards a Gaussian over the redshift bins.
+REDSHIFT_LOSS = {"kind": "gaussian-bins", "target_sigma": labels.REDSHIFT_TARGET_SIGMA}
+
+
+def redshift_loss(*, target_sigma: float = REDSHIFT_LOSS["target_sigma"]):
+    """Cross-entropy of the redshift bins against a Gaussian of width ``target_sigma`` around the true z
+    (a float per example): being one bin off costs little, being 0.1 off costs a lot."""
+    import torch
+
+    bins = torch.from_numpy(labels.REDSHIFT_BINS.astype(np.float32))
+
+    def loss(logits, z):
+        t = torch.exp(-0.5 * ((bins[None, :] - z[:, None].float()) / target_sigma) ** 2)
+        t = t / t.sum(dim=1, keepdim=True)
+        return -(t * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+    return loss
+
+
+def class_scores(logits, y) -> dict:
+    """Accuracy of the most probable class and of the most probable subtype (probability summed over ages)."""
+    import torch
+
+    by_type = torch.softmax(logits, 1).view(-1, labels.N_TYPES, labels.N_AGE_BINS).sum(2)
+    return {"class_acc": float((logits.argmax(1) == y).float().mean()),
+            "subtype_acc": float((by_type.argmax(1) == y // labels.N_AGE_BINS).float().mean())}
+
+
+def redshift_scores(logits, z) -> dict:
+    """Share of examples whose most probable redshift bin is within 0.02 of the true z."""
+    zhat = labels.REDSHIFT_BINS[logits.argmax(1).numpy()]
+    return {"within_0.02": float(np.mean(np.abs(zhat - z.numpy()) <= 0.02))}
+
+
 def train_model(make_epoch, X_val, y_val, *, arch, seed: int, epochs: int, time_budget_s: float, log=print,
-                batch_size: int = 128, lr: float = 2e-3, threads: int = 2, dropout: float = 0.3, loss_fn=None):
+                batch_size: int = 128, lr: float = 2e-3, threads: int = 2, dropout: float = 0.3, loss_fn=None,
+                score_fn=class_scores):
     """Train on ``make_epoch(epoch) -> (X, y)`` (fresh augmented data each epoch); keep the weights with the
-    best validation loss.  Returns (weights, history) with one history entry per epoch."""
+    best validation loss.  ``y`` is what ``loss_fn`` and ``score_fn`` take (class indices by default).
+    Returns (weights, history) with one history entry per epoch."""
     import torch
 
     torch.manual_seed(seed)
@@ -124,7 +160,7 @@ def train_model(make_epoch, X_val, y_val, *, arch, seed: int, epochs: int, time_
         net.train()
         perm = torch.randperm(len(y))
         Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-        total, correct, seen = 0.0, 0, 0
+        total, seen = 0.0, 0
         for s in range(0, len(y), batch_size):
             idx = perm[s:s + batch_size]
             xb, yb = Xt[idx], yt[idx]
@@ -137,17 +173,14 @@ def train_model(make_epoch, X_val, y_val, *, arch, seed: int, epochs: int, time_
                 sched.step()
                 steps += 1
             total += loss.item() * len(yb)
-            correct += int((out.argmax(1) == yb).sum())
             seen += len(yb)
         net.eval()
         with torch.no_grad():
             out = torch.cat([net(Xv[s:s + 1024]) for s in range(0, len(yv), 1024)])
             vloss = float(loss_fn(out, yv))
-            vacc = float((out.argmax(1) == yv).float().mean())
-            by_type = torch.softmax(out, 1).view(-1, labels.N_TYPES, labels.N_AGE_BINS).sum(2)
-            vsub = float((by_type.argmax(1) == yv // labels.N_AGE_BINS).float().mean())
-        entry = {"epoch": epoch + 1, "train_loss": round(total / seen, 4), "train_acc": round(correct / seen, 4),
-                 "val_loss": round(vloss, 4), "val_class_acc": round(vacc, 4), "val_subtype_acc": round(vsub, 4),
+            scores = score_fn(out, yv)
+        entry = {"epoch": epoch + 1, "train_loss": round(total / seen, 4), "val_loss": round(vloss, 4),
+                 **{f"val_{k}": round(v, 4) for k, v in scores.items()},
                  "data_s": round(t_data, 1), "wall_s": round(time.time() - t0, 1)}
         history.append(entry)
         log("epoch " + " ".join(f"{k}={v}" for k, v in entry.items()))

@@ -11,6 +11,7 @@ DATA = Path(__file__).resolve().parents[2] / "astrodash_core" / "data"
 SHIPPED = {
     "dash1d-known-z": ("model_known_z.npz", "known-z"),
     "dash1d-agnostic": ("model_agnostic.npz", "agnostic"),
+    "dash1d-redshift": ("model_redshift.npz", "redshift"),
 }
 
 
