@@ -15,7 +15,7 @@ import numpy as np
 cimport numpy as cnp
 from libc.math cimport NAN
 from libc.stdlib cimport free, malloc, strtod
-from libc.string cimport memcpy
+from libc.string cimport memchr, memcpy
 
 cnp.import_array()
 
@@ -167,7 +167,9 @@ cdef inline Py_ssize_t _number(const unsigned char* b, Py_ssize_t i, double* out
             c = b[i] - 48
         frac = <int>(i - p)
         digits += frac
-    if digits == 0 or digits > 19:  # nan, inf, not a number, or too many digits: strtod decides
+    if digits == 0 and (b[i] | 32) != 110 and (b[i] | 32) != 105:  # neither a digit nor n(an) / i(nf)
+        return -1
+    if digits == 0 or digits > 19:  # nan, inf, or too many digits: strtod decides
         i = _field_end(b, s)
         return i if i > s and _slow(b + s, i - s, out) else -1
     c = b[i]
@@ -207,6 +209,27 @@ cdef inline Py_ssize_t _number(const unsigned char* b, Py_ssize_t i, double* out
     return i if _slow(b + s, i - s, out) else -1
 
 
+cdef Py_ssize_t _count_newlines(const unsigned char* b, Py_ssize_t n) noexcept nogil:
+    """Newlines in b[0:n]: byte-wide counts over blocks of 255 bytes, a loop the compiler vectorises with
+    byte lanes (a 64-bit counter per byte was ~4x slower; memchr per short line slower still)."""
+    cdef Py_ssize_t total = 0, start = 0, i, end
+    cdef unsigned char block
+    while start < n:
+        end = start + 255 if n - start > 255 else n
+        block = 0
+        for i in range(start, end):
+            block += b[i] == 10
+        total += block
+        start = end
+    return total
+
+
+cdef inline Py_ssize_t _line_end(const unsigned char* b, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    """Index of the newline that ends the line containing b[i] (b[n - 1] is one): memchr, not a byte loop,
+    for long comment and header lines."""
+    return <const unsigned char*>memchr(b + i, 10, n - i) - b
+
+
 cdef Py_ssize_t _parse_lines(const unsigned char* b, Py_ssize_t n, double* ov, int* cv, Py_ssize_t row,
                              int max_cols, int* skipped) noexcept nogil:
     """Parse the rows of b[0:n], which ends with a newline, into ``ov``/``cv`` from ``row`` on; return the new
@@ -220,8 +243,7 @@ cdef Py_ssize_t _parse_lines(const unsigned char* b, Py_ssize_t n, double* ov, i
             i += 1
         c = b[i]
         if c == 35 or c == 37:  # '#', '%': comment line
-            while b[i] != 10:
-                i += 1
+            i = _line_end(b, i, n)
         elif c != 10:
             out = ov + row * max_cols  # straight into the output: a row that is not data is overwritten
             col = 0
@@ -242,8 +264,8 @@ cdef Py_ssize_t _parse_lines(const unsigned char* b, Py_ssize_t n, double* ov, i
                 row += 1
             else:
                 skipped[0] += 1
-            while b[i] != 10:
-                i += 1
+            if b[i] != 10:
+                i = _line_end(b, i, n)
         i += 1
     return row
 
@@ -262,9 +284,8 @@ def parse_table(const unsigned char[::1] data, int max_cols=3):
     if max_cols < 2 or max_cols > 256:
         raise ValueError("max_cols must be between 2 and 256")
     cdef const unsigned char* b = &data[0] if n > 0 else NULL
-    with nogil:  # count lines: a branch-free loop the compiler vectorises (memchr per short line is slower)
-        for i in range(n):
-            newlines += b[i] == 10
+    with nogil:
+        newlines = _count_newlines(b, n)
     out = np.empty((newlines + 1, max_cols), dtype=np.float64)
     counts = np.zeros(newlines + 1, dtype=np.int32)
     cdef double[:, ::1] ov = out
