@@ -67,6 +67,27 @@ def test_model_file_roundtrip(tmp_path):
     np.testing.assert_array_equal(back.predict(x), m.predict(x))
 
 
+def test_ensemble_averages_its_members_and_roundtrips(tmp_path):
+    members = [random_weights(seed=j) for j in range(3)]
+    ensemble = make_model({f"m{j}.{k}": v for j, w in enumerate(members) for k, v in w.items()}, members=3)
+    x = np.random.default_rng(4).standard_normal((5, 1024)).astype(np.float32)
+    mean = np.mean([Network(DASH1D, w).forward(x) for w in members], axis=0)
+    np.testing.assert_allclose(ensemble.predict(x), mean, atol=1e-6)
+    back = Model.load(ensemble.save(tmp_path / "e.npz"))
+    assert back.members == 3
+    np.testing.assert_array_equal(back.predict(x), ensemble.predict(x))
+
+
+def test_ensemble_weights_must_belong_to_a_member():
+    w = {f"m{j}.{k}": v for j in range(2) for k, v in random_weights(seed=j).items()}
+    with pytest.raises(ModelFileError, match="no member"):
+        make_model(dict(w, **{"m2.0.bias": w["m0.0.bias"]}), members=2)
+    with pytest.raises(ModelFileError, match="missing weight"):
+        make_model({k: v for k, v in w.items() if k != "m1.3.bias"}, members=2)
+    with pytest.raises(ModelFileError, match="members must be"):
+        make_model(random_weights(), members=0)
+
+
 def _npz(meta, arrays):
     buf = io.BytesIO()
     np.savez(buf, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)

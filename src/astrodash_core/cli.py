@@ -173,7 +173,8 @@ def cmd_train(args) -> int:
     from .training.run import run_training
 
     run_training(args.variant, args.out, seed=args.seed, data=args.data, epochs=args.epochs,
-                 examples_per_epoch=args.examples, time_budget_s=args.time_budget, arch_name=args.arch)
+                 examples_per_epoch=args.examples, time_budget_s=args.time_budget, arch_name=args.arch,
+                 members=args.members)
     return 0
 
 
@@ -254,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--examples", type=int, default=40000, help="augmented examples per epoch")
     p.add_argument("--time-budget", type=float, default=3000, help="stop training after this many seconds")
     p.add_argument("--arch", choices=sorted(ARCHITECTURES), default=DEFAULT_ARCHITECTURE, help="network architecture")
+    p.add_argument("--members", type=int, default=1,
+                   help="train an ensemble of this many networks (probabilities averaged; each gets --time-budget)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="accuracy on held-out objects, clean and degraded")

@@ -21,6 +21,8 @@ FORMAT = "astrodash-model/1"
 #: What a model reads from a spectrum: its type at a known redshift, its type in the observed frame, or the
 #: redshift itself (probabilities over redshift bins, from the observed frame).
 VARIANTS = ("known-z", "agnostic", "redshift")
+#: Most networks in one ensemble model.
+MAX_MEMBERS = 16
 #: Largest model file accepted (bytes).
 MAX_MODEL_BYTES = 64 * 1024 * 1024
 
@@ -37,6 +39,7 @@ class Model:
     variant: str = "known-z"
     provenance: dict[str, Any] = field(default_factory=dict)
     name: str = ""
+    members: int = 1  # an ensemble of networks of one architecture: weights "m{j}.{name}", probabilities averaged
 
     def __post_init__(self) -> None:
         from .nn import check_weights
@@ -54,20 +57,37 @@ class Model:
                 redshift_bins(self.labels)
             except ValueError as exc:
                 raise ModelFileError(f"model {self.name!r}: {exc}") from None
+        if not isinstance(self.members, int) or not 1 <= self.members <= MAX_MEMBERS:
+            raise ModelFileError(f"model {self.name!r}: members must be 1..{MAX_MEMBERS}, got {self.members!r}")
         try:
-            check_weights(self.arch, self.weights, int(self.grid["nw"]), len(self.labels))
+            for member in self.member_weights():
+                check_weights(self.arch, member, int(self.grid["nw"]), len(self.labels))
         except (ValueError, KeyError, TypeError) as exc:
             raise ModelFileError(f"model {self.name!r}: {exc}") from None
         if int(self.preprocessing.get("grid", {}).get("nw", -1)) != int(self.grid["nw"]):
             raise ModelFileError(f"model {self.name!r}: grid and preprocessing settings disagree")
         self._net = None
 
+    def member_weights(self) -> list[dict[str, np.ndarray]]:
+        """The weights of each network of the model (one unless it is an ensemble)."""
+        if self.members == 1:
+            return [self.weights]
+        out = [{} for _ in range(self.members)]
+        for k, v in self.weights.items():
+            prefix, _, rest = k.partition(".")
+            j = int(prefix[1:]) if prefix[:1] == "m" and prefix[1:].isdigit() else -1
+            if not 0 <= j < self.members:
+                raise ValueError(f"weight {k!r} belongs to no member of a {self.members}-network ensemble")
+            out[j][rest] = v
+        return out
+
     @property
     def network(self):
         if self._net is None:
-            from .nn import Network
+            from .nn import Ensemble, Network
 
-            self._net = Network(self.arch, self.weights)
+            nets = [Network(self.arch, w) for w in self.member_weights()]
+            self._net = nets[0] if len(nets) == 1 else Ensemble(nets)
         return self._net
 
     @property
@@ -87,7 +107,7 @@ class Model:
     def meta(self) -> dict:
         return {"format": FORMAT, "name": self.name, "arch": self.arch, "labels": list(self.labels),
                 "grid": self.grid, "preprocessing": self.preprocessing, "variant": self.variant,
-                "provenance": self.provenance}
+                "members": self.members, "provenance": self.provenance}
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
@@ -132,7 +152,8 @@ class Model:
         try:
             return cls(arch=meta["arch"], weights=weights, labels=list(meta["labels"]), grid=dict(meta["grid"]),
                        preprocessing=dict(meta["preprocessing"]), variant=meta.get("variant", "known-z"),
-                       provenance=dict(meta.get("provenance") or {}), name=str(meta.get("name") or ""))
+                       provenance=dict(meta.get("provenance") or {}), name=str(meta.get("name") or ""),
+                       members=meta.get("members", 1))
         except KeyError as exc:
             raise ModelFileError(f"{name}: model metadata lacks {exc}") from None
 

@@ -88,8 +88,8 @@ def network_redshifts(model, fluxes) -> tuple[np.ndarray, np.ndarray]:
     """(z, error) of preprocessed observed-frame rows from a redshift model.
 
     z: the most probable bin of the posterior, refined by a parabola through it and its neighbours.  Error:
-    the posterior's spread within 3 target widths of z, less (in quadrature) the width of the Gaussian the
-    model was trained towards, with half a bin as the floor.
+    the spread of the posterior's peak (down to 1 % of its height), less (in quadrature) the width of the
+    Gaussian the model was trained towards, with half a bin as the floor.
     """
     p = model.predict(fluxes).astype(np.float64)
     bins = model.redshift_bins
@@ -102,7 +102,12 @@ def network_redshifts(model, fluxes) -> tuple[np.ndarray, np.ndarray]:
     shift = np.where((den < 0) & (k == kk), 0.5 * (a - c) / np.where(den < 0, den, -1.0), 0.0)
     z = bins[k] + np.clip(shift, -0.5, 0.5) * step
     target = float(model.provenance.get("loss", {}).get("target_sigma", labels.REDSHIFT_TARGET_SIGMA))
-    core = p * (np.abs(bins[None, :] - z[:, None]) <= 3 * target)
+    # the peak's own hump: the bins around it down to 1 % of its height (another, separate peak is left out)
+    idx = np.arange(len(bins))[None, :]
+    below = p < 0.01 * p[n, k][:, None]
+    left = np.where(below & (idx < k[:, None]), idx, -1).max(axis=1) + 1
+    right = np.where(below & (idx > k[:, None]), idx, len(bins)).min(axis=1) - 1
+    core = p * ((idx >= left[:, None]) & (idx <= right[:, None]))
     core /= np.maximum(core.sum(axis=1, keepdims=True), 1e-30)
     var = (core * (bins[None, :] - z[:, None]) ** 2).sum(axis=1)
     return z, np.sqrt(np.maximum(var - target ** 2, 0.0) + (step / 2) ** 2)

@@ -105,3 +105,16 @@ class Network:
                 h = np.ascontiguousarray(h.reshape(h.shape[0], -1)) @ w
                 L._bias_act(h, b, a)
         return L._softmax(h)
+
+
+class Ensemble:
+    """Networks of one architecture whose probabilities are averaged (an ensemble of training runs)."""
+
+    def __init__(self, networks: list[Network]):
+        self.networks = networks
+
+    def forward(self, x: np.ndarray, block: int = 128) -> np.ndarray:
+        out = self.networks[0].forward(x, block)
+        for net in self.networks[1:]:
+            out += net.forward(x, block)
+        return out / np.float32(len(self.networks))

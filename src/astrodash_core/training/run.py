@@ -40,8 +40,12 @@ def prepare(variant: str, seed: int, data=None, log=print):
 
 def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epochs: int = 30,
                  examples_per_epoch: int = 40000, val_per_spectrum: int = 4, time_budget_s: float = 3000,
-                 arch_name: str | None = None, log=print):
-    """Train one model variant and write it to ``out``; returns the Model."""
+                 arch_name: str | None = None, members: int = 1, log=print):
+    """Train one model variant and write it to ``out``; returns the Model.
+
+    ``members`` > 1 trains an ensemble: networks from different initialisations and augmented data (member 0
+    is what a single-network run gives), on the same split and validation set, probabilities averaged.
+    ``time_budget_s`` is for each member."""
     from ..models import Model
     from ..nn import ARCHITECTURES, DEFAULT_ARCHITECTURE, with_outputs
     from .train import LOSS, REDSHIFT_LOSS, class_scores, redshift_loss, redshift_scores, train_model
@@ -54,23 +58,31 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
     X_val, y_val, z_val = aug.examples(val, np.repeat(np.arange(len(val)), val_per_spectrum), rng)
     weights = balanced_weights(train)
 
-    def make_epoch(epoch: int):
-        r = np.random.default_rng([seed, epoch])
-        idx = r.choice(len(train), size=examples_per_epoch, p=weights)
-        X, y, z = aug.examples(train, idx, r)
-        return (X, z.astype(np.float32)) if reads_z else (X, y)
+    def epochs_of(member: int):
+        def make_epoch(epoch: int):
+            r = np.random.default_rng([seed, epoch] + ([member] if member else []))
+            idx = r.choice(len(train), size=examples_per_epoch, p=weights)
+            X, y, z = aug.examples(train, idx, r)
+            return (X, z.astype(np.float32)) if reads_z else (X, y)
+        return make_epoch
 
     arch_name = arch_name or DEFAULT_ARCHITECTURE
     out_labels = list(labels.REDSHIFT_LABELS if reads_z else labels.CLASS_LABELS)
     arch = with_outputs(ARCHITECTURES[arch_name], len(out_labels))
     loss = REDSHIFT_LOSS if reads_z else LOSS
-    nn_weights, history = train_model(
-        make_epoch, X_val, z_val.astype(np.float32) if reads_z else y_val, arch=arch, seed=seed, epochs=epochs,
-        time_budget_s=time_budget_s, log=log, loss_fn=redshift_loss() if reads_z else None,
-        score_fn=redshift_scores if reads_z else class_scores)
+    nn_weights, history = {}, []
+    for member in range(members):
+        if members > 1:
+            log(f"ensemble member {member + 1} of {members}")
+        w, h = train_model(
+            epochs_of(member), X_val, z_val.astype(np.float32) if reads_z else y_val, arch=arch,
+            seed=seed + 1000 * member, epochs=epochs, time_budget_s=time_budget_s, log=log,
+            loss_fn=redshift_loss() if reads_z else None, score_fn=redshift_scores if reads_z else class_scores)
+        nn_weights.update({f"m{member}.{k}" if members > 1 else k: v for k, v in w.items()})
+        history.append(h)
     settings = PreprocessSettings()
     model = Model(arch=arch, weights=nn_weights, labels=out_labels, grid=settings.grid.to_dict(),
-                  preprocessing=settings.to_dict(), variant=variant, provenance={})
+                  preprocessing=settings.to_dict(), variant=variant, provenance={}, members=members)
     probs_val = model.predict(X_val)
     if reads_z:
         from ..redshift import network_redshifts
@@ -93,7 +105,8 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
         "split": {s: sorted({t.object for t in parts[s]}) for s in ("val", "test")},
         "augmentation": aug.config.to_dict(),
         "loss": loss,
-        "epochs": history,
+        "members": members,
+        "epochs": history[0] if members == 1 else history,
         "validation": validation,
         "test": evaluation,
         "train_wall_time_s": round(time.time() - t0, 1),

@@ -1,0 +1,84 @@
+"""The redshift model: its label space, how its posterior becomes z and an error, and the estimate it
+drives when no redshift is given."""
+import numpy as np
+import pytest
+
+from astrodash_core import labels
+from astrodash_core.errors import ModelFileError
+from astrodash_core.models import Model
+from astrodash_core.nn import DASH1D, with_outputs
+from astrodash_core.preprocess import PreprocessSettings
+from astrodash_core.redshift import network_redshifts
+
+
+def test_redshift_labels_are_the_bins():
+    z = labels.redshift_bins(labels.REDSHIFT_LABELS)
+    np.testing.assert_allclose(z, labels.REDSHIFT_BINS)
+    assert z[0] == 0 and z[-1] == pytest.approx(labels.REDSHIFT_MAX)
+    for bad in (["z=0.1", "z=0.3", "z=0.2"], ["z=0", "z=0.1", "z=0.3"], ["a", "b", "c"], ["z=0", "z=0.1"]):
+        with pytest.raises(ValueError):
+            labels.redshift_bins(bad)
+
+
+def _model(labels_, variant="redshift"):
+    settings = PreprocessSettings()
+    arch = with_outputs(DASH1D, len(labels_))
+    rng = np.random.default_rng(0)
+    weights = {}
+    length, channels = settings.grid.nw, 1
+    for i, layer in enumerate(arch):
+        shape = (layer["out"], layer["in"], layer["k"]) if layer["type"] == "conv" else (layer["out"], layer["in"])
+        weights[f"{i}.weight"] = rng.normal(0, 0.01, shape).astype(np.float32)
+        weights[f"{i}.bias"] = np.zeros(layer["out"], np.float32)
+    return Model(arch=arch, weights=weights, labels=list(labels_), grid=settings.grid.to_dict(),
+                 preprocessing=settings.to_dict(), variant=variant)
+
+
+def test_a_redshift_model_needs_redshift_labels():
+    m = _model(labels.REDSHIFT_LABELS)
+    assert m.predict(np.zeros((2, m.grid["nw"]), np.float32)).shape == (2, len(labels.REDSHIFT_BINS))
+    with pytest.raises(ModelFileError, match="redshift model labels"):
+        _model([f"class {i}" for i in range(len(labels.REDSHIFT_BINS))])
+    with pytest.raises(ModelFileError, match="variant"):
+        _model(labels.REDSHIFT_LABELS, variant="photometric")
+
+
+class _Posterior:
+    """A redshift model whose posterior is given: Gaussians of width ``width`` at ``centres``."""
+
+    def __init__(self, centres, width, target=labels.REDSHIFT_TARGET_SIGMA):
+        self.redshift_bins = labels.REDSHIFT_BINS
+        self.provenance = {"loss": {"target_sigma": target}}
+        p = np.exp(-0.5 * ((self.redshift_bins[None] - np.asarray(centres)[:, None]) / width) ** 2)
+        self.p = (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def predict(self, fluxes):
+        return self.p
+
+
+def test_posterior_peak_to_a_fraction_of_a_bin_and_error_from_its_excess_width():
+    centres = np.array([0.0123, 0.1, 0.3377, 0.6012])
+    errors = []
+    for width in (0.011, 0.015, 0.03):
+        z, err = network_redshifts(_Posterior(centres, width), None)
+        assert np.all(np.abs(z - centres) < 0.25 * labels.REDSHIFT_STEP)
+        # spread beyond the training target's width is the model's own uncertainty (the peak down to 1 % of
+        # its height is a little narrower than the whole Gaussian, so the error is a little smaller)
+        expected = np.hypot(np.sqrt(width ** 2 - labels.REDSHIFT_TARGET_SIGMA ** 2), labels.REDSHIFT_STEP / 2)
+        assert np.all((err[1:] > 0.8 * expected) & (err[1:] <= expected * 1.01)), (width, err, expected)
+        errors.append(err)
+    assert np.all(np.diff(errors, axis=0) > 0)  # a wider posterior, a larger error
+
+
+def test_a_second_peak_does_not_widen_the_error():
+    one = _Posterior([0.3], 0.012)
+    two = _Posterior([0.3], 0.012)
+    two.p = two.p + 0.5 * _Posterior([0.6], 0.012).p
+    (z1, e1), (z2, e2) = network_redshifts(one, None), network_redshifts(two, None)
+    assert z1 == pytest.approx(z2) and e1 == pytest.approx(e2)
+
+
+def test_peak_at_the_edge_of_the_range_stays_on_it():
+    z, err = network_redshifts(_Posterior([0.0, labels.REDSHIFT_MAX], 0.004), None)
+    np.testing.assert_allclose(z, [0.0, labels.REDSHIFT_MAX])
+    assert np.all(err >= labels.REDSHIFT_STEP / 2)
