@@ -171,17 +171,22 @@ class Augmenter:
             zs.append(np.array(z_true)[ok])
         return np.concatenate(xs), np.concatenate(ys).astype(np.int64), np.concatenate(zs)
 
-    def degraded(self, templates: list[TemplateSpectrum], rng, degradation: Degradation | None = None,
-                 return_ranges: bool = False):
-        """Every template seen under one fixed degradation (evaluation): (X, y, z[, lo, hi])."""
-        d = degradation or DEGRADED
+    def observed(self, templates: list[TemplateSpectrum], rng, degradation: Degradation):
+        """Every template observed under one fixed degradation, not yet preprocessed: (spectra, z)."""
+        d = degradation
         spectra, z_true = [], []
         for t in templates:
             z = rng.uniform(*d.z)
             spectra.append(observe(t, rng, z=z, window=d.window, host_fraction=rng.uniform(*d.host_fraction),
                                    galaxy=self.galaxies[rng.integers(len(self.galaxies))], snr=d.snr, blur_sigma=0.0))
             z_true.append(z)
-        z_true = np.array(z_true)
+        return spectra, np.array(z_true)
+
+    def degraded(self, templates: list[TemplateSpectrum], rng, degradation: Degradation | None = None,
+                 return_ranges: bool = False):
+        """Every template seen under one fixed degradation (evaluation): (X, y, z[, lo, hi])."""
+        d = degradation or DEGRADED
+        spectra, z_true = self.observed(templates, rng, d)
         z_used = z_true if self.variant == "known-z" else np.zeros(len(z_true))
         p = preprocess(spectra, redshift=z_used, min_wave=d.window[0], max_wave=d.window[1],
                        settings=self.settings, on_error="collect")

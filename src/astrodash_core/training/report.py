@@ -5,7 +5,7 @@ from ..errors import ModelFileError
 from ..models import Model, default_model
 from .augment import Augmenter
 from .evaluation import format_redshift_report, format_report
-from .run import evaluate_model
+from .run import evaluate_model, evaluate_pipeline
 from .templates_data import find_data_root, load_galaxies, load_templates
 
 
@@ -44,4 +44,8 @@ def evaluation_report(model_paths=(), data=None) -> str:
         for key in ("degraded", "redshift_survey"):
             if key in result:
                 out.append(format_report(f"{key.replace('_', ' ')}: {result[key]['conditions']}", result[key]))
+        if model.variant == "known-z" and bank is not None:
+            agnostic = next((m for m in models if m.variant == "agnostic"), None) or default_model("agnostic")
+            pipeline = evaluate_pipeline(model, agnostic, test, Augmenter(galaxies, model.variant), seed)
+            out.append(format_report(f"classify without a redshift: {pipeline['conditions']}", pipeline))
     return "\n".join(out)

@@ -159,3 +159,23 @@ def estimate_batch(X, lo, hi, probs, bank, redshift_model=None) -> np.ndarray:
     from ..redshift import estimate_observed
 
     return np.array([e.redshift for e in estimate_observed(X, lo, hi, probs, bank, redshift_model)])
+
+
+def evaluate_pipeline(known_model, agnostic_model, test, aug: Augmenter, seed: int,
+                      degradation=REDSHIFT_SURVEY) -> dict:
+    """What ``classify`` gives with no redshift, on the held-out ``test`` templates observed under
+    ``degradation``: z estimated (redshift model and templates), then the known-z model at that z.  Class
+    metrics (the probabilities at the estimated z) and the redshift error."""
+    from ..classify import Classifier
+
+    spectra, z_true = aug.observed(test, np.random.default_rng([seed, 30_000]), degradation)
+    results = Classifier(model=known_model, agnostic_model=agnostic_model).classify(
+        spectra, None, min_wave=degradation.window[0], max_wave=degradation.window[1], probabilities=True,
+        rlap=False)
+    ok = np.array([r.error is None and r.probabilities is not None for r in results])
+    probs = np.array([r.probabilities for r, k in zip(results, ok) if k]).reshape(-1, labels.N_CLASSES)
+    y = np.array([t.label for t in test])[ok]
+    out = metrics(probs, y)
+    out["conditions"] = degradation.describe() + "; no redshift given: classify's own estimate"
+    out["redshift"] = redshift_metrics(np.array([r.redshift for r, k in zip(results, ok) if k], dtype=float), z_true[ok])
+    return out
