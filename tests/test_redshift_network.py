@@ -1,5 +1,7 @@
 """The redshift model: its label space, how its posterior becomes z and an error, and the estimate it
 drives when no redshift is given."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -82,3 +84,24 @@ def test_peak_at_the_edge_of_the_range_stays_on_it():
     z, err = network_redshifts(_Posterior([0.0, labels.REDSHIFT_MAX], 0.004), None)
     np.testing.assert_allclose(z, [0.0, labels.REDSHIFT_MAX])
     assert np.all(err >= labels.REDSHIFT_STEP / 2)
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sn1994D_p02.dat"
+
+
+@pytest.mark.parametrize("z, method", [(-0.008, "templates"), (0.004, "templates"), (0.3, "network"),
+                                       (0.62, "network")])
+def test_shipped_models_estimate_the_redshift_of_a_real_spectrum(z, method):
+    """SN 1994D (a rest-frame spectrum) moved to z: the network near the middle of its range, the templates
+    near 0, where the estimate may be negative (a blueshifted nearby galaxy)."""
+    import astrodash_core as ad
+
+    s = ad.read_spectrum(EXAMPLE)
+    moved = ad.Spectrum(s.wave * (1 + z), s.flux, name="moved")
+    est = ad.estimate_redshift(moved)
+    assert est.method == method and abs(est.redshift - z) < 0.012 and est.error > 0
+    if z < 0:
+        assert est.redshift < 0
+    r = ad.classify(moved)[0]
+    assert r.redshift_source == "estimated" and r.redshift == pytest.approx(est.redshift)
+    assert r.best_match.broad_type == "Ia"

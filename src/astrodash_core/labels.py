@@ -120,11 +120,11 @@ def subtypes_of(name: str) -> tuple[str, ...]:
         return (alias,)
     raise KeyError(f"unknown supernova type {name!r}; known: {', '.join(BROAD_TYPES + SN_TYPES)}")
 
-#: The redshift network's label space: bins centred on 0, 0.005, ..., REDSHIFT_MAX (the agnostic model's
-#: training range), labelled "z=0.125".  It is trained towards a Gaussian of width REDSHIFT_TARGET_SIGMA
-#: around the true z (neighbouring bins are nearly as right), so its posterior is that much wider than its
-#: own uncertainty.
-REDSHIFT_MAX = 0.8
+#: The redshift network's label space: bins centred on 0, 0.005, ..., REDSHIFT_MAX (the upper end of the
+#: redshift range the product estimates), labelled "z=0.125".  It is trained towards a Gaussian of width
+#: REDSHIFT_TARGET_SIGMA around the true z (neighbouring bins are nearly as right), so its posterior is that
+#: much wider than its own uncertainty.
+REDSHIFT_MAX = 1.0
 REDSHIFT_STEP = 0.005
 REDSHIFT_TARGET_SIGMA = 0.01
 REDSHIFT_BINS: np.ndarray = np.round(np.arange(0.0, REDSHIFT_MAX + REDSHIFT_STEP / 2, REDSHIFT_STEP), 6)

@@ -11,7 +11,9 @@ The spectrum is preprocessed in its observed frame (z = 0).
   smaller errors) and the spread over those templates.
 * Given nothing (what ``classify`` does without a redshift): the redshift model reads z off the spectrum
   (:func:`network_redshifts`), and the agnostic model's best classes' templates are correlated within a few
-  bins of it, for the best-matching template and its rlap.  Template correlation alone picks a wrong peak
+  bins of it, for the best-matching template and its rlap.  Within ``EDGE`` of the ends of the network's range
+  (0 to 1) the templates' correlation decides, over a window reaching past them (so z may be negative, down
+  to -0.01, as for a blueshifted nearby galaxy).  Template correlation alone picks a wrong peak
   far more often (aliasing between lines, small overlaps at high z): on the held-out synthetic survey the
   network is within 0.02 for 88 % of spectra against 83 % (see README).
 """
@@ -82,6 +84,8 @@ def _from_peaks(peaks, rows, bank: TemplateBank) -> RedshiftEstimate:
 
 #: Bins either side of the redshift network's estimate within which the templates' correlation peaks are sought.
 NETWORK_TOLERANCE_BINS = 3
+#: A network estimate this close to an end of its range is handed to the templates (see estimate_observed).
+EDGE = 0.02
 
 
 def network_redshifts(model, fluxes) -> tuple[np.ndarray, np.ndarray]:
@@ -126,6 +130,16 @@ def estimate_observed(fluxes, lo, hi, probs, bank: TemplateBank, redshift_model=
         match = _from_peaks(peaks, rows, bank)
         out.append(RedshiftEstimate(redshift=float(zi), error=float(ei), rlap=match.rlap, template=match.template,
                                     sn_type=match.sn_type, age=match.age, method="network"))
+    # at the ends of the network's range the templates decide, over a window that reaches past them (down to
+    # Z_MIN < 0: a blueshifted nearby galaxy)
+    bins = redshift_model.redshift_bins
+    for side, window in ((z <= bins[0] + EDGE, (Z_MIN, bins[0] + 2 * EDGE)),
+                         (z >= bins[-1] - EDGE, (bins[-1] - 2 * EDGE, max(Z_MAX, bins[-1])))):
+        idx = np.flatnonzero(side)
+        if idx.size:
+            for i, est in zip(idx, estimate_many(np.asarray(fluxes)[idx], np.asarray(lo)[idx], np.asarray(hi)[idx],
+                                                 [rows_of[i] for i in idx], bank, *window)):
+                out[i] = est
     return out
 
 

@@ -5,7 +5,8 @@ redshifted, blurred to a lower resolution, seen through an observed-frame window
 goes through the very same :func:`astrodash_core.preprocess` as a user's spectrum:
 
 * ``known-z`` model: preprocessed at the true redshift plus a small error (users' redshifts are not exact);
-* ``agnostic`` and ``redshift`` models: preprocessed at z = 0, i.e. in the observed frame, for 0 <= z <= 0.8.
+* ``agnostic`` and ``redshift`` models: preprocessed at z = 0, i.e. in the observed frame, for 0 <= z <= 0.8
+  (the redshift model: up to 1.0, the end of the range it estimates).
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ class AugmentConfig:
     """Ranges of every augmentation (recorded in the model's provenance)."""
 
     z_max_known: float = 0.5        # known-z: redshift only decides which rest-frame window is seen
-    z_max_agnostic: float = labels.REDSHIFT_MAX  # also the redshift model's range
+    z_max_agnostic: float = 0.8
+    z_max_redshift: float = labels.REDSHIFT_MAX  # the redshift model's range: all its bins
     z_error_sigma: float = 0.003    # known-z: error of the redshift the user gives
     p_host: float = 0.6
     host_fraction_max: float = 0.85  # share of the light in the window that is the host's (host-dominated)
@@ -123,7 +125,7 @@ class Augmenter:
 
     def _conditions(self, rng):
         c = self.config
-        z_max = c.z_max_known if self.variant == "known-z" else c.z_max_agnostic
+        z_max = {"known-z": c.z_max_known, "agnostic": c.z_max_agnostic, "redshift": c.z_max_redshift}[self.variant]
         z = rng.uniform(0, z_max) if self.variant != "known-z" else rng.uniform(0, z_max) ** 1.5 / z_max ** 0.5
         window = (rng.uniform(*c.window_blue), rng.uniform(*c.window_red)) if rng.random() < c.p_window else (0.0, np.inf)
         host = rng.uniform(0, c.host_fraction_max) if rng.random() < c.p_host else 0.0
