@@ -57,7 +57,7 @@ PATHS = {
          "params": {"type": "string", "description": _PARAMS_DOC}, "model_id": _STR})},
     "/api/v1/estimate-redshift": {"post": _op(
         "Redshift by cross-correlation with the templates of a type/age (or the likely classes)",
-        _ok("estimated_redshift, estimated_redshift_error, rlap, template"), (400, 404, 413, 422, 503),
+        _ok("estimated_redshift, estimated_redshift_error, rlap, template, method (network or templates)"), (400, 404, 413, 422, 503),
         {"file": _FILE, "sn_type": _STR, "age_bin": _STR}, ("file",))},
     "/api/v1/analysis-options": {"get": _op("Supernova types and their age bins with templates",
                                             _ok("sn_types, age_bins_by_type"), (503,))},

@@ -51,6 +51,7 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
     from .train import LOSS, REDSHIFT_LOSS, class_scores, redshift_loss, redshift_scores, train_model
 
     t0 = time.time()
+    commit = _commit()  # the code that trains, not whatever is checked out when training ends
     parts, aug, side = prepare(variant, seed, data, log)
     train, val, test = parts["train"], parts["val"], parts["test"]
     reads_z = variant == "redshift"  # the target is the redshift itself, not the class
@@ -100,7 +101,7 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
         "architecture": arch_name,
         "data": DATA_DESCRIPTION,
         "seed": seed,
-        "commit": _commit(),
+        "commit": commit,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "split": {s: sorted({t.object for t in parts[s]}) for s in ("val", "test")},
         "augmentation": aug.config.to_dict(),
