@@ -99,7 +99,7 @@ def test_shipped_models_estimate_the_redshift_of_a_real_spectrum(z, method):
     s = ad.read_spectrum(EXAMPLE)
     moved = ad.Spectrum(s.wave * (1 + z), s.flux, name="moved")
     est = ad.estimate_redshift(moved)
-    assert est.method == method and abs(est.redshift - z) < 0.012 and est.error > 0
+    assert est.method == method and abs(est.redshift - z) < 0.02 and est.error > 0  # the target's 0.02
     if z < 0:
         assert est.redshift < 0
     r = ad.classify(moved)[0]
