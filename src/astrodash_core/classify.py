@@ -154,7 +154,7 @@ class Classifier:
         from .redshift import estimate_observed
 
         estimates = estimate_observed(pre.flux[to_estimate], pre.lo[to_estimate], pre.hi[to_estimate],
-                                      probs[to_estimate], bank, self.redshift_model())
+                                      probs[to_estimate], bank, self.redshift_model(), match=False)
         return [(*items[j], est.redshift, est.error) for j, est in zip(to_estimate, estimates)]
 
     def _result(self, spec, model, probs, pre, j, z, z_source, z_error, top_n=5, probabilities=False,

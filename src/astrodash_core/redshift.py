@@ -117,19 +117,24 @@ def network_redshifts(model, fluxes) -> tuple[np.ndarray, np.ndarray]:
     return z, np.sqrt(np.maximum(var - target ** 2, 0.0) + (step / 2) ** 2)
 
 
-def estimate_observed(fluxes, lo, hi, probs, bank: TemplateBank, redshift_model=None) -> list[RedshiftEstimate]:
+def estimate_observed(fluxes, lo, hi, probs, bank: TemplateBank, redshift_model=None,
+                      match: bool = True) -> list[RedshiftEstimate]:
     """Redshifts of preprocessed observed-frame rows given nothing but the agnostic model's probabilities
-    ``probs`` (what ``classify`` does without a redshift); see the module docstring for the two paths."""
+    ``probs`` (what ``classify`` does without a redshift); see the module docstring for the two paths.
+
+    ``match=False`` skips the template match at the network's redshift (rlap NaN, no template): ``classify``
+    measures rlap for its own best match anyway, and the match is half the cost of the estimate."""
     rows_of = [candidate_rows(bank, p) for p in probs]
     if redshift_model is None:
         return estimate_many(fluxes, lo, hi, rows_of, bank)
     z, err = network_redshifts(redshift_model, fluxes)
-    out = []
-    for zi, ei, peaks, rows in zip(z, err, bank.peaks_near(fluxes, lo, hi, rows_of, z, NETWORK_TOLERANCE_BINS),
-                                   rows_of):
-        match = _from_peaks(peaks, rows, bank)
-        out.append(RedshiftEstimate(redshift=float(zi), error=float(ei), rlap=match.rlap, template=match.template,
-                                    sn_type=match.sn_type, age=match.age, method="network"))
+    if match:
+        matches = [_from_peaks(peaks, rows, bank) for peaks, rows in
+                   zip(bank.peaks_near(fluxes, lo, hi, rows_of, z, NETWORK_TOLERANCE_BINS), rows_of)]
+    else:
+        matches = [RedshiftEstimate(0.0, 0.0, float("nan"), "", "", "")] * len(z)
+    out = [RedshiftEstimate(redshift=float(zi), error=float(ei), rlap=m.rlap, template=m.template,
+                            sn_type=m.sn_type, age=m.age, method="network") for zi, ei, m in zip(z, err, matches)]
     # at the ends of the network's range the templates decide, over a window that reaches past them (down to
     # Z_MIN < 0: a blueshifted nearby galaxy)
     bins = redshift_model.redshift_bins

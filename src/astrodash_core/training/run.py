@@ -159,7 +159,7 @@ def estimate_batch(X, lo, hi, probs, bank, redshift_model=None) -> np.ndarray:
     (:func:`astrodash_core.redshift.estimate_observed`)."""
     from ..redshift import estimate_observed
 
-    return np.array([e.redshift for e in estimate_observed(X, lo, hi, probs, bank, redshift_model)])
+    return np.array([e.redshift for e in estimate_observed(X, lo, hi, probs, bank, redshift_model, match=False)])
 
 
 def evaluate_pipeline(known_model, agnostic_model, test, aug: Augmenter, seed: int,
