@@ -130,8 +130,9 @@ class Classifier:
 
     def _estimate_redshifts(self, items, smoothing, min_wave, max_wave, results):
         """Redshifts of spectra given none (:func:`astrodash_core.redshift.estimate_observed`: the redshift
-        model, with the templates of the classes the agnostic model finds likely).  Returns [(index, spectrum, z, z_error)] for the known-z pass; spectra
-        that cannot be estimated are classified by the agnostic model alone (redshift None)."""
+        model, or the templates of the classes the agnostic model finds likely).  Returns [(index, spectrum,
+        z, z_error)] for the known-z pass; spectra that cannot be estimated are classified by the agnostic
+        model alone (redshift None)."""
         model = self.model_for(AGNOSTIC)
         bank = self.bank()
         settings = PreprocessSettings.from_dict(model.preprocessing)
