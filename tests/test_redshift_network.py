@@ -105,3 +105,13 @@ def test_shipped_models_estimate_the_redshift_of_a_real_spectrum(z, method):
     r = ad.classify(moved)[0]
     assert r.redshift_source == "estimated" and r.redshift == pytest.approx(est.redshift)
     assert r.best_match.broad_type == "Ia"
+
+
+def test_the_estimate_stays_inside_the_range_asked_for():
+    """SN 1979C (featureless) near z = 0: its best template peak sits at the edge of -0.01 <= z."""
+    import astrodash_core as ad
+
+    for z_min, z_max in ((-0.01, 0.04), (0.1, 0.3)):
+        est = ad.estimate_redshift(EXAMPLE.parent / "sn1979C_p07.dat", z_min=z_min, z_max=z_max)
+        assert z_min <= est.redshift <= z_max
+    assert ad.estimate_redshift(EXAMPLE.parent / "sn1979C_p07.dat").redshift >= -0.01

@@ -59,12 +59,16 @@ def estimate_from_rows(flux, lo, hi, bank: TemplateBank, rows, z_min=Z_MIN, z_ma
 
 def estimate_many(fluxes, lo, hi, rows_of, bank: TemplateBank, z_min=Z_MIN, z_max=Z_MAX) -> list[RedshiftEstimate]:
     """Redshifts of preprocessed (observed-frame) rows ``fluxes[i]`` against the bank rows ``rows_of[i]``,
-    correlated all at once (:meth:`TemplateBank.correlate_many`)."""
+    correlated all at once (:meth:`TemplateBank.correlate_many`).  A peak at the edge of [z_min, z_max] can
+    interpolate to a fraction of a bin beyond it; the estimate is kept inside."""
     rows_of = [np.asarray(r) for r in rows_of]
     if any(r.size == 0 for r in rows_of):
         raise ValueError("no templates to correlate with")
     all_peaks = bank.correlate_many(fluxes, lo, hi, rows_of, z_min, z_max)
-    return [_from_peaks(peaks, rows, bank) for peaks, rows in zip(all_peaks, rows_of)]
+    out = [_from_peaks(peaks, rows, bank) for peaks, rows in zip(all_peaks, rows_of)]
+    for est in out:
+        est.redshift = float(min(max(est.redshift, z_min), z_max))
+    return out
 
 
 def _from_peaks(peaks, rows, bank: TemplateBank) -> RedshiftEstimate:
