@@ -17,6 +17,8 @@ def evaluation_report(model_paths=(), data=None) -> str:
         redshift_model = None
     models = [Model.load(p) for p in model_paths] or [default_model("known-z"), default_model("agnostic"),
                                                         *([redshift_model] if redshift_model else [])]
+    # a redshift model given on the command line is the one the agnostic model's estimate is measured with
+    redshift_model = next((m for m in models if m.variant == "redshift"), redshift_model)
     root = find_data_root(data)
     templates = load_templates(root, log=lambda *_: None)
     galaxies = load_galaxies(root)
