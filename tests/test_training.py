@@ -33,3 +33,29 @@ def test_tiny_training_run_writes_a_working_model(tmp_path, variant, members):
     else:
         assert len(m.provenance["epochs"]) == members and "threshold" in m.provenance["reliability"]
         assert 0 <= m.provenance["test"]["clean"]["subtype_accuracy"] <= 1
+
+
+def test_refit_trains_on_validation_objects_too_and_keeps_the_first_runs_calibration(tmp_path):
+    from astrodash_core.training import run as run_mod
+
+    fitted_on = []
+    real_fit = run_mod.balanced_weights
+
+    def spy(objects):  # balanced_weights is called once per fit with that fit's templates
+        fitted_on.append({t.object for t in objects})
+        return real_fit(objects)
+
+    out = tmp_path / "refit.npz"
+    try:
+        run_mod.balanced_weights = spy
+        run_mod.run_training("known-z", out, seed=3, data=_data_root(), epochs=2, examples_per_epoch=256,
+                             val_per_spectrum=1, refit=True, log=lambda *a: None)
+    finally:
+        run_mod.balanced_weights = real_fit
+    m = Model.load(out)
+    val, test = set(m.provenance["split"]["val"]), set(m.provenance["split"]["test"])
+    assert len(fitted_on) == 2
+    assert not fitted_on[0] & val and val <= fitted_on[1]          # the refit sees the validation objects
+    assert not (fitted_on[0] | fitted_on[1]) & test                  # neither run sees a test object
+    assert m.provenance["fit_on"] == "train+val" and "threshold" in m.provenance["reliability"]
+    assert len(m.provenance["epochs"]) == 2 and len(m.provenance["epochs_without_validation_objects"]) == 2

@@ -174,7 +174,7 @@ def cmd_train(args) -> int:
 
     run_training(args.variant, args.out, seed=args.seed, data=args.data, epochs=args.epochs,
                  examples_per_epoch=args.examples, time_budget_s=args.time_budget, arch_name=args.arch,
-                 members=args.members)
+                 members=args.members, refit=args.refit)
     return 0
 
 
@@ -257,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", choices=sorted(ARCHITECTURES), default=DEFAULT_ARCHITECTURE, help="network architecture")
     p.add_argument("--members", type=int, default=1,
                    help="train an ensemble of this many networks (probabilities averaged; each gets --time-budget)")
+    p.add_argument("--refit", action="store_true",
+                   help="after the run that is validated and calibrated, train again on training + validation "
+                        "objects and write that model (test objects stay held out)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="accuracy on held-out objects, clean and degraded")

@@ -40,12 +40,18 @@ def prepare(variant: str, seed: int, data=None, log=print):
 
 def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epochs: int = 30,
                  examples_per_epoch: int = 40000, val_per_spectrum: int = 4, time_budget_s: float = 3000,
-                 arch_name: str | None = None, members: int = 1, log=print):
+                 arch_name: str | None = None, members: int = 1, refit: bool = False, log=print):
     """Train one model variant and write it to ``out``; returns the Model.
 
     ``members`` > 1 trains an ensemble: networks from different initialisations and augmented data (member 0
     is what a single-network run gives), on the same split and validation set, probabilities averaged.
-    ``time_budget_s`` is for each member."""
+    ``time_budget_s`` is for each member.
+
+    ``refit``: after the run on the training objects (whose validation metrics and reliability threshold are
+    recorded), train the same recipe again on the training *and* validation objects, for the full number of
+    epochs, and ship that.  The test objects stay held out of both; the threshold is the first run's, as the
+    refitted model has no unseen validation objects left to calibrate on (the test report states the precision
+    it gives there)."""
     from ..models import Model
     from ..nn import ARCHITECTURES, DEFAULT_ARCHITECTURE, with_outputs
     from .train import LOSS, REDSHIFT_LOSS, class_scores, redshift_loss, redshift_scores, train_model
@@ -57,44 +63,54 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
     reads_z = variant == "redshift"  # the target is the redshift itself, not the class
     rng = np.random.default_rng([seed, 10_000])
     X_val, y_val, z_val = aug.examples(val, np.repeat(np.arange(len(val)), val_per_spectrum), rng)
-    weights = balanced_weights(train)
-
-    def epochs_of(member: int):
-        def make_epoch(epoch: int):
-            r = np.random.default_rng([seed, epoch] + ([member] if member else []))
-            idx = r.choice(len(train), size=examples_per_epoch, p=weights)
-            X, y, z = aug.examples(train, idx, r)
-            return (X, z.astype(np.float32)) if reads_z else (X, y)
-        return make_epoch
-
     arch_name = arch_name or DEFAULT_ARCHITECTURE
     out_labels = list(labels.REDSHIFT_LABELS if reads_z else labels.CLASS_LABELS)
     arch = with_outputs(ARCHITECTURES[arch_name], len(out_labels))
     loss = REDSHIFT_LOSS if reads_z else LOSS
-    nn_weights, history = {}, []
-    for member in range(members):
-        if members > 1:
-            log(f"ensemble member {member + 1} of {members}")
-        w, h = train_model(
-            epochs_of(member), X_val, z_val.astype(np.float32) if reads_z else y_val, arch=arch,
-            seed=seed + 1000 * member, epochs=epochs, time_budget_s=time_budget_s, log=log,
-            loss_fn=redshift_loss() if reads_z else None, score_fn=redshift_scores if reads_z else class_scores)
-        nn_weights.update({f"m{member}.{k}" if members > 1 else k: v for k, v in w.items()})
-        history.append(h)
     settings = PreprocessSettings()
-    model = Model(arch=arch, weights=nn_weights, labels=out_labels, grid=settings.grid.to_dict(),
-                  preprocessing=settings.to_dict(), variant=variant, provenance={}, members=members)
-    probs_val = model.predict(X_val)
+
+    def fit(objects, select: str):
+        weights = balanced_weights(objects)
+
+        def epochs_of(member: int):
+            def make_epoch(epoch: int):
+                r = np.random.default_rng([seed, epoch] + ([member] if member else []))
+                idx = r.choice(len(objects), size=examples_per_epoch, p=weights)
+                X, y, z = aug.examples(objects, idx, r)
+                return (X, z.astype(np.float32)) if reads_z else (X, y)
+            return make_epoch
+
+        nn_weights, history = {}, []
+        for member in range(members):
+            if members > 1:
+                log(f"ensemble member {member + 1} of {members}")
+            w, h = train_model(
+                epochs_of(member), X_val, z_val.astype(np.float32) if reads_z else y_val, arch=arch,
+                seed=seed + 1000 * member, epochs=epochs, time_budget_s=time_budget_s, log=log, select=select,
+                loss_fn=redshift_loss() if reads_z else None, score_fn=redshift_scores if reads_z else class_scores)
+            nn_weights.update({f"m{member}.{k}" if members > 1 else k: v for k, v in w.items()})
+            history.append(h)
+        model = Model(arch=arch, weights=nn_weights, labels=out_labels, grid=settings.grid.to_dict(),
+                      preprocessing=settings.to_dict(), variant=variant, provenance={}, members=members)
+        return model, history[0] if members == 1 else history
+
+    model, history = fit(train, "best")
     if reads_z:
         from ..redshift import network_redshifts
 
         z_hat, _ = network_redshifts(model, X_val)
         validation, reliability = redshift_metrics(z_hat, z_val), None
     else:
+        probs_val = model.predict(X_val)
         validation = {k: v for k, v in metrics(probs_val, y_val).items() if k != "confusion"}
         reliability = interpret.calibrate_threshold(probs_val, y_val)
         log(f"reliability: threshold {reliability['threshold']:.3f} gives precision {reliability['precision']:.3f} "
             f"on {100 * reliability['coverage']:.1f} % of validation spectra")
+    epochs_log = {"epochs": history}
+    if refit:
+        log(f"refit on train + validation objects: {len({t.object for t in train + val})} objects")
+        model, refit_history = fit(train + val, "last")
+        epochs_log = {"epochs_without_validation_objects": history, "epochs": refit_history}
     evaluation = evaluate_model(model, test, aug, seed)
     model.provenance = {
         "name": f"{arch_name}-{variant}",
@@ -104,14 +120,18 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
         "commit": commit,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "split": {s: sorted({t.object for t in parts[s]}) for s in ("val", "test")},
+        "fit_on": "train+val" if refit else "train",
         "augmentation": aug.config.to_dict(),
         "loss": loss,
         "members": members,
-        "epochs": history[0] if members == 1 else history,
+        **epochs_log,
         "validation": validation,
         "test": evaluation,
         "train_wall_time_s": round(time.time() - t0, 1),
     }
+    if refit:
+        model.provenance["validation_note"] = ("validation metrics and reliability threshold are those of the same "
+                                               "recipe fitted without the validation objects")
     if reliability is not None:
         model.provenance["reliability"] = reliability
     model.save(out)

@@ -134,12 +134,15 @@ def redshift_scores(logits, z) -> dict:
 
 def train_model(make_epoch, X_val, y_val, *, arch, seed: int, epochs: int, time_budget_s: float, log=print,
                 batch_size: int = 128, lr: float = 2e-3, threads: int = 2, dropout: float = 0.3, loss_fn=None,
-                score_fn=class_scores):
+                score_fn=class_scores, select: str = "best"):
     """Train on ``make_epoch(epoch) -> (X, y)`` (fresh augmented data each epoch); keep the weights with the
-    best validation loss.  ``y`` is what ``loss_fn`` and ``score_fn`` take (class indices by default).
+    best validation loss (``select="best"``) or those of the last epoch (``"last"``: when the validation
+    examples are part of the training data they only monitor).  ``y`` is what ``loss_fn`` and ``score_fn`` take (class indices by default).
     Returns (weights, history) with one history entry per epoch."""
     import torch
 
+    if select not in ("best", "last"):
+        raise ValueError(f"select must be 'best' or 'last', got {select!r}")
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     net = build_torch(arch, dropout)
@@ -184,7 +187,7 @@ def train_model(make_epoch, X_val, y_val, *, arch, seed: int, epochs: int, time_
                  "data_s": round(t_data, 1), "wall_s": round(time.time() - t0, 1)}
         history.append(entry)
         log("epoch " + " ".join(f"{k}={v}" for k, v in entry.items()))
-        if vloss < best_loss:
+        if vloss < best_loss or select == "last":
             best_loss, best = vloss, export_weights(net)
         if time.time() - t0 > time_budget_s:
             log(f"time budget of {time_budget_s:.0f} s reached after {epoch + 1} epochs")
