@@ -77,26 +77,38 @@ def ranked_matches(probs: np.ndarray, top_n: int) -> list[Match]:
     return out
 
 
+def _correct_and_probability(probs: np.ndarray, true_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each best match is right and its probability.  A best match is right when its type is the true
+    subtype or, for a broad-type best match, the true subtype's broad type."""
+    matches = [best_match(p) for p in probs]
+    true_types = [labels.SN_TYPES[int(y) // labels.N_AGE_BINS] for y in true_labels]
+    correct = np.array([m.type == tt or m.type == labels.BROAD_TYPE[tt] for m, tt in zip(matches, true_types)],
+                       dtype=bool)
+    return correct, np.array([m.probability for m in matches], dtype=float)
+
+
 def calibrate_threshold(probs: np.ndarray, true_labels: np.ndarray, target_precision: float = 0.95) -> dict:
     """The smallest best-match probability threshold whose 'reliable' subset reaches ``target_precision``.
 
-    A best match is correct when its type is the true subtype or, for a broad-type best match, the true
-    subtype's broad type.  Returns ``{"threshold", "precision", "coverage", "target_precision", "n"}``
-    (coverage = share of spectra flagged reliable).
+    Returns ``{"threshold", "precision", "coverage", "target_precision", "n"}`` (coverage = share of spectra
+    flagged reliable); what counts as correct: see :func:`reliability_at`.
     """
-    matches = [best_match(p) for p in probs]
-    true_types = [labels.SN_TYPES[int(y) // labels.N_AGE_BINS] for y in true_labels]
-    correct = np.array([m.type == tt or m.type == labels.BROAD_TYPE[tt] for m, tt in zip(matches, true_types)])
-    p = np.array([m.probability for m in matches])
+    correct, p = _correct_and_probability(probs, true_labels)
     order = np.argsort(-p)
     prec = np.cumsum(correct[order]) / np.arange(1, len(order) + 1)
     # largest prefix (lowest threshold) whose precision stays at or above the target
     ok = np.nonzero(prec >= target_precision)[0]
-    if ok.size == 0:
-        k = 0
-    else:
-        k = int(ok.max())
+    k = int(ok.max()) if ok.size else 0
     threshold = float(p[order][k]) if len(p) else 1.0
+    return {**reliability_at(probs, true_labels, threshold, (correct, p)), "target_precision": target_precision}
+
+
+def reliability_at(probs: np.ndarray, true_labels: np.ndarray, threshold: float, _scored=None) -> dict:
+    """Precision and coverage of the ``reliable`` flag at ``threshold`` on labelled spectra: the share of
+    flagged best matches that are right (the true subtype, or its broad type for a broad-type best match) and
+    the share of spectra flagged.  ``{"threshold", "precision", "coverage", "n"}``."""
+    correct, p = _scored if _scored is not None else _correct_and_probability(probs, true_labels)
     flagged = p >= threshold
-    return {"threshold": threshold, "precision": float(correct[flagged].mean()) if flagged.any() else float("nan"),
-            "coverage": float(flagged.mean()) if len(p) else 0.0, "target_precision": target_precision, "n": int(len(p))}
+    return {"threshold": float(threshold),
+            "precision": float(correct[flagged].mean()) if flagged.any() else float("nan"),
+            "coverage": float(flagged.mean()) if len(p) else 0.0, "n": int(len(p))}

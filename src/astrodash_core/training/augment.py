@@ -185,8 +185,8 @@ class Augmenter:
         return spectra, np.array(z_true)
 
     def degraded(self, templates: list[TemplateSpectrum], rng, degradation: Degradation | None = None,
-                 return_ranges: bool = False):
-        """Every template seen under one fixed degradation (evaluation): (X, y, z[, lo, hi])."""
+                 return_ranges: bool = False, return_objects: bool = False):
+        """Every template seen under one fixed degradation (evaluation): (X, y, z[, lo, hi][, objects])."""
         d = degradation or DEGRADED
         spectra, z_true = self.observed(templates, rng, d)
         z_used = z_true if self.variant == "known-z" else np.zeros(len(z_true))
@@ -194,14 +194,22 @@ class Augmenter:
                        settings=self.settings, on_error="collect")
         ok = p.ok
         out = (p.flux[ok], np.array([t.label for t in templates])[ok], z_true[ok])
-        return (*out, p.lo[ok], p.hi[ok]) if return_ranges else out
+        if return_ranges:
+            out += (p.lo[ok], p.hi[ok])
+        return (*out, _objects(templates, ok)) if return_objects else out
 
-    def clean(self, templates: list[TemplateSpectrum]):
-        """Every template as it is, in the rest frame (evaluation): (X, y, z=0)."""
+    def clean(self, templates: list[TemplateSpectrum], return_objects: bool = False):
+        """Every template as it is, in the rest frame (evaluation): (X, y, z=0[, objects])."""
         p = preprocess([Spectrum(t.wave, t.flux, name=t.name) for t in templates], redshift=0.0,
                        settings=self.settings, on_error="collect")
         ok = p.ok
-        return p.flux[ok], np.array([t.label for t in templates])[ok], np.zeros(int(ok.sum()))
+        out = p.flux[ok], np.array([t.label for t in templates])[ok], np.zeros(int(ok.sum()))
+        return (*out, _objects(templates, ok)) if return_objects else out
+
+
+def _objects(templates: list[TemplateSpectrum], ok: np.ndarray) -> np.ndarray:
+    """The object of every template kept by the mask ``ok`` (for per-object statistics)."""
+    return np.array([t.object for t in templates], dtype=object)[ok]
 
 
 def balanced_weights(templates: list[TemplateSpectrum], power: float = 0.5) -> np.ndarray:

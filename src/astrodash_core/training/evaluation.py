@@ -8,12 +8,17 @@ from .. import labels
 _BROAD_OF_TYPE = np.array([labels.BROAD_TYPES.index(labels.BROAD_TYPE[t]) for t in labels.SN_TYPES])
 
 
-def metrics(probs: np.ndarray, y: np.ndarray) -> dict:
+def metrics(probs: np.ndarray, y: np.ndarray, objects=None) -> dict:
     """Subtype, broad-type and type+age accuracy of probabilities [n, 306] against class labels y [n].
 
     Subtype = argmax of the probability summed over ages; broad type = argmax of the probability summed
     over subtypes and ages; type+age = the single most probable class is exactly right.  The confusion
     matrix is over subtypes (rows true, columns predicted) in ``labels.SN_TYPES`` order.
+
+    With the ``objects`` of the spectra, also ``by_object``: for subtype and broad type, the 95 % interval of
+    the accuracy when the held-out *objects* are resampled (spectra of one object are not independent, so
+    this is the honest error bar), and the accuracy averaged over objects (each object weighs the same,
+    however many spectra it has).
     """
     n = len(y)
     if n == 0:
@@ -27,6 +32,9 @@ def metrics(probs: np.ndarray, y: np.ndarray) -> dict:
     conf = np.zeros((labels.N_TYPES, labels.N_TYPES), dtype=np.int64)
     np.add.at(conf, (true_type, pred_type), 1)
     age_err = np.abs(grid[np.arange(n), true_type].argmax(axis=1) - y % labels.N_AGE_BINS)
+    right = {"subtype": pred_type == true_type,
+             "broad_type": by_broad.argmax(axis=1) == _BROAD_OF_TYPE[true_type]}
+    extra = {} if objects is None else {"by_object": {k: by_object(v, objects) for k, v in right.items()}}
     return {
         "n": int(n),
         "subtype_accuracy": float(np.mean(pred_type == true_type)),
@@ -34,7 +42,27 @@ def metrics(probs: np.ndarray, y: np.ndarray) -> dict:
         "type_age_accuracy": float(np.mean(probs.argmax(axis=1) == y)),
         "type_age_within_one_bin": float(np.mean((pred_type == true_type) & (age_err <= 1))),
         "confusion": conf.tolist(),
+        **extra,
     }
+
+
+def by_object(correct: np.ndarray, objects, n_boot: int = 4000, seed: int = 0) -> dict:
+    """Object-level statistics of a per-spectrum right/wrong array: the 2.5 and 97.5 percentiles of the
+    accuracy over ``n_boot`` resamplings of the objects with replacement (each drawn object brings all its
+    spectra), and the mean over objects of each object's accuracy."""
+    _, inv = np.unique(np.asarray(objects, dtype=str), return_inverse=True)
+    right = np.bincount(inv, weights=np.asarray(correct, dtype=float))
+    total = np.bincount(inv).astype(float)
+    k = total.size
+    draws = np.random.default_rng(seed).multinomial(k, np.full(k, 1.0 / k), size=n_boot).astype(float)
+    acc = (draws @ right) / (draws @ total)
+    lo, hi = np.percentile(acc, [2.5, 97.5])
+    return {"ci95": [float(lo), float(hi)], "object_mean": float(np.mean(right / total)), "n_objects": int(k)}
+
+
+def _interval(m: dict, key: str) -> str:
+    b = m.get("by_object", {}).get(key)
+    return f" (95 % interval over objects {100 * b['ci95'][0]:.1f}-{100 * b['ci95'][1]:.1f})" if b else ""
 
 
 def redshift_metrics(z_est: np.ndarray, z_true: np.ndarray) -> dict:
@@ -50,10 +78,18 @@ def format_report(name: str, m: dict) -> str:
         return f"### {name}\n\nno examples\n"
     lines = [f"### {name} (n = {m['n']} spectra)", "",
              "| metric | value |", "|---|---|",
-             f"| broad type accuracy | {100 * m['broad_type_accuracy']:.1f} % |",
-             f"| subtype accuracy | {100 * m['subtype_accuracy']:.1f} % |",
+             f"| broad type accuracy | {100 * m['broad_type_accuracy']:.1f} %{_interval(m, 'broad_type')} |",
+             f"| subtype accuracy | {100 * m['subtype_accuracy']:.1f} %{_interval(m, 'subtype')} |",
              f"| type + age bin accuracy | {100 * m['type_age_accuracy']:.1f} % |",
              f"| type right, age within one bin | {100 * m['type_age_within_one_bin']:.1f} % |"]
+    if "by_object" in m:
+        b = m["by_object"]
+        lines.append(f"| broad type / subtype, mean over the {b['broad_type']['n_objects']} objects | "
+                     f"{100 * b['broad_type']['object_mean']:.1f} % / {100 * b['subtype']['object_mean']:.1f} % |")
+    if "reliability" in m:
+        r = m["reliability"]
+        lines.append(f"| reliable flag (probability >= {r['threshold']:.3f}): precision / coverage | "
+                     f"{100 * r['precision']:.1f} % / {100 * r['coverage']:.1f} % |")
     if "redshift" in m:
         r = m["redshift"]
         lines.append(f"| redshift: median abs(dz) / within 0.02 | {r['median_abs_dz']:.4f} / "

@@ -111,6 +111,7 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
         log(f"refit on train + validation objects: {len({t.object for t in train + val})} objects")
         model, refit_history = fit(train + val, "last")
         epochs_log = {"epochs_without_validation_objects": history, "epochs": refit_history}
+    model.provenance = {} if reliability is None else {"reliability": reliability}  # the flag the test measures
     evaluation = evaluate_model(model, test, aug, seed)
     model.provenance = {
         "name": f"{arch_name}-{variant}",
@@ -158,15 +159,21 @@ def evaluate_model(model, test, aug: Augmenter, seed: int, bank=None, redshift_m
             out[key] = {"n": int(len(zd)), "conditions": degradation.describe(),
                         "redshift": redshift_metrics(network_redshifts(model, Xd)[0], zd)}
         return out
-    X, y, _ = aug.clean(test)
-    out = {"clean": metrics(model.predict(X), y)}
+    threshold = model.provenance.get("reliability", {}).get("threshold")
+    X, y, _, objects = aug.clean(test, return_objects=True)
+    probs = model.predict(X)
+    out = {"clean": metrics(probs, y, objects)}
+    if threshold is not None:
+        out["clean"]["reliability"] = interpret.reliability_at(probs, y, threshold)
     conditions = {"degraded": DEGRADED}
     if bank is not None and model.variant == "agnostic":
         conditions["redshift_survey"] = REDSHIFT_SURVEY
     for key, degradation in conditions.items():
-        Xd, yd, zd, lo, hi = aug.degraded(test, rng, degradation, return_ranges=True)
+        Xd, yd, zd, lo, hi, objects = aug.degraded(test, rng, degradation, return_ranges=True, return_objects=True)
         probs = model.predict(Xd)
-        out[key] = metrics(probs, yd)
+        out[key] = metrics(probs, yd, objects)
+        if threshold is not None:
+            out[key]["reliability"] = interpret.reliability_at(probs, yd, threshold)
         out[key]["conditions"] = degradation.describe()
         if bank is not None and model.variant == "agnostic" and len(yd):
             z_est = estimate_batch(Xd, lo, hi, probs, bank, redshift_model)
@@ -196,7 +203,7 @@ def evaluate_pipeline(known_model, agnostic_model, test, aug: Augmenter, seed: i
     ok = np.array([r.error is None and r.probabilities is not None for r in results])
     probs = np.array([r.probabilities for r, k in zip(results, ok) if k]).reshape(-1, labels.N_CLASSES)
     y = np.array([t.label for t in test])[ok]
-    out = metrics(probs, y)
+    out = metrics(probs, y, np.array([t.object for t in test], dtype=object)[ok])
     out["conditions"] = degradation.describe() + "; no redshift given: classify's own estimate"
     out["redshift"] = redshift_metrics(np.array([r.redshift for r, k in zip(results, ok) if k], dtype=float), z_true[ok])
     return out
