@@ -56,7 +56,7 @@ def test_report_on_the_shipped_models():
     # the shipped models are far better than chance on objects they never saw
     broad = [float(x) for x in re.findall(r"\| broad type accuracy \| ([\d.]+) %", report)]
     assert len(broad) >= 5 and min(broad) > 70
-    within = [float(x) for x in re.findall(r"redshift: median abs\(dz\) / within 0.02 \| [\d.]+ / ([\d.]+) % \|", report)]
+    within = [float(x) for x in re.findall(r"redshift: median abs\(dz\) / within 0.02 \| [\d.]+ / ([\d.]+) %", report)]
     assert within and min(within) > 70
     # every accuracy comes with its interval over objects, and the reliable flag is measured on held-out objects
     assert report.count("95 % interval over objects") >= 10

@@ -65,11 +65,15 @@ def _interval(m: dict, key: str) -> str:
     return f" (95 % interval over objects {100 * b['ci95'][0]:.1f}-{100 * b['ci95'][1]:.1f})" if b else ""
 
 
-def redshift_metrics(z_est: np.ndarray, z_true: np.ndarray) -> dict:
-    """Median |dz|, 95th percentile and share within 0.02 and 0.005 of estimated against true redshifts."""
+def redshift_metrics(z_est: np.ndarray, z_true: np.ndarray, objects=None) -> dict:
+    """Median |dz|, 95th percentile and share within 0.02 and 0.005 of estimated against true redshifts;
+    with the spectra's ``objects``, the interval over objects of the share within 0.02 (see :func:`by_object`)."""
     dz = np.abs(np.asarray(z_est) - np.asarray(z_true))
-    return {"n": int(dz.size), "median_abs_dz": float(np.median(dz)), "p95_abs_dz": float(np.percentile(dz, 95)),
-            "within_0.02": float(np.mean(dz <= 0.02)), "within_0.005": float(np.mean(dz <= 0.005))}
+    out = {"n": int(dz.size), "median_abs_dz": float(np.median(dz)), "p95_abs_dz": float(np.percentile(dz, 95)),
+           "within_0.02": float(np.mean(dz <= 0.02)), "within_0.005": float(np.mean(dz <= 0.005))}
+    if objects is not None and dz.size:
+        out["by_object"] = {"within_0.02": by_object(dz <= 0.02, objects)}
+    return out
 
 
 def format_report(name: str, m: dict) -> str:
@@ -93,7 +97,7 @@ def format_report(name: str, m: dict) -> str:
     if "redshift" in m:
         r = m["redshift"]
         lines.append(f"| redshift: median abs(dz) / within 0.02 | {r['median_abs_dz']:.4f} / "
-                     f"{100 * r['within_0.02']:.1f} % |")
+                     f"{100 * r['within_0.02']:.1f} %{_interval(r, 'within_0.02')} |")
     conf = np.array(m["confusion"])
     used = [i for i in range(labels.N_TYPES) if conf[i].sum() or conf[:, i].sum()]
     lines += ["", "confusion (rows true, columns predicted):", "",
@@ -111,5 +115,5 @@ def format_redshift_report(result: dict) -> str:
     for m in result.values():
         r = m["redshift"]
         lines.append(f"| {m['conditions']} | {r['n']} | {r['median_abs_dz']:.4f} | {100 * r['within_0.005']:.1f} % | "
-                     f"{100 * r['within_0.02']:.1f} % | {r['p95_abs_dz']:.3f} |")
+                     f"{100 * r['within_0.02']:.1f} %{_interval(r, 'within_0.02')} | {r['p95_abs_dz']:.3f} |")
     return "\n".join(lines) + "\n"

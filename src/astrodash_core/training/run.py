@@ -155,9 +155,9 @@ def evaluate_model(model, test, aug: Augmenter, seed: int, bank=None, redshift_m
 
         out = {}
         for key, degradation in (("degraded", DEGRADED), ("redshift_survey", REDSHIFT_SURVEY)):
-            Xd, _, zd = aug.degraded(test, rng, degradation)
+            Xd, _, zd, objects = aug.degraded(test, rng, degradation, return_objects=True)
             out[key] = {"n": int(len(zd)), "conditions": degradation.describe(),
-                        "redshift": redshift_metrics(network_redshifts(model, Xd)[0], zd)}
+                        "redshift": redshift_metrics(network_redshifts(model, Xd)[0], zd, objects)}
         return out
     threshold = model.provenance.get("reliability", {}).get("threshold")
     X, y, _, objects = aug.clean(test, return_objects=True)
@@ -177,7 +177,7 @@ def evaluate_model(model, test, aug: Augmenter, seed: int, bank=None, redshift_m
         out[key]["conditions"] = degradation.describe()
         if bank is not None and model.variant == "agnostic" and len(yd):
             z_est = estimate_batch(Xd, lo, hi, probs, bank, redshift_model)
-            out[key]["redshift"] = redshift_metrics(z_est, zd)
+            out[key]["redshift"] = redshift_metrics(z_est, zd, objects)
     return out
 
 
@@ -203,7 +203,9 @@ def evaluate_pipeline(known_model, agnostic_model, test, aug: Augmenter, seed: i
     ok = np.array([r.error is None and r.probabilities is not None for r in results])
     probs = np.array([r.probabilities for r, k in zip(results, ok) if k]).reshape(-1, labels.N_CLASSES)
     y = np.array([t.label for t in test])[ok]
-    out = metrics(probs, y, np.array([t.object for t in test], dtype=object)[ok])
+    objects = np.array([t.object for t in test], dtype=object)[ok]
+    out = metrics(probs, y, objects)
     out["conditions"] = degradation.describe() + "; no redshift given: classify's own estimate"
-    out["redshift"] = redshift_metrics(np.array([r.redshift for r, k in zip(results, ok) if k], dtype=float), z_true[ok])
+    out["redshift"] = redshift_metrics(np.array([r.redshift for r, k in zip(results, ok) if k], dtype=float), z_true[ok],
+                                       objects)
     return out
