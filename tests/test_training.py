@@ -41,9 +41,9 @@ def test_refit_trains_on_validation_objects_too_and_keeps_the_first_runs_calibra
     fitted_on = []
     real_fit = run_mod.balanced_weights
 
-    def spy(objects):  # balanced_weights is called once per fit with that fit's templates
+    def spy(objects, *args):  # balanced_weights is called once per fit with that fit's templates
         fitted_on.append({t.object for t in objects})
-        return real_fit(objects)
+        return real_fit(objects, *args)
 
     out = tmp_path / "refit.npz"
     try:

@@ -42,6 +42,8 @@ class AugmentConfig:
     blur_sigma_max: float = 3.0     # pixels
     p_blend: float = 0.5            # blend in another object's epoch of the same class (an unseen "object")
     blend_max: float = 0.5          # largest weight of the other object
+    type_power: float = 0.5         # sampling (see balanced_weights): subtype drawn in proportion to N ** type_power
+    object_power: float = 1.0       # ... and within it an object with n epochs in proportion to n ** object_power
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -212,10 +214,18 @@ def _objects(templates: list[TemplateSpectrum], ok: np.ndarray) -> np.ndarray:
     return np.array([t.object for t in templates], dtype=object)[ok]
 
 
-def balanced_weights(templates: list[TemplateSpectrum], power: float = 0.5) -> np.ndarray:
+def balanced_weights(templates: list[TemplateSpectrum], power: float = 0.5, object_power: float = 1.0) -> np.ndarray:
     """Sampling probabilities that soften class imbalance: a subtype with N epochs is drawn in proportion
-    to N**power (1 = natural frequencies, 0 = every subtype equally), epochs uniformly within a subtype."""
+    to N**power (1 = natural frequencies, 0 = every subtype equally); within it an object with n epochs in
+    proportion to n**object_power (1 = every epoch alike, 0 = every object alike, so the few objects with
+    dozens of epochs do not crowd out the many with three); epochs uniformly within an object."""
     types = np.array([t.sn_type for t in templates])
-    uniq, inv, counts = np.unique(types, return_inverse=True, return_counts=True)
-    w = counts[inv].astype(float) ** (power - 1.0)
+    objects = np.array([f"{t.sn_type}/{t.object}" for t in templates])
+    _, t_inv, t_counts = np.unique(types, return_inverse=True, return_counts=True)
+    _, o_inv, o_counts = np.unique(objects, return_inverse=True, return_counts=True)
+    obj_w = o_counts.astype(float) ** object_power                       # per object
+    type_of_obj = np.zeros(len(o_counts), dtype=int)
+    type_of_obj[o_inv] = t_inv
+    obj_share = obj_w / np.bincount(type_of_obj, weights=obj_w)[type_of_obj]  # share within its subtype
+    w = t_counts[t_inv].astype(float) ** power * obj_share[o_inv] / o_counts[o_inv]
     return w / w.sum()

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import interpret, labels
 from ..preprocess import PreprocessSettings
-from .augment import DEGRADED, REDSHIFT_SURVEY, Augmenter, balanced_weights
+from .augment import DEGRADED, REDSHIFT_SURVEY, AugmentConfig, Augmenter, balanced_weights
 from .evaluation import metrics, redshift_metrics
 from .templates_data import find_data_root, load_galaxies, load_templates, split_objects
 
@@ -27,7 +27,7 @@ def _commit() -> str:
         return "unknown"
 
 
-def prepare(variant: str, seed: int, data=None, log=print):
+def prepare(variant: str, seed: int, data=None, log=print, config: AugmentConfig | None = None):
     """Templates split by object, and an augmenter for ``variant``."""
     root = find_data_root(data)
     templates = load_templates(root, log)
@@ -35,12 +35,13 @@ def prepare(variant: str, seed: int, data=None, log=print):
     parts = {s: [t for t in templates if side[t.object] == s] for s in ("train", "val", "test")}
     for s, ts in parts.items():
         log(f"{s}: {len({t.object for t in ts})} objects, {len(ts)} spectra")
-    return parts, Augmenter(load_galaxies(root), variant), side
+    return parts, Augmenter(load_galaxies(root), variant, config), side
 
 
 def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epochs: int = 30,
                  examples_per_epoch: int = 40000, val_per_spectrum: int = 4, time_budget_s: float = 3000,
-                 arch_name: str | None = None, members: int = 1, refit: bool = False, log=print):
+                 arch_name: str | None = None, members: int = 1, refit: bool = False,
+                 config: AugmentConfig | None = None, log=print):
     """Train one model variant and write it to ``out``; returns the Model.
 
     ``members`` > 1 trains an ensemble: networks from different initialisations and augmented data (member 0
@@ -58,7 +59,7 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
 
     t0 = time.time()
     commit = _commit()  # the code that trains, not whatever is checked out when training ends
-    parts, aug, side = prepare(variant, seed, data, log)
+    parts, aug, side = prepare(variant, seed, data, log, config)
     train, val, test = parts["train"], parts["val"], parts["test"]
     reads_z = variant == "redshift"  # the target is the redshift itself, not the class
     rng = np.random.default_rng([seed, 10_000])
@@ -70,7 +71,7 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
     settings = PreprocessSettings()
 
     def fit(objects, select: str):
-        weights = balanced_weights(objects)
+        weights = balanced_weights(objects, aug.config.type_power, aug.config.object_power)
 
         def epochs_of(member: int):
             def make_epoch(epoch: int):
