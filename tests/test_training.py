@@ -27,6 +27,7 @@ def test_tiny_training_run_writes_a_working_model(tmp_path, variant, members):
     m = Model.load(out)
     assert m.variant == variant and m.members == members
     assert m.provenance["split"]["test"] and m.provenance["seed"] == 3
+    assert m.name == f"dash1d-{variant}"
     if variant == "redshift":
         assert set(m.provenance["test"]) == {"degraded", "redshift_survey"}
         assert 0 <= m.provenance["test"]["redshift_survey"]["redshift"]["within_0.02"] <= 1

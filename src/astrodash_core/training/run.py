@@ -136,6 +136,7 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
                                                "recipe fitted without the validation objects")
     if reliability is not None:
         model.provenance["reliability"] = reliability
+    model.name = model.provenance["name"]  # the model was built before its provenance (and name) existed
     model.save(out)
     log(f"wrote {out} ({Path(out).stat().st_size / 1e6:.1f} MB) in {time.time() - t0:.0f} s")
     return model
