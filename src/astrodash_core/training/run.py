@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import interpret, labels
+from ..nn import DEFAULT_ARCHITECTURE
 from ..preprocess import PreprocessSettings
 from .augment import DEGRADED, REDSHIFT_SURVEY, AugmentConfig, Augmenter, balanced_weights
 from .evaluation import metrics, redshift_metrics
@@ -53,9 +54,7 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
     epochs, and ship that.  The test objects stay held out of both; the threshold is the first run's, as the
     refitted model has no unseen validation objects left to calibrate on (the test report states the precision
     it gives there)."""
-    from ..models import Model
-    from ..nn import ARCHITECTURES, DEFAULT_ARCHITECTURE, with_outputs
-    from .train import LOSS, REDSHIFT_LOSS, class_scores, redshift_loss, redshift_scores, train_model
+    from .train import LOSS, REDSHIFT_LOSS
 
     t0 = time.time()
     commit = _commit()  # the code that trains, not whatever is checked out when training ends
@@ -65,35 +64,12 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
     rng = np.random.default_rng([seed, 10_000])
     X_val, y_val, z_val = aug.examples(val, np.repeat(np.arange(len(val)), val_per_spectrum), rng)
     arch_name = arch_name or DEFAULT_ARCHITECTURE
-    out_labels = list(labels.REDSHIFT_LABELS if reads_z else labels.CLASS_LABELS)
-    arch = with_outputs(ARCHITECTURES[arch_name], len(out_labels))
     loss = REDSHIFT_LOSS if reads_z else LOSS
-    settings = PreprocessSettings()
+    recipe = dict(seed=seed, epochs=epochs, examples_per_epoch=examples_per_epoch, time_budget_s=time_budget_s,
+                  arch_name=arch_name, members=members, log=log)
 
     def fit(objects, select: str):
-        weights = balanced_weights(objects, aug.config.type_power, aug.config.object_power)
-
-        def epochs_of(member: int):
-            def make_epoch(epoch: int):
-                r = np.random.default_rng([seed, epoch] + ([member] if member else []))
-                idx = r.choice(len(objects), size=examples_per_epoch, p=weights)
-                X, y, z = aug.examples(objects, idx, r)
-                return (X, z.astype(np.float32)) if reads_z else (X, y)
-            return make_epoch
-
-        nn_weights, history = {}, []
-        for member in range(members):
-            if members > 1:
-                log(f"ensemble member {member + 1} of {members}")
-            w, h = train_model(
-                epochs_of(member), X_val, z_val.astype(np.float32) if reads_z else y_val, arch=arch,
-                seed=seed + 1000 * member, epochs=epochs, time_budget_s=time_budget_s, log=log, select=select,
-                loss_fn=redshift_loss() if reads_z else None, score_fn=redshift_scores if reads_z else class_scores)
-            nn_weights.update({f"m{member}.{k}" if members > 1 else k: v for k, v in w.items()})
-            history.append(h)
-        model = Model(arch=arch, weights=nn_weights, labels=out_labels, grid=settings.grid.to_dict(),
-                      preprocessing=settings.to_dict(), variant=variant, provenance={}, members=members)
-        return model, history[0] if members == 1 else history
+        return fit_recipe(variant, objects, aug, X_val, z_val if reads_z else y_val, select=select, **recipe)
 
     model, history = fit(train, "best")
     if reads_z:
@@ -140,6 +116,45 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
     model.save(out)
     log(f"wrote {out} ({Path(out).stat().st_size / 1e6:.1f} MB) in {time.time() - t0:.0f} s")
     return model
+
+
+def fit_recipe(variant: str, objects, aug: Augmenter, X_monitor, y_monitor, *, seed: int, epochs: int,
+               examples_per_epoch: int, time_budget_s: float, arch_name: str, members: int, select: str, log=print):
+    """Train the recipe on the templates ``objects`` (fresh augmented, class-balanced examples each epoch) and
+    return (Model without provenance, history).  ``X_monitor``/``y_monitor`` (class labels, or redshifts for
+    the redshift variant) are scored every epoch; with ``select="best"`` they also choose the epoch kept."""
+    from ..models import Model
+    from ..nn import ARCHITECTURES, with_outputs
+    from .train import class_scores, redshift_loss, redshift_scores, train_model
+
+    reads_z = variant == "redshift"
+    out_labels = list(labels.REDSHIFT_LABELS if reads_z else labels.CLASS_LABELS)
+    arch = with_outputs(ARCHITECTURES[arch_name], len(out_labels))
+    weights = balanced_weights(objects, aug.config.type_power, aug.config.object_power)
+
+    def epochs_of(member: int):
+        def make_epoch(epoch: int):
+            r = np.random.default_rng([seed, epoch] + ([member] if member else []))
+            idx = r.choice(len(objects), size=examples_per_epoch, p=weights)
+            X, y, z = aug.examples(objects, idx, r)
+            return (X, z.astype(np.float32)) if reads_z else (X, y)
+        return make_epoch
+
+    nn_weights, history = {}, []
+    for member in range(members):
+        if members > 1:
+            log(f"ensemble member {member + 1} of {members}")
+        w, h = train_model(
+            epochs_of(member), X_monitor, np.asarray(y_monitor).astype(np.float32) if reads_z else y_monitor,
+            arch=arch, seed=seed + 1000 * member, epochs=epochs, time_budget_s=time_budget_s, log=log,
+            select=select, loss_fn=redshift_loss() if reads_z else None,
+            score_fn=redshift_scores if reads_z else class_scores)
+        nn_weights.update({f"m{member}.{k}" if members > 1 else k: v for k, v in w.items()})
+        history.append(h)
+    settings = PreprocessSettings()
+    model = Model(arch=arch, weights=nn_weights, labels=out_labels, grid=settings.grid.to_dict(),
+                  preprocessing=settings.to_dict(), variant=variant, provenance={}, members=members)
+    return model, history[0] if members == 1 else history
 
 
 def evaluate_model(model, test, aug: Augmenter, seed: int, bank=None, redshift_model=None) -> dict:
