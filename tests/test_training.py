@@ -1,5 +1,6 @@
 """The training pipeline end to end on the real templates, tiny: a model file comes out that loads, carries
 its provenance and split, and predicts (needs the train extra and the shared template data)."""
+import numpy as np
 import pytest
 
 from astrodash_core.models import Model
@@ -60,3 +61,35 @@ def test_refit_trains_on_validation_objects_too_and_keeps_the_first_runs_calibra
     assert not (fitted_on[0] | fitted_on[1]) & test                  # neither run sees a test object
     assert m.provenance["fit_on"] == "train+val" and "threshold" in m.provenance["reliability"]
     assert len(m.provenance["epochs"]) == 2 and len(m.provenance["epochs_without_validation_objects"]) == 2
+
+
+def test_folds_hold_every_object_out_once_stratified_by_subtype():
+    from astrodash_core.training.crossval import fold_objects
+    from astrodash_core.training.templates_data import load_templates
+
+    templates = load_templates(_data_root(), log=lambda *a: None)
+    fold = fold_objects(templates, 5, seed=1)
+    assert set(fold) == {t.object for t in templates} and set(fold.values()) == set(range(5))
+    # a subtype's objects are dealt round the folds: no fold has two more of a subtype than another (objects
+    # filed under two subtypes keep their first fold, so their second subtype is left out of this check)
+    by_type, types_of = {}, {}
+    for t in templates:
+        by_type.setdefault(t.sn_type, set()).add(t.object)
+        types_of.setdefault(t.object, set()).add(t.sn_type)
+    for sn_type, objs in by_type.items():
+        if any(len(types_of[o]) > 1 for o in objs):
+            continue
+        counts = np.bincount([fold[o] for o in objs], minlength=5)
+        assert counts.max() - counts.min() <= 1, sn_type
+    assert fold_objects(templates, 5, seed=1) == fold and fold_objects(templates, 5, seed=2) != fold
+
+
+def test_tiny_cross_validation_predicts_every_object_once(tmp_path):
+    from astrodash_core.training.crossval import cross_validate, format_cross_validation
+
+    r = cross_validate("known-z", folds=2, seed=3, data=_data_root(), epochs=1, examples_per_epoch=256,
+                       log=lambda *a: None)
+    assert r["clean"]["n"] > 3000 and r["clean"]["by_object"]["subtype"]["n_objects"] == r["n_objects"]
+    assert len(r["per_fold"]) == 2 and "threshold" in r["reliability"]
+    text = format_cross_validation(r)
+    assert "2-fold cross-validation by object" in text and "| 2 |" in text

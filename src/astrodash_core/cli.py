@@ -178,6 +178,20 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_cross_validate(args) -> int:
+    import json
+
+    from .training.crossval import cross_validate, format_cross_validation
+
+    result = cross_validate(args.variant, folds=args.folds, seed=args.seed, data=args.data, epochs=args.epochs,
+                            examples_per_epoch=args.examples)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=1)
+    print(format_cross_validation(result))
+    return 0
+
+
 def cmd_build_templates(args) -> int:
     from pathlib import Path
 
@@ -261,6 +275,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="after the run that is validated and calibrated, train again on training + validation "
                         "objects and write that model (test objects stay held out)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("cross-validate", help="the training recipe's accuracy with every object held out once "
+                                              "(K trainings; needs the train extra)")
+    p.add_argument("--variant", choices=("known-z", "agnostic"), default="known-z")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=18)
+    p.add_argument("--examples", type=int, default=40000, help="augmented examples per epoch")
+    p.add_argument("--data", help="template folder")
+    p.add_argument("--json", metavar="FILE", help="also write the full result (per fold, confusion) as JSON")
+    p.set_defaults(func=cmd_cross_validate)
 
     p = sub.add_parser("evaluate", help="accuracy on held-out objects, clean and degraded")
     p.add_argument("models", nargs="*", help="model files (default: the shipped models)")
