@@ -116,3 +116,14 @@ def test_cli_plot_writes_a_png_per_spectrum(tmp_path):
     for p in pngs:
         data = p.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # a drawn figure, not an empty canvas
+
+
+def test_classifier_takes_its_redshift_model():
+    from astrodash_core.classify import Classifier
+    from astrodash_core.errors import ModelFileError
+    from astrodash_core.models import default_model
+
+    zm = default_model("redshift")
+    assert Classifier(redshift_model=zm).redshift_model() is zm
+    with pytest.raises(ModelFileError, match="not a redshift model"):
+        Classifier(redshift_model=default_model("known-z")).redshift_model()

@@ -43,12 +43,13 @@ class Classifier:
     """Classifies spectra with a known-redshift model and a redshift-agnostic one.
 
     ``model`` (a name, a path or a loaded :class:`~astrodash_core.models.Model`) replaces the default
-    known-redshift model; ``agnostic_model`` the default agnostic one.  Models load on first use, once; a
-    Classifier is cheap to call repeatedly and safe to share between threads.
+    known-redshift model; ``agnostic_model`` the default agnostic one; ``redshift_model`` the default redshift
+    model (which estimates z when none is given).  Models load on first use, once; a Classifier is cheap to
+    call repeatedly and safe to share between threads.
     """
 
-    def __init__(self, model=None, agnostic_model=None):
-        self._spec = {KNOWN_Z: model, AGNOSTIC: agnostic_model}
+    def __init__(self, model=None, agnostic_model=None, redshift_model=None):
+        self._spec = {KNOWN_Z: model, AGNOSTIC: agnostic_model, REDSHIFT: redshift_model}
         self._models: dict = {}
         self._lock = threading.Lock()
 
@@ -108,12 +109,19 @@ class Classifier:
         """The redshift model that estimates z when none is given, or None when none is installed."""
         with self._lock:
             if "redshift" not in self._models:
-                from .models import default_model
+                from .models import Model, default_model, load_model
 
-                try:
-                    self._models["redshift"] = default_model(REDSHIFT)
-                except ModelFileError:
-                    self._models["redshift"] = None
+                spec = self._spec[REDSHIFT]
+                if spec is None:
+                    try:
+                        self._models["redshift"] = default_model(REDSHIFT)
+                    except ModelFileError:
+                        self._models["redshift"] = None
+                else:
+                    model = spec if isinstance(spec, Model) else load_model(spec)
+                    if model.variant != REDSHIFT:
+                        raise ModelFileError(f"model {model.name!r} is a {model.variant} model, not a redshift model")
+                    self._models["redshift"] = model
             return self._models["redshift"]
 
     def bank(self):

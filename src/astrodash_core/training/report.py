@@ -48,6 +48,7 @@ def evaluation_report(model_paths=(), data=None) -> str:
                 out.append(format_report(f"{key.replace('_', ' ')}: {result[key]['conditions']}", result[key]))
         if model.variant == "known-z" and bank is not None:
             agnostic = next((m for m in models if m.variant == "agnostic"), None) or default_model("agnostic")
-            pipeline = evaluate_pipeline(model, agnostic, test, Augmenter(galaxies, model.variant), seed)
+            pipeline = evaluate_pipeline(model, agnostic, test, Augmenter(galaxies, model.variant), seed,
+                                         redshift_model=redshift_model)
             out.append(format_report(f"classify without a redshift: {pipeline['conditions']}", pipeline))
     return "\n".join(out)

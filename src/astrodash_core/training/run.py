@@ -207,14 +207,14 @@ def estimate_batch(X, lo, hi, probs, bank, redshift_model=None) -> np.ndarray:
 
 
 def evaluate_pipeline(known_model, agnostic_model, test, aug: Augmenter, seed: int,
-                      degradation=REDSHIFT_SURVEY) -> dict:
+                      degradation=REDSHIFT_SURVEY, redshift_model=None) -> dict:
     """What ``classify`` gives with no redshift, on the held-out ``test`` templates observed under
     ``degradation``: z estimated (redshift model and templates), then the known-z model at that z.  Class
     metrics (the probabilities at the estimated z) and the redshift error."""
     from ..classify import Classifier
 
     spectra, z_true = aug.observed(test, np.random.default_rng([seed, 30_000]), degradation)
-    results = Classifier(model=known_model, agnostic_model=agnostic_model).classify(
+    results = Classifier(model=known_model, agnostic_model=agnostic_model, redshift_model=redshift_model).classify(
         spectra, None, min_wave=degradation.window[0], max_wave=degradation.window[1], probabilities=True,
         rlap=False)
     ok = np.array([r.error is None and r.probabilities is not None for r in results])
