@@ -93,3 +93,28 @@ def test_tiny_cross_validation_predicts_every_object_once(tmp_path):
     assert len(r["per_fold"]) == 2 and "threshold" in r["reliability"]
     text = format_cross_validation(r)
     assert "2-fold cross-validation by object" in text and "| 2 |" in text
+    import json
+
+    assert format_cross_validation(json.loads(json.dumps(r))) == text  # --json / --from-json round trip
+
+
+def test_cross_validated_threshold_goes_into_a_model_of_the_same_split(tmp_path):
+    from astrodash_core.training.crossval import apply_threshold, cross_validate
+    from astrodash_core.training.run import run_training
+
+    r = cross_validate("known-z", folds=2, seed=3, data=_data_root(), epochs=1, examples_per_epoch=256,
+                       log=lambda *a: None)
+    o = r["reliability_outside_test"]
+    assert o["objects"] == r["n_objects"] - len(r["test_objects"]) and 0 < o["coverage"] <= 1
+    same, other = tmp_path / "same.npz", tmp_path / "other.npz"
+    run_training("known-z", same, seed=3, data=_data_root(), epochs=1, examples_per_epoch=256, val_per_spectrum=1,
+                 log=lambda *a: None)
+    run_training("known-z", other, seed=4, data=_data_root(), epochs=1, examples_per_epoch=256, val_per_spectrum=1,
+                 log=lambda *a: None)
+    before = Model.load(same).provenance["reliability"]
+    entry = apply_threshold(same, r)
+    m = Model.load(same)
+    assert m.provenance["reliability"]["threshold"] == entry["threshold"] == o["threshold"]
+    assert m.provenance["reliability_validation"] == before and "cross-validation" in entry["source"]
+    with pytest.raises(ValueError, match="other test objects"):
+        apply_threshold(other, r)

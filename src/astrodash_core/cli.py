@@ -181,14 +181,21 @@ def cmd_train(args) -> int:
 def cmd_cross_validate(args) -> int:
     import json
 
-    from .training.crossval import cross_validate, format_cross_validation
+    from .training.crossval import apply_threshold, cross_validate, format_cross_validation
 
-    result = cross_validate(args.variant, folds=args.folds, seed=args.seed, data=args.data, epochs=args.epochs,
-                            examples_per_epoch=args.examples)
+    if args.from_json:
+        with open(args.from_json) as fh:
+            result = json.load(fh)
+    else:
+        result = cross_validate(args.variant, folds=args.folds, seed=args.seed, data=args.data, epochs=args.epochs,
+                                examples_per_epoch=args.examples)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(result, fh, indent=1)
     print(format_cross_validation(result))
+    for path in args.calibrate or ():
+        entry = apply_threshold(path, result)
+        print(f"{path}: reliable threshold {entry['threshold']:.3f} (out-of-fold precision {100 * entry['precision']:.1f} %)")
     return 0
 
 
@@ -285,6 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--examples", type=int, default=40000, help="augmented examples per epoch")
     p.add_argument("--data", help="template folder")
     p.add_argument("--json", metavar="FILE", help="also write the full result (per fold, confusion) as JSON")
+    p.add_argument("--from-json", metavar="FILE", help="report (and --calibrate from) an earlier run's JSON instead")
+    p.add_argument("--calibrate", nargs="+", metavar="MODEL",
+                   help="write the threshold calibrated out of fold (objects outside the test split) into these "
+                        "model files, which must hold out that split's test objects")
     p.set_defaults(func=cmd_cross_validate)
 
     p = sub.add_parser("evaluate", help="accuracy on held-out objects, clean and degraded")

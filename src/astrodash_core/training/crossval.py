@@ -17,7 +17,7 @@ from ..nn import DEFAULT_ARCHITECTURE
 from .augment import DEGRADED, Augmenter
 from .evaluation import format_report, metrics
 from .run import fit_recipe
-from .templates_data import find_data_root, load_galaxies, load_templates
+from .templates_data import find_data_root, load_galaxies, load_templates, split_objects
 
 CLASS_VARIANTS = ("known-z", "agnostic")
 
@@ -83,6 +83,13 @@ def cross_validate(variant: str = "known-z", *, folds: int = 5, seed: int = 0, d
         if key == "clean":
             out["reliability"] = interpret.calibrate_threshold(probs, y)
             out[key]["reliability"] = out["reliability"]
+            # the same, leaving out the test objects of the train/validation/test split of this seed (the shipped
+            # models' split), so that a threshold applied to those models can still be checked on their test
+            test_objects = {o for o, side in split_objects(templates, seed).items() if side == "test"}
+            keep = np.array([o not in test_objects for o in objects])
+            out["reliability_outside_test"] = {**interpret.calibrate_threshold(probs[keep], y[keep]),
+                                               "objects": len(set(objects[keep]))}
+            out["test_objects"] = sorted(test_objects)
     out["wall_time_s"] = round(time.time() - t0, 1)
     return out
 
@@ -99,7 +106,30 @@ def format_cross_validation(result: dict) -> str:
         lines.append(f"| {k + 1} | {100 * f['clean']['broad_type_accuracy']:.1f} % | "
                      f"{100 * f['clean']['subtype_accuracy']:.1f} % | {100 * f['degraded']['broad_type_accuracy']:.1f} % | "
                      f"{100 * f['degraded']['subtype_accuracy']:.1f} % |")
-    r = result["reliability"]
+    r, o = result["reliability"], result["reliability_outside_test"]
     lines += ["", f"Reliability threshold calibrated on all out-of-fold clean predictions: {r['threshold']:.3f} "
-              f"(precision {100 * r['precision']:.1f} % on {100 * r['coverage']:.1f} % of spectra).", ""]
+              f"(precision {100 * r['precision']:.1f} % on {100 * r['coverage']:.1f} % of spectra); on the "
+              f"{o['objects']} objects outside the seed's test split: {o['threshold']:.3f} ({100 * o['precision']:.1f} % "
+              f"on {100 * o['coverage']:.1f} %).", ""]
     return "\n".join(lines)
+
+
+def apply_threshold(model_path, result: dict) -> dict:
+    """Write the threshold calibrated out of fold on the objects outside the test split into the model file at
+    ``model_path`` (the one it had is kept as ``reliability_validation``); returns the new reliability entry.
+    Refused unless the model holds out the same test objects and is of the cross-validated variant."""
+    from ..models import Model
+
+    model = Model.load(model_path)
+    if model.variant != result["variant"]:
+        raise ValueError(f"{model_path} is a {model.variant} model; the cross-validation is of {result['variant']}")
+    if sorted(model.provenance.get("split", {}).get("test", ())) != result["test_objects"]:
+        raise ValueError(f"{model_path} holds out other test objects than seed {result['seed']}'s split")
+    entry = {**result["reliability_outside_test"],
+             "source": f"{result['folds']}-fold cross-validation by object (seed {result['seed']}), out-of-fold "
+                       f"predictions of the objects outside the test split"}
+    if "reliability" in model.provenance and "reliability_validation" not in model.provenance:
+        model.provenance["reliability_validation"] = model.provenance["reliability"]
+    model.provenance["reliability"] = entry
+    model.save(model_path)
+    return entry
