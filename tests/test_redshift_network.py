@@ -115,3 +115,52 @@ def test_the_estimate_stays_inside_the_range_asked_for():
         est = ad.estimate_redshift(EXAMPLE.parent / "sn1979C_p07.dat", z_min=z_min, z_max=z_max)
         assert z_min <= est.redshift <= z_max
     assert ad.estimate_redshift(EXAMPLE.parent / "sn1979C_p07.dat").redshift >= -0.01
+
+
+def test_posterior_alternatives_are_the_other_peaks_with_their_relative_mass():
+    from astrodash_core.redshift import posterior_alternatives
+
+    bins = labels.REDSHIFT_BINS
+    p = _Posterior([0.3], 0.012).p[0] + 0.5 * _Posterior([0.6], 0.012).p[0] + 0.1 * _Posterior([0.1], 0.012).p[0]
+    alt = posterior_alternatives(p, bins, 0.3)
+    assert len(alt) == 1 and alt[0][0] == pytest.approx(0.6) and alt[0][1] == pytest.approx(0.5, rel=0.02)
+    # a peak below the fraction (0.1 < 0.2 of the highest) is not an alternative; one peak, none
+    assert posterior_alternatives(_Posterior([0.3], 0.012).p[0], bins, 0.3) == ()
+    # a peak next to the estimate is the same redshift, not an alternative; when the estimate is not the
+    # highest peak (the templates decided it), the highest peak is an alternative
+    (z, w), = posterior_alternatives(p, bins, 0.59)
+    assert z == pytest.approx(0.3) and w == 1.0
+
+
+def _fixed_posterior_model(p):
+    """A real redshift model file whose posterior is ``p`` whatever the spectrum: zero weights, the last
+    layer's bias log(p)."""
+    m = _model(labels.REDSHIFT_LABELS)
+    for name, w in m.weights.items():
+        w[...] = 0
+    m.weights[f"{len(m.arch) - 1}.bias"][...] = np.log(np.maximum(p, 1e-30))
+    return Model(arch=m.arch, weights=m.weights, labels=m.labels, grid=m.grid, preprocessing=m.preprocessing,
+                 variant="redshift", provenance={"loss": {"target_sigma": labels.REDSHIFT_TARGET_SIGMA}})
+
+
+def test_classify_without_z_averages_over_the_posteriors_peaks():
+    """p(class) = sum over z of p(class | z) p(z): the known-z model's probabilities at the estimate and at
+    the other peak, weighted by their posterior mass."""
+    import astrodash_core as ad
+    from astrodash_core.classify import Classifier
+    from astrodash_core.redshift import posterior_alternatives
+
+    s = ad.read_spectrum(EXAMPLE)
+    moved = ad.Spectrum(s.wave * 1.3, s.flux, name="moved")
+    two = _Posterior([0.3], 0.012).p[0] + 0.5 * _Posterior([0.6], 0.012).p[0]
+    clf = Classifier(redshift_model=_fixed_posterior_model(two / two.sum()))
+    r = clf.classify(moved, probabilities=True, rlap=False)[0]
+    assert r.redshift == pytest.approx(0.3, abs=0.003)
+    (z_alt, w), = posterior_alternatives(two / two.sum(), labels.REDSHIFT_BINS, r.redshift)
+    at = {z: clf.classify(moved, redshift=z, probabilities=True, rlap=False)[0].probabilities
+          for z in (r.redshift, z_alt)}
+    np.testing.assert_allclose(r.probabilities, (at[r.redshift] + w * at[z_alt]) / (1 + w), atol=1e-6)
+    one = Classifier(redshift_model=_fixed_posterior_model(_Posterior([0.3], 0.012).p[0]))
+    r1 = one.classify(moved, probabilities=True, rlap=False)[0]
+    np.testing.assert_allclose(r1.probabilities, one.classify(moved, redshift=r1.redshift, probabilities=True,
+                                                              rlap=False)[0].probabilities, atol=1e-6)

@@ -140,7 +140,8 @@ class Classifier:
         """Redshifts of spectra given none (:func:`astrodash_core.redshift.estimate_observed`: the redshift
         model, or the templates of the classes the agnostic model finds likely).  Returns [(index, spectrum,
         z, z_error)] for the known-z pass; spectra that cannot be estimated are classified by the agnostic
-        model alone (redshift None)."""
+        model alone (redshift None).  Each item also carries the estimate's alternatives (other redshifts the
+        redshift model's posterior allows, with weights), over which the known-z pass averages."""
         model = self.model_for(AGNOSTIC)
         bank = self.bank()
         settings = PreprocessSettings.from_dict(model.preprocessing)
@@ -164,7 +165,7 @@ class Classifier:
 
         estimates = estimate_observed(pre.flux[to_estimate], pre.lo[to_estimate], pre.hi[to_estimate],
                                       probs[to_estimate], bank, self.redshift_model(), match=False)
-        return [(*items[j], est.redshift, est.error) for j, est in zip(to_estimate, estimates)]
+        return [(*items[j], est.redshift, est.error, est.alternatives) for j, est in zip(to_estimate, estimates)]
 
     def _result(self, spec, model, probs, pre, j, z, z_source, z_error, top_n=5, probabilities=False,
                 include_spectrum=False):
@@ -207,9 +208,12 @@ class Classifier:
                 results[i] = Classification(name=spec.name, error=f"redshift {z!r} is not a finite number above -1")
                 continue
             known.append((i, spec, z, "given", None))
+        alternatives = {}  # row of `known` -> other redshifts to average over ((z, weight), ...)
         if unknown:
-            known += [(i, s, z, "estimated", err) for i, s, z, err in
-                      self._estimate_redshifts(unknown, smoothing, min_wave, max_wave, results)]
+            for i, s, z, err, alt in self._estimate_redshifts(unknown, smoothing, min_wave, max_wave, results):
+                if alt:
+                    alternatives[len(known)] = alt
+                known.append((i, s, z, "estimated", err))
         if known:
             model = self.model_for(KNOWN_Z)
             bank = self.bank() if rlap else None
@@ -221,6 +225,9 @@ class Classifier:
             probs = np.zeros((len(known), len(model.labels)), dtype=np.float32)
             if ok.any():
                 probs[ok] = model.predict(pre.flux[ok])
+            if alternatives:
+                _average_over_alternatives(model, settings, known, alternatives, ok, probs, smoothing, min_wave,
+                                           max_wave)
             classified = []
             for j, (i, spec, z, z_source, z_err) in enumerate(known):
                 if not ok[j]:
@@ -233,6 +240,30 @@ class Classifier:
             if bank is not None and classified:
                 _add_rlap(pre, bank, classified)
         return results
+
+
+def _average_over_alternatives(model, settings, known, alternatives, ok, probs, smoothing, min_wave, max_wave):
+    """For spectra whose estimated redshift has alternatives, replace their known-z probabilities (rows of
+    ``probs``, in place) by the average over the estimate (weight 1) and the alternatives (their posterior
+    weights): p(class) = sum over z of p(class | z) p(z).  An alternative the spectrum cannot be preprocessed
+    at (too little of it left on the grid) is left out."""
+    rows = [j for j in sorted(alternatives) if ok[j]]
+    owner = [j for j in rows for _ in alternatives[j]]
+    if not owner:
+        return
+    pre = preprocess([known[j][1] for j in owner], redshift=[z for j in rows for z, _ in alternatives[j]],
+                     settings=settings, smoothing=smoothing, min_wave=min_wave, max_wave=max_wave, on_error="collect")
+    weights = np.array([w for j in rows for _, w in alternatives[j]]) * pre.ok
+    alt_probs = np.zeros((len(owner), probs.shape[1]), dtype=np.float32)
+    if pre.ok.any():
+        alt_probs[pre.ok] = model.predict(pre.flux[pre.ok])
+    total = probs[rows].astype(np.float64)
+    norm = np.ones(len(rows))
+    index = {j: k for k, j in enumerate(rows)}
+    for o, w, pa in zip(owner, weights, alt_probs):
+        total[index[o]] += w * pa
+        norm[index[o]] += w
+    probs[rows] = (total / norm[:, None]).astype(np.float32)
 
 
 def _best_match_rows(bank, best) -> np.ndarray:

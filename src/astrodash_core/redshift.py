@@ -40,6 +40,10 @@ class RedshiftEstimate:
     sn_type: str
     age: str
     method: str = "templates"  # or "network" (the redshift model, templates for the match and rlap)
+    #: other redshifts the redshift model's posterior allows: ((z, weight), ...), each weight its peak's mass
+    #: relative to the posterior's highest peak (classify counts the estimate itself as 1); empty when the
+    #: posterior has one peak or no redshift model was used
+    alternatives: tuple = ()
 
     def to_dict(self) -> dict:
         return {"redshift": self.redshift, "redshift_error": self.error, "rlap": self.rlap,
@@ -90,10 +94,36 @@ def _from_peaks(peaks, rows, bank: TemplateBank) -> RedshiftEstimate:
 NETWORK_TOLERANCE_BINS = 3
 #: A network estimate this close to an end of its range is handed to the templates (see estimate_observed).
 EDGE = 0.02
+#: A second peak of the redshift posterior is an alternative when it reaches this fraction of the highest one
+#: and lies farther than ALTERNATIVE_SEPARATION from the estimate; at most MAX_ALTERNATIVES are kept.  Its
+#: weight is the posterior mass within PEAK_HALF_WIDTH bins of it, relative to the highest peak's.
+ALTERNATIVE_FRACTION = 0.2
+ALTERNATIVE_SEPARATION = 0.02
+MAX_ALTERNATIVES = 2
+PEAK_HALF_WIDTH = 3
 
 
-def network_redshifts(model, fluxes) -> tuple[np.ndarray, np.ndarray]:
-    """(z, error) of preprocessed observed-frame rows from a redshift model.
+def posterior_alternatives(p: np.ndarray, bins: np.ndarray, z_est: float) -> tuple:
+    """The other peaks of one redshift posterior ``p`` over ``bins`` (see ALTERNATIVE_FRACTION):
+    ((z, weight), ...), the most probable first."""
+    k = np.arange(p.size)
+    left = np.concatenate(([True], p[1:] >= p[:-1]))
+    right = np.concatenate((p[:-1] >= p[1:], [True]))
+    top = int(np.argmax(p))
+    peaks = k[left & right & (p >= ALTERNATIVE_FRACTION * p[top])]
+    peaks = peaks[np.argsort(-p[peaks])]
+
+    def mass(i):
+        return float(p[max(0, i - PEAK_HALF_WIDTH):i + PEAK_HALF_WIDTH + 1].sum())
+
+    ref = mass(top)
+    out = [(float(bins[i]), mass(i) / ref) for i in peaks if abs(bins[i] - z_est) > ALTERNATIVE_SEPARATION]
+    return tuple(out[:MAX_ALTERNATIVES])
+
+
+def network_redshifts(model, fluxes, return_posterior: bool = False):
+    """(z, error) of preprocessed observed-frame rows from a redshift model (and the posterior [n, bins] with
+    ``return_posterior``).
 
     z: the most probable bin of the posterior, refined by a parabola through it and its neighbours.  Error:
     the spread of the posterior's peak (down to 1 % of its height), less (in quadrature) the width of the
@@ -118,7 +148,8 @@ def network_redshifts(model, fluxes) -> tuple[np.ndarray, np.ndarray]:
     core = p * ((idx >= left[:, None]) & (idx <= right[:, None]))
     core /= np.maximum(core.sum(axis=1, keepdims=True), 1e-30)
     var = (core * (bins[None, :] - z[:, None]) ** 2).sum(axis=1)
-    return z, np.sqrt(np.maximum(var - target ** 2, 0.0) + (step / 2) ** 2)
+    err = np.sqrt(np.maximum(var - target ** 2, 0.0) + (step / 2) ** 2)
+    return (z, err, p) if return_posterior else (z, err)
 
 
 def estimate_observed(fluxes, lo, hi, probs, bank: TemplateBank, redshift_model=None,
@@ -130,7 +161,7 @@ def estimate_observed(fluxes, lo, hi, probs, bank: TemplateBank, redshift_model=
     measures rlap for its own best match anyway, and the match is half the cost of the estimate."""
     if redshift_model is None:
         return estimate_many(fluxes, lo, hi, [candidate_rows(bank, p) for p in probs], bank)
-    z, err = network_redshifts(redshift_model, fluxes)
+    z, err, posterior = network_redshifts(redshift_model, fluxes, return_posterior=True)
     out = [RedshiftEstimate(redshift=float(zi), error=float(ei), rlap=float("nan"), template="", sn_type="", age="",
                             method="network") for zi, ei in zip(z, err)]
     if match:
@@ -148,6 +179,8 @@ def estimate_observed(fluxes, lo, hi, probs, bank: TemplateBank, redshift_model=
             for i, est in zip(idx, estimate_many(np.asarray(fluxes)[idx], np.asarray(lo)[idx], np.asarray(hi)[idx],
                                                  [candidate_rows(bank, probs[i]) for i in idx], bank, *window)):
                 out[i] = est
+    for est, p in zip(out, posterior):
+        est.alternatives = posterior_alternatives(p, bins, est.redshift)
     return out
 
 
