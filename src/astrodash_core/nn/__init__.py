@@ -69,14 +69,19 @@ class Network:
     def __init__(self, arch: list[dict], weights: dict[str, np.ndarray]):
         self.arch = arch
         self._layers = []
+        channels = 1
         for i, layer in enumerate(arch):
             w = np.asarray(weights[f"{i}.weight"], dtype=np.float32)
             b = np.ascontiguousarray(weights[f"{i}.bias"], dtype=np.float32)
             if layer["type"] == "conv":
-                # [out, in, k] -> [in * k, out] so that im2col rows (c * k + j) multiply it directly
-                w2d = np.ascontiguousarray(w.reshape(w.shape[0], -1).T)
+                # [out, in, k] -> [k * in, out]: im2col rows hold the k shifted channel vectors side by side
+                w2d = np.ascontiguousarray(w.transpose(2, 1, 0).reshape(-1, w.shape[0]))
                 self._layers.append(("conv", w2d, b, int(layer["k"]), int(layer["pool"])))
+                channels = w.shape[0]
             else:
+                if channels:  # flattening time-major [L, C] activations: PyTorch's order is [C, L]
+                    w = w.reshape(w.shape[0], channels, -1).transpose(0, 2, 1).reshape(w.shape[0], -1)
+                    channels = 0
                 self._layers.append(("dense", np.ascontiguousarray(w.T), b, bool(layer.get("relu", False)), 0))
 
     def forward(self, x: np.ndarray, block: int = 128) -> np.ndarray:
@@ -92,17 +97,17 @@ class Network:
     def _forward_block(self, x: np.ndarray) -> np.ndarray:
         from . import _layers as L
 
-        h = x[:, None, :]
+        h = x[:, :, None]  # [n, L, channels]
         for kind, w, b, a, pool in self._layers:
             if kind == "conv":  # im2col gather, one GEMM, fused bias + ReLU + max-pool
-                n, channels, length = h.shape
+                n, length, channels = h.shape
                 cols = np.empty((n * length, channels * a), dtype=np.float32)
-                L._im2col(np.ascontiguousarray(h), a, cols)
+                L._im2col(h, a, cols)
                 y = cols @ w
-                h = np.empty((n, w.shape[1], length // pool), dtype=np.float32)
+                h = np.empty((n, length // pool, w.shape[1]), dtype=np.float32)
                 L._bias_relu_pool(y, b, n, length, pool, h)
             else:
-                h = np.ascontiguousarray(h.reshape(h.shape[0], -1)) @ w
+                h = h.reshape(h.shape[0], -1) @ w
                 L._bias_act(h, b, a)
         return L._softmax(h)
 
