@@ -17,7 +17,7 @@ from ..nn import DEFAULT_ARCHITECTURE
 from .augment import DEGRADED, Augmenter
 from .evaluation import format_report, metrics
 from .run import fit_recipe
-from .templates_data import find_data_root, load_galaxies, load_templates, split_objects
+from .templates_data import find_data_root, load_galaxies, load_templates, objects_by_subtype, split_objects
 
 CLASS_VARIANTS = ("known-z", "agnostic")
 
@@ -28,14 +28,8 @@ def fold_objects(templates, folds: int, seed: int) -> dict[str, int]:
     if folds < 2:
         raise ValueError(f"folds must be at least 2, got {folds}")
     rng = np.random.default_rng([seed, 40_000])
-    by_type: dict[str, list[str]] = {}
-    for t in templates:
-        objs = by_type.setdefault(t.sn_type, [])
-        if t.object not in objs:
-            objs.append(t.object)
     fold: dict[str, int] = {}
-    for sn_type in sorted(by_type):
-        objs = sorted(by_type[sn_type])
+    for objs in objects_by_subtype(templates).values():
         rng.shuffle(objs)
         start = int(rng.integers(folds))
         for i, obj in enumerate(objs):

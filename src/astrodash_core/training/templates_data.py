@@ -125,6 +125,14 @@ def load_galaxies(root: Path) -> list[tuple[np.ndarray, np.ndarray]]:
     return gals
 
 
+def objects_by_subtype(templates: list[TemplateSpectrum]) -> dict[str, list[str]]:
+    """Each subtype's objects, sorted, subtypes in sorted order (what stratified splits deal out)."""
+    by_type: dict[str, set[str]] = {}
+    for t in templates:
+        by_type.setdefault(t.sn_type, set()).add(t.object)
+    return {sn_type: sorted(by_type[sn_type]) for sn_type in sorted(by_type)}
+
+
 def split_objects(templates: list[TemplateSpectrum], seed: int, fractions=(0.7, 0.15, 0.15)) -> dict[str, str]:
     """Assign every object to 'train', 'val' or 'test', stratified by subtype (never by spectrum).
 
@@ -132,14 +140,8 @@ def split_objects(templates: list[TemplateSpectrum], seed: int, fractions=(0.7, 
     more, the fractions apply and validation and test get at least one object each.
     """
     rng = np.random.default_rng(seed)
-    by_type: dict[str, list[str]] = {}
-    for t in templates:
-        objs = by_type.setdefault(t.sn_type, [])
-        if t.object not in objs:
-            objs.append(t.object)
     side: dict[str, str] = {}
-    for sn_type in sorted(by_type):
-        objs = sorted(by_type[sn_type])
+    for sn_type, objs in objects_by_subtype(templates).items():
         rng.shuffle(objs)
         n = len(objs)
         if n == 1:
