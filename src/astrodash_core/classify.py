@@ -334,7 +334,8 @@ def classify(sources, redshift=None, model=None, top_n: int = 5, smoothing: int 
     model; one without by the redshift-agnostic model, with ``redshift_source="estimated"``.  One bad source
     never fails the others: its result carries ``error``.  Without a redshift, the agnostic model's likely
     classes and cross-correlation with their templates estimate it (``redshift_source="estimated"``,
-    ``redshift_error``), then the known-redshift model classifies at that redshift.  ``rlap`` adds SNID's
+    ``redshift_error``), then the known-redshift model classifies at that redshift (its probabilities averaged
+    with those at the redshift posterior's other peaks, weighted by their posterior mass).  ``rlap`` adds SNID's
     rlap for the top three matches and the best match.
     """
     clf = default_classifier() if model is None else Classifier(model=model)
