@@ -127,3 +127,25 @@ def test_classifier_takes_its_redshift_model():
     assert Classifier(redshift_model=zm).redshift_model() is zm
     with pytest.raises(ModelFileError, match="not a redshift model"):
         Classifier(redshift_model=default_model("known-z")).redshift_model()
+    with pytest.raises(ModelFileError):  # a redshift model asked for and missing is an error ...
+        Classifier(redshift_model="no-such-model").redshift_model()
+
+
+def test_no_redshift_model_installed_means_templates_alone(monkeypatch):
+    """... while none installed is not: the estimate then comes from the templates' correlation."""
+    import astrodash_core.models as models
+    from astrodash_core.classify import Classifier
+    from astrodash_core.errors import ModelFileError
+
+    real = models.default_model
+
+    def without_redshift(variant):
+        if variant == "redshift":
+            raise ModelFileError("no redshift model installed")
+        return real(variant)
+
+    monkeypatch.setattr(models, "default_model", without_redshift)
+    clf = Classifier()
+    assert clf.redshift_model() is None and clf.redshift_model() is None
+    r = clf.classify(EXAMPLES / "sn1994D_p02.dat", rlap=False)[0]
+    assert r.redshift_source == "estimated" and r.error is None and abs(r.redshift) < 0.02

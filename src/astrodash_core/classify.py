@@ -54,7 +54,7 @@ class Classifier:
         self._lock = threading.Lock()
 
     def model_for(self, variant: str):
-        """The loaded model used for ``variant`` ("known-z" or "agnostic")."""
+        """The loaded model used for ``variant`` ("known-z", "agnostic" or "redshift")."""
         with self._lock:
             if variant not in self._models:
                 from .models import Model, default_model, load_model
@@ -107,22 +107,17 @@ class Classifier:
 
     def redshift_model(self):
         """The redshift model that estimates z when none is given, or None when none is installed."""
-        with self._lock:
-            if "redshift" not in self._models:
-                from .models import Model, default_model, load_model
-
-                spec = self._spec[REDSHIFT]
-                if spec is None:
-                    try:
-                        self._models["redshift"] = default_model(REDSHIFT)
-                    except ModelFileError:
-                        self._models["redshift"] = None
-                else:
-                    model = spec if isinstance(spec, Model) else load_model(spec)
-                    if model.variant != REDSHIFT:
-                        raise ModelFileError(f"model {model.name!r} is a {model.variant} model, not a redshift model")
-                    self._models["redshift"] = model
-            return self._models["redshift"]
+        try:
+            model = self.model_for(REDSHIFT)
+        except ModelFileError:
+            if self._spec[REDSHIFT] is not None:
+                raise  # the one asked for is broken: say so
+            with self._lock:
+                self._models[REDSHIFT] = None  # none installed: estimate from the templates alone
+            return None
+        if model is not None and model.variant != REDSHIFT:
+            raise ModelFileError(f"model {model.name!r} is a {model.variant} model, not a redshift model")
+        return model
 
     def bank(self):
         """The template bank for redshift and rlap, or None when none is installed."""
@@ -257,12 +252,11 @@ def _average_over_alternatives(model, settings, known, alternatives, ok, probs, 
     alt_probs = np.zeros((len(owner), probs.shape[1]), dtype=np.float32)
     if pre.ok.any():
         alt_probs[pre.ok] = model.predict(pre.flux[pre.ok])
+    at = np.searchsorted(rows, owner)  # rows is sorted: each alternative's place among them
     total = probs[rows].astype(np.float64)
     norm = np.ones(len(rows))
-    index = {j: k for k, j in enumerate(rows)}
-    for o, w, pa in zip(owner, weights, alt_probs):
-        total[index[o]] += w * pa
-        norm[index[o]] += w
+    np.add.at(total, at, weights[:, None] * alt_probs)
+    np.add.at(norm, at, weights)
     probs[rows] = (total / norm[:, None]).astype(np.float32)
 
 
