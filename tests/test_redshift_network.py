@@ -160,7 +160,10 @@ def test_classify_without_z_averages_over_the_posteriors_peaks():
     at = {z: clf.classify(moved, redshift=z, probabilities=True, rlap=False)[0].probabilities
           for z in (r.redshift, z_alt)}
     np.testing.assert_allclose(r.probabilities, (at[r.redshift] + w * at[z_alt]) / (1 + w), atol=1e-6)
+    assert r.redshift_alternatives == ((z_alt, w),)
+    assert r.to_dict()["redshift_alternatives"] == [{"redshift": z_alt, "weight": w}]
     one = Classifier(redshift_model=_fixed_posterior_model(_Posterior([0.3], 0.012).p[0]))
     r1 = one.classify(moved, probabilities=True, rlap=False)[0]
     np.testing.assert_allclose(r1.probabilities, one.classify(moved, redshift=r1.redshift, probabilities=True,
                                                               rlap=False)[0].probabilities, atol=1e-6)
+    assert r1.redshift_alternatives == () and "redshift_alternatives" not in r1.to_dict()

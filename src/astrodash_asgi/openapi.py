@@ -96,6 +96,9 @@ COMPONENTS = {"schemas": {
                                                "rlap": _NUM}},
     "Result": {"type": "object", "properties": {
         "name": _STR, "redshift": _NUM, "redshift_source": _STR, "redshift_error": _NUM, "model": _STR,
+        "redshift_alternatives": {"type": "array", "description": "estimated redshifts only: other peaks of the "
+                                  "redshift posterior (weight relative to the estimate's), averaged over",
+                                  "items": {"type": "object", "properties": {"redshift": _NUM, "weight": _NUM}}},
         "model_type": _STR, "model_id": _STR,
         "spectrum": {"type": "object", "properties": {"x": {"type": "array", "items": _NUM},
                                                       "y": {"type": "array", "items": _NUM}, "redshift": _NUM}},

@@ -231,6 +231,7 @@ class Classifier:
                 else:
                     results[i] = self._result(spec, model, probs[j], pre, j, z, z_source, z_err, top_n,
                                               probabilities, include_spectrum)
+                    results[i].redshift_alternatives = tuple(alternatives.get(j, ()))
                     classified.append((j, results[i]))
             if bank is not None and classified:
                 _add_rlap(pre, bank, classified)

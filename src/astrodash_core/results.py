@@ -51,6 +51,9 @@ class Classification:
     redshift: float | None = None
     redshift_source: str | None = None  # "given" or "estimated"
     redshift_error: float | None = None
+    #: for an estimated redshift, the other redshifts its posterior allows: ((z, weight), ...) with weights
+    #: relative to the estimate's peak; the class probabilities are averaged over them (see ``classify``)
+    redshift_alternatives: tuple = ()
     model: str | None = None
     matches: list[Match] = field(default_factory=list)
     best_match: BestMatch | None = None
@@ -70,6 +73,9 @@ class Classification:
         d: dict[str, Any] = {"name": self.name, "redshift": _num(self.redshift),
                              "redshift_source": self.redshift_source, "redshift_error": _num(self.redshift_error),
                              "model": self.model}
+        if self.redshift_alternatives:
+            d["redshift_alternatives"] = [{"redshift": float(z), "weight": float(w)}
+                                          for z, w in self.redshift_alternatives]
         if self.error is not None:
             d["error"] = self.error
             return d
