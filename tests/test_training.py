@@ -84,11 +84,19 @@ def test_folds_hold_every_object_out_once_stratified_by_subtype():
     assert fold_objects(templates, 5, seed=1) == fold and fold_objects(templates, 5, seed=2) != fold
 
 
-def test_tiny_cross_validation_predicts_every_object_once(tmp_path):
-    from astrodash_core.training.crossval import cross_validate, format_cross_validation
+@pytest.fixture(scope="module")
+def tiny_cv():
+    """One tiny real 2-fold cross-validation, shared by the tests below."""
+    from astrodash_core.training.crossval import cross_validate
 
-    r = cross_validate("known-z", folds=2, seed=3, data=_data_root(), epochs=1, examples_per_epoch=256,
-                       log=lambda *a: None)
+    return cross_validate("known-z", folds=2, seed=3, data=_data_root(), epochs=1, examples_per_epoch=256,
+                          log=lambda *a: None)
+
+
+def test_tiny_cross_validation_predicts_every_object_once(tiny_cv):
+    from astrodash_core.training.crossval import format_cross_validation
+
+    r = tiny_cv
     assert r["clean"]["n"] > 3000 and r["clean"]["by_object"]["subtype"]["n_objects"] == r["n_objects"]
     assert len(r["per_fold"]) == 2 and "threshold" in r["reliability"]
     text = format_cross_validation(r)
@@ -98,12 +106,11 @@ def test_tiny_cross_validation_predicts_every_object_once(tmp_path):
     assert format_cross_validation(json.loads(json.dumps(r))) == text  # --json / --from-json round trip
 
 
-def test_cross_validated_threshold_goes_into_a_model_of_the_same_split(tmp_path):
-    from astrodash_core.training.crossval import apply_threshold, cross_validate
+def test_cross_validated_threshold_goes_into_a_model_of_the_same_split(tmp_path, tiny_cv):
+    from astrodash_core.training.crossval import apply_threshold
     from astrodash_core.training.run import run_training
 
-    r = cross_validate("known-z", folds=2, seed=3, data=_data_root(), epochs=1, examples_per_epoch=256,
-                       log=lambda *a: None)
+    r = tiny_cv
     o = r["reliability_outside_test"]
     assert o["objects"] == r["n_objects"] - len(r["test_objects"]) and 0 < o["coverage"] <= 1
     same, other = tmp_path / "same.npz", tmp_path / "other.npz"

@@ -198,7 +198,7 @@ class Augmenter:
         out = (p.flux[ok], np.array([t.label for t in templates])[ok], z_true[ok])
         if return_ranges:
             out += (p.lo[ok], p.hi[ok])
-        return (*out, _objects(templates, ok)) if return_objects else out
+        return (*out, objects_of(templates, ok)) if return_objects else out
 
     def clean(self, templates: list[TemplateSpectrum], return_objects: bool = False):
         """Every template as it is, in the rest frame (evaluation): (X, y, z=0[, objects])."""
@@ -206,10 +206,10 @@ class Augmenter:
                        settings=self.settings, on_error="collect")
         ok = p.ok
         out = p.flux[ok], np.array([t.label for t in templates])[ok], np.zeros(int(ok.sum()))
-        return (*out, _objects(templates, ok)) if return_objects else out
+        return (*out, objects_of(templates, ok)) if return_objects else out
 
 
-def _objects(templates: list[TemplateSpectrum], ok: np.ndarray) -> np.ndarray:
+def objects_of(templates: list[TemplateSpectrum], ok: np.ndarray) -> np.ndarray:
     """The object of every template kept by the mask ``ok`` (for per-object statistics)."""
     return np.array([t.object for t in templates], dtype=object)[ok]
 

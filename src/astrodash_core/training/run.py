@@ -11,7 +11,7 @@ import numpy as np
 from .. import interpret, labels
 from ..nn import DEFAULT_ARCHITECTURE
 from ..preprocess import PreprocessSettings
-from .augment import DEGRADED, REDSHIFT_SURVEY, AugmentConfig, Augmenter, balanced_weights
+from .augment import DEGRADED, REDSHIFT_SURVEY, AugmentConfig, Augmenter, balanced_weights, objects_of
 from .evaluation import metrics, redshift_metrics
 from .templates_data import find_data_root, load_galaxies, load_templates, split_objects
 
@@ -88,8 +88,6 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
         log(f"refit on train + validation objects: {len({t.object for t in train + val})} objects")
         model, refit_history = fit(train + val, "last")
         epochs_log = {"epochs_without_validation_objects": history, "epochs": refit_history}
-    model.provenance = {} if reliability is None else {"reliability": reliability}  # the flag the test measures
-    evaluation = evaluate_model(model, test, aug, seed)
     model.provenance = {
         "name": f"{arch_name}-{variant}",
         "architecture": arch_name,
@@ -104,14 +102,14 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
         "members": members,
         **epochs_log,
         "validation": validation,
-        "test": evaluation,
-        "train_wall_time_s": round(time.time() - t0, 1),
     }
     if refit:
         model.provenance["validation_note"] = ("validation metrics and reliability threshold are those of the same "
                                                "recipe fitted without the validation objects")
     if reliability is not None:
-        model.provenance["reliability"] = reliability
+        model.provenance["reliability"] = reliability  # before the test, which measures the flag
+    model.provenance["test"] = evaluate_model(model, test, aug, seed)
+    model.provenance["train_wall_time_s"] = round(time.time() - t0, 1)
     model.name = model.provenance["name"]  # the model was built before its provenance (and name) existed
     model.save(out)
     log(f"wrote {out} ({Path(out).stat().st_size / 1e6:.1f} MB) in {time.time() - t0:.0f} s")
@@ -220,7 +218,7 @@ def evaluate_pipeline(known_model, agnostic_model, test, aug: Augmenter, seed: i
     ok = np.array([r.error is None and r.probabilities is not None for r in results])
     probs = np.array([r.probabilities for r, k in zip(results, ok) if k]).reshape(-1, labels.N_CLASSES)
     y = np.array([t.label for t in test])[ok]
-    objects = np.array([t.object for t in test], dtype=object)[ok]
+    objects = objects_of(test, ok)
     out = metrics(probs, y, objects)
     out["conditions"] = degradation.describe() + "; no redshift given: classify's own estimate"
     out["redshift"] = redshift_metrics(np.array([r.redshift for r, k in zip(results, ok) if k], dtype=float), z_true[ok],
