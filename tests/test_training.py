@@ -106,6 +106,37 @@ def test_tiny_cross_validation_predicts_every_object_once(tiny_cv):
     assert format_cross_validation(json.loads(json.dumps(r))) == text  # --json / --from-json round trip
 
 
+def test_redshift_breakdown_counts_misses_by_subtype_and_object():
+    from astrodash_core import labels
+    from astrodash_core.training.crossval import redshift_breakdown
+
+    ia, ic = labels.class_index("Ia-norm", 0.0), labels.class_index("Ic-broad", 0.0)
+    z = np.full(6, 0.3)
+    z_hat = z + np.array([0.0, 0.019, 0.021, 0.05, -0.03, 0.0])
+    y = np.array([ia, ia, ia, ic, ic, ic])
+    objects = ["a", "a", "b", "c", "c", "d"]
+    r = redshift_breakdown(z_hat, z, y, objects)
+    assert r["misses"] == 3
+    assert r["by_subtype"]["Ia-norm"] == {"n": 3, "within_0.02": pytest.approx(2 / 3)}
+    assert r["by_subtype"]["Ic-broad"]["within_0.02"] == pytest.approx(1 / 3)
+    assert r["worst_objects"] == [{"object": "c", "misses": 2, "n": 2}, {"object": "b", "misses": 1, "n": 1}]
+
+
+def test_tiny_redshift_cross_validation_reads_every_held_out_object():
+    from astrodash_core.training.crossval import apply_threshold, cross_validate, format_cross_validation
+
+    r = cross_validate("redshift", folds=2, seed=3, data=_data_root(), epochs=1, examples_per_epoch=256,
+                       log=lambda *a: None)
+    survey = r["redshift_survey"]
+    assert r["epochs"] == 1 and len(r["per_fold"]) == 2
+    assert survey["redshift"]["by_object"]["within_0.02"]["n_objects"] == r["n_objects"]
+    assert sum(v["n"] for v in survey["by_subtype"].values()) == survey["redshift"]["n"] > 3000
+    text = format_cross_validation(r)
+    assert "redshift: 2-fold cross-validation by object" in text and "| Ic-broad |" in text
+    with pytest.raises(ValueError, match="calibrates no reliable flag"):
+        apply_threshold("unused.npz", r)
+
+
 def test_cross_validated_threshold_goes_into_a_model_of_the_same_split(tmp_path, tiny_cv):
     from astrodash_core.training.crossval import apply_threshold
     from astrodash_core.training.run import run_training

@@ -285,10 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cross-validate", help="the training recipe's accuracy with every object held out once "
                                               "(K trainings; needs the train extra)")
-    p.add_argument("--variant", choices=("known-z", "agnostic"), default="known-z")
+    p.add_argument("--variant", choices=VARIANTS, default="known-z")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=18)
+    p.add_argument("--epochs", type=int, help="default: the shipped recipe's (18 for the classifiers, 30 for redshift)")
     p.add_argument("--examples", type=int, default=40000, help="augmented examples per epoch")
     p.add_argument("--data", help="template folder")
     p.add_argument("--json", metavar="FILE", help="also write the full result (per fold, confusion) as JSON")

@@ -5,6 +5,10 @@ cross-validation by object trains the recipe K times, each time on all objects b
 number of epochs, as the shipped refitted models are trained: no epoch is chosen on held-out data), and
 predicts the held-out fold clean and degraded.  The out-of-fold predictions of all ~400 objects give the
 accuracies (with intervals over objects) and a reliability threshold calibrated on all of them.
+
+The redshift model is cross-validated the same way: each fold's network reads the redshifts of its held-out
+objects observed under the redshift target's conditions and the degraded ones; the pooled errors give the
+share within 0.02 over every object, by subtype, and the objects it misses most.
 """
 from __future__ import annotations
 
@@ -12,14 +16,17 @@ import time
 
 import numpy as np
 
-from .. import interpret
+from .. import interpret, labels
 from ..nn import DEFAULT_ARCHITECTURE
-from .augment import DEGRADED, Augmenter
-from .evaluation import format_report, metrics
+from .augment import DEGRADED, REDSHIFT_SURVEY, Augmenter
+from .evaluation import _interval, format_report, metrics, redshift_metrics
 from .run import fit_recipe
 from .templates_data import find_data_root, load_galaxies, load_templates, objects_by_subtype, split_objects
 
 CLASS_VARIANTS = ("known-z", "agnostic")
+VARIANTS = (*CLASS_VARIANTS, "redshift")
+#: The shipped recipes' epochs (what ``astrodash train`` was run with for each variant).
+EPOCHS = {"known-z": 18, "agnostic": 18, "redshift": 30}
 
 
 def fold_objects(templates, folds: int, seed: int) -> dict[str, int]:
@@ -37,18 +44,32 @@ def fold_objects(templates, folds: int, seed: int) -> dict[str, int]:
     return fold
 
 
-def cross_validate(variant: str = "known-z", *, folds: int = 5, seed: int = 0, data=None, epochs: int = 18,
+def cross_validate(variant: str = "known-z", *, folds: int = 5, seed: int = 0, data=None, epochs: int | None = None,
                    examples_per_epoch: int = 40000, arch_name: str = DEFAULT_ARCHITECTURE,
                    time_budget_s: float = 3000, log=print) -> dict:
-    """Out-of-fold metrics of the recipe for ``variant`` (a classifier): ``{"clean", "degraded", "folds",
-    "reliability", ...}``; see the module docstring."""
-    if variant not in CLASS_VARIANTS:
-        raise ValueError(f"cross-validation measures the classifiers {CLASS_VARIANTS}, not {variant!r}")
+    """Out-of-fold metrics of the recipe for ``variant``: for a classifier ``{"clean", "degraded", "per_fold",
+    "reliability", ...}``, for the redshift model ``{"redshift_survey", "degraded", "per_fold", ...}``; see the
+    module docstring.  ``epochs`` defaults to the shipped recipe's (:data:`EPOCHS`)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"cross-validation measures the models {VARIANTS}, not {variant!r}")
+    epochs = epochs or EPOCHS[variant]
     t0 = time.time()
     root = find_data_root(data)
     templates = load_templates(root, log)
     aug = Augmenter(load_galaxies(root), variant)
     fold_of = fold_objects(templates, folds, seed)
+    recipe = dict(seed=seed, folds=folds, epochs=epochs, examples_per_epoch=examples_per_epoch,
+                  time_budget_s=time_budget_s, arch_name=arch_name, log=log)
+    if variant == "redshift":
+        out = _cross_validate_redshift(templates, aug, fold_of, **recipe)
+    else:
+        out = _cross_validate_classes(variant, templates, aug, fold_of, **recipe)
+    out["wall_time_s"] = round(time.time() - t0, 1)
+    return out
+
+
+def _cross_validate_classes(variant, templates, aug, fold_of, *, seed, folds, epochs, examples_per_epoch,
+                            time_budget_s, arch_name, log) -> dict:
     pooled = {"clean": [], "degraded": []}
     per_fold = []
     for k in range(folds):
@@ -84,12 +105,66 @@ def cross_validate(variant: str = "known-z", *, folds: int = 5, seed: int = 0, d
             out["reliability_outside_test"] = {**interpret.calibrate_threshold(probs[keep], y[keep]),
                                                "objects": len(set(objects[keep]))}
             out["test_objects"] = sorted(test_objects)
-    out["wall_time_s"] = round(time.time() - t0, 1)
     return out
+
+
+#: The redshift model's conditions, as ``astrodash evaluate`` measures it.
+REDSHIFT_CONDITIONS = {"redshift_survey": REDSHIFT_SURVEY, "degraded": DEGRADED}
+
+
+def _cross_validate_redshift(templates, aug, fold_of, *, seed, folds, epochs, examples_per_epoch, time_budget_s,
+                             arch_name, log) -> dict:
+    from ..redshift import network_redshifts
+
+    pooled = {key: [] for key in REDSHIFT_CONDITIONS}
+    per_fold = []
+    for k in range(folds):
+        held = [t for t in templates if fold_of[t.object] == k]
+        train = [t for t in templates if fold_of[t.object] != k]
+        log(f"fold {k + 1} of {folds}: training on {len({t.object for t in train})} objects, "
+            f"holding out {len({t.object for t in held})} ({len(held)} spectra)")
+        sets = {key: aug.degraded(held, np.random.default_rng([seed, 20_000, k, i]), d, return_objects=True)
+                for i, (key, d) in enumerate(REDSHIFT_CONDITIONS.items())}
+        X, _, z, _ = sets["redshift_survey"]  # watched only (select="last")
+        model, _ = fit_recipe("redshift", train, aug, X, z, seed=seed + k, epochs=epochs,
+                              examples_per_epoch=examples_per_epoch, time_budget_s=time_budget_s,
+                              arch_name=arch_name, members=1, select="last", log=log)
+        fold = {}
+        for key, (Xc, yc, zc, objects) in sets.items():
+            z_hat = network_redshifts(model, Xc)[0]
+            pooled[key].append((z_hat, zc, yc, objects))
+            fold[key] = redshift_metrics(z_hat, zc)
+        per_fold.append(fold)
+    out = {"variant": "redshift", "folds": folds, "seed": seed, "epochs": epochs, "architecture": arch_name,
+           "n_objects": len(fold_of), "per_fold": per_fold}
+    for key, parts in pooled.items():
+        z_hat, z, y, objects = (np.concatenate([p[i] for p in parts]) for i in range(4))
+        out[key] = {"conditions": REDSHIFT_CONDITIONS[key].describe(),
+                    "redshift": redshift_metrics(z_hat, z, objects),
+                    **redshift_breakdown(z_hat, z, y, objects)}
+    return out
+
+
+def redshift_breakdown(z_hat, z, y, objects, worst: int = 10) -> dict:
+    """Where redshifts more than 0.02 off come from: the share within 0.02 for each subtype, and the ``worst``
+    objects by number of such misses (with their spectra count)."""
+    miss = np.abs(np.asarray(z_hat) - np.asarray(z)) > 0.02
+    sub = np.asarray(y) // labels.N_AGE_BINS
+    by_subtype = {labels.SN_TYPES[s]: {"n": int((sub == s).sum()), "within_0.02": float(1 - miss[sub == s].mean())}
+                  for s in np.unique(sub)}
+    names, inv = np.unique(np.asarray(objects, dtype=str), return_inverse=True)
+    misses, total = np.bincount(inv, weights=miss.astype(float)), np.bincount(inv)
+    order = np.argsort(-misses, kind="stable")[:worst]
+    return {"by_subtype": by_subtype,
+            "worst_objects": [{"object": str(names[i]), "misses": int(misses[i]), "n": int(total[i])}
+                              for i in order if misses[i] > 0],
+            "misses": int(miss.sum())}
 
 
 def format_cross_validation(result: dict) -> str:
     """Markdown: the pooled out-of-fold reports, then each fold's accuracies."""
+    if result["variant"] == "redshift":
+        return _format_redshift(result)
     lines = [f"## {result['variant']}: {result['folds']}-fold cross-validation by object "
              f"({result['n_objects']} objects, seed {result['seed']}, {result['epochs']} epochs, "
              f"{result['architecture']})", ""]
@@ -114,6 +189,8 @@ def apply_threshold(model_path, result: dict) -> dict:
     Refused unless the model holds out the same test objects and is of the cross-validated variant."""
     from ..models import Model
 
+    if result["variant"] not in CLASS_VARIANTS:
+        raise ValueError(f"a {result['variant']} cross-validation calibrates no reliable flag")
     model = Model.load(model_path)
     if model.variant != result["variant"]:
         raise ValueError(f"{model_path} is a {model.variant} model; the cross-validation is of {result['variant']}")
@@ -127,3 +204,25 @@ def apply_threshold(model_path, result: dict) -> dict:
     model.provenance["reliability"] = entry
     model.save(model_path)
     return entry
+
+
+def _format_redshift(result: dict) -> str:
+    lines = [f"## redshift: {result['folds']}-fold cross-validation by object ({result['n_objects']} objects, seed "
+             f"{result['seed']}, {result['epochs']} epochs, {result['architecture']})", "",
+             "| out of fold | n | median abs(dz) | within 0.005 | within 0.02 | 95th percentile abs(dz) |",
+             "|---|---|---|---|---|---|"]
+    for key in REDSHIFT_CONDITIONS:
+        m, r = result[key], result[key]["redshift"]
+        lines.append(f"| {m['conditions']} | {r['n']} | {r['median_abs_dz']:.4f} | {100 * r['within_0.005']:.1f} % | "
+                     f"{100 * r['within_0.02']:.1f} %{_interval(r, 'within_0.02')} | {r['p95_abs_dz']:.3f} |")
+    survey = result["redshift_survey"]
+    lines += ["", f"Redshift-target conditions, within 0.02 by subtype ({survey['misses']} spectra more than 0.02 off):",
+              "", "| subtype | spectra | within 0.02 |", "|---|---|---|"]
+    lines += [f"| {t} | {v['n']} | {100 * v['within_0.02']:.1f} % |" for t, v in survey["by_subtype"].items()]
+    lines += ["", "Objects with the most spectra more than 0.02 off: " + ", ".join(
+        f"{w['object']} {w['misses']}/{w['n']}" for w in survey["worst_objects"]) + ".", "",
+              "| fold | survey median abs(dz) | survey within 0.02 | degraded within 0.02 |", "|---|---|---|---|"]
+    for k, f in enumerate(result["per_fold"]):
+        lines.append(f"| {k + 1} | {f['redshift_survey']['median_abs_dz']:.4f} | "
+                     f"{100 * f['redshift_survey']['within_0.02']:.1f} % | {100 * f['degraded']['within_0.02']:.1f} % |")
+    return "\n".join(lines) + "\n"
