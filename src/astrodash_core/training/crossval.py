@@ -68,15 +68,21 @@ def cross_validate(variant: str = "known-z", *, folds: int = 5, seed: int = 0, d
     return out
 
 
-def _cross_validate_classes(variant, templates, aug, fold_of, *, seed, folds, epochs, examples_per_epoch,
-                            time_budget_s, arch_name, log) -> dict:
-    pooled = {"clean": [], "degraded": []}
-    per_fold = []
+def _folds(templates, fold_of: dict[str, int], folds: int, log):
+    """(k, training templates, held-out templates) for each fold."""
     for k in range(folds):
         held = [t for t in templates if fold_of[t.object] == k]
         train = [t for t in templates if fold_of[t.object] != k]
         log(f"fold {k + 1} of {folds}: training on {len({t.object for t in train})} objects, "
             f"holding out {len({t.object for t in held})} ({len(held)} spectra)")
+        yield k, train, held
+
+
+def _cross_validate_classes(variant, templates, aug, fold_of, *, seed, folds, epochs, examples_per_epoch,
+                            time_budget_s, arch_name, log) -> dict:
+    pooled = {"clean": [], "degraded": []}
+    per_fold = []
+    for k, train, held in _folds(templates, fold_of, folds, log):
         X, y, _, objects = aug.clean(held, return_objects=True)
         # the held-out fold is only watched, never used to pick an epoch (select="last")
         model, _ = fit_recipe(variant, train, aug, X, y, seed=seed + k, epochs=epochs,
@@ -118,11 +124,7 @@ def _cross_validate_redshift(templates, aug, fold_of, *, seed, folds, epochs, ex
 
     pooled = {key: [] for key in REDSHIFT_CONDITIONS}
     per_fold = []
-    for k in range(folds):
-        held = [t for t in templates if fold_of[t.object] == k]
-        train = [t for t in templates if fold_of[t.object] != k]
-        log(f"fold {k + 1} of {folds}: training on {len({t.object for t in train})} objects, "
-            f"holding out {len({t.object for t in held})} ({len(held)} spectra)")
+    for k, train, held in _folds(templates, fold_of, folds, log):
         sets = {key: aug.degraded(held, np.random.default_rng([seed, 20_000, k, i]), d, return_objects=True)
                 for i, (key, d) in enumerate(REDSHIFT_CONDITIONS.items())}
         X, _, z, _ = sets["redshift_survey"]  # watched only (select="last")
