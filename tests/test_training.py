@@ -63,6 +63,52 @@ def test_refit_trains_on_validation_objects_too_and_keeps_the_first_runs_calibra
     assert len(m.provenance["epochs"]) == 2 and len(m.provenance["epochs_without_validation_objects"]) == 2
 
 
+def test_unlabelled_spectra_are_outside_the_label_space_and_new_superfit_objects_only():
+    from astrodash_core.training.templates_data import _age_from_name, load_templates, load_unlabelled
+
+    root = _data_root()
+    labelled = load_templates(root, log=lambda *a: None)
+    extra = load_unlabelled(root, log=lambda *a: None)
+    known = {t.object for t in labelled}
+    assert extra and all(t.label == -1 for t in extra)
+    snid_old = [t for t in extra if t.object in known]
+    assert snid_old and all(t.age < -20 or t.age > 50 for t in snid_old)   # the epochs the classifiers skip
+    superfit = [t for t in extra if t.object not in known and t.sn_type != "SLSN"]
+    assert superfit and not any(t.name.startswith("theory") for t in superfit)
+    assert sum(t.sn_type == "SLSN" for t in extra) == 124
+    read = [t for t in extra if t.object not in known]                 # two-column files: no-data zeros dropped
+    assert all(np.all(np.diff(t.wave) > 0) and np.all(t.flux != 0) for t in read)
+    assert (_age_from_name("sn1994D.m05"), _age_from_name("sn1981b.p17"), _age_from_name("sn1981b.max")) == (-5, 17, 0)
+    assert np.isnan(_age_from_name("sn1997dq.u61"))
+
+
+def test_redshift_refit_with_unlabelled_spectra_never_sees_a_test_object(tmp_path):
+    from astrodash_core.training import run as run_mod
+
+    fitted_on = []
+    real_fit = run_mod.balanced_weights
+
+    def spy(objects, *args):
+        fitted_on.append(objects)
+        return real_fit(objects, *args)
+
+    out = tmp_path / "z.npz"
+    try:
+        run_mod.balanced_weights = spy
+        run_mod.run_training("redshift", out, seed=3, data=_data_root(), epochs=1, examples_per_epoch=256,
+                             val_per_spectrum=1, refit=True, unlabelled=True, log=lambda *a: None)
+    finally:
+        run_mod.balanced_weights = real_fit
+    m = Model.load(out)
+    val, test = set(m.provenance["split"]["val"]), set(m.provenance["split"]["test"])
+    first, refit = ({t.object for t in f} for f in fitted_on)
+    assert not (first | refit) & test and not first & val and val <= refit
+    assert sum(t.label < 0 for t in fitted_on[0]) > 500                # the unlabelled spectra are trained on
+    assert m.provenance["unlabelled_spectra"]["spectra"] == sum(t.label < 0 for t in fitted_on[1])
+    with pytest.raises(ValueError, match="only train the redshift model"):
+        run_mod.prepare("known-z", 3, _data_root(), lambda *a: None, unlabelled=True)
+
+
 def test_folds_hold_every_object_out_once_stratified_by_subtype():
     from astrodash_core.training.crossval import fold_objects
     from astrodash_core.training.templates_data import load_templates

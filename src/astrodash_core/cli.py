@@ -174,7 +174,7 @@ def cmd_train(args) -> int:
 
     run_training(args.variant, args.out, seed=args.seed, data=args.data, epochs=args.epochs,
                  examples_per_epoch=args.examples, time_budget_s=args.time_budget, arch_name=args.arch,
-                 members=args.members, refit=args.refit)
+                 members=args.members, refit=args.refit, unlabelled=args.unlabelled)
     return 0
 
 
@@ -188,7 +188,7 @@ def cmd_cross_validate(args) -> int:
             result = json.load(fh)
     else:
         result = cross_validate(args.variant, folds=args.folds, seed=args.seed, data=args.data, epochs=args.epochs,
-                                examples_per_epoch=args.examples)
+                                examples_per_epoch=args.examples, unlabelled=args.unlabelled)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(result, fh, indent=1)
@@ -232,6 +232,10 @@ def cmd_serve(args) -> int:
 
     serve(host=args.host, port=args.port, workers=args.workers)
     return 0
+
+
+UNLABELLED_HELP = ("redshift model: also train on spectra outside the label space (SNID epochs outside the age bins, "
+                   "SLSN/, Superfit sne/ objects the SNID set lacks)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -281,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refit", action="store_true",
                    help="after the run that is validated and calibrated, train again on training + validation "
                         "objects and write that model (test objects stay held out)")
+    p.add_argument("--unlabelled", action="store_true", help=UNLABELLED_HELP)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("cross-validate", help="the training recipe's accuracy with every object held out once "
@@ -296,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibrate", nargs="+", metavar="MODEL",
                    help="write the threshold calibrated out of fold (objects outside the test split) into these "
                         "model files, which must hold out that split's test objects")
+    p.add_argument("--unlabelled", action="store_true", help=UNLABELLED_HELP)
     p.set_defaults(func=cmd_cross_validate)
 
     p = sub.add_parser("evaluate", help="accuracy on held-out objects, clean and degraded")

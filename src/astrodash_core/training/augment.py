@@ -161,7 +161,7 @@ class Augmenter:
             for i in part:
                 cond = self._conditions(rng)
                 t = templates[i]
-                if c.p_blend > 0 and rng.random() < c.p_blend:
+                if c.p_blend > 0 and t.label >= 0 and rng.random() < c.p_blend:  # unlabelled: no class to blend within
                     others = [k for k in same_class[t.label] if templates[k].object != t.object]
                     if others:
                         t = blend(t, templates[others[rng.integers(len(others))]], rng.uniform(0, c.blend_max))

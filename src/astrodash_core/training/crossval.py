@@ -20,8 +20,9 @@ from .. import interpret, labels
 from ..nn import DEFAULT_ARCHITECTURE
 from .augment import DEGRADED, REDSHIFT_SURVEY, Augmenter
 from .evaluation import _interval, format_report, metrics, redshift_metrics
-from .run import fit_recipe
-from .templates_data import find_data_root, load_galaxies, load_templates, objects_by_subtype, split_objects
+from .run import fit_recipe, unlabelled_provenance
+from .templates_data import (find_data_root, load_galaxies, load_templates, load_unlabelled, objects_by_subtype,
+                             split_objects)
 
 CLASS_VARIANTS = ("known-z", "agnostic")
 VARIANTS = (*CLASS_VARIANTS, "redshift")
@@ -46,12 +47,16 @@ def fold_objects(templates, folds: int, seed: int) -> dict[str, int]:
 
 def cross_validate(variant: str = "known-z", *, folds: int = 5, seed: int = 0, data=None, epochs: int | None = None,
                    examples_per_epoch: int = 40000, arch_name: str = DEFAULT_ARCHITECTURE,
-                   time_budget_s: float = 3000, log=print) -> dict:
+                   time_budget_s: float = 3000, unlabelled: bool = False, log=print) -> dict:
     """Out-of-fold metrics of the recipe for ``variant``: for a classifier ``{"clean", "degraded", "per_fold",
     "reliability", ...}``, for the redshift model ``{"redshift_survey", "degraded", "per_fold", ...}``; see the
-    module docstring.  ``epochs`` defaults to the shipped recipe's (:data:`EPOCHS`)."""
+    module docstring.  ``epochs`` defaults to the shipped recipe's (:data:`EPOCHS`).  ``unlabelled`` (redshift):
+    each fold also trains on the spectra outside the label space of its training objects and of the objects the
+    labelled templates lack (never on those of a held-out object)."""
     if variant not in VARIANTS:
         raise ValueError(f"cross-validation measures the models {VARIANTS}, not {variant!r}")
+    if unlabelled and variant != "redshift":
+        raise ValueError("spectra without class labels can only train the redshift model")
     epochs = epochs or EPOCHS[variant]
     t0 = time.time()
     root = find_data_root(data)
@@ -61,7 +66,10 @@ def cross_validate(variant: str = "known-z", *, folds: int = 5, seed: int = 0, d
     recipe = dict(seed=seed, folds=folds, epochs=epochs, examples_per_epoch=examples_per_epoch,
                   time_budget_s=time_budget_s, arch_name=arch_name, log=log)
     if variant == "redshift":
-        out = _cross_validate_redshift(templates, aug, fold_of, **recipe)
+        extra = load_unlabelled(root, log) if unlabelled else []
+        out = _cross_validate_redshift(templates, aug, fold_of, extra, **recipe)
+        if unlabelled:
+            out["unlabelled_spectra"] = unlabelled_provenance(extra)
     else:
         out = _cross_validate_classes(variant, templates, aug, fold_of, **recipe)
     out["wall_time_s"] = round(time.time() - t0, 1)
@@ -118,7 +126,7 @@ def _cross_validate_classes(variant, templates, aug, fold_of, *, seed, folds, ep
 REDSHIFT_CONDITIONS = {"redshift_survey": REDSHIFT_SURVEY, "degraded": DEGRADED}
 
 
-def _cross_validate_redshift(templates, aug, fold_of, *, seed, folds, epochs, examples_per_epoch, time_budget_s,
+def _cross_validate_redshift(templates, aug, fold_of, extra, *, seed, folds, epochs, examples_per_epoch, time_budget_s,
                              arch_name, log) -> dict:
     from ..redshift import network_redshifts
 
@@ -128,6 +136,7 @@ def _cross_validate_redshift(templates, aug, fold_of, *, seed, folds, epochs, ex
         sets = {key: aug.degraded(held, np.random.default_rng([seed, 20_000, k, i]), d, return_objects=True)
                 for i, (key, d) in enumerate(REDSHIFT_CONDITIONS.items())}
         X, _, z, _ = sets["redshift_survey"]  # watched only (select="last")
+        train += [t for t in extra if fold_of.get(t.object, -1) != k]
         model, _ = fit_recipe("redshift", train, aug, X, z, seed=seed + k, epochs=epochs,
                               examples_per_epoch=examples_per_epoch, time_budget_s=time_budget_s,
                               arch_name=arch_name, members=1, select="last", log=log)
@@ -209,8 +218,11 @@ def apply_threshold(model_path, result: dict) -> dict:
 
 
 def _format_redshift(result: dict) -> str:
+    extra = result.get("unlabelled_spectra")
     lines = [f"## redshift: {result['folds']}-fold cross-validation by object ({result['n_objects']} objects, seed "
-             f"{result['seed']}, {result['epochs']} epochs, {result['architecture']})", "",
+             f"{result['seed']}, {result['epochs']} epochs, {result['architecture']}"
+             + (f"; also trained on up to {extra['spectra']} unlabelled spectra of {extra['objects']} objects" if extra
+                else "") + ")", "",
              "| out of fold | n | median abs(dz) | within 0.005 | within 0.02 | 95th percentile abs(dz) |",
              "|---|---|---|---|---|---|"]
     for key in REDSHIFT_CONDITIONS:

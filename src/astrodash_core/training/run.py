@@ -13,7 +13,7 @@ from ..nn import DEFAULT_ARCHITECTURE
 from ..preprocess import PreprocessSettings
 from .augment import DEGRADED, REDSHIFT_SURVEY, AugmentConfig, Augmenter, balanced_weights, objects_of
 from .evaluation import metrics, redshift_metrics
-from .templates_data import find_data_root, load_galaxies, load_templates, split_objects
+from .templates_data import find_data_root, load_galaxies, load_templates, load_unlabelled, split_objects
 
 DATA_DESCRIPTION = ("SNID templates (Blondin & Tonry 2007; Liu & Modjaz 2016; BSNIP, Silverman et al. 2012) "
                     "as gathered by DASH (Muthukrishna et al. 2019); Superfit host galaxies (Howell et al. 2005; "
@@ -28,12 +28,24 @@ def _commit() -> str:
         return "unknown"
 
 
-def prepare(variant: str, seed: int, data=None, log=print, config: AugmentConfig | None = None):
-    """Templates split by object, and an augmenter for ``variant``."""
+def prepare(variant: str, seed: int, data=None, log=print, config: AugmentConfig | None = None,
+            unlabelled: bool = False):
+    """Templates split by object, and an augmenter for ``variant``.
+
+    ``unlabelled`` (the redshift model only): also the spectra outside the label space
+    (:func:`~.templates_data.load_unlabelled`) as ``parts["unlabelled_train"]`` / ``["unlabelled_val"]``: those of
+    a split object on its side, those of objects the labelled templates lack on the training side; those of test
+    objects are left out."""
+    if unlabelled and variant != "redshift":
+        raise ValueError("spectra without class labels can only train the redshift model")
     root = find_data_root(data)
     templates = load_templates(root, log)
     side = split_objects(templates, seed)
     parts = {s: [t for t in templates if side[t.object] == s] for s in ("train", "val", "test")}
+    if unlabelled:
+        extra = load_unlabelled(root, log)
+        for s in ("train", "val"):
+            parts[f"unlabelled_{s}"] = [t for t in extra if side.get(t.object, "train") == s]
     for s, ts in parts.items():
         log(f"{s}: {len({t.object for t in ts})} objects, {len(ts)} spectra")
     return parts, Augmenter(load_galaxies(root), variant, config), side
@@ -42,7 +54,7 @@ def prepare(variant: str, seed: int, data=None, log=print, config: AugmentConfig
 def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epochs: int = 30,
                  examples_per_epoch: int = 40000, val_per_spectrum: int = 4, time_budget_s: float = 3000,
                  arch_name: str | None = None, members: int = 1, refit: bool = False,
-                 config: AugmentConfig | None = None, log=print):
+                 config: AugmentConfig | None = None, unlabelled: bool = False, log=print):
     """Train one model variant and write it to ``out``; returns the Model.
 
     ``members`` > 1 trains an ensemble: networks from different initialisations and augmented data (member 0
@@ -53,13 +65,17 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
     recorded), train the same recipe again on the training *and* validation objects, for the full number of
     epochs, and ship that.  The test objects stay held out of both; the threshold is the first run's, as the
     refitted model has no unseen validation objects left to calibrate on (the test report states the precision
-    it gives there)."""
+    it gives there).
+
+    ``unlabelled`` (redshift model): train also on the spectra outside the label space (see :func:`prepare`);
+    validation and test stay the labelled templates of their objects."""
     from .train import LOSS, REDSHIFT_LOSS
 
     t0 = time.time()
     commit = _commit()  # the code that trains, not whatever is checked out when training ends
-    parts, aug, side = prepare(variant, seed, data, log, config)
+    parts, aug, side = prepare(variant, seed, data, log, config, unlabelled)
     train, val, test = parts["train"], parts["val"], parts["test"]
+    extra_train, extra_val = parts.get("unlabelled_train", []), parts.get("unlabelled_val", [])
     reads_z = variant == "redshift"  # the target is the redshift itself, not the class
     rng = np.random.default_rng([seed, 10_000])
     X_val, y_val, z_val = aug.examples(val, np.repeat(np.arange(len(val)), val_per_spectrum), rng)
@@ -71,7 +87,7 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
     def fit(objects, select: str):
         return fit_recipe(variant, objects, aug, X_val, z_val if reads_z else y_val, select=select, **recipe)
 
-    model, history = fit(train, "best")
+    model, history = fit(train + extra_train, "best")
     if reads_z:
         from ..redshift import network_redshifts
 
@@ -86,7 +102,7 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
     epochs_log = {"epochs": history}
     if refit:
         log(f"refit on train + validation objects: {len({t.object for t in train + val})} objects")
-        model, refit_history = fit(train + val, "last")
+        model, refit_history = fit(train + val + extra_train + extra_val, "last")
         epochs_log = {"epochs_without_validation_objects": history, "epochs": refit_history}
     model.provenance = {
         "name": f"{arch_name}-{variant}",
@@ -97,6 +113,8 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "split": {s: sorted({t.object for t in parts[s]}) for s in ("val", "test")},
         "fit_on": "train+val" if refit else "train",
+        **({"unlabelled_spectra": unlabelled_provenance(extra_train + extra_val if refit else extra_train)}
+           if unlabelled else {}),
         "augmentation": aug.config.to_dict(),
         "loss": loss,
         "members": members,
@@ -114,6 +132,13 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
     model.save(out)
     log(f"wrote {out} ({Path(out).stat().st_size / 1e6:.1f} MB) in {time.time() - t0:.0f} s")
     return model
+
+
+def unlabelled_provenance(spectra) -> dict:
+    """What a model file records of the unlabelled spectra its redshift model was also trained on."""
+    return {"spectra": len(spectra), "objects": len({t.object for t in spectra}),
+            "what": "SNID epochs outside the age bins, SLSN/ spectra, Superfit sne/ spectra of objects the SNID "
+                    "templates lack"}
 
 
 def fit_recipe(variant: str, objects, aug: Augmenter, X_monitor, y_monitor, *, seed: int, epochs: int,

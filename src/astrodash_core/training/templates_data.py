@@ -82,36 +82,94 @@ def _restore_continuum(wave: np.ndarray, flat_plus_one: np.ndarray, spline: dict
     return flat_plus_one * 10.0 ** (y_at - y_at.max())
 
 
-def load_templates(root: Path, log=print) -> list[TemplateSpectrum]:
-    """Every SNID template epoch with a known subtype and an age inside the label bins."""
+def _snid_epochs(root: Path):
+    """(spectrum, subtype or None, raw type name, age, class label) of every epoch of every SNID template."""
     from ..reading import read_spectra
 
-    out: list[TemplateSpectrum] = []
-    skipped_types: dict[str, int] = {}
-    skipped_age = 0
-    files = sorted((root / SNID_DIR).glob("*.lnw"))
-    for path in files:
+    for path in sorted((root / SNID_DIR).glob("*.lnw")):
         for spec in read_spectra(path):
             meta = spec.meta
             try:
                 sn_type = labels.canonical_type(meta["sn_type"])
             except KeyError:
                 sn_type = None
-            if sn_type is None:
-                skipped_types[meta["sn_type"]] = skipped_types.get(meta["sn_type"], 0) + 1
-                continue
             age = float(meta["age"])
-            label = labels.class_index(sn_type, age)
-            if label < 0:
-                skipped_age += 1
-                continue
-            grid = (meta.get("w0", 2500.0), meta.get("w1", 10000.0), meta.get("nw", 1024))
-            flux = _restore_continuum(spec.wave, spec.flux, meta.get("spline"), grid)
-            out.append(TemplateSpectrum(object_key(meta.get("object", spec.name)), sn_type, age, label,
-                                        spec.wave, flux, spec.name))
-    log(f"templates: {len(out)} epochs of {len({t.object for t in out})} objects from {len(files)} files; "
+            yield spec, sn_type, meta["sn_type"], age, labels.class_index(sn_type, age) if sn_type else -1
+
+
+def _template(spec, sn_type: str, age: float, label: int) -> TemplateSpectrum:
+    meta = spec.meta
+    grid = (meta.get("w0", 2500.0), meta.get("w1", 10000.0), meta.get("nw", 1024))
+    flux = _restore_continuum(spec.wave, spec.flux, meta.get("spline"), grid)
+    return TemplateSpectrum(object_key(meta.get("object", spec.name)), sn_type, age, label, spec.wave, flux, spec.name)
+
+
+def load_templates(root: Path, log=print) -> list[TemplateSpectrum]:
+    """Every SNID template epoch with a known subtype and an age inside the label bins."""
+    out: list[TemplateSpectrum] = []
+    skipped_types: dict[str, int] = {}
+    skipped_age = 0
+    for spec, sn_type, raw_type, age, label in _snid_epochs(root):
+        if sn_type is None:
+            skipped_types[raw_type] = skipped_types.get(raw_type, 0) + 1
+        elif label < 0:
+            skipped_age += 1
+        else:
+            out.append(_template(spec, sn_type, age, label))
+    n_files = len(list((root / SNID_DIR).glob("*.lnw")))
+    log(f"templates: {len(out)} epochs of {len({t.object for t in out})} objects from {n_files} files; "
         f"skipped {skipped_age} epochs with ages outside {labels.AGE_MIN:g}..{labels.AGE_MAX:g} d and "
         f"types {skipped_types or 'none'} (not supernova subtypes of the label space)")
+    return out
+
+
+#: Superfit supernova spectra (broad type folders) and the SNID set's superluminous spectra, rest frame.
+SUPERFIT_SNE_DIR = "superfit/sne"
+SLSN_DIR = "snid_training_set/SLSN"
+_SUPERFIT_TYPES = {"Ia": "Ia", "Ib": "Ib", "Ic": "Ic", "II": "II", "2002cx": "Iax", "Others": "other"}
+
+
+def _age_from_name(stem: str) -> float:
+    """Days since maximum from a Superfit/SLSN file name (``sn1994D.m05`` -> -5, ``.p17`` -> 17, ``.max`` -> 0);
+    NaN when unknown (``.u48``: days since discovery)."""
+    m = re.search(r"\.(m|p)(\d+(?:\.\d+)?)$", stem)
+    if m:
+        return float(m.group(2)) * (-1 if m.group(1) == "m" else 1)
+    return 0.0 if stem.endswith(".max") else float("nan")
+
+
+def load_unlabelled(root: Path, log=print) -> list[TemplateSpectrum]:
+    """Rest-frame supernova spectra outside the classifiers' label space, with ``label = -1``.
+
+    The redshift model reads z off the spectral features, whatever the class or age, so it can learn from more
+    than the labelled templates: SNID epochs older than the last age bin or earlier than the first, the SNID
+    set's superluminous spectra (``SLSN/``, subtype ``SLSN``) and the Superfit ``sne/`` spectra of objects the
+    SNID templates do not have (their folder's broad type as subtype).  Objects keep their canonical names, so a
+    split by object treats these spectra like the labelled ones of the same supernova.
+    """
+    from ..reading import read_spectra
+
+    out = [_template(spec, sn_type, age, -1) for spec, sn_type, _, age, label in _snid_epochs(root)
+           if sn_type is not None and label < 0]
+    n_snid = len(out)
+    known = {t.object for t in out} | {t.object for t in load_templates(root, log=lambda *a: None)}
+    sources = [(path, "SLSN") for path in sorted((root / SLSN_DIR).glob("*.dat"))]
+    sources += [(path, _SUPERFIT_TYPES[d.name]) for d in sorted((root / SUPERFIT_SNE_DIR).iterdir())
+                if d.name in _SUPERFIT_TYPES for path in sorted(d.glob("*.dat"))]
+    for path, sn_type in sources:
+        obj = object_key(path.name.split(".")[0])
+        if path.name.startswith("theory"):
+            continue  # a model spectrum, not an observation
+        if sn_type != "SLSN" and obj in known:
+            continue  # a Superfit spectrum of a supernova the SNID set (or SLSN/) already has
+        spec = read_spectra(path)[0]
+        good = np.isfinite(spec.flux) & (spec.flux != 0)
+        out.append(TemplateSpectrum(obj, sn_type, _age_from_name(path.stem), -1, spec.wave[good], spec.flux[good],
+                                    path.stem))
+        if sn_type == "SLSN":
+            known.add(obj)
+    log(f"unlabelled spectra: {n_snid} SNID epochs outside the age bins, {len(out) - n_snid} SLSN/Superfit spectra; "
+        f"{len({t.object for t in out})} objects")
     return out
 
 
