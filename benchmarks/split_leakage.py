@@ -21,7 +21,7 @@ from astrodash_core.nn import DEFAULT_ARCHITECTURE
 from astrodash_core.training.augment import DEGRADED, Augmenter
 from astrodash_core.training.evaluation import metrics
 from astrodash_core.training.run import fit_recipe
-from astrodash_core.training.templates_data import find_data_root, load_galaxies, load_templates, split_objects
+from astrodash_core.training.templates_data import find_data_root, load_templates, split_objects
 
 
 def splits(templates, seed: int) -> dict:
@@ -43,7 +43,7 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     root = find_data_root(None)
     templates = load_templates(root, log=lambda *a: None)
-    aug = Augmenter(load_galaxies(root), "known-z")
+    aug = Augmenter.from_data(root, "known-z")
     results = {}
     for name, (train, test) in splits(templates, args.seed).items():
         shared = len({t.object for t in test} & {t.object for t in train})

@@ -30,7 +30,7 @@ def test_tiny_training_run_writes_a_working_model(tmp_path, variant, members):
     assert m.provenance["split"]["test"] and m.provenance["seed"] == 3
     assert m.name == f"dash1d-{variant}"
     if variant == "redshift":
-        assert set(m.provenance["test"]) == {"degraded", "redshift_survey"}
+        assert set(m.provenance["test"]) == {"degraded", "redshift_survey", "redshift_survey_host_lines"}
         assert 0 <= m.provenance["test"]["redshift_survey"]["redshift"]["within_0.02"] <= 1
     else:
         assert len(m.provenance["epochs"]) == members and "threshold" in m.provenance["reliability"]
@@ -107,6 +107,33 @@ def test_redshift_refit_with_unlabelled_spectra_never_sees_a_test_object(tmp_pat
     assert m.provenance["unlabelled_spectra"]["spectra"] == sum(t.label < 0 for t in fitted_on[1])
     with pytest.raises(ValueError, match="only train the redshift model"):
         run_mod.prepare("known-z", 3, _data_root(), lambda *a: None, unlabelled=True)
+
+
+def test_hosts_with_lines_show_halpha_and_are_drawn_only_when_asked():
+    from astrodash_core.training.augment import REDSHIFT_SURVEY_HOST_LINES, AugmentConfig, Augmenter
+    from astrodash_core.training.templates_data import GALAXY_NAMES, load_galaxies, load_templates
+
+    root = _data_root()
+
+    def halpha_contrast(wave, flux):  # peak within 10 Å of H-alpha over the median 30-100 Å away
+        near, side = np.abs(wave - 6563) < 10, (np.abs(wave - 6563) > 30) & (np.abs(wave - 6563) < 100)
+        return flux[near].max() / np.median(flux[side])
+
+    sb1 = GALAXY_NAMES.index("SB1")
+    assert halpha_contrast(*load_galaxies(root, lines=True)[sb1]) > 1.5       # a starburst's emission lines
+    assert halpha_contrast(*load_galaxies(root)[sb1]) < 1.2                   # removed in the smoothed set
+    templates = load_templates(root, log=lambda *a: None)[:40]
+    plain, both = Augmenter(load_galaxies(root), "redshift"), Augmenter.from_data(root, "redshift")
+    idx = np.arange(40)
+    a, b = (aug.examples(templates, idx, np.random.default_rng(5)) for aug in (plain, both))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))                   # p_host_lines = 0: nothing changes
+    with pytest.raises(ValueError, match="line_galaxies"):
+        Augmenter(load_galaxies(root), "redshift", AugmentConfig(p_host_lines=0.5))
+    with pytest.raises(ValueError, match="not loaded"):
+        plain.observed(templates, np.random.default_rng(0), REDSHIFT_SURVEY_HOST_LINES)
+    lined = Augmenter.from_data(root, "redshift", AugmentConfig(p_host_lines=0.5))
+    assert not np.array_equal(lined.examples(templates, idx, np.random.default_rng(5))[0], b[0])
+    assert "with its narrow lines" in REDSHIFT_SURVEY_HOST_LINES.describe()
 
 
 def test_folds_hold_every_object_out_once_stratified_by_subtype():

@@ -169,12 +169,18 @@ def cmd_classify(args) -> int:
     return 0 if classified else 1
 
 
+def _augment_config(args):
+    from .training.augment import AugmentConfig
+
+    return AugmentConfig(p_host_lines=args.host_lines) if args.host_lines else None
+
+
 def cmd_train(args) -> int:
     from .training.run import run_training
 
     run_training(args.variant, args.out, seed=args.seed, data=args.data, epochs=args.epochs,
                  examples_per_epoch=args.examples, time_budget_s=args.time_budget, arch_name=args.arch,
-                 members=args.members, refit=args.refit, unlabelled=args.unlabelled)
+                 members=args.members, refit=args.refit, unlabelled=args.unlabelled, config=_augment_config(args))
     return 0
 
 
@@ -188,7 +194,8 @@ def cmd_cross_validate(args) -> int:
             result = json.load(fh)
     else:
         result = cross_validate(args.variant, folds=args.folds, seed=args.seed, data=args.data, epochs=args.epochs,
-                                examples_per_epoch=args.examples, unlabelled=args.unlabelled)
+                                examples_per_epoch=args.examples, unlabelled=args.unlabelled,
+                                config=_augment_config(args))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(result, fh, indent=1)
@@ -234,6 +241,8 @@ def cmd_serve(args) -> int:
     return 0
 
 
+HOST_LINES_HELP = ("share of the host-light mixes whose galaxy keeps its narrow emission lines (default 0: the "
+                   "line-free Superfit hosts only)")
 UNLABELLED_HELP = ("redshift model: also train on spectra outside the label space (SNID epochs outside the age bins, "
                    "SLSN/, Superfit sne/ objects the SNID set lacks)")
 
@@ -286,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="after the run that is validated and calibrated, train again on training + validation "
                         "objects and write that model (test objects stay held out)")
     p.add_argument("--unlabelled", action="store_true", help=UNLABELLED_HELP)
+    p.add_argument("--host-lines", type=float, default=0.0, metavar="P", help=HOST_LINES_HELP)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("cross-validate", help="the training recipe's accuracy with every object held out once "
@@ -302,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the threshold calibrated out of fold (objects outside the test split) into these "
                         "model files, which must hold out that split's test objects")
     p.add_argument("--unlabelled", action="store_true", help=UNLABELLED_HELP)
+    p.add_argument("--host-lines", type=float, default=0.0, metavar="P", help=HOST_LINES_HELP)
     p.set_defaults(func=cmd_cross_validate)
 
     p = sub.add_parser("evaluate", help="accuracy on held-out objects, clean and degraded")

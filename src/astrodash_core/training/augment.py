@@ -17,7 +17,7 @@ import numpy as np
 from .. import labels
 from ..preprocess import PreprocessSettings, preprocess
 from ..spectrum import Spectrum
-from .templates_data import TemplateSpectrum
+from .templates_data import TemplateSpectrum, load_galaxies
 
 VARIANTS = ("known-z", "agnostic", "redshift")
 
@@ -44,6 +44,7 @@ class AugmentConfig:
     blend_max: float = 0.5          # largest weight of the other object
     type_power: float = 0.5         # sampling (see balanced_weights): subtype drawn in proportion to N ** type_power
     object_power: float = 1.0       # ... and within it an object with n epochs in proportion to n ** object_power
+    p_host_lines: float = 0.0       # share of host mixes whose galaxy keeps its narrow emission lines
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -57,9 +58,11 @@ class Degradation:
     snr: float = 5.0
     window: tuple = (4000.0, 8500.0)
     z: tuple = (0.1, 0.5)
+    host_lines: bool = False        # the hosts keep their narrow emission lines
 
     def describe(self) -> str:
-        return (f"host light {100 * self.host_fraction[0]:.0f}-{100 * self.host_fraction[1]:.0f} %, S/N {self.snr:g}, "
+        return (f"host light {100 * self.host_fraction[0]:.0f}-{100 * self.host_fraction[1]:.0f} %"
+                f"{' with its narrow lines' if self.host_lines else ''}, S/N {self.snr:g}, "
                 f"{self.window[0]:.0f}-{self.window[1]:.0f} Å observed, z {self.z[0]:g}-{self.z[1]:g}")
 
 
@@ -67,6 +70,8 @@ class Degradation:
 DEGRADED = Degradation()
 #: The redshift target's synthetic survey: z uniform in 0.01-0.7, host light, S/N 10, 3700-8800 Å observed.
 REDSHIFT_SURVEY = Degradation(host_fraction=(0.1, 0.5), snr=10.0, window=(3700.0, 8800.0), z=(0.01, 0.7))
+#: The same with hosts as real ones look: their narrow emission lines kept (the target's set has them removed).
+REDSHIFT_SURVEY_HOST_LINES = replace(REDSHIFT_SURVEY, host_lines=True)
 
 
 def _mix_host(wave, flux, gal, fraction):
@@ -117,13 +122,26 @@ class Augmenter:
     """Draws random observing conditions and produces preprocessed examples."""
 
     def __init__(self, galaxies, variant: str, config: AugmentConfig | None = None,
-                 settings: PreprocessSettings | None = None):
+                 settings: PreprocessSettings | None = None, line_galaxies=None):
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         self.galaxies = galaxies
+        self.line_galaxies = line_galaxies  # the same hosts with their narrow lines (load_galaxies(lines=True))
         self.variant = variant
         self.config = config or AugmentConfig()
         self.settings = settings or PreprocessSettings()
+        if self.config.p_host_lines > 0 and not line_galaxies:
+            raise ValueError("p_host_lines > 0 needs the hosts with their lines (line_galaxies)")
+
+    @classmethod
+    def from_data(cls, root, variant: str, config: AugmentConfig | None = None) -> "Augmenter":
+        """An augmenter with the template folder's host galaxies, without and with their narrow lines."""
+        return cls(load_galaxies(root), variant, config, line_galaxies=load_galaxies(root, lines=True))
+
+    def _pool(self, host_lines: bool):
+        if host_lines and not self.line_galaxies:
+            raise ValueError("hosts with their narrow lines were asked for but not loaded (line_galaxies)")
+        return self.line_galaxies if host_lines else self.galaxies
 
     def _conditions(self, rng):
         c = self.config
@@ -133,8 +151,10 @@ class Augmenter:
         host = rng.uniform(0, c.host_fraction_max) if rng.random() < c.p_host else 0.0
         snr = float(np.exp(rng.uniform(np.log(c.snr_min), np.log(c.snr_max)))) if rng.random() < c.p_noise else 0.0
         blur = rng.uniform(0.5, c.blur_sigma_max) if rng.random() < c.p_blur else 0.0
-        return dict(z=z, window=window, host_fraction=host, galaxy=self.galaxies[rng.integers(len(self.galaxies))],
-                    snr=snr, blur_sigma=blur)
+        galaxy = self.galaxies[rng.integers(len(self.galaxies))]
+        if c.p_host_lines > 0 and rng.random() < c.p_host_lines:  # no draw at all when off: old recipes unchanged
+            galaxy = self.line_galaxies[rng.integers(len(self.line_galaxies))]
+        return dict(z=z, window=window, host_fraction=host, galaxy=galaxy, snr=snr, blur_sigma=blur)
 
     def _preprocess(self, spectra, z_true, windows, rng):
         if self.variant == "known-z":
@@ -178,11 +198,12 @@ class Augmenter:
     def observed(self, templates: list[TemplateSpectrum], rng, degradation: Degradation):
         """Every template observed under one fixed degradation, not yet preprocessed: (spectra, z)."""
         d = degradation
+        pool = self._pool(d.host_lines)
         spectra, z_true = [], []
         for t in templates:
             z = rng.uniform(*d.z)
             spectra.append(observe(t, rng, z=z, window=d.window, host_fraction=rng.uniform(*d.host_fraction),
-                                   galaxy=self.galaxies[rng.integers(len(self.galaxies))], snr=d.snr, blur_sigma=0.0))
+                                   galaxy=pool[rng.integers(len(pool))], snr=d.snr, blur_sigma=0.0))
             z_true.append(z)
         return spectra, np.array(z_true)
 

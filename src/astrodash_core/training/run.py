@@ -11,9 +11,9 @@ import numpy as np
 from .. import interpret, labels
 from ..nn import DEFAULT_ARCHITECTURE
 from ..preprocess import PreprocessSettings
-from .augment import DEGRADED, REDSHIFT_SURVEY, AugmentConfig, Augmenter, balanced_weights, objects_of
+from .augment import DEGRADED, REDSHIFT_SURVEY, REDSHIFT_SURVEY_HOST_LINES, AugmentConfig, Augmenter, balanced_weights, objects_of
 from .evaluation import metrics, redshift_metrics
-from .templates_data import find_data_root, load_galaxies, load_templates, load_unlabelled, split_objects
+from .templates_data import find_data_root, load_templates, load_unlabelled, split_objects
 
 DATA_DESCRIPTION = ("SNID templates (Blondin & Tonry 2007; Liu & Modjaz 2016; BSNIP, Silverman et al. 2012) "
                     "as gathered by DASH (Muthukrishna et al. 2019); Superfit host galaxies (Howell et al. 2005; "
@@ -48,7 +48,7 @@ def prepare(variant: str, seed: int, data=None, log=print, config: AugmentConfig
             parts[f"unlabelled_{s}"] = [t for t in extra if side.get(t.object, "train") == s]
     for s, ts in parts.items():
         log(f"{s}: {len({t.object for t in ts})} objects, {len(ts)} spectra")
-    return parts, Augmenter(load_galaxies(root), variant, config), side
+    return parts, Augmenter.from_data(root, variant, config), side
 
 
 def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epochs: int = 30,
@@ -194,7 +194,10 @@ def evaluate_model(model, test, aug: Augmenter, seed: int, bank=None, redshift_m
         from ..redshift import network_redshifts
 
         out = {}
-        for key, degradation in (("degraded", DEGRADED), ("redshift_survey", REDSHIFT_SURVEY)):
+        conditions = [("degraded", DEGRADED), ("redshift_survey", REDSHIFT_SURVEY)]
+        if aug.line_galaxies:  # drawn last, so the two sets above are the same with or without it
+            conditions.append(("redshift_survey_host_lines", REDSHIFT_SURVEY_HOST_LINES))
+        for key, degradation in conditions:
             Xd, _, zd, objects = aug.degraded(test, rng, degradation, return_objects=True)
             out[key] = {"n": int(len(zd)), "conditions": degradation.describe(),
                         "redshift": redshift_metrics(network_redshifts(model, Xd)[0], zd, objects)}

@@ -173,11 +173,16 @@ def load_unlabelled(root: Path, log=print) -> list[TemplateSpectrum]:
     return out
 
 
-def load_galaxies(root: Path) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The Superfit host-galaxy templates as (wave, flux), zero-flux ends trimmed."""
+def load_galaxies(root: Path, lines: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The Superfit host-galaxy templates as (wave, flux), zero-flux ends trimmed, in :data:`GALAXY_NAMES` order.
+
+    ``lines=False``: the smoothed templates with the narrow lines removed (``gal/``; what the classifiers are
+    trained with).  ``lines=True``: the same galaxies as observed, narrow emission lines kept (the unsmoothed
+    Kinney et al. 1996 spectra in ``gal/kinney/``; real hosts show them, and they carry the redshift)."""
     gals = []
     for name in GALAXY_NAMES:
-        data = np.loadtxt(root / GALAXY_DIR / name)
+        path = root / GALAXY_DIR / (f"kinney/{name}-unsmoothed.dat" if lines else name)
+        data = np.loadtxt(path)
         good = data[:, 1] > 0
         gals.append((data[good, 0], data[good, 1]))
     return gals
