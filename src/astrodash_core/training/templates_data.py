@@ -149,10 +149,13 @@ def load_unlabelled(root: Path, log=print) -> list[TemplateSpectrum]:
     """
     from ..reading import read_spectra
 
-    out = [_template(spec, sn_type, age, -1) for spec, sn_type, _, age, label in _snid_epochs(root)
-           if sn_type is not None and label < 0]
+    out, known = [], set()
+    for spec, sn_type, _, age, label in _snid_epochs(root):
+        if sn_type is not None:
+            known.add(object_key(spec.meta.get("object", spec.name)))
+            if label < 0:
+                out.append(_template(spec, sn_type, age, -1))
     n_snid = len(out)
-    known = {t.object for t in out} | {t.object for t in load_templates(root, log=lambda *a: None)}
     sources = [(path, "SLSN") for path in sorted((root / SLSN_DIR).glob("*.dat"))]
     sources += [(path, _SUPERFIT_TYPES[d.name]) for d in sorted((root / SUPERFIT_SNE_DIR).iterdir())
                 if d.name in _SUPERFIT_TYPES for path in sorted(d.glob("*.dat"))]
