@@ -8,7 +8,7 @@ run, with the same seed, epochs and numbers of training and held-out spectra:
 - by spectrum: the same numbers of spectra drawn at random from all templates;
 
 and prints the held-out accuracies of both, clean and degraded, as a markdown table.  Needs the ``train``
-extra and the template data (~13 minutes on 2 cores at 18 epochs).
+extra and the template data (~11 minutes on 2 cores at 18 epochs).
 """
 from __future__ import annotations
 
