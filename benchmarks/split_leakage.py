@@ -61,8 +61,10 @@ def main(argv=None) -> dict:
           "degraded broad | degraded subtype |\n|---|---|---|---|---|---|---|")
     for name, r in results.items():
         cells = [f"{100 * r[k][f'{m}_accuracy']:.1f} % ({100 * r[k]['by_object'][m]['ci95'][0]:.1f}-"
-                 f"{100 * r[k]['by_object'][m]['ci95'][1]:.1f})" for k in ("clean", "degraded") for m in ("broad_type", "subtype")]
-        print(f"| {name} | {r['train_spectra']} / {r['test_spectra']} | {r['test_objects_in_train']} | " + " | ".join(cells) + " |")
+                 f"{100 * r[k]['by_object'][m]['ci95'][1]:.1f})"
+                 for k in ("clean", "degraded") for m in ("broad_type", "subtype")]
+        print(f"| {name} | {r['train_spectra']} / {r['test_spectra']} | {r['test_objects_in_train']} | "
+              + " | ".join(cells) + " |")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=1)

@@ -11,7 +11,8 @@ import numpy as np
 from .. import interpret, labels
 from ..nn import DEFAULT_ARCHITECTURE
 from ..preprocess import PreprocessSettings
-from .augment import DEGRADED, REDSHIFT_SURVEY, REDSHIFT_SURVEY_HOST_LINES, AugmentConfig, Augmenter, balanced_weights, objects_of
+from .augment import (DEGRADED, REDSHIFT_SURVEY, REDSHIFT_SURVEY_HOST_LINES, AugmentConfig, Augmenter, balanced_weights,
+                      objects_of)
 from .evaluation import metrics, redshift_metrics
 from .templates_data import find_data_root, load_templates, load_unlabelled, split_objects
 
