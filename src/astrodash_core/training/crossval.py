@@ -20,7 +20,7 @@ from .. import interpret, labels
 from ..nn import DEFAULT_ARCHITECTURE
 from .augment import DEGRADED, REDSHIFT_SURVEY, REDSHIFT_SURVEY_HOST_LINES, Augmenter
 from .evaluation import _interval, format_report, metrics, redshift_metrics
-from .run import fit_recipe, unlabelled_provenance
+from .run import check_unlabelled, fit_recipe, unlabelled_provenance
 from .templates_data import find_data_root, load_templates, load_unlabelled, objects_by_subtype, split_objects
 
 CLASS_VARIANTS = ("known-z", "agnostic")
@@ -54,8 +54,7 @@ def cross_validate(variant: str = "known-z", *, folds: int = 5, seed: int = 0, d
     labelled templates lack (never on those of a held-out object)."""
     if variant not in VARIANTS:
         raise ValueError(f"cross-validation measures the models {VARIANTS}, not {variant!r}")
-    if unlabelled and variant != "redshift":
-        raise ValueError("spectra without class labels can only train the redshift model")
+    check_unlabelled(variant, unlabelled)
     epochs = epochs or EPOCHS[variant]
     t0 = time.time()
     root = find_data_root(data)
@@ -64,13 +63,15 @@ def cross_validate(variant: str = "known-z", *, folds: int = 5, seed: int = 0, d
     fold_of = fold_objects(templates, folds, seed)
     recipe = dict(seed=seed, folds=folds, epochs=epochs, examples_per_epoch=examples_per_epoch,
                   time_budget_s=time_budget_s, arch_name=arch_name, log=log)
+    out = {"variant": variant, "folds": folds, "seed": seed, "epochs": epochs, "architecture": arch_name,
+           "n_objects": len(fold_of)}
     if variant == "redshift":
         extra = load_unlabelled(root, log) if unlabelled else []
-        out = _cross_validate_redshift(templates, aug, fold_of, extra, **recipe)
+        out.update(_cross_validate_redshift(templates, aug, fold_of, extra, **recipe))
         if unlabelled:
             out["unlabelled_spectra"] = unlabelled_provenance(extra)
     else:
-        out = _cross_validate_classes(variant, templates, aug, fold_of, **recipe)
+        out.update(_cross_validate_classes(variant, templates, aug, fold_of, **recipe))
     out["augmentation"] = aug.config.to_dict()
     out["wall_time_s"] = round(time.time() - t0, 1)
     return out
@@ -103,8 +104,7 @@ def _cross_validate_classes(variant, templates, aug, fold_of, *, seed, folds, ep
             pooled[key].append(part)
         per_fold.append({key: {m: v for m, v in metrics(*part).items() if m != "confusion"}
                          for key, part in sets.items()})
-    out = {"variant": variant, "folds": folds, "seed": seed, "epochs": epochs, "architecture": arch_name,
-           "n_objects": len(fold_of), "per_fold": per_fold}
+    out = {"per_fold": per_fold}
     for key, parts in pooled.items():
         probs, y, objects = (np.concatenate([p[i] for p in parts]) for i in range(3))
         out[key] = metrics(probs, y, objects)
@@ -147,8 +147,7 @@ def _cross_validate_redshift(templates, aug, fold_of, extra, *, seed, folds, epo
             pooled[key].append((z_hat, zc, yc, objects))
             fold[key] = redshift_metrics(z_hat, zc)
         per_fold.append(fold)
-    out = {"variant": "redshift", "folds": folds, "seed": seed, "epochs": epochs, "architecture": arch_name,
-           "n_objects": len(fold_of), "per_fold": per_fold}
+    out = {"per_fold": per_fold}
     for key, parts in pooled.items():
         z_hat, z, y, objects = (np.concatenate([p[i] for p in parts]) for i in range(4))
         out[key] = {"conditions": REDSHIFT_CONDITIONS[key].describe(),

@@ -6,7 +6,7 @@ from ..models import Model, default_model
 from .augment import Augmenter
 from .evaluation import format_redshift_report, format_report
 from .run import evaluate_model, evaluate_pipeline
-from .templates_data import find_data_root, load_templates
+from .templates_data import find_data_root, load_galaxies, load_templates
 
 
 def evaluation_report(model_paths=(), data=None) -> str:
@@ -21,6 +21,7 @@ def evaluation_report(model_paths=(), data=None) -> str:
     redshift_model = next((m for m in models if m.variant == "redshift"), redshift_model)
     root = find_data_root(data)
     templates = load_templates(root, log=lambda *_: None)
+    hosts = {"galaxies": load_galaxies(root), "line_galaxies": load_galaxies(root, lines=True)}  # read once
     out = []
     for model in models:
         test_objects = set(model.provenance.get("split", {}).get("test", ()))
@@ -35,7 +36,7 @@ def evaluation_report(model_paths=(), data=None) -> str:
             bank = default_bank()
         except FileNotFoundError:
             bank = None
-        result = evaluate_model(model, test, Augmenter.from_data(root, model.variant), seed, bank=bank,
+        result = evaluate_model(model, test, Augmenter(variant=model.variant, **hosts), seed, bank=bank,
                                 redshift_model=redshift_model)
         out.append(f"## {model.name} ({model.variant}), {len(test_objects)} held-out objects\n")
         if model.variant == "redshift":
@@ -47,7 +48,7 @@ def evaluation_report(model_paths=(), data=None) -> str:
                 out.append(format_report(f"{key.replace('_', ' ')}: {result[key]['conditions']}", result[key]))
         if model.variant == "known-z" and bank is not None:
             agnostic = next((m for m in models if m.variant == "agnostic"), None) or default_model("agnostic")
-            pipeline = evaluate_pipeline(model, agnostic, test, Augmenter.from_data(root, model.variant), seed,
+            pipeline = evaluate_pipeline(model, agnostic, test, Augmenter(variant=model.variant, **hosts), seed,
                                          redshift_model=redshift_model)
             out.append(format_report(f"classify without a redshift: {pipeline['conditions']}", pipeline))
     return "\n".join(out)

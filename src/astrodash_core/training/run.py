@@ -37,8 +37,7 @@ def prepare(variant: str, seed: int, data=None, log=print, config: AugmentConfig
     (:func:`~.templates_data.load_unlabelled`) as ``parts["unlabelled_train"]`` / ``["unlabelled_val"]``: those of
     a split object on its side, those of objects the labelled templates lack on the training side; those of test
     objects are left out."""
-    if unlabelled and variant != "redshift":
-        raise ValueError("spectra without class labels can only train the redshift model")
+    check_unlabelled(variant, unlabelled)
     root = find_data_root(data)
     templates = load_templates(root, log)
     side = split_objects(templates, seed)
@@ -50,6 +49,12 @@ def prepare(variant: str, seed: int, data=None, log=print, config: AugmentConfig
     for s, ts in parts.items():
         log(f"{s}: {len({t.object for t in ts})} objects, {len(ts)} spectra")
     return parts, Augmenter.from_data(root, variant, config), side
+
+
+def check_unlabelled(variant: str, unlabelled: bool) -> None:
+    """Spectra without class labels can teach only the redshift model (ValueError otherwise)."""
+    if unlabelled and variant != "redshift":
+        raise ValueError("spectra without class labels can only train the redshift model")
 
 
 def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epochs: int = 30,
