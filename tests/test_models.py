@@ -9,7 +9,7 @@ import pytest
 from astrodash_core import labels
 from astrodash_core.errors import ModelFileError
 from astrodash_core.models import Model
-from astrodash_core.nn import DASH1D, Network
+from astrodash_core.nn import ARCHITECTURES, DASH1D, Network
 from astrodash_core.preprocess import PreprocessSettings
 
 
@@ -32,18 +32,20 @@ def make_model(weights=None, **kw):
 
 @pytest.mark.torch
 @pytest.mark.parametrize("batch", [1, 7, 300])
-def test_numba_forward_matches_torch(batch):
+@pytest.mark.parametrize("arch_name", sorted(ARCHITECTURES))
+def test_numba_forward_matches_torch(batch, arch_name):
     torch = pytest.importorskip("torch")
     from astrodash_core.training.train import build_torch, load_weights
 
-    w = random_weights(seed=batch)
-    net = build_torch(DASH1D)
+    arch = ARCHITECTURES[arch_name]
+    w = random_weights(arch, seed=batch)
+    net = build_torch(arch)
     load_weights(net, w)
     net.eval()
     x = np.random.default_rng(batch).standard_normal((batch, 1024)).astype(np.float32) * 2
     with torch.no_grad():
         ref = torch.softmax(net(torch.from_numpy(x)), dim=1).numpy()
-    ours = Network(DASH1D, w).forward(x)
+    ours = Network(arch, w).forward(x)
     assert ours.shape == (batch, 306)
     assert np.abs(ours - ref).max() <= 1e-4
 

@@ -19,7 +19,15 @@ DASH1D = [
     {"type": "dense", "in": 32 * 64, "out": 256, "relu": True},
     {"type": "dense", "in": 256, "out": 306, "relu": False},
 ]
-ARCHITECTURES = {"dash1d": DASH1D}
+#: The same with half the pooling after the first conv block: the dense layers see features at 8-bin (about 0.008
+#: in ln(1+z)) instead of 16-bin resolution, for the redshift model, which reads positions rather than shapes.
+DASH1D_FINE = [
+    {"type": "conv", "in": 1, "out": 16, "k": 9, "pool": 2},
+    {"type": "conv", "in": 16, "out": 32, "k": 9, "pool": 4},
+    {"type": "dense", "in": 32 * 128, "out": 256, "relu": True},
+    {"type": "dense", "in": 256, "out": 306, "relu": False},
+]
+ARCHITECTURES = {"dash1d": DASH1D, "dash1d-fine": DASH1D_FINE}
 DEFAULT_ARCHITECTURE = "dash1d"
 
 
