@@ -195,11 +195,23 @@ def test_redshift_breakdown_counts_misses_by_subtype_and_object():
     assert r["worst_objects"] == [{"object": "c", "misses": 2, "n": 2}, {"object": "b", "misses": 1, "n": 1}]
 
 
-def test_tiny_redshift_cross_validation_reads_every_held_out_object():
-    from astrodash_core.training.crossval import apply_threshold, cross_validate, format_cross_validation
+def test_tiny_redshift_cross_validation_reads_every_held_out_object(tmp_path):
+    from astrodash_core import labels
+    from astrodash_core.training.crossval import (REDSHIFT_CONDITIONS, apply_threshold, cross_validate,
+                                                  format_cross_validation)
 
     r = cross_validate("redshift", folds=2, seed=3, data=_data_root(), epochs=1, examples_per_epoch=256,
-                       log=lambda *a: None)
+                       outputs=tmp_path / "oof.npz", log=lambda *a: None)
+    # the out-of-fold posteriors: every held-out spectrum once, each object in one fold, the same figures
+    with np.load(tmp_path / "oof.npz") as f:
+        for key in REDSHIFT_CONDITIONS:
+            post, z, obj, fold = (f[f"{key}/{n}"] for n in ("output", "truth", "object", "fold"))
+            assert post.shape == (r[key]["redshift"]["n"], len(labels.REDSHIFT_BINS)) and post.dtype == np.float16
+            assert np.allclose(post.astype(float).sum(axis=1), 1.0, atol=0.02)
+            assert len(set(obj)) == r["n_objects"]
+            assert all(len(set(fold[obj == o])) == 1 for o in set(obj)) and set(fold) == {0, 1}
+            within = np.mean(np.abs(labels.REDSHIFT_BINS[post.argmax(axis=1)] - z) <= 0.02)
+            assert within == pytest.approx(r[key]["redshift"]["within_0.02"], abs=0.03)
     survey = r["redshift_survey"]
     assert r["epochs"] == 1 and len(r["per_fold"]) == 2
     assert survey["redshift"]["by_object"]["within_0.02"]["n_objects"] == r["n_objects"]

@@ -195,7 +195,7 @@ def cmd_cross_validate(args) -> int:
     else:
         result = cross_validate(args.variant, folds=args.folds, seed=args.seed, data=args.data, epochs=args.epochs,
                                 examples_per_epoch=args.examples, unlabelled=args.unlabelled,
-                                config=_augment_config(args))
+                                config=_augment_config(args), outputs=args.outputs)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(result, fh, indent=1)
@@ -308,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="template folder")
     p.add_argument("--json", metavar="FILE", help="also write the full result (per fold, confusion) as JSON")
     p.add_argument("--from-json", metavar="FILE", help="report (and --calibrate from) an earlier run's JSON instead")
+    p.add_argument("--outputs", metavar="FILE.npz",
+                   help="also write every held-out spectrum's network output (probabilities or redshift posterior) "
+                        "with its truth, object and fold, to combine runs afterwards")
     p.add_argument("--calibrate", nargs="+", metavar="MODEL",
                    help="write the threshold calibrated out of fold (objects outside the test split) into these "
                         "model files, which must hold out that split's test objects")

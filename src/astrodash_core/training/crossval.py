@@ -9,6 +9,11 @@ accuracies (with intervals over objects) and a reliability threshold calibrated 
 The redshift model is cross-validated the same way: each fold's network reads the redshifts of its held-out
 objects observed under the redshift target's conditions and the degraded ones; the pooled errors give the
 share within 0.02 over every object, by subtype, and the objects it misses most.
+
+``outputs=FILE`` also writes every held-out spectrum's network output (the class probabilities or the redshift
+posterior, float16) with its truth, object and fold, one group per condition, so that out-of-fold results can be
+combined afterwards (e.g. two recipes' networks averaged) without training again.  Two runs with the same
+``seed`` and ``folds`` hold out the same spectra under the same draws, row for row.
 """
 from __future__ import annotations
 
@@ -46,12 +51,14 @@ def fold_objects(templates, folds: int, seed: int) -> dict[str, int]:
 
 def cross_validate(variant: str = "known-z", *, folds: int = 5, seed: int = 0, data=None, epochs: int | None = None,
                    examples_per_epoch: int = 40000, arch_name: str = DEFAULT_ARCHITECTURE,
-                   time_budget_s: float = 3000, unlabelled: bool = False, config=None, log=print) -> dict:
+                   time_budget_s: float = 3000, unlabelled: bool = False, config=None, outputs=None,
+                   log=print) -> dict:
     """Out-of-fold metrics of the recipe for ``variant``: for a classifier ``{"clean", "degraded", "per_fold",
     "reliability", ...}``, for the redshift model ``{"redshift_survey", "degraded", "per_fold", ...}``; see the
     module docstring.  ``epochs`` defaults to the shipped recipe's (:data:`EPOCHS`).  ``unlabelled`` (redshift):
     each fold also trains on the spectra outside the label space of its training objects and of the objects the
-    labelled templates lack (never on those of a held-out object)."""
+    labelled templates lack (never on those of a held-out object).  ``outputs``: a path for the out-of-fold
+    network outputs (see the module docstring)."""
     if variant not in VARIANTS:
         raise ValueError(f"cross-validation measures the models {VARIANTS}, not {variant!r}")
     check_unlabelled(variant, unlabelled)
@@ -61,8 +68,9 @@ def cross_validate(variant: str = "known-z", *, folds: int = 5, seed: int = 0, d
     templates = load_templates(root, log)
     aug = Augmenter.from_data(root, variant, config)
     fold_of = fold_objects(templates, folds, seed)
+    kept: dict[str, list] = {}
     recipe = dict(seed=seed, folds=folds, epochs=epochs, examples_per_epoch=examples_per_epoch,
-                  time_budget_s=time_budget_s, arch_name=arch_name, log=log)
+                  time_budget_s=time_budget_s, arch_name=arch_name, kept=kept, log=log)
     out = {"variant": variant, "folds": folds, "seed": seed, "epochs": epochs, "architecture": arch_name,
            "n_objects": len(fold_of)}
     if variant == "redshift":
@@ -74,7 +82,24 @@ def cross_validate(variant: str = "known-z", *, folds: int = 5, seed: int = 0, d
         out.update(_cross_validate_classes(variant, templates, aug, fold_of, **recipe))
     out["augmentation"] = aug.config.to_dict()
     out["wall_time_s"] = round(time.time() - t0, 1)
+    if outputs is not None:
+        save_outputs(outputs, kept)
     return out
+
+
+def _keep(kept: dict, key: str, k: int, output, truth, y, objects) -> None:
+    kept.setdefault(key, []).append((np.asarray(output, dtype=np.float16), np.asarray(truth), np.asarray(y),
+                                     np.asarray(objects, dtype=str), np.full(len(y), k)))
+
+
+def save_outputs(path, kept: dict) -> None:
+    """One npz: for each condition ``{key}/output`` [n, outputs] float16, ``{key}/truth`` (true z, or 0),
+    ``{key}/label``, ``{key}/object``, ``{key}/fold``, the folds' rows in order."""
+    arrays = {}
+    for key, parts in kept.items():
+        for i, name in enumerate(("output", "truth", "label", "object", "fold")):
+            arrays[f"{key}/{name}"] = np.concatenate([p[i] for p in parts])
+    np.savez_compressed(path, **arrays)
 
 
 def _folds(templates, fold_of: dict[str, int], folds: int, log):
@@ -88,7 +113,7 @@ def _folds(templates, fold_of: dict[str, int], folds: int, log):
 
 
 def _cross_validate_classes(variant, templates, aug, fold_of, *, seed, folds, epochs, examples_per_epoch,
-                            time_budget_s, arch_name, log) -> dict:
+                            time_budget_s, arch_name, kept, log) -> dict:
     pooled = {"clean": [], "degraded": []}
     per_fold = []
     for k, train, held in _folds(templates, fold_of, folds, log):
@@ -102,6 +127,7 @@ def _cross_validate_classes(variant, templates, aug, fold_of, *, seed, folds, ep
         sets = {"clean": (model.predict(X), y, objects), "degraded": (model.predict(Xd), yd, objects_d)}
         for key, part in sets.items():
             pooled[key].append(part)
+            _keep(kept, key, k, part[0], np.zeros(len(part[1])), part[1], part[2])
         per_fold.append({key: {m: v for m, v in metrics(*part).items() if m != "confusion"}
                          for key, part in sets.items()})
     out = {"per_fold": per_fold}
@@ -128,7 +154,7 @@ REDSHIFT_CONDITIONS = {"redshift_survey": REDSHIFT_SURVEY, "degraded": DEGRADED,
 
 
 def _cross_validate_redshift(templates, aug, fold_of, extra, *, seed, folds, epochs, examples_per_epoch, time_budget_s,
-                             arch_name, log) -> dict:
+                             arch_name, kept, log) -> dict:
     from ..redshift import network_redshifts
 
     pooled = {key: [] for key in REDSHIFT_CONDITIONS}
@@ -143,8 +169,9 @@ def _cross_validate_redshift(templates, aug, fold_of, extra, *, seed, folds, epo
                               arch_name=arch_name, members=1, select="last", log=log)
         fold = {}
         for key, (Xc, yc, zc, objects) in sets.items():
-            z_hat = network_redshifts(model, Xc)[0]
+            z_hat, _, posterior = network_redshifts(model, Xc, return_posterior=True)
             pooled[key].append((z_hat, zc, yc, objects))
+            _keep(kept, key, k, posterior, zc, yc, objects)
             fold[key] = redshift_metrics(z_hat, zc)
         per_fold.append(fold)
     out = {"per_fold": per_fold}
