@@ -123,14 +123,21 @@ def posterior_alternatives(p: np.ndarray, bins: np.ndarray, z_est: float) -> tup
 
 def network_redshifts(model, fluxes, return_posterior: bool = False):
     """(z, error) of preprocessed observed-frame rows from a redshift model (and the posterior [n, bins] with
-    ``return_posterior``).
+    ``return_posterior``); see :func:`posterior_redshifts`."""
+    p = model.predict(fluxes).astype(np.float64)
+    target = float(model.provenance.get("loss", {}).get("target_sigma", labels.REDSHIFT_TARGET_SIGMA))
+    z, err = posterior_redshifts(p, model.redshift_bins, target)
+    return (z, err, p) if return_posterior else (z, err)
+
+
+def posterior_redshifts(p: np.ndarray, bins: np.ndarray, target_sigma: float = labels.REDSHIFT_TARGET_SIGMA):
+    """(z, error) from redshift posteriors ``p`` [n, bins].
 
     z: the most probable bin of the posterior, refined by a parabola through it and its neighbours.  Error:
     the spread of the posterior's peak (down to 1 % of its height), less (in quadrature) the width of the
-    Gaussian the model was trained towards, with half a bin as the floor.
+    Gaussian the model was trained towards (``target_sigma``), with half a bin as the floor.
     """
-    p = model.predict(fluxes).astype(np.float64)
-    bins = model.redshift_bins
+    p = np.asarray(p, dtype=np.float64)
     step = bins[1] - bins[0]
     n = np.arange(len(p))
     k = p.argmax(axis=1)
@@ -139,7 +146,6 @@ def network_redshifts(model, fluxes, return_posterior: bool = False):
     den = a - 2 * b + c
     shift = np.where((den < 0) & (k == kk), 0.5 * (a - c) / np.where(den < 0, den, -1.0), 0.0)
     z = bins[k] + np.clip(shift, -0.5, 0.5) * step
-    target = float(model.provenance.get("loss", {}).get("target_sigma", labels.REDSHIFT_TARGET_SIGMA))
     # the peak's own hump: the bins around it down to 1 % of its height (another, separate peak is left out)
     idx = np.arange(len(bins))[None, :]
     below = p < 0.01 * p[n, k][:, None]
@@ -148,8 +154,8 @@ def network_redshifts(model, fluxes, return_posterior: bool = False):
     core = p * ((idx >= left[:, None]) & (idx <= right[:, None]))
     core /= np.maximum(core.sum(axis=1, keepdims=True), 1e-30)
     var = (core * (bins[None, :] - z[:, None]) ** 2).sum(axis=1)
-    err = np.sqrt(np.maximum(var - target ** 2, 0.0) + (step / 2) ** 2)
-    return (z, err, p) if return_posterior else (z, err)
+    err = np.sqrt(np.maximum(var - target_sigma ** 2, 0.0) + (step / 2) ** 2)
+    return z, err
 
 
 def estimate_observed(fluxes, lo, hi, probs, bank: TemplateBank, redshift_model=None,
