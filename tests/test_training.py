@@ -195,10 +195,11 @@ def test_redshift_breakdown_counts_misses_by_subtype_and_object():
     assert r["worst_objects"] == [{"object": "c", "misses": 2, "n": 2}, {"object": "b", "misses": 1, "n": 1}]
 
 
-def test_tiny_redshift_cross_validation_reads_every_held_out_object(tmp_path):
+def test_tiny_redshift_cross_validation_reads_every_held_out_object(tmp_path, capsys):
+    from astrodash_core.cli import main
     from astrodash_core import labels
-    from astrodash_core.training.crossval import (REDSHIFT_CONDITIONS, apply_threshold, cross_validate,
-                                                  format_cross_validation)
+    from astrodash_core.training.crossval import (REDSHIFT_CONDITIONS, apply_threshold, combine_outputs,
+                                                  cross_validate, format_cross_validation)
 
     r = cross_validate("redshift", folds=2, seed=3, data=_data_root(), epochs=1, examples_per_epoch=256,
                        outputs=tmp_path / "oof.npz", log=lambda *a: None)
@@ -206,12 +207,25 @@ def test_tiny_redshift_cross_validation_reads_every_held_out_object(tmp_path):
     with np.load(tmp_path / "oof.npz") as f:
         for key in REDSHIFT_CONDITIONS:
             post, z, obj, fold = (f[f"{key}/{n}"] for n in ("output", "truth", "object", "fold"))
-            assert post.shape == (r[key]["redshift"]["n"], len(labels.REDSHIFT_BINS)) and post.dtype == np.float16
+            assert post.shape == (r[key]["redshift"]["n"], len(labels.REDSHIFT_BINS)) and post.dtype == np.float32
             assert np.allclose(post.astype(float).sum(axis=1), 1.0, atol=0.02)
             assert len(set(obj)) == r["n_objects"]
             assert all(len(set(fold[obj == o])) == 1 for o in set(obj)) and set(fold) == {0, 1}
             within = np.mean(np.abs(labels.REDSHIFT_BINS[post.argmax(axis=1)] - z) <= 0.02)
             assert within == pytest.approx(r[key]["redshift"]["within_0.02"], abs=0.03)
+    # a run combined with itself is that run; with a run of other draws it is refused
+    same = combine_outputs([tmp_path / "oof.npz", tmp_path / "oof.npz"])
+    for key in REDSHIFT_CONDITIONS:
+        assert same[key]["redshift"] == r[key]["redshift"] and same["per_fold"] == r["per_fold"]
+    assert "averaged" in format_cross_validation(same)
+    assert main(["cross-validate", "--combine", str(tmp_path / "oof.npz"), str(tmp_path / "oof.npz")]) == 0
+    assert format_cross_validation(same) in capsys.readouterr().out
+    with np.load(tmp_path / "oof.npz") as f:
+        other = {n: f[n] for n in f.files}
+    other["redshift_survey/truth"] = other["redshift_survey/truth"] + 0.01
+    np.savez(tmp_path / "other.npz", **other)
+    with pytest.raises(ValueError, match="not the same held-out spectra"):
+        combine_outputs([tmp_path / "oof.npz", tmp_path / "other.npz"])
     survey = r["redshift_survey"]
     assert r["epochs"] == 1 and len(r["per_fold"]) == 2
     assert survey["redshift"]["by_object"]["within_0.02"]["n_objects"] == r["n_objects"]

@@ -187,9 +187,11 @@ def cmd_train(args) -> int:
 def cmd_cross_validate(args) -> int:
     import json
 
-    from .training.crossval import apply_threshold, cross_validate, format_cross_validation
+    from .training.crossval import apply_threshold, combine_outputs, cross_validate, format_cross_validation
 
-    if args.from_json:
+    if args.combine:
+        result = combine_outputs(args.combine)
+    elif args.from_json:
         with open(args.from_json) as fh:
             result = json.load(fh)
     else:
@@ -311,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--outputs", metavar="FILE.npz",
                    help="also write every held-out spectrum's network output (probabilities or redshift posterior) "
                         "with its truth, object and fold, to combine runs afterwards")
+    p.add_argument("--combine", nargs="+", metavar="FILE.npz",
+                   help="report redshift runs' networks averaged, from their --outputs files (same --seed and "
+                        "--folds), instead of training")
     p.add_argument("--calibrate", nargs="+", metavar="MODEL",
                    help="write the threshold calibrated out of fold (objects outside the test split) into these "
                         "model files, which must hold out that split's test objects")

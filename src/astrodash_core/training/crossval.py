@@ -11,12 +11,13 @@ objects observed under the redshift target's conditions and the degraded ones; t
 share within 0.02 over every object, by subtype, and the objects it misses most.
 
 ``outputs=FILE`` also writes every held-out spectrum's network output (the class probabilities or the redshift
-posterior, float16) with its truth, object and fold, one group per condition, so that out-of-fold results can be
-combined afterwards (e.g. two recipes' networks averaged) without training again.  Two runs with the same
-``seed`` and ``folds`` hold out the same spectra under the same draws, row for row.
+posterior, float32) with its truth, object and fold, one group per condition.  Two runs with the same ``seed``
+and ``folds`` hold out the same spectra under the same draws, row for row, so :func:`combine_outputs` measures
+two redshift recipes' networks averaged without training again.
 """
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -83,19 +84,21 @@ def cross_validate(variant: str = "known-z", *, folds: int = 5, seed: int = 0, d
     out["augmentation"] = aug.config.to_dict()
     out["wall_time_s"] = round(time.time() - t0, 1)
     if outputs is not None:
-        save_outputs(outputs, kept)
+        save_outputs(outputs, kept, {key: out[key] for key in ("variant", "folds", "seed", "epochs", "architecture",
+                                                               "n_objects", "augmentation")})
     return out
 
 
 def _keep(kept: dict, key: str, k: int, output, truth, y, objects) -> None:
-    kept.setdefault(key, []).append((np.asarray(output, dtype=np.float16), np.asarray(truth), np.asarray(y),
+    kept.setdefault(key, []).append((np.asarray(output, dtype=np.float32), np.asarray(truth), np.asarray(y),
                                      np.asarray(objects, dtype=str), np.full(len(y), k)))
 
 
-def save_outputs(path, kept: dict) -> None:
-    """One npz: for each condition ``{key}/output`` [n, outputs] float16, ``{key}/truth`` (true z, or 0),
-    ``{key}/label``, ``{key}/object``, ``{key}/fold``, the folds' rows in order."""
-    arrays = {}
+def save_outputs(path, kept: dict, header: dict) -> None:
+    """One npz: for each condition ``{key}/output`` [n, outputs] float32, ``{key}/truth`` (true z, or 0),
+    ``{key}/label``, ``{key}/object``, ``{key}/fold``, the folds' rows in order; ``meta``: the run's ``header``
+    (variant, seed, folds, epochs, architecture, augmentation) as JSON."""
+    arrays = {"meta": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
     for key, parts in kept.items():
         for i, name in enumerate(("output", "truth", "label", "object", "fold")):
             arrays[f"{key}/{name}"] = np.concatenate([p[i] for p in parts])
@@ -155,10 +158,6 @@ REDSHIFT_CONDITIONS = {"redshift_survey": REDSHIFT_SURVEY, "degraded": DEGRADED,
 
 def _cross_validate_redshift(templates, aug, fold_of, extra, *, seed, folds, epochs, examples_per_epoch, time_budget_s,
                              arch_name, kept, log) -> dict:
-    from ..redshift import network_redshifts
-
-    pooled = {key: [] for key in REDSHIFT_CONDITIONS}
-    per_fold = []
     for k, train, held in _folds(templates, fold_of, folds, log):
         sets = {key: aug.degraded(held, np.random.default_rng([seed, 20_000, k, i]), d, return_objects=True)
                 for i, (key, d) in enumerate(REDSHIFT_CONDITIONS.items())}
@@ -167,19 +166,55 @@ def _cross_validate_redshift(templates, aug, fold_of, extra, *, seed, folds, epo
         model, _ = fit_recipe("redshift", train, aug, X, z, seed=seed + k, epochs=epochs,
                               examples_per_epoch=examples_per_epoch, time_budget_s=time_budget_s,
                               arch_name=arch_name, members=1, select="last", log=log)
-        fold = {}
         for key, (Xc, yc, zc, objects) in sets.items():
-            z_hat, _, posterior = network_redshifts(model, Xc, return_posterior=True)
-            pooled[key].append((z_hat, zc, yc, objects))
-            _keep(kept, key, k, posterior, zc, yc, objects)
-            fold[key] = redshift_metrics(z_hat, zc)
-        per_fold.append(fold)
-    out = {"per_fold": per_fold}
-    for key, parts in pooled.items():
-        z_hat, z, y, objects = (np.concatenate([p[i] for p in parts]) for i in range(4))
+            _keep(kept, key, k, model.predict(Xc), zc, yc, objects)
+    return _redshift_summary(kept)
+
+
+def _redshift_summary(kept: dict) -> dict:
+    """Per-fold and pooled redshift figures of the kept out-of-fold posteriors (read as the network's are:
+    :func:`~astrodash_core.redshift.posterior_redshifts`)."""
+    from ..redshift import posterior_redshifts
+
+    out, per_fold = {}, {}
+    for key in (key for key in REDSHIFT_CONDITIONS if key in kept):
+        posterior, z, y, objects, fold = (np.concatenate([p[i] for p in kept[key]]) for i in range(5))
+        z_hat = posterior_redshifts(posterior, labels.REDSHIFT_BINS)[0]
+        for k in np.unique(fold):
+            per_fold.setdefault(int(k), {})[key] = redshift_metrics(z_hat[fold == k], z[fold == k])
         out[key] = {"conditions": REDSHIFT_CONDITIONS[key].describe(),
                     "redshift": redshift_metrics(z_hat, z, objects),
                     **redshift_breakdown(z_hat, z, y, objects)}
+    out["per_fold"] = [per_fold[k] for k in sorted(per_fold)]
+    return out
+
+
+def combine_outputs(paths) -> dict:
+    """The redshift cross-validation result of several runs' networks averaged (posterior mean), from their
+    ``outputs`` files (:func:`save_outputs`); the runs must have held out the same spectra under the same draws
+    (same seed and folds), which is checked."""
+    loaded = []
+    for path in paths:
+        with np.load(path, allow_pickle=False) as f:
+            meta = json.loads(bytes(f["meta"]).decode()) if "meta" in f else {}
+            loaded.append((meta, {name: f[name] for name in f.files if name != "meta"}))
+    metas = [m for m, _ in loaded]
+    if any(m.get("variant", "redshift") != "redshift" for m in metas):
+        raise ValueError("only redshift cross-validation outputs can be combined")
+    first = loaded[0][1]
+    for path, (_, arrays) in zip(paths, loaded):
+        if arrays.keys() != first.keys() or any(
+                not np.array_equal(arrays[n], first[n]) for n in first if not n.endswith("/output")):
+            raise ValueError(f"{path}: not the same held-out spectra as {paths[0]} (same --seed and --folds needed)")
+    keys = sorted({n.split("/")[0] for n in first})
+    kept = {key: [(np.mean([a[f"{key}/output"].astype(np.float64) for _, a in loaded], axis=0),
+                   *(first[f"{key}/{n}"] for n in ("truth", "label", "object", "fold")))] for key in keys}
+    out = {"variant": "redshift", "folds": len(np.unique(first[f"{keys[0]}/fold"])),
+           "seed": metas[0].get("seed", "?"), "epochs": " + ".join(str(m.get("epochs", "?")) for m in metas),
+           "architecture": " + ".join(str(m.get("architecture", "?")) for m in metas),
+           "n_objects": len(np.unique(first[f"{keys[0]}/object"])), "combined": [str(p) for p in paths],
+           "augmentation": [m.get("augmentation") for m in metas]}
+    out.update(_redshift_summary(kept))
     return out
 
 
@@ -246,10 +281,12 @@ def apply_threshold(model_path, result: dict) -> dict:
 
 def _format_redshift(result: dict) -> str:
     extra = result.get("unlabelled_spectra")
+    combined = result.get("combined")
     lines = [f"## redshift: {result['folds']}-fold cross-validation by object ({result['n_objects']} objects, seed "
              f"{result['seed']}, {result['epochs']} epochs, {result['architecture']}"
              + (f"; also trained on up to {extra['spectra']} unlabelled spectra of {extra['objects']} objects" if extra
-                else "") + ")", "",
+                else "")
+             + (f"; the networks of {', '.join(combined)} averaged" if combined else "") + ")", "",
              "| out of fold | n | median abs(dz) | within 0.005 | within 0.02 | 95th percentile abs(dz) |",
              "|---|---|---|---|---|---|"]
     keys = [key for key in REDSHIFT_CONDITIONS if key in result]  # runs before the host-lines set lack it
