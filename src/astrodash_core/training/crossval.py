@@ -286,7 +286,8 @@ def _format_redshift(result: dict) -> str:
              f"{result['seed']}, {result['epochs']} epochs, {result['architecture']}"
              + (f"; also trained on up to {extra['spectra']} unlabelled spectra of {extra['objects']} objects" if extra
                 else "")
-             + (f"; the networks of {', '.join(combined)} averaged" if combined else "") + ")", "",
+             + ("" if not combined else f"; the networks of {', '.join(combined)} averaged" if len(combined) > 1
+                else f"; read from {combined[0]}") + ")", "",
              "| out of fold | n | median abs(dz) | within 0.005 | within 0.02 | 95th percentile abs(dz) |",
              "|---|---|---|---|---|---|"]
     keys = [key for key in REDSHIFT_CONDITIONS if key in result]  # runs before the host-lines set lack it
