@@ -80,6 +80,25 @@ def test_ensemble_averages_its_members_and_roundtrips(tmp_path):
     np.testing.assert_array_equal(back.predict(x), ensemble.predict(x))
 
 
+def test_ensemble_of_models_averages_every_network():
+    from astrodash_core.models import ensemble_models
+
+    single = make_model(random_weights(seed=7), provenance={"name": "a", "split": {"test": ["x"]}})
+    pair = make_model({f"m{j}.{k}": v for j in range(2) for k, v in random_weights(seed=8 + j).items()}, members=2,
+                      provenance={"name": "b", "split": {"test": ["x"]}})
+    both = ensemble_models([single, pair])
+    x = np.random.default_rng(5).standard_normal((4, 1024)).astype(np.float32)
+    mean = np.mean([Network(DASH1D, w).forward(x) for w in (random_weights(seed=s) for s in (7, 8, 9))], axis=0)
+    assert both.members == 3 and both.name == "a + b" and both.provenance["split"] == {"test": ["x"]}
+    assert [p["name"] for p in both.provenance["ensemble_of"]] == ["a", "b"]
+    np.testing.assert_allclose(both.predict(x), mean, atol=1e-6)
+    other = make_model(random_weights(seed=7), provenance={"name": "c", "split": {"test": ["y"]}})
+    with pytest.raises(ValueError, match="differ in their training split"):
+        ensemble_models([single, other])
+    with pytest.raises(ValueError, match="differ in variant"):
+        ensemble_models([single, make_model(random_weights(seed=7), variant="agnostic")])
+
+
 def test_ensemble_weights_must_belong_to_a_member():
     w = {f"m{j}.{k}": v for j in range(2) for k, v in random_weights(seed=j).items()}
     with pytest.raises(ModelFileError, match="no member"):
@@ -146,3 +165,22 @@ def test_hierarchical_loss_rewards_the_right_subtype_whatever_the_age():
     wrong_subtype = float(loss(logits_on(labels.class_index("Ia-91T", 30.0)), y))
     wrong_broad = float(loss(logits_on(labels.class_index("IIP", 30.0)), y))
     assert right < wrong_age < wrong_subtype < wrong_broad
+
+
+def test_cli_ensemble_writes_a_model_and_refuses_mismatched_files(tmp_path):
+    import subprocess
+    import sys
+
+    a, b = make_model(random_weights(seed=1)), make_model(random_weights(seed=2))
+    a.save(tmp_path / "a.npz"), b.save(tmp_path / "b.npz")
+    run = [sys.executable, "-m", "astrodash_core.cli", "ensemble"]
+    out = subprocess.run([*run, str(tmp_path / "a.npz"), str(tmp_path / "b.npz"), "--out", str(tmp_path / "e.npz")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    x = np.random.default_rng(6).standard_normal((3, 1024)).astype(np.float32)
+    np.testing.assert_allclose(Model.load(tmp_path / "e.npz").predict(x), (a.predict(x) + b.predict(x)) / 2, atol=1e-6)
+    make_model(random_weights(seed=3), variant="agnostic").save(tmp_path / "c.npz")
+    out = subprocess.run([*run, str(tmp_path / "a.npz"), str(tmp_path / "c.npz"), "--out", str(tmp_path / "f.npz")],
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and "differ in variant" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "f.npz").exists()

@@ -229,6 +229,15 @@ def cmd_build_templates(args) -> int:
     return 0
 
 
+def cmd_ensemble(args) -> int:
+    from .models import Model, ensemble_models
+
+    model = ensemble_models([Model.load(p) for p in args.models], name=args.name or "")
+    model.save(args.out)
+    print(f"wrote {args.out}: {model.variant} model {model.name!r}, {model.members} networks averaged")
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from .training.report import evaluation_report
 
@@ -322,6 +331,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unlabelled", action="store_true", help=UNLABELLED_HELP)
     p.add_argument("--host-lines", type=float, default=0.0, metavar="P", help=HOST_LINES_HELP)
     p.set_defaults(func=cmd_cross_validate)
+
+    p = sub.add_parser("ensemble", help="one model averaging the networks of several model files")
+    p.add_argument("models", nargs="+", help="model files of one variant, architecture and test split")
+    p.add_argument("--out", required=True, help="the ensemble's model file")
+    p.add_argument("--name", help="its name (default: the members' names joined)")
+    p.set_defaults(func=cmd_ensemble)
 
     p = sub.add_parser("evaluate", help="accuracy on held-out objects, clean and degraded")
     p.add_argument("models", nargs="*", help="model files (default: the shipped models)")

@@ -167,6 +167,34 @@ class Model:
         return cls.from_bytes(data, str(path))
 
 
+def ensemble_models(models: list[Model], name: str = "") -> Model:
+    """One model holding the networks of ``models`` (probabilities averaged), e.g. two redshift recipes.
+
+    They must agree on architecture, labels, grid, preprocessing, variant, training loss and held-out test
+    objects.  The provenance keeps each member's; a classifier's reliable threshold is not carried over (an
+    ensemble's probabilities need calibrating again)."""
+    if len(models) < 2:
+        raise ModelFileError("an ensemble needs at least two models")
+    first = models[0]
+    for m in models[1:]:
+        for what in ("variant", "labels", "arch", "grid", "preprocessing"):
+            if getattr(m, what) != getattr(first, what):
+                raise ModelFileError(f"models {first.name!r} and {m.name!r} differ in {what}")
+        for what in ("loss", "split"):
+            if m.provenance.get(what) != first.provenance.get(what):
+                raise ModelFileError(f"models {first.name!r} and {m.name!r} differ in their training {what}")
+    weights, j = {}, 0
+    for m in models:
+        for member in m.member_weights():
+            weights.update({f"m{j}.{k}": v for k, v in member.items()})
+            j += 1
+    name = name or " + ".join(m.name for m in models)
+    provenance = {"name": name, "ensemble_of": [m.provenance for m in models]}
+    provenance.update({k: first.provenance[k] for k in ("architecture", "loss", "split") if k in first.provenance})
+    return Model(arch=first.arch, weights=weights, labels=list(first.labels), grid=first.grid,
+                 preprocessing=first.preprocessing, variant=first.variant, provenance=provenance, name=name, members=j)
+
+
 def available_models() -> dict[str, dict]:
     """Registered models (built-in and plugins): ``{name: {"loader", "default_for"}}``."""
     from .plugins import get_model_providers
