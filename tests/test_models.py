@@ -83,14 +83,16 @@ def test_ensemble_averages_its_members_and_roundtrips(tmp_path):
 def test_ensemble_of_models_averages_every_network():
     from astrodash_core.models import ensemble_models
 
-    single = make_model(random_weights(seed=7), provenance={"name": "a", "split": {"test": ["x"]}})
+    single = make_model(random_weights(seed=7), provenance={"name": "a", "split": {"test": ["x"]}, "seed": 1,
+                                                            "fit_on": "train"})
     pair = make_model({f"m{j}.{k}": v for j in range(2) for k, v in random_weights(seed=8 + j).items()}, members=2,
-                      provenance={"name": "b", "split": {"test": ["x"]}})
+                      provenance={"name": "b", "split": {"test": ["x"]}, "seed": 1, "fit_on": "train+val"})
     both = ensemble_models([single, pair])
     x = np.random.default_rng(5).standard_normal((4, 1024)).astype(np.float32)
     mean = np.mean([Network(DASH1D, w).forward(x) for w in (random_weights(seed=s) for s in (7, 8, 9))], axis=0)
     assert both.members == 3 and both.name == "a + b" and both.provenance["split"] == {"test": ["x"]}
     assert [p["name"] for p in both.provenance["ensemble_of"]] == ["a", "b"]
+    assert both.provenance["seed"] == 1 and "fit_on" not in both.provenance  # shared entries only
     np.testing.assert_allclose(both.predict(x), mean, atol=1e-6)
     other = make_model(random_weights(seed=7), provenance={"name": "c", "split": {"test": ["y"]}})
     with pytest.raises(ValueError, match="differ in their training split"):

@@ -167,6 +167,10 @@ class Model:
         return cls.from_bytes(data, str(path))
 
 
+#: Provenance entries an ensemble keeps at its top level when all its members agree on them.
+ENSEMBLE_SHARED = ("architecture", "data", "seed", "fit_on", "loss", "split")
+
+
 def ensemble_models(models: list[Model], name: str = "") -> Model:
     """One model holding the networks of ``models`` (probabilities averaged), e.g. two redshift recipes.
 
@@ -190,7 +194,10 @@ def ensemble_models(models: list[Model], name: str = "") -> Model:
             j += 1
     name = name or " + ".join(m.name for m in models)
     provenance = {"name": name, "ensemble_of": [m.provenance for m in models]}
-    provenance.update({k: first.provenance[k] for k in ("architecture", "loss", "split") if k in first.provenance})
+    # what all members share stays at the top, where evaluation and inference read it (the split's seed draws
+    # the evaluation sets)
+    provenance.update({k: first.provenance[k] for k in ENSEMBLE_SHARED
+                       if k in first.provenance and all(m.provenance.get(k) == first.provenance[k] for m in models)})
     return Model(arch=first.arch, weights=weights, labels=list(first.labels), grid=first.grid,
                  preprocessing=first.preprocessing, variant=first.variant, provenance=provenance, name=name, members=j)
 
