@@ -226,6 +226,9 @@ def test_tiny_redshift_cross_validation_reads_every_held_out_object(tmp_path, ca
     np.savez(tmp_path / "other.npz", **other)
     with pytest.raises(ValueError, match="not the same held-out spectra"):
         combine_outputs([tmp_path / "oof.npz", tmp_path / "other.npz"])
+    (tmp_path / "junk.npz").write_bytes(b"not an archive")
+    assert main(["cross-validate", "--combine", str(tmp_path / "oof.npz"), str(tmp_path / "junk.npz")]) == 1
+    assert "junk.npz: not a cross-validation outputs file" in capsys.readouterr().err
     survey = r["redshift_survey"]
     assert r["epochs"] == 1 and len(r["per_fold"]) == 2
     assert survey["redshift"]["by_object"]["within_0.02"]["n_objects"] == r["n_objects"]

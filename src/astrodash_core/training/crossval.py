@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 from .. import interpret, labels
+from ..errors import AstrodashError
 from ..nn import DEFAULT_ARCHITECTURE
 from .augment import DEGRADED, REDSHIFT_SURVEY, REDSHIFT_SURVEY_HOST_LINES, Augmenter
 from .evaluation import _interval, format_report, metrics, redshift_metrics
@@ -195,17 +196,24 @@ def combine_outputs(paths) -> dict:
     (same seed and folds), which is checked."""
     loaded = []
     for path in paths:
-        with np.load(path, allow_pickle=False) as f:
-            meta = json.loads(bytes(f["meta"]).decode()) if "meta" in f else {}
-            loaded.append((meta, {name: f[name] for name in f.files if name != "meta"}))
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                meta = json.loads(bytes(f["meta"]).decode()) if "meta" in f else {}
+                arrays = {name: f[name] for name in f.files if name != "meta"}
+        except (OSError, ValueError) as exc:
+            raise AstrodashError(f"{path}: not a cross-validation outputs file ({exc})") from None
+        if not arrays or any(not n.endswith(("/output", "/truth", "/label", "/object", "/fold")) for n in arrays):
+            raise AstrodashError(f"{path}: not a cross-validation outputs file")
+        loaded.append((meta, arrays))
     metas = [m for m, _ in loaded]
     if any(m.get("variant", "redshift") != "redshift" for m in metas):
-        raise ValueError("only redshift cross-validation outputs can be combined")
+        raise AstrodashError("only redshift cross-validation outputs can be combined")
     first = loaded[0][1]
     for path, (_, arrays) in zip(paths, loaded):
         if arrays.keys() != first.keys() or any(
                 not np.array_equal(arrays[n], first[n]) for n in first if not n.endswith("/output")):
-            raise ValueError(f"{path}: not the same held-out spectra as {paths[0]} (same --seed and --folds needed)")
+            raise AstrodashError(f"{path}: not the same held-out spectra as {paths[0]} (same --seed and --folds "
+                                 "needed)")
     keys = sorted({n.split("/")[0] for n in first})
     kept = {key: [(np.mean([a[f"{key}/output"].astype(np.float64) for _, a in loaded], axis=0),
                    *(first[f"{key}/{n}"] for n in ("truth", "label", "object", "fold")))] for key in keys}
