@@ -118,7 +118,6 @@ def _folds(templates, fold_of: dict[str, int], folds: int, log):
 
 def _cross_validate_classes(variant, templates, aug, fold_of, *, seed, folds, epochs, examples_per_epoch,
                             time_budget_s, arch_name, kept, log) -> dict:
-    pooled = {"clean": [], "degraded": []}
     per_fold = []
     for k, train, held in _folds(templates, fold_of, folds, log):
         X, y, _, objects = aug.clean(held, return_objects=True)
@@ -130,13 +129,12 @@ def _cross_validate_classes(variant, templates, aug, fold_of, *, seed, folds, ep
                                             return_objects=True)
         sets = {"clean": (model.predict(X), y, objects), "degraded": (model.predict(Xd), yd, objects_d)}
         for key, part in sets.items():
-            pooled[key].append(part)
             _keep(kept, key, k, part[0], np.zeros(len(part[1])), part[1], part[2])
         per_fold.append({key: {m: v for m, v in metrics(*part).items() if m != "confusion"}
                          for key, part in sets.items()})
     out = {"per_fold": per_fold}
-    for key, parts in pooled.items():
-        probs, y, objects = (np.concatenate([p[i] for p in parts]) for i in range(3))
+    for key in sets:
+        probs, _, y, objects, _ = (np.concatenate([p[i] for p in kept[key]]) for i in range(5))
         out[key] = metrics(probs, y, objects)
         out[key]["conditions"] = "clean templates" if key == "clean" else DEGRADED.describe()
         if key == "clean":
