@@ -90,6 +90,10 @@ def cross_validate(variant: str = "known-z", *, folds: int = 5, seed: int = 0, d
     return out
 
 
+#: What is kept of every held-out spectrum, per condition, in this order (and in an ``outputs`` file).
+OUTPUT_FIELDS = ("output", "truth", "label", "object", "fold")
+
+
 def _keep(kept: dict, key: str, k: int, output, truth, y, objects) -> None:
     kept.setdefault(key, []).append((np.asarray(output, dtype=np.float32), np.asarray(truth), np.asarray(y),
                                      np.asarray(objects, dtype=str), np.full(len(y), k)))
@@ -100,10 +104,14 @@ def save_outputs(path, kept: dict, header: dict) -> None:
     ``{key}/label``, ``{key}/object``, ``{key}/fold``, the folds' rows in order; ``meta``: the run's ``header``
     (variant, seed, folds, epochs, architecture, augmentation) as JSON."""
     arrays = {"meta": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
-    for key, parts in kept.items():
-        for i, name in enumerate(("output", "truth", "label", "object", "fold")):
-            arrays[f"{key}/{name}"] = np.concatenate([p[i] for p in parts])
+    for key in kept:
+        arrays.update({f"{key}/{name}": a for name, a in zip(OUTPUT_FIELDS, _pooled(kept, key))})
     np.savez_compressed(path, **arrays)
+
+
+def _pooled(kept: dict, key: str) -> tuple:
+    """The folds' kept arrays of one condition, concatenated: (output, truth, label, object, fold)."""
+    return tuple(np.concatenate([part[i] for part in kept[key]]) for i in range(len(OUTPUT_FIELDS)))
 
 
 def _folds(templates, fold_of: dict[str, int], folds: int, log):
@@ -134,7 +142,7 @@ def _cross_validate_classes(variant, templates, aug, fold_of, *, seed, folds, ep
                          for key, part in sets.items()})
     out = {"per_fold": per_fold}
     for key in sets:
-        probs, _, y, objects, _ = (np.concatenate([p[i] for p in kept[key]]) for i in range(5))
+        probs, _, y, objects, _ = _pooled(kept, key)
         out[key] = metrics(probs, y, objects)
         out[key]["conditions"] = "clean templates" if key == "clean" else DEGRADED.describe()
         if key == "clean":
@@ -177,7 +185,7 @@ def _redshift_summary(kept: dict) -> dict:
 
     out, per_fold = {}, {}
     for key in (key for key in REDSHIFT_CONDITIONS if key in kept):
-        posterior, z, y, objects, fold = (np.concatenate([p[i] for p in kept[key]]) for i in range(5))
+        posterior, z, y, objects, fold = _pooled(kept, key)
         z_hat = posterior_redshifts(posterior, labels.REDSHIFT_BINS)[0]
         for k in np.unique(fold):
             per_fold.setdefault(int(k), {})[key] = redshift_metrics(z_hat[fold == k], z[fold == k])
@@ -200,7 +208,7 @@ def combine_outputs(paths) -> dict:
                 arrays = {name: f[name] for name in f.files if name != "meta"}
         except (OSError, ValueError) as exc:
             raise AstrodashError(f"{path}: not a cross-validation outputs file ({exc})") from None
-        if not arrays or any(not n.endswith(("/output", "/truth", "/label", "/object", "/fold")) for n in arrays):
+        if not arrays or any(n.partition("/")[2] not in OUTPUT_FIELDS for n in arrays):
             raise AstrodashError(f"{path}: not a cross-validation outputs file")
         loaded.append((meta, arrays))
     metas = [m for m, _ in loaded]
@@ -214,7 +222,7 @@ def combine_outputs(paths) -> dict:
                                  "needed)")
     keys = sorted({n.split("/")[0] for n in first})
     kept = {key: [(np.mean([a[f"{key}/output"].astype(np.float64) for _, a in loaded], axis=0),
-                   *(first[f"{key}/{n}"] for n in ("truth", "label", "object", "fold")))] for key in keys}
+                   *(first[f"{key}/{n}"] for n in OUTPUT_FIELDS[1:]))] for key in keys}
     out = {"variant": "redshift", "folds": len(np.unique(first[f"{keys[0]}/fold"])),
            "seed": metas[0].get("seed", "?"), "epochs": " + ".join(str(m.get("epochs", "?")) for m in metas),
            "architecture": " + ".join(str(m.get("architecture", "?")) for m in metas),
