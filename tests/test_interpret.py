@@ -59,3 +59,27 @@ def test_calibrated_threshold_reaches_target_precision():
     assert cal["precision"] >= 0.9 and 0 < cal["coverage"] < 1
     flagged = np.array([interpret.best_match(p, cal["threshold"]).reliable for p in probs])
     assert flagged.mean() == pytest.approx(cal["coverage"])
+
+
+def test_a_reliable_flag_never_stands_beside_an_rlap_warning():
+    from astrodash_core.interpret import reliable_with_rlap
+
+    assert reliable_with_rlap(True, False) and reliable_with_rlap(True, None)
+    assert not reliable_with_rlap(True, True)
+    assert not reliable_with_rlap(False, False) and not reliable_with_rlap(False, None)
+
+
+def test_classified_examples_are_never_reliable_with_a_low_rlap():
+    """Through classify, at the file's or the estimated redshift: rule 5 of interpret holds for every example,
+    and the SN 1994D example (rlap well above the warning) stays reliable."""
+    from pathlib import Path
+
+    from astrodash_core import classify
+    from astrodash_core.rlap import RLAP_WARNING
+
+    results = classify(sorted(str(p) for p in (Path(__file__).parents[1] / "examples").glob("sn*")))
+    for r in results:
+        b = r.best_match
+        assert b.rlap is not None and b.rlap_warning == (b.rlap < RLAP_WARNING)
+        assert not (b.reliable and b.rlap_warning), r.name
+    assert any(r.best_match.reliable and "1994D" in r.name for r in results)

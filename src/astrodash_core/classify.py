@@ -273,11 +273,14 @@ def _best_match_rows(bank, best) -> np.ndarray:
 def _add_rlap(pre, bank, items, n_top: int = 3) -> None:
     """rlap at each result's redshift for its top ``n_top`` matches and its best match: for each, the highest
     rlap over the templates of its classes, at most ``PER_CLASS`` of each (None when the bank has none).
-    ``items`` are (row of ``pre``, Classification); one batched correlation serves them all."""
+    ``items`` are (row of ``pre``, Classification); one batched correlation serves them all.
+
+    The rows of ``pre`` were de-redshifted by ``preprocess`` at each result's redshift, so they are correlated
+    with the (rest-frame) templates at lag 0, within the usual tolerance: passing the redshift again would shift
+    them twice."""
     from .rlap import RLAP_WARNING, rlap_pairs
 
     plans, spec, t_row = [], [], []
-    z = np.zeros(len(pre.flux))
     offset = 0
     for j, r in items:
         targets = [*r.matches[:n_top], r.best_match]
@@ -287,16 +290,17 @@ def _add_rlap(pre, bank, items, n_top: int = 3) -> None:
         offset += rows.size
         spec.append(np.full(rows.size, j, dtype=np.int64))
         t_row.append(rows)
-        z[j] = r.redshift
     if offset == 0:
         return
     rlap = rlap_pairs(pre.flux, np.asarray(pre.lo, dtype=np.int64), np.asarray(pre.hi, dtype=np.int64),
-                      np.concatenate(spec), bank.flux, bank.lo, bank.hi, np.concatenate(t_row), z, bank.grid.dwlog)
+                      np.concatenate(spec), bank.flux, bank.lo, bank.hi, np.concatenate(t_row), np.zeros(len(pre.flux)),
+                      bank.grid.dwlog)
     for start, rows, targets, groups, best in plans:
         by_row = dict(zip(rows.tolist(), rlap[start:start + rows.size].tolist()))
         for m, g in zip(targets, groups):
             m.rlap = max(by_row[x] for x in g.tolist()) if g.size else None
         best.rlap_warning = None if best.rlap is None else bool(best.rlap < RLAP_WARNING)
+        best.reliable = interpret.reliable_with_rlap(best.reliable, best.rlap_warning)
 
 
 def _redshift_iter(redshift):

@@ -12,6 +12,9 @@ The merging rule, written down:
    broad type, its ages merged as in 2 over the summed age distribution of its subtypes.
 4. ``reliable`` is ``probability >= threshold``, with the threshold calibrated on the validation split of
    held-out objects (stored in the model file; see ``calibrate_threshold``).
+5. Where rlap is measured, a best match whose rlap is below ``rlap.RLAP_WARNING`` (``rlap_warning``) is never
+   ``reliable`` (:func:`reliable_with_rlap`): a confident network whose best match the templates do not
+   support is a contradiction the output must not show.  Without rlap, rule 4 alone decides.
 """
 from __future__ import annotations
 
@@ -47,6 +50,11 @@ def _merge_ages(age_probs: np.ndarray) -> tuple[int, int, float]:
 
 def age_label(first: int, last: int) -> str:
     return f"{int(labels.AGE_EDGES[first])} to {int(labels.AGE_EDGES[last + 1])}"
+
+
+def reliable_with_rlap(reliable: bool, rlap_warning: bool | None) -> bool:
+    """Rule 5: ``reliable`` stands only if the rlap check did not warn (or was not made)."""
+    return bool(reliable) and rlap_warning is not True
 
 
 def best_match(probs: np.ndarray, threshold: float = DEFAULT_RELIABLE_THRESHOLD) -> BestMatch:
