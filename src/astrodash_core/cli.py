@@ -238,7 +238,38 @@ def cmd_ensemble(args) -> int:
     return 0
 
 
+def _classifier_of(model_paths):
+    """A Classifier using the given model files in place of the shipped ones, one per variant."""
+    from .classify import Classifier
+    from .models import Model
+
+    by_variant: dict = {}
+    for path in model_paths:
+        model = Model.load(path)
+        if model.variant in by_variant:
+            raise AstrodashError(f"two {model.variant} models given ({by_variant[model.variant].name!r} and "
+                                 f"{model.name!r}): give at most one of each variant")
+        by_variant[model.variant] = model
+    return Classifier(model=by_variant.get("known-z"), agnostic_model=by_variant.get("agnostic"),
+                      redshift_model=by_variant.get("redshift"))
+
+
 def cmd_evaluate(args) -> int:
+    if args.real:
+        from .training.real_eval import evaluate_real, format_real_report
+
+        result = evaluate_real(args.real, part=args.part or "all", split=args.split,
+                               classifier=_classifier_of(args.models), rlap=not args.no_rlap)
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(result, fh, indent=1)
+        print(format_real_report(result))
+        return 0 if any(run.get("n") for run in result["runs"].values()) else 1
+    given = [opt for opt, v in (("--part", args.part), ("--split", args.split), ("--json", args.json),
+                                ("--no-rlap", args.no_rlap)) if v]
+    if given:
+        print(f"error: {', '.join(given)} only go with --real DIR", file=sys.stderr)
+        return 2
     from .training.report import evaluation_report
 
     print(evaluation_report(args.models, data=args.data))
@@ -338,9 +369,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="its name (default: the members' names joined)")
     p.set_defaults(func=cmd_ensemble)
 
-    p = sub.add_parser("evaluate", help="accuracy on held-out objects, clean and degraded")
-    p.add_argument("models", nargs="*", help="model files (default: the shipped models)")
+    p = sub.add_parser("evaluate", help="accuracy on held-out objects, clean and degraded; or on real spectra (--real)")
+    p.add_argument("models", nargs="*", help="model files (default: the shipped models); with --real, at most one "
+                                             "of each variant, replacing the shipped one")
     p.add_argument("--data", help="template folder")
+    p.add_argument("--real", metavar="DIR", help="evaluate on the real spectra of DIR (with its manifest.csv, like "
+                                                 "shared/data/real) instead, z given and z estimated")
+    p.add_argument("--part", choices=("all", "test", "val", "train", "trainval"),
+                   help="with --real: the part of the split to evaluate (default all)")
+    p.add_argument("--split", metavar="FILE", help="with --real: the split file (default: the shipped real_split.csv)")
+    p.add_argument("--json", metavar="OUT", help="with --real: also write the full result as JSON")
+    p.add_argument("--no-rlap", action="store_true", help="with --real: skip rlap (faster; no rlap warnings)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("serve", help="run the HTTP API on uvicorn (needs the serve extra)")
