@@ -156,10 +156,13 @@ class Classifier:
                 to_estimate.append(j)
         if not to_estimate:
             return []
-        from .redshift import estimate_observed
+        from .redshift import estimate_observed, trimmed_network_redshifts
 
+        z_model = self.redshift_model()
+        network = None if z_model is None else trimmed_network_redshifts(
+            z_model, [items[j][1] for j in to_estimate], smoothing, min_wave, max_wave)
         estimates = estimate_observed(pre.flux[to_estimate], pre.lo[to_estimate], pre.hi[to_estimate],
-                                      probs[to_estimate], bank, self.redshift_model(), match=False)
+                                      probs[to_estimate], bank, z_model, match=False, network=network)
         return [(*items[j], est.redshift, est.error, est.alternatives) for j, est in zip(to_estimate, estimates)]
 
     def _result(self, spec, model, probs, pre, j, z, z_source, z_error, top_n=5, probabilities=False,

@@ -158,16 +158,79 @@ def posterior_redshifts(p: np.ndarray, bins: np.ndarray, target_sigma: float = l
     return z, err
 
 
+#: Self-consistent trimming (:func:`trimmed_network_redshifts`): the observed-frame cuts W0 (1 + z_k), in
+#: redshift.  The template spectra the networks learn from have no flux below ~W0 rest, so in training the data
+#: never begin bluer than W0 (1 + z); a real spectrum at z = 0.4 that begins at 3500 A is outside what the
+#: network knew, and it answered by reading z off where the data begin.
+TRIM_LADDER = (0.0, 0.03, 0.06, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+
+
+def trimmed_network_redshifts(model, spectra, smoothing: int = 0, min_wave=None, max_wave=None,
+                              ladder=TRIM_LADDER):
+    """(z, error, posterior [n, bins], cut z_k [n]) of observed-frame spectra from a redshift model, each read
+    from the spectrum cut below W0 (1 + z_k) for the first z_k of ``ladder`` whose estimate is consistent with
+    its cut (z <= z_k).
+
+    A cut at z_k looks like a training example for any true z <= z_k, so an estimate at or below z_k is one the
+    network could make honestly; an estimate above it is the network seeing flux bluer than any template at that
+    redshift has, so the next cut is tried.  Cuts that leave a spectrum's data as they were reuse the previous
+    answer; a spectrum consistent with no cut (or with too little left) keeps its uncut estimate.  The same
+    spectrum cut at W0 (1 + z) with its true z therefore gets the same input, hence the same estimate, as long as
+    no cut below its z was consistent.
+    """
+    from .preprocess import PreprocessSettings, preprocess
+
+    settings = PreprocessSettings.from_dict(model.preprocessing)
+    w0, target = settings.grid.w0, float(model.provenance.get("loss", {}).get("target_sigma",
+                                                                              labels.REDSHIFT_TARGET_SIGMA))
+    n, bins = len(spectra), model.redshift_bins
+    user_min = np.broadcast_to(np.asarray(0.0 if min_wave is None else min_wave, dtype=np.float64), (n,))
+    first = np.maximum(np.array([s.wave[0] for s in spectra], dtype=np.float64), np.maximum(user_min, w0))
+    z, err = np.full(n, np.nan), np.full(n, np.nan)
+    post = np.zeros((n, len(bins)))
+    cut = np.zeros(n)
+    last = (np.full(n, np.nan), np.full(n, np.nan), np.zeros((n, len(bins))))  # each spectrum's latest answer
+    pending = np.ones(n, dtype=bool)
+    start_prev = np.full(n, -1.0)
+    for k, zk in enumerate(ladder):
+        start = np.maximum(first, w0 * (1 + zk))
+        fresh = np.flatnonzero(pending & (start > start_prev))
+        if fresh.size:
+            pre = preprocess([spectra[i] for i in fresh], redshift=0.0, settings=settings, smoothing=smoothing,
+                             min_wave=start[fresh], max_wave=max_wave, on_error="collect")
+            gone = fresh[~pre.ok]
+            if k and gone.size:  # too little left at this cut: keep the uncut estimate
+                pending[gone] = False
+            ok = fresh[pre.ok]
+            if ok.size:
+                p = model.predict(pre.flux[pre.ok]).astype(np.float64)
+                zz, ee = posterior_redshifts(p, bins, target)
+                last[0][ok], last[1][ok], last[2][ok] = zz, ee, p
+                if k == 0:
+                    z[ok], err[ok], post[ok] = zz, ee, p
+        start_prev = np.where(pending, start, start_prev)
+        accept = np.flatnonzero(pending & np.isfinite(last[0]) & (last[0] <= zk))
+        z[accept], err[accept], post[accept] = last[0][accept], last[1][accept], last[2][accept]
+        cut[accept] = zk
+        pending[accept] = False
+        if not pending.any():
+            break
+    return z, err, post, cut
+
+
 def estimate_observed(fluxes, lo, hi, probs, bank: TemplateBank, redshift_model=None,
-                      match: bool = True) -> list[RedshiftEstimate]:
+                      match: bool = True, network=None) -> list[RedshiftEstimate]:
     """Redshifts of preprocessed observed-frame rows given nothing but the agnostic model's probabilities
     ``probs`` (what ``classify`` does without a redshift); see the module docstring for the two paths.
 
+    ``network``: the redshift model's (z, error, posterior) when already read (e.g. from the spectra cut
+    self-consistently, :func:`trimmed_network_redshifts`); by default it reads ``fluxes`` as they are.
     ``match=False`` skips the template match at the network's redshift (rlap NaN, no template): ``classify``
     measures rlap for its own best match anyway, and the match is half the cost of the estimate."""
     if redshift_model is None:
         return estimate_many(fluxes, lo, hi, [candidate_rows(bank, p) for p in probs], bank)
-    z, err, posterior = network_redshifts(redshift_model, fluxes, return_posterior=True)
+    z, err, posterior = network[:3] if network is not None else network_redshifts(redshift_model, fluxes,
+                                                                                    return_posterior=True)
     out = [RedshiftEstimate(redshift=float(zi), error=float(ei), rlap=float("nan"), template="", sn_type="", age="",
                             method="network") for zi, ei in zip(z, err)]
     if match:
@@ -235,4 +298,6 @@ def estimate_redshift(source, sn_type: str | None = None, age_bin=None, *, bank:
     probs = classifier.model_for(AGNOSTIC).predict(pre.flux)
     if (z_min, z_max) != (Z_MIN, Z_MAX):
         return estimate_many(pre.flux, pre.lo, pre.hi, [candidate_rows(bank, probs[0])], bank, z_min, z_max)[0]
-    return estimate_observed(pre.flux, pre.lo, pre.hi, probs, bank, classifier.redshift_model())[0]
+    model = classifier.redshift_model()
+    network = None if model is None else trimmed_network_redshifts(model, [spec], smoothing, min_wave, max_wave)
+    return estimate_observed(pre.flux, pre.lo, pre.hi, probs, bank, model, network=network)[0]
