@@ -99,6 +99,9 @@ COMPONENTS = {"schemas": {
         "redshift_alternatives": {"type": "array", "description": "estimated redshifts only: other peaks of the "
                                   "redshift posterior (weight relative to the estimate's), averaged over",
                                   "items": {"type": "object", "properties": {"redshift": _NUM, "weight": _NUM}}},
+        "warnings": {"type": "array", "items": _STR, "description": "present when reading changed the file's "
+                     "data: invalid rows dropped (e.g. \"dropped 6 of 1,024 rows: negative or zero wavelength\"), "
+                     "unusable error values ignored"},
         "model_type": _STR, "model_id": _STR,
         "spectrum": {"type": "object", "properties": {"x": {"type": "array", "items": _NUM},
                                                       "y": {"type": "array", "items": _NUM}, "redshift": _NUM}},

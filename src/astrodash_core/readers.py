@@ -57,11 +57,18 @@ def base_name(filename: str | None) -> str:
 
 
 def guess_wave_unit(wave: np.ndarray) -> tuple[float, str]:
-    """(factor to Å, description) guessed from the wavelength range of an optical spectrum."""
-    hi = float(np.nanmax(wave))
+    """(factor to Å, description) guessed from the wavelength range of an optical spectrum.
+
+    Only positive finite wavelengths count: the few invalid rows a Spectrum drops do not sway the guess."""
+    wave = np.asarray(wave, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        wave = wave[np.isfinite(wave) & (wave > 0)]
+    if not wave.size:
+        return 1.0, "Angstrom (assumed)"
+    hi = float(wave.max())
     if hi < 30:
         return 1e4, "micron (guessed from the range; converted to Angstrom)"
-    if hi < 1500 and float(np.nanmin(wave)) > 200:
+    if hi < 1500 and float(wave.min()) > 200:
         return 10.0, "nm (guessed from the range; converted to Angstrom)"
     return 1.0, "Angstrom (guessed from the range)"
 

@@ -60,6 +60,8 @@ class Classification:
     probabilities: np.ndarray | None = None
     spectrum: tuple | None = None  # (wave, preprocessed flux) on the model's grid, valid bins only
     error: str | None = None
+    #: what reading changed from the file (the Spectrum's ``meta["warnings"]``: rows dropped, errors ignored)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -76,6 +78,8 @@ class Classification:
         if self.redshift_alternatives:
             d["redshift_alternatives"] = [{"redshift": float(z), "weight": float(w)}
                                           for z, w in self.redshift_alternatives]
+        if self.warnings:
+            d["warnings"] = [str(w) for w in self.warnings]
         if self.error is not None:
             d["error"] = self.error
             return d

@@ -11,6 +11,18 @@ from .errors import SpectrumReadError
 #: Fewest usable points a spectrum may have.
 MIN_POINTS = 10
 
+#: Rows whose wavelength is not a positive finite number are dropped, with a warning, when they are at most
+#: this fraction of the rows.  Real files have a handful of such rows (the Open Supernova Catalog's
+#: SN2013dh_56464.5 has 6 of 1,024 with negative wavelengths, 0.6 %); more than a tenth means the column is not
+#: a wavelength axis (a misread column, velocities, pixel offsets) and the rest cannot be trusted either, so the
+#: file is rejected.
+MAX_BAD_WAVELENGTH_FRACTION = 0.10
+
+#: Rows with a NaN or infinite flux are missing data (masked pixels, chip gaps, NaN padding outside the
+#: coverage), not corrupt data: they were always dropped and still are, with a warning.  A file whose invalid
+#: rows, of any kind, are more than this fraction is mostly invalid and rejected.
+MAX_INVALID_FRACTION = 0.5
+
 
 def _as_1d(name: str, values, filename) -> np.ndarray:
     try:
@@ -27,9 +39,15 @@ class Spectrum:
     """A one-dimensional spectrum.
 
     ``wave`` is in Å (observed frame unless ``redshift`` is 0 and the data says rest frame), sorted strictly
-    increasing; ``flux`` and ``error`` are finite.  Construction validates and cleans the arrays: non-finite
-    flux points are dropped, points are sorted by wavelength and duplicate wavelengths are averaged.  Any
-    problem raises :class:`SpectrumReadError` naming ``name``.
+    increasing, positive and finite; ``flux`` is finite; ``error`` is positive where known and NaN where the
+    source gave a NaN, infinite, zero or negative value (None when it gave no usable error at all).
+
+    Construction validates and cleans the arrays, in this one place for every reader: rows whose wavelength is
+    not a positive finite number, or whose flux is NaN or infinite, are dropped when they are few (see
+    :data:`MAX_BAD_WAVELENGTH_FRACTION` and :data:`MAX_INVALID_FRACTION`), points are sorted by wavelength and
+    duplicate wavelengths are averaged.  What was changed from the source is recorded as sentences in
+    ``meta["warnings"]`` (e.g. "dropped 6 of 1,024 rows: negative or zero wavelength").  Any problem that
+    leaves no trustworthy spectrum raises :class:`SpectrumReadError` naming ``name``.
     """
 
     wave: np.ndarray
@@ -52,35 +70,29 @@ class Spectrum:
                 raise SpectrumReadError(f"error has {error.size} points but flux has {flux.size}", name)
         if wave.size == 0:
             raise SpectrumReadError("no data points", name)
-        if not np.all(np.isfinite(wave)):
-            raise SpectrumReadError("wavelengths contain NaN or infinity", name)
-        if np.any(wave <= 0):
-            raise SpectrumReadError(f"wavelengths must be positive (minimum is {wave.min():g})", name)
-        good = np.isfinite(flux)
-        if not good.any():
-            raise SpectrumReadError("flux is NaN or infinite everywhere", name)
+        n_rows = wave.size
+        wave, flux, error, warnings = _drop_invalid_rows(wave, flux, error, name)
+        n_dropped = n_rows - wave.size
         if error is not None:
-            bad_err = ~np.isfinite(error)
-            if bad_err.all():
-                error = None  # an unusable error column is dropped, not the spectrum
-            else:
-                good &= ~bad_err
-        if not good.all():
-            wave, flux = wave[good], flux[good]
-            error = error[good] if error is not None else None
+            error, error_warnings = _clean_error(error)
+            warnings += error_warnings
         if wave.size and np.any(np.diff(wave) <= 0):
             order = np.argsort(wave, kind="stable")
             wave, flux = wave[order], flux[order]
             error = error[order] if error is not None else None
             wave, flux, error = _merge_duplicates(wave, flux, error)
         if wave.size < MIN_POINTS:
-            raise SpectrumReadError(f"only {wave.size} usable points; at least {MIN_POINTS} are needed", name)
+            dropped = f" (after dropping {n_dropped:,} invalid row{'s' if n_dropped > 1 else ''})" if n_dropped else ""
+            raise SpectrumReadError(f"only {wave.size} usable points{dropped}; at least {MIN_POINTS} are needed",
+                                    name)
         if self.redshift is not None:
             z = float(self.redshift)
             if not np.isfinite(z) or z <= -1:
                 raise SpectrumReadError(f"redshift {self.redshift!r} is not a finite number above -1", name)
             self.redshift = z
         self.wave, self.flux, self.error = wave, flux, error
+        if warnings:  # a new list and dict: a caller's meta (or a copy's shared list) is not modified
+            self.meta = {**self.meta, "warnings": [*self.meta.get("warnings", ()), *warnings]}
 
     def __len__(self) -> int:
         return int(self.wave.size)
@@ -102,6 +114,7 @@ class Spectrum:
             "wave_unit": self.meta.get("wave_unit", "Angstrom (assumed)"),
             "flux_unit": self.meta.get("flux_unit"),
             "format": self.meta.get("format"),
+            "warnings": list(self.meta.get("warnings", ())),
             **{k: self.meta[k] for k in ("sn_type", "age") if k in self.meta},
         }
 
@@ -112,6 +125,71 @@ class Spectrum:
         return Spectrum(**fields)
 
 
+def _percent(count: int, total: int) -> str:
+    return f"{100.0 * count / total:.3g} %"
+
+
+def _breakdown(causes) -> str:
+    """"6 negative or zero wavelength, 2 NaN or infinite flux" (or just the cause when there is one)."""
+    present = [(what, k) for what, k in causes if k]
+    if len(present) == 1:
+        return present[0][0]
+    return ", ".join(f"{k:,} {what}" for what, k in present)
+
+
+def _drop_invalid_rows(wave, flux, error, name):
+    """Rows with a wavelength that is not a positive finite number, or a NaN or infinite flux, removed.
+
+    Returns (wave, flux, error, warnings).  Raises SpectrumReadError when they are too many to drop: more than
+    MAX_BAD_WAVELENGTH_FRACTION of the rows with a bad wavelength, more than MAX_INVALID_FRACTION invalid in
+    all, or every flux NaN or infinite.  Each row is counted under its first problem (wavelength first).
+    """
+    n = wave.size
+    nonfinite_wave = ~np.isfinite(wave)
+    with np.errstate(invalid="ignore"):
+        nonpositive_wave = ~nonfinite_wave & (wave <= 0)
+    bad_wave = nonfinite_wave | nonpositive_wave
+    finite_flux = np.isfinite(flux)
+    bad_flux = ~finite_flux & ~bad_wave
+    causes = [("NaN or infinite wavelength", int(nonfinite_wave.sum())),
+              ("negative or zero wavelength", int(nonpositive_wave.sum())),
+              ("NaN or infinite flux", int(bad_flux.sum()))]
+    n_bad_wave = causes[0][1] + causes[1][1]
+    if n_bad_wave > int(MAX_BAD_WAVELENGTH_FRACTION * n + 1e-9):
+        raise SpectrumReadError(
+            f"{n_bad_wave:,} of {n:,} rows ({_percent(n_bad_wave, n)}) have a wavelength that is not a positive "
+            f"finite number ({_breakdown(causes[:2])}); wavelengths must be positive, and at most "
+            f"{100 * MAX_BAD_WAVELENGTH_FRACTION:g} % of rows may be dropped for that", name)
+    if not finite_flux.any():
+        raise SpectrumReadError("flux is NaN or infinite everywhere", name)
+    bad = bad_wave | bad_flux
+    n_bad = int(bad.sum())
+    if n_bad > int(MAX_INVALID_FRACTION * n + 1e-9):
+        raise SpectrumReadError(
+            f"{n_bad:,} of {n:,} rows ({_percent(n_bad, n)}) are invalid ({_breakdown(causes)}); at most "
+            f"{100 * MAX_INVALID_FRACTION:g} % of rows may be dropped", name)
+    if not n_bad:
+        return wave, flux, error, []
+    keep = ~bad
+    warning = f"dropped {n_bad:,} of {n:,} rows: {_breakdown(causes)}"
+    return wave[keep], flux[keep], error[keep] if error is not None else None, [warning]
+
+
+def _clean_error(error):
+    """(error, warnings): NaN, infinite, zero or negative errors become NaN (unknown); the rows are kept, since
+    their wavelength and flux are good.  An error column with no usable value at all becomes None."""
+    with np.errstate(invalid="ignore"):
+        unusable = ~(np.isfinite(error) & (error > 0))
+    k = int(unusable.sum())
+    if not k:
+        return error, []
+    if k == error.size:
+        return None, ["error column ignored: every value is NaN, infinite, zero or negative"]
+    error = np.where(unusable, np.nan, error)
+    return error, [f"{k:,} of {error.size:,} error values are NaN, infinite, zero or negative: "
+                   "treated as unknown (NaN)"]
+
+
 def _merge_duplicates(wave, flux, error):
     """Average points that share a wavelength (wave must be sorted)."""
     uniq, start, counts = np.unique(wave, return_index=True, return_counts=True)
@@ -119,6 +197,6 @@ def _merge_duplicates(wave, flux, error):
         return wave, flux, error
     flux = np.add.reduceat(flux, start) / counts
     if error is not None:
-        # independent errors of averaged points: sqrt(sum e^2) / n
+        # independent errors of averaged points: sqrt(sum e^2) / n (unknown when one of them is unknown)
         error = np.sqrt(np.add.reduceat(error**2, start)) / counts
     return uniq, flux, error
