@@ -294,3 +294,15 @@ def test_reader_returns_exactly_the_uncorrupted_rows(writer, waves, data):
              "NaN or infinite flux": {"NaN flux", "inf flux", "-inf flux"}}
     for cause, of_kinds in named.items():
         assert (cause in dropped[0]) == bool(of_kinds & set(kinds))
+
+
+def test_the_reader_warnings_reach_the_classification_and_its_json():
+    """classify keeps the reader's repairs on the result (and in to_dict), and only on that result."""
+    from astrodash_core import classify
+
+    data = Path(__file__).parent / "data"
+    bad, good = classify([str(data / "SN2013dh_56464.500065.dat"),
+                          str(Path(__file__).parents[1] / "examples" / "sn1994D_p02.dat")], redshift=0.01)
+    assert bad.warnings == ["dropped 6 of 1,024 rows: negative or zero wavelength"]
+    assert bad.to_dict()["warnings"] == bad.warnings
+    assert not good.warnings and "warnings" not in good.to_dict()

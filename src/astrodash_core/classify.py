@@ -186,12 +186,14 @@ class Classifier:
         results: list[Classification | None] = [None] * len(sources)
         known: list[tuple[int, Spectrum, float, str, float | None]] = []
         unknown: list[tuple[int, Spectrum]] = []
+        read_warnings: dict[int, list[str]] = {}  # what the reader repaired (rows dropped, errors unknown)
         for i, (source, z) in enumerate(zip(sources, zs)):
             try:
                 spec = _read(source)
             except AstrodashError as exc:
                 results[i] = Classification(name=_source_name(source), error=str(exc))
                 continue
+            read_warnings[i] = list(spec.meta.get("warnings", ()))
             if z is None and spec.redshift is not None:
                 z = spec.redshift
             if z is None:
@@ -238,6 +240,8 @@ class Classifier:
                     classified.append((j, results[i]))
             if bank is not None and classified:
                 _add_rlap(pre, bank, classified)
+        for i, w in read_warnings.items():
+            results[i].warnings = w
         return results
 
 

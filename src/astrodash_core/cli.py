@@ -33,6 +33,8 @@ def cmd_read(args) -> int:
                       f"({info['wave_unit']}), flux unit {info['flux_unit'] or 'unknown'}, "
                       f"error column {'yes' if info['has_error'] else 'no'}, redshift {z}, "
                       f"format {info['format']}{extra}")
+                for w in info["warnings"]:
+                    print(f"{path}: warning: {w}", file=sys.stderr)
     return status
 
 
