@@ -149,3 +149,32 @@ def test_no_redshift_model_installed_means_templates_alone(monkeypatch):
     assert clf.redshift_model() is None and clf.redshift_model() is None
     r = clf.classify(EXAMPLES / "sn1994D_p02.dat", rlap=False)[0]
     assert r.redshift_source == "estimated" and r.error is None and abs(r.redshift) < 0.02
+
+
+def test_per_source_redshifts_stay_aligned_across_chunks(clf):
+    """iter_classify in chunks of 2 over 5 sources with 5 different redshifts: each result carries its own
+    source's redshift (a redshift iterator restarted per chunk would give the second chunk the first's)."""
+    s = ad.read_spectrum(SN1994D)
+    zs = [0.01, 0.02, 0.03, 0.04, 0.05]
+    sources = [ad.Spectrum(wave=s.wave * (1 + z), flux=s.flux, name=f"z{z}") for z in zs]
+    results = list(clf.iter_classify(sources, redshift=zs, chunk_size=2, rlap=False))
+    assert [r.name for r in results] == [f"z{z}" for z in zs]
+    assert [r.redshift for r in results] == zs
+    assert len({r.best_match.type for r in results}) == 1  # each read at its own z: the same Ia every time
+
+
+def test_reliable_uses_the_models_calibrated_threshold():
+    """The threshold stored in the model file decides `reliable`: the same known-z network with its threshold
+    raised above the best match's probability is not reliable, and lowered below it is."""
+    from dataclasses import replace
+
+    from astrodash_core.models import default_model
+
+    base = default_model("known-z")
+    prob = Classifier().classify(SN1994D, redshift=0.0, rlap=False)[0].best_match.probability
+    for threshold, expected in ((min(prob + 0.05, 0.999), False), (prob - 0.05, True)):
+        prov = {**base.provenance, "reliability": {**base.provenance["reliability"], "threshold": threshold}}
+        model = replace(base, provenance=prov)
+        r = Classifier(model=model).classify(SN1994D, redshift=0.0, rlap=False)[0]
+        assert r.best_match.probability == pytest.approx(prob)
+        assert r.best_match.reliable is expected
