@@ -160,7 +160,8 @@ class Classifier:
 
         z_model = self.redshift_model()
         network = None if z_model is None else trimmed_network_redshifts(
-            z_model, [items[j][1] for j in to_estimate], smoothing, min_wave, max_wave)
+            z_model, [items[j][1] for j in to_estimate], smoothing, min_wave, max_wave,
+            uncut=pre.flux[to_estimate] if z_model.preprocessing == model.preprocessing else None)
         estimates = estimate_observed(pre.flux[to_estimate], pre.lo[to_estimate], pre.hi[to_estimate],
                                       probs[to_estimate], bank, z_model, match=False, network=network)
         return [(*items[j], est.redshift, est.error, est.alternatives) for j, est in zip(to_estimate, estimates)]

@@ -166,7 +166,7 @@ TRIM_LADDER = (0.0, 0.03, 0.06, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0
 
 
 def trimmed_network_redshifts(model, spectra, smoothing: int = 0, min_wave=None, max_wave=None,
-                              ladder=TRIM_LADDER):
+                              ladder=TRIM_LADDER, uncut=None):
     """(z, error, posterior [n, bins], cut z_k [n]) of observed-frame spectra from a redshift model, each read
     from the spectrum cut below W0 (1 + z_k) for the first z_k of ``ladder`` whose estimate is consistent with
     its cut (z <= z_k).
@@ -177,6 +177,10 @@ def trimmed_network_redshifts(model, spectra, smoothing: int = 0, min_wave=None,
     answer; a spectrum consistent with no cut (or with too little left) keeps its uncut estimate.  The same
     spectrum cut at W0 (1 + z) with its true z therefore gets the same input, hence the same estimate, as long as
     no cut below its z was consistent.
+
+    ``uncut``: the spectra already preprocessed uncut (observed frame, this model's settings, the same
+    smoothing and window) when the caller has them, so the first rung reads them instead of preprocessing
+    the spectra again.
     """
     from .preprocess import PreprocessSettings, preprocess
 
@@ -196,14 +200,18 @@ def trimmed_network_redshifts(model, spectra, smoothing: int = 0, min_wave=None,
         start = np.maximum(first, w0 * (1 + zk))
         fresh = np.flatnonzero(pending & (start > start_prev))
         if fresh.size:
-            pre = preprocess([spectra[i] for i in fresh], redshift=0.0, settings=settings, smoothing=smoothing,
-                             min_wave=start[fresh], max_wave=max_wave, on_error="collect")
-            gone = fresh[~pre.ok]
+            if k == 0 and uncut is not None:
+                rows, kept = np.asarray(uncut)[fresh], np.ones(fresh.size, dtype=bool)
+            else:
+                pre = preprocess([spectra[i] for i in fresh], redshift=0.0, settings=settings, smoothing=smoothing,
+                                 min_wave=start[fresh], max_wave=max_wave, on_error="collect")
+                rows, kept = pre.flux[pre.ok], pre.ok
+            gone = fresh[~kept]
             if k and gone.size:  # too little left at this cut: keep the uncut estimate
                 pending[gone] = False
-            ok = fresh[pre.ok]
+            ok = fresh[kept]
             if ok.size:
-                p = model.predict(pre.flux[pre.ok]).astype(np.float64)
+                p = model.predict(rows).astype(np.float64)
                 zz, ee = posterior_redshifts(p, bins, target)
                 last[0][ok], last[1][ok], last[2][ok] = zz, ee, p
                 if k == 0:
@@ -299,5 +307,7 @@ def estimate_redshift(source, sn_type: str | None = None, age_bin=None, *, bank:
     if (z_min, z_max) != (Z_MIN, Z_MAX):
         return estimate_many(pre.flux, pre.lo, pre.hi, [candidate_rows(bank, probs[0])], bank, z_min, z_max)[0]
     model = classifier.redshift_model()
-    network = None if model is None else trimmed_network_redshifts(model, [spec], smoothing, min_wave, max_wave)
+    network = None if model is None else trimmed_network_redshifts(
+        model, [spec], smoothing, min_wave, max_wave,
+        uncut=pre.flux if model.preprocessing == bank.settings.to_dict() else None)
     return estimate_observed(pre.flux, pre.lo, pre.hi, probs, bank, model, network=network)[0]
