@@ -8,6 +8,14 @@ from .. import labels
 _BROAD_OF_TYPE = np.array([labels.BROAD_TYPES.index(labels.BROAD_TYPE[t]) for t in labels.SN_TYPES])
 
 
+def broad_sums(by_type: np.ndarray) -> np.ndarray:
+    """Probabilities summed per broad type (``labels.BROAD_TYPES`` order) from per-subtype ones [..., 17]."""
+    by_type = np.asarray(by_type, dtype=np.float64)
+    out = np.zeros((*by_type.shape[:-1], len(labels.BROAD_TYPES)))
+    np.add.at(np.moveaxis(out, -1, 0), _BROAD_OF_TYPE, np.moveaxis(by_type, -1, 0))
+    return out
+
+
 def metrics(probs: np.ndarray, y: np.ndarray, objects=None) -> dict:
     """Subtype, broad-type and type+age accuracy of probabilities [n, 306] against class labels y [n].
 
@@ -25,8 +33,7 @@ def metrics(probs: np.ndarray, y: np.ndarray, objects=None) -> dict:
         return {"n": 0}
     grid = probs.reshape(n, labels.N_TYPES, labels.N_AGE_BINS)
     by_type = grid.sum(axis=2)
-    by_broad = np.zeros((n, len(labels.BROAD_TYPES)))
-    np.add.at(by_broad.T, _BROAD_OF_TYPE, by_type.T)
+    by_broad = broad_sums(by_type)
     true_type = y // labels.N_AGE_BINS
     pred_type = by_type.argmax(axis=1)
     conf = np.zeros((labels.N_TYPES, labels.N_TYPES), dtype=np.int64)

@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import labels
 from ..errors import AstrodashError
-from .evaluation import by_object
+from .evaluation import broad_sums, by_object
 from .real_split import SPLIT_FILE, Z_RANGES, load_real_split, select_part, z_range
 
 MANIFEST = "manifest.csv"
@@ -45,7 +45,6 @@ CATALOGUE_SUBTYPE: dict[str, str] = {t: t for t in ("Ia-91T", "Ia-91bg", "Ia-pec
 BROAD_ORDER = ("Ia", "Ib", "Ic", "Ib/c", "II")
 TOP_INSTRUMENTS = 10
 TOP_CONFUSIONS = 8
-_BROAD_OF_TYPE = np.array([labels.BROAD_TYPES.index(labels.BROAD_TYPE[t]) for t in labels.SN_TYPES])
 assert set(CATALOGUE_SUBTYPE.values()) <= set(labels.SN_TYPES)
 
 
@@ -87,8 +86,7 @@ def predicted_types(result) -> tuple[str, str]:
     if p is None:
         return result.best_match.broad_type, result.best_match.type
     by_type = np.asarray(p, dtype=float).reshape(labels.N_TYPES, labels.N_AGE_BINS).sum(axis=1)
-    by_broad = np.zeros(len(labels.BROAD_TYPES))
-    np.add.at(by_broad, _BROAD_OF_TYPE, by_type)
+    by_broad = broad_sums(by_type)
     return labels.BROAD_TYPES[int(by_broad.argmax())], labels.SN_TYPES[int(by_type.argmax())]
 
 
