@@ -182,7 +182,8 @@ def cmd_train(args) -> int:
 
     run_training(args.variant, args.out, seed=args.seed, data=args.data, epochs=args.epochs,
                  examples_per_epoch=args.examples, time_budget_s=args.time_budget, arch_name=args.arch,
-                 members=args.members, refit=args.refit, unlabelled=args.unlabelled, config=_augment_config(args))
+                 members=args.members, refit=args.refit, unlabelled=args.unlabelled, config=_augment_config(args),
+                 real=args.real, real_fraction=args.real_fraction)
     return 0
 
 
@@ -340,6 +341,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "objects and write that model (test objects stay held out)")
     p.add_argument("--unlabelled", action="store_true", help=UNLABELLED_HELP)
     p.add_argument("--host-lines", type=float, default=0.0, metavar="P", help=HOST_LINES_HELP)
+    p.add_argument("--real", metavar="DIR", help="classifiers: also train on the training part of the fixed real split "
+                                                 "of DIR (real spectra with a manifest.csv, like shared/data/real), "
+                                                 "with their catalogue types as partial labels")
+    p.add_argument("--real-fraction", type=float, default=0.1, metavar="F",
+                   help="with --real: the share of each epoch's examples that are real spectra (default 0.1)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("cross-validate", help="the training recipe's accuracy with every object held out once "

@@ -142,3 +142,36 @@ def redshift_bins(label_list) -> np.ndarray:
     if z.size < 3 or np.any(step <= 0) or np.ptp(step) > 1e-6:
         raise ValueError("redshift model labels must be at least 3 evenly spaced, increasing redshifts")
     return z
+
+
+#: Partial labels (real spectra: a catalogue type without an age, often without a subtype), as codes that
+#: follow the N_CLASSES full classes: N_CLASSES + t = subtype t at an unknown age; PARTIAL_BROAD + b = broad
+#: type b (any subtype, any age); PARTIAL_IB_OR_IC = Ib or Ic.  ``allowed_classes()`` says which classes each
+#: code admits; training maximises the probability summed over them (the marginal likelihood).
+PARTIAL_BROAD = N_CLASSES + N_TYPES
+PARTIAL_IB_OR_IC = PARTIAL_BROAD + len(BROAD_TYPES)
+N_LABEL_CODES = PARTIAL_IB_OR_IC + 1
+
+
+def partial_label(sn_type: str | None = None, broad: str | None = None) -> int:
+    """The code of a subtype at unknown age (``sn_type``), or of a broad type (``broad``: Ia, Ib, Ic, II, or
+    "Ib/c" for Ib or Ic)."""
+    if sn_type is not None:
+        return N_CLASSES + SN_TYPES.index(sn_type)
+    if broad == "Ib/c":
+        return PARTIAL_IB_OR_IC
+    return PARTIAL_BROAD + BROAD_TYPES.index(broad)
+
+
+def allowed_classes() -> np.ndarray:
+    """bool [N_LABEL_CODES, N_CLASSES]: the classes each label code admits (a full class admits itself)."""
+    out = np.zeros((N_LABEL_CODES, N_CLASSES), dtype=bool)
+    out[np.arange(N_CLASSES), np.arange(N_CLASSES)] = True
+    type_of = np.arange(N_CLASSES) // N_AGE_BINS
+    broad_of = np.array([BROAD_TYPES.index(BROAD_TYPE[t]) for t in SN_TYPES])[type_of]
+    for t in range(N_TYPES):
+        out[N_CLASSES + t] = type_of == t
+    for b in range(len(BROAD_TYPES)):
+        out[PARTIAL_BROAD + b] = broad_of == b
+    out[PARTIAL_IB_OR_IC] = np.isin(broad_of, [BROAD_TYPES.index("Ib"), BROAD_TYPES.index("Ic")])
+    return out

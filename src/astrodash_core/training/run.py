@@ -60,7 +60,8 @@ def check_unlabelled(variant: str, unlabelled: bool) -> None:
 def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epochs: int = 30,
                  examples_per_epoch: int = 40000, val_per_spectrum: int = 4, time_budget_s: float = 3000,
                  arch_name: str | None = None, members: int = 1, refit: bool = False,
-                 config: AugmentConfig | None = None, unlabelled: bool = False, log=print):
+                 config: AugmentConfig | None = None, unlabelled: bool = False, real=None,
+                 real_fraction: float = 0.1, log=print):
     """Train one model variant and write it to ``out``; returns the Model.
 
     ``members`` > 1 trains an ensemble: networks from different initialisations and augmented data (member 0
@@ -74,7 +75,11 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
     it gives there).
 
     ``unlabelled`` (redshift model): train also on the spectra outside the label space (see :func:`prepare`);
-    validation and test stay the labelled templates of their objects."""
+    validation and test stay the labelled templates of their objects.
+
+    ``real`` (classifiers): a folder of real spectra with a manifest (like shared/data/real); the training part
+    of the fixed real split joins every epoch as ``real_fraction`` of its examples, with its partial labels
+    (:mod:`.real_data`).  Its validation and test parts are never trained on."""
     from .train import LOSS, REDSHIFT_LOSS
 
     t0 = time.time()
@@ -87,8 +92,15 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
     X_val, y_val, z_val = aug.examples(val, np.repeat(np.arange(len(val)), val_per_spectrum), rng)
     arch_name = arch_name or DEFAULT_ARCHITECTURE
     loss = REDSHIFT_LOSS if reads_z else LOSS
+    real_items = None
+    if real is not None:
+        if reads_z:
+            raise ValueError("real spectra with catalogue types can train the classifiers, not the redshift model")
+        from .real_data import load_real_training
+
+        real_items = load_real_training(real, log=log)
     recipe = dict(seed=seed, epochs=epochs, examples_per_epoch=examples_per_epoch, time_budget_s=time_budget_s,
-                  arch_name=arch_name, members=members, log=log)
+                  arch_name=arch_name, members=members, log=log, real=real_items, real_fraction=real_fraction)
 
     def fit(objects, select: str):
         return fit_recipe(variant, objects, aug, X_val, z_val if reads_z else y_val, select=select, **recipe)
@@ -121,6 +133,10 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
         "fit_on": "train+val" if refit else "train",
         **({"unlabelled_spectra": unlabelled_provenance(extra_train + extra_val if refit else extra_train)}
            if unlabelled else {}),
+        **({"real_spectra": {"part": "train", "spectra": len(real_items),
+                             "objects": len({r.object for r in real_items}), "fraction": real_fraction,
+                             "what": "real observed spectra with catalogue types (partial labels, no ages)"}}
+           if real_items else {}),
         "augmentation": aug.config.to_dict(),
         "loss": loss,
         "members": members,
@@ -148,10 +164,13 @@ def unlabelled_provenance(spectra) -> dict:
 
 
 def fit_recipe(variant: str, objects, aug: Augmenter, X_monitor, y_monitor, *, seed: int, epochs: int,
-               examples_per_epoch: int, time_budget_s: float, arch_name: str, members: int, select: str, log=print):
+               examples_per_epoch: int, time_budget_s: float, arch_name: str, members: int, select: str, log=print,
+               real=None, real_fraction: float = 0.1):
     """Train the recipe on the templates ``objects`` (fresh augmented, class-balanced examples each epoch) and
     return (Model without provenance, history).  ``X_monitor``/``y_monitor`` (class labels, or redshifts for
-    the redshift variant) are scored every epoch; with ``select="best"`` they also choose the epoch kept."""
+    the redshift variant) are scored every epoch; with ``select="best"`` they also choose the epoch kept.
+    ``real``: real spectra (:func:`.real_data.load_real_training`) that make up ``real_fraction`` of each
+    epoch's examples, drawn by :func:`.real_data.real_weights`."""
     from ..models import Model
     from ..nn import ARCHITECTURES, with_outputs
     from .train import class_scores, redshift_loss, redshift_scores, train_model
@@ -160,13 +179,24 @@ def fit_recipe(variant: str, objects, aug: Augmenter, X_monitor, y_monitor, *, s
     out_labels = list(labels.REDSHIFT_LABELS if reads_z else labels.CLASS_LABELS)
     arch = with_outputs(ARCHITECTURES[arch_name], len(out_labels))
     weights = balanced_weights(objects, aug.config.type_power, aug.config.object_power)
+    n_real = int(round(real_fraction * examples_per_epoch)) if real else 0
+    if n_real:
+        from .real_data import real_examples, real_weights
+
+        r_weights = real_weights(real, aug.config.type_power)
 
     def epochs_of(member: int):
         def make_epoch(epoch: int):
             r = np.random.default_rng([seed, epoch] + ([member] if member else []))
-            idx = r.choice(len(objects), size=examples_per_epoch, p=weights)
+            idx = r.choice(len(objects), size=examples_per_epoch - n_real, p=weights)
             X, y, z = aug.examples(objects, idx, r)
-            return (X, z.astype(np.float32)) if reads_z else (X, y)
+            if reads_z:
+                return X, z.astype(np.float32)
+            if n_real:
+                Xr, yr = real_examples(real, r.choice(len(real), size=n_real, p=r_weights), r, variant=variant,
+                                       z_error_sigma=aug.config.z_error_sigma)
+                X, y = np.concatenate([X, Xr]), np.concatenate([y, yr])
+            return X, y
         return make_epoch
 
     nn_weights, history = {}, []

@@ -75,7 +75,11 @@ def hierarchical_loss(*, age_sigma: float = LOSS["age_sigma"], smoothing: float 
                       type_weight: float = LOSS["type_weight"], broad_weight: float = LOSS["broad_weight"]):
     """Loss over the 306 classes plus the negative log of the probability *summed* over the true subtype's
     ages and over the true broad type's subtypes.  What the product reports is exactly those sums (best
-    subtype, broad type), so they are trained for directly instead of only through the exact age bin."""
+    subtype, broad type), so they are trained for directly instead of only through the exact age bin.
+
+    A partial label (``y >= labels.N_CLASSES``: a subtype at unknown age, a broad type, Ib or Ic; see
+    ``labels.partial_label``) costs the negative log of the probability summed over the classes it admits
+    (the marginal likelihood), weighted as the three terms of a full label together."""
     import torch
 
     targets = torch.from_numpy(soft_targets(age_sigma, smoothing))
@@ -85,15 +89,24 @@ def hierarchical_loss(*, age_sigma: float = LOSS["age_sigma"], smoothing: float 
         broad_mask[b, k] = 0.0
     broad_of = torch.tensor(broad_of)
 
-    def loss(logits, y):
-        logp = torch.log_softmax(logits, dim=1)
-        class_loss = -(targets[y] * logp).sum(dim=1).mean()
+    allowed = torch.where(torch.from_numpy(labels.allowed_classes()), 0.0, float("-inf"))
+
+    def full_loss(logp, y):  # summed over the rows
+        class_loss = -(targets[y] * logp).sum(dim=1).sum()
         type_logp = torch.logsumexp(logp.view(-1, labels.N_TYPES, labels.N_AGE_BINS), dim=2)
         true_type = y // labels.N_AGE_BINS
-        type_loss = torch.nn.functional.nll_loss(type_logp, true_type)
+        type_loss = torch.nn.functional.nll_loss(type_logp, true_type, reduction="sum")
         broad_logp = torch.logsumexp(type_logp[:, None, :] + broad_mask[None], dim=2)
-        broad_loss = torch.nn.functional.nll_loss(broad_logp, broad_of[true_type])
+        broad_loss = torch.nn.functional.nll_loss(broad_logp, broad_of[true_type], reduction="sum")
         return class_loss + type_weight * type_loss + broad_weight * broad_loss
+
+    def loss(logits, y):
+        logp = torch.log_softmax(logits, dim=1)
+        full = y < labels.N_CLASSES
+        if bool(full.all()):
+            return full_loss(logp, y) / len(y)
+        marginal = -torch.logsumexp(logp[~full] + allowed[y[~full]], dim=1).sum()
+        return (full_loss(logp[full], y[full]) + (1 + type_weight + broad_weight) * marginal) / len(y)
 
     return loss
 

@@ -1,0 +1,57 @@
+"""Real spectra as training examples: partial label codes, the marginal-likelihood loss, and the split kept."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from astrodash_core import labels
+from astrodash_core.training.real_data import label_code, load_real_training, real_examples, real_weights
+from astrodash_core.training.real_eval import read_manifest
+
+SMALL = Path(__file__).parent / "data" / "real_small"
+
+
+def test_label_codes_admit_exactly_the_catalogue_types_classes():
+    allowed = labels.allowed_classes()
+    type_of = np.arange(labels.N_CLASSES) // labels.N_AGE_BINS
+    names = np.array(labels.SN_TYPES)[type_of]
+    assert np.array_equal(allowed[label_code("IIb")], names == "IIb")
+    assert np.array_equal(allowed[label_code("Ia")], np.char.startswith(names, "Ia") | (names == "Iax"))
+    assert np.array_equal(allowed[label_code("IIb")] & allowed[label_code("Ib")], allowed[label_code("IIb")])
+    ib_c = allowed[label_code("Ib/c")]
+    assert ib_c.sum() == allowed[label_code("Ib")].sum() + allowed[label_code("Ic")].sum()
+    assert np.array_equal(allowed[label_code("II")], np.isin(names, ["IIP", "IIL", "IIn", "II-pec"]))
+    assert label_code("SLSN-I") is None
+    assert np.array_equal(allowed[:labels.N_CLASSES], np.eye(labels.N_CLASSES, dtype=bool))
+
+
+def test_partial_labels_cost_the_negative_log_of_their_summed_probability():
+    torch = pytest.importorskip("torch")
+    from astrodash_core.training.train import LOSS, hierarchical_loss
+
+    loss = hierarchical_loss()
+    torch.manual_seed(0)
+    x = torch.randn(6, labels.N_CLASSES, dtype=torch.float32)
+    y = torch.tensor([3, 40, label_code("IIb"), label_code("II"), label_code("Ib/c"), 200])
+    p = torch.softmax(x.double(), 1).numpy()
+    allowed = labels.allowed_classes()
+    marginal = [-np.log(p[i][allowed[int(y[i])]].sum()) for i in (2, 3, 4)]
+    full = float(loss(x[[0, 1, 5]], y[[0, 1, 5]])) * 3  # the full labels' loss, unchanged by partial ones
+    weight = 1 + LOSS["type_weight"] + LOSS["broad_weight"]
+    assert float(loss(x, y)) == pytest.approx((full + weight * sum(marginal)) / 6, rel=1e-5)
+
+
+def test_only_the_training_part_is_read_and_weights_balance_objects():
+    names = {row["name"] for row in read_manifest(SMALL)}
+    items = load_real_training(SMALL, split={n: "train" for n in names}, log=lambda *_: None)  # unreadable left out
+    assert items and all(it.code is not None for it in items)
+    only_train = load_real_training(SMALL, split={it.object: ("test" if k == 0 else "train")
+                                                  for k, it in enumerate(items)}, log=lambda *_: None)
+    assert items[0].object not in {it.object for it in only_train}
+    w = real_weights(items)
+    assert w.sum() == pytest.approx(1.0) and np.all(w > 0)
+    X, codes = real_examples(items, np.arange(len(items)), np.random.default_rng(0), variant="known-z",
+                             z_error_sigma=0.0)
+    assert X.shape[1] == 1024 and X.dtype == np.float32 and len(codes) == len(X)
+    with pytest.raises(ValueError):
+        real_examples(items, np.arange(1), np.random.default_rng(0), variant="redshift", z_error_sigma=0.0)
