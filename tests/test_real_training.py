@@ -55,3 +55,19 @@ def test_only_the_training_part_is_read_and_weights_balance_objects():
     assert X.shape[1] == 1024 and X.dtype == np.float32 and len(codes) == len(X)
     with pytest.raises(ValueError):
         real_examples(items, np.arange(1), np.random.default_rng(0), variant="redshift", z_error_sigma=0.0)
+
+
+def test_spectra_outside_the_label_space_are_trained_towards_flat():
+    torch = pytest.importorskip("torch")
+    from astrodash_core.training.train import hierarchical_loss
+
+    assert label_code("SLSN-I", outside=True) == labels.OUTSIDE and label_code("Ia", outside=True) == label_code("Ia")
+    assert not labels.allowed_classes()[labels.OUTSIDE].any()
+    loss = hierarchical_loss()
+    torch.manual_seed(1)
+    x = torch.randn(3, labels.N_CLASSES)
+    y = torch.tensor([5, labels.OUTSIDE, labels.OUTSIDE])
+    logp = torch.log_softmax(x.double(), 1).numpy()
+    flat = -logp[1].mean() - logp[2].mean()
+    assert float(loss(x, y)) == pytest.approx((float(loss(x[:1], y[:1])) + flat) / 3, rel=1e-5)
+    assert float(loss(torch.zeros(1, labels.N_CLASSES), y[1:2])) == pytest.approx(np.log(labels.N_CLASSES), rel=1e-5)

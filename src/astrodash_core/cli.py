@@ -183,7 +183,7 @@ def cmd_train(args) -> int:
     run_training(args.variant, args.out, seed=args.seed, data=args.data, epochs=args.epochs,
                  examples_per_epoch=args.examples, time_budget_s=args.time_budget, arch_name=args.arch,
                  members=args.members, refit=args.refit, unlabelled=args.unlabelled, config=_augment_config(args),
-                 real=args.real, real_fraction=args.real_fraction)
+                 real=args.real, real_fraction=args.real_fraction, slsn_outside=args.slsn_outside)
     return 0
 
 
@@ -346,6 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "with their catalogue types as partial labels")
     p.add_argument("--real-fraction", type=float, default=0.1, metavar="F",
                    help="with --real: the share of each epoch's examples that are real spectra (default 0.1)")
+    p.add_argument("--slsn-outside", action="store_true",
+                   help="classifiers: also train on superluminous spectra (SLSN/ templates; with --real, the real "
+                        "training part's SLSNe) towards a flat distribution: outside the label space, no class is "
+                        "confident")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("cross-validate", help="the training recipe's accuracy with every object held out once "

@@ -150,7 +150,10 @@ def redshift_bins(label_list) -> np.ndarray:
 #: code admits; training maximises the probability summed over them (the marginal likelihood).
 PARTIAL_BROAD = N_CLASSES + N_TYPES
 PARTIAL_IB_OR_IC = PARTIAL_BROAD + len(BROAD_TYPES)
-N_LABEL_CODES = PARTIAL_IB_OR_IC + 1
+#: A spectrum outside the label space (a superluminous supernova): it admits no class, and training pushes its
+#: probabilities towards flat, so that no class is called for it with confidence.
+OUTSIDE = PARTIAL_IB_OR_IC + 1
+N_LABEL_CODES = OUTSIDE + 1
 
 
 def partial_label(sn_type: str | None = None, broad: str | None = None) -> int:
@@ -164,7 +167,8 @@ def partial_label(sn_type: str | None = None, broad: str | None = None) -> int:
 
 
 def allowed_classes() -> np.ndarray:
-    """bool [N_LABEL_CODES, N_CLASSES]: the classes each label code admits (a full class admits itself)."""
+    """bool [N_LABEL_CODES, N_CLASSES]: the classes each label code admits (a full class admits itself;
+    OUTSIDE none)."""
     out = np.zeros((N_LABEL_CODES, N_CLASSES), dtype=bool)
     out[np.arange(N_CLASSES), np.arange(N_CLASSES)] = True
     type_of = np.arange(N_CLASSES) // N_AGE_BINS

@@ -17,7 +17,7 @@ from .. import labels
 from ..errors import AstrodashError
 from ..preprocess import PreprocessSettings, preprocess
 from ..spectrum import Spectrum
-from .real_eval import CATALOGUE_SUBTYPE, TRUTH_BROAD, read_manifest
+from .real_eval import CATALOGUE_SUBTYPE, SLSN_TYPES, TRUTH_BROAD, read_manifest
 from .real_split import load_real_split, select_part
 
 
@@ -30,8 +30,11 @@ class RealSpectrum:
     broad: str       # catalogue broad type (Ia, Ib, Ic, II, Ib/c)
 
 
-def label_code(catalogue_type: str) -> int | None:
-    """The partial label code of a catalogue type, or None when it is outside the label space (SLSNe)."""
+def label_code(catalogue_type: str, outside: bool = False) -> int | None:
+    """The partial label code of a catalogue type; for one outside the label space (SLSNe) ``labels.OUTSIDE``
+    with ``outside``, else None."""
+    if outside and catalogue_type in SLSN_TYPES:
+        return labels.OUTSIDE
     if catalogue_type in CATALOGUE_SUBTYPE:
         return labels.partial_label(CATALOGUE_SUBTYPE[catalogue_type])
     if catalogue_type in TRUTH_BROAD:
@@ -39,16 +42,16 @@ def label_code(catalogue_type: str) -> int | None:
     return None
 
 
-def load_real_training(directory, parts=("train",), split=None, log=print) -> list[RealSpectrum]:
+def load_real_training(directory, parts=("train",), split=None, log=print, outside: bool = False) -> list[RealSpectrum]:
     """The labelled, readable spectra of ``directory`` (a folder with a manifest.csv) whose objects are in
-    ``parts`` of the split (default: the shipped one)."""
+    ``parts`` of the split (default: the shipped one); with ``outside`` also its SLSNe (``labels.OUTSIDE``)."""
     from ..reading import read_spectrum
 
     split = load_real_split(split) if not isinstance(split, dict) else split
     names = set().union(*(select_part(split, p) for p in parts))
     out, skipped = [], 0
     for row in read_manifest(directory):
-        code = label_code(row["type"] or "")
+        code = label_code(row["type"] or "", outside)
         if row["name"] not in names or code is None or row["z"] is None:
             continue
         try:
@@ -56,7 +59,7 @@ def load_real_training(directory, parts=("train",), split=None, log=print) -> li
         except (AstrodashError, OSError):
             skipped += 1
             continue
-        out.append(RealSpectrum(spec, code, float(row["z"]), row["name"], TRUTH_BROAD[row["type"]]))
+        out.append(RealSpectrum(spec, code, float(row["z"]), row["name"], TRUTH_BROAD.get(row["type"], row["type"])))
     log(f"real spectra for training ({'+'.join(parts)}): {len(out)} spectra of {len({r.object for r in out})} "
         f"objects{f', {skipped} unreadable left out' if skipped else ''}")
     return out

@@ -61,7 +61,7 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
                  examples_per_epoch: int = 40000, val_per_spectrum: int = 4, time_budget_s: float = 3000,
                  arch_name: str | None = None, members: int = 1, refit: bool = False,
                  config: AugmentConfig | None = None, unlabelled: bool = False, real=None,
-                 real_fraction: float = 0.1, log=print):
+                 real_fraction: float = 0.1, slsn_outside: bool = False, outside_fraction: float = 0.03, log=print):
     """Train one model variant and write it to ``out``; returns the Model.
 
     ``members`` > 1 trains an ensemble: networks from different initialisations and augmented data (member 0
@@ -79,7 +79,11 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
 
     ``real`` (classifiers): a folder of real spectra with a manifest (like shared/data/real); the training part
     of the fixed real split joins every epoch as ``real_fraction`` of its examples, with its partial labels
-    (:mod:`.real_data`).  Its validation and test parts are never trained on."""
+    (:mod:`.real_data`).  Its validation and test parts are never trained on.
+
+    ``slsn_outside`` (classifiers): superluminous spectra (the SNID set's ``SLSN/`` of the training side, and with
+    ``real`` the real training part's SLSNe) make up ``outside_fraction`` of each epoch, trained towards a flat
+    distribution over the classes (``labels.OUTSIDE``): outside the label space, nothing should be confident."""
     from .train import LOSS, REDSHIFT_LOSS
 
     t0 = time.time()
@@ -98,14 +102,21 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
             raise ValueError("real spectra with catalogue types can train the classifiers, not the redshift model")
         from .real_data import load_real_training
 
-        real_items = load_real_training(real, log=log)
+        real_items = load_real_training(real, log=log, outside=slsn_outside)
+    outside = {}
+    if slsn_outside:
+        if reads_z:
+            raise ValueError("superluminous spectra as 'outside the label space' can train the classifiers only")
+        outside = slsn_templates(find_data_root(data), side, log)
     recipe = dict(seed=seed, epochs=epochs, examples_per_epoch=examples_per_epoch, time_budget_s=time_budget_s,
-                  arch_name=arch_name, members=members, log=log, real=real_items, real_fraction=real_fraction)
+                  arch_name=arch_name, members=members, log=log, real=real_items, real_fraction=real_fraction,
+                  outside_fraction=outside_fraction)
 
-    def fit(objects, select: str):
-        return fit_recipe(variant, objects, aug, X_val, z_val if reads_z else y_val, select=select, **recipe)
+    def fit(objects, select: str, outside_spectra=None):
+        return fit_recipe(variant, objects, aug, X_val, z_val if reads_z else y_val, select=select,
+                          outside=outside_spectra, **recipe)
 
-    model, history = fit(train + extra_train, "best")
+    model, history = fit(train + extra_train, "best", outside.get("train"))
     if reads_z:
         from ..redshift import network_redshifts
 
@@ -120,7 +131,8 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
     epochs_log = {"epochs": history}
     if refit:
         log(f"refit on train + validation objects: {len({t.object for t in train + val})} objects")
-        model, refit_history = fit(train + val + extra_train + extra_val, "last")
+        model, refit_history = fit(train + val + extra_train + extra_val, "last",
+                                   outside and outside["train"] + outside["val"])
         epochs_log = {"epochs_without_validation_objects": history, "epochs": refit_history}
     model.provenance = {
         "name": f"{arch_name}-{variant}",
@@ -137,6 +149,9 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
                              "objects": len({r.object for r in real_items}), "fraction": real_fraction,
                              "what": "real observed spectra with catalogue types (partial labels, no ages)"}}
            if real_items else {}),
+        **({"outside_spectra": {"slsn_templates": len(outside["train"] + (outside["val"] if refit else [])),
+                                "fraction": outside_fraction, "target": "flat over the classes"}}
+           if outside else {}),
         "augmentation": aug.config.to_dict(),
         "loss": loss,
         "members": members,
@@ -156,6 +171,21 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
     return model
 
 
+def slsn_templates(root, side: dict, log=print) -> dict:
+    """The SNID set's superluminous spectra as ``labels.OUTSIDE`` examples, by side of the split
+    ({"train": [...], "val": [...]}; those of test objects are left out)."""
+    from dataclasses import replace
+
+    from .templates_data import load_unlabelled
+
+    out = {"train": [], "val": []}
+    for t in load_unlabelled(root, log=lambda *_: None):
+        if t.sn_type == "SLSN" and side.get(t.object, "train") in out:
+            out[side.get(t.object, "train")].append(replace(t, label=labels.OUTSIDE))
+    log(f"superluminous spectra outside the label space: {len(out['train'])} training, {len(out['val'])} validation")
+    return out
+
+
 def unlabelled_provenance(spectra) -> dict:
     """What a model file records of the unlabelled spectra its redshift model was also trained on."""
     return {"spectra": len(spectra), "objects": len({t.object for t in spectra}),
@@ -165,12 +195,13 @@ def unlabelled_provenance(spectra) -> dict:
 
 def fit_recipe(variant: str, objects, aug: Augmenter, X_monitor, y_monitor, *, seed: int, epochs: int,
                examples_per_epoch: int, time_budget_s: float, arch_name: str, members: int, select: str, log=print,
-               real=None, real_fraction: float = 0.1):
+               real=None, real_fraction: float = 0.1, outside=None, outside_fraction: float = 0.03):
     """Train the recipe on the templates ``objects`` (fresh augmented, class-balanced examples each epoch) and
     return (Model without provenance, history).  ``X_monitor``/``y_monitor`` (class labels, or redshifts for
     the redshift variant) are scored every epoch; with ``select="best"`` they also choose the epoch kept.
     ``real``: real spectra (:func:`.real_data.load_real_training`) that make up ``real_fraction`` of each
-    epoch's examples, drawn by :func:`.real_data.real_weights`."""
+    epoch's examples, drawn by :func:`.real_data.real_weights`.  ``outside``: template spectra labelled
+    ``labels.OUTSIDE`` that make up ``outside_fraction`` of each epoch (each object weighing the same)."""
     from ..models import Model
     from ..nn import ARCHITECTURES, with_outputs
     from .train import class_scores, redshift_loss, redshift_scores, train_model
@@ -180,6 +211,9 @@ def fit_recipe(variant: str, objects, aug: Augmenter, X_monitor, y_monitor, *, s
     arch = with_outputs(ARCHITECTURES[arch_name], len(out_labels))
     weights = balanced_weights(objects, aug.config.type_power, aug.config.object_power)
     n_real = int(round(real_fraction * examples_per_epoch)) if real else 0
+    n_out = int(round(outside_fraction * examples_per_epoch)) if outside else 0
+    if n_out:
+        o_weights = balanced_weights(outside, 1.0, 0.0)
     if n_real:
         from .real_data import real_examples, real_weights
 
@@ -188,10 +222,13 @@ def fit_recipe(variant: str, objects, aug: Augmenter, X_monitor, y_monitor, *, s
     def epochs_of(member: int):
         def make_epoch(epoch: int):
             r = np.random.default_rng([seed, epoch] + ([member] if member else []))
-            idx = r.choice(len(objects), size=examples_per_epoch - n_real, p=weights)
+            idx = r.choice(len(objects), size=examples_per_epoch - n_real - n_out, p=weights)
             X, y, z = aug.examples(objects, idx, r)
             if reads_z:
                 return X, z.astype(np.float32)
+            if n_out:
+                Xo, yo, _ = aug.examples(outside, r.choice(len(outside), size=n_out, p=o_weights), r)
+                X, y = np.concatenate([X, Xo]), np.concatenate([y, yo])
             if n_real:
                 Xr, yr = real_examples(real, r.choice(len(real), size=n_real, p=r_weights), r, variant=variant,
                                        z_error_sigma=aug.config.z_error_sigma)

@@ -79,7 +79,8 @@ def hierarchical_loss(*, age_sigma: float = LOSS["age_sigma"], smoothing: float 
 
     A partial label (``y >= labels.N_CLASSES``: a subtype at unknown age, a broad type, Ib or Ic; see
     ``labels.partial_label``) costs the negative log of the probability summed over the classes it admits
-    (the marginal likelihood), weighted as the three terms of a full label together."""
+    (the marginal likelihood), weighted as the three terms of a full label together.  ``labels.OUTSIDE`` (a
+    spectrum outside the label space) costs the cross-entropy to the flat distribution over the classes."""
     import torch
 
     targets = torch.from_numpy(soft_targets(age_sigma, smoothing))
@@ -105,8 +106,11 @@ def hierarchical_loss(*, age_sigma: float = LOSS["age_sigma"], smoothing: float 
         full = y < labels.N_CLASSES
         if bool(full.all()):
             return full_loss(logp, y) / len(y)
-        marginal = -torch.logsumexp(logp[~full] + allowed[y[~full]], dim=1).sum()
-        return (full_loss(logp[full], y[full]) + (1 + type_weight + broad_weight) * marginal) / len(y)
+        outside = y == labels.OUTSIDE
+        partial = ~full & ~outside
+        marginal = -torch.logsumexp(logp[partial] + allowed[y[partial]], dim=1).sum()
+        flat = -logp[outside].mean(dim=1).sum()
+        return (full_loss(logp[full], y[full]) + (1 + type_weight + broad_weight) * marginal + flat) / len(y)
 
     return loss
 
