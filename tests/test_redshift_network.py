@@ -117,19 +117,37 @@ def test_the_estimate_stays_inside_the_range_asked_for():
     assert ad.estimate_redshift(EXAMPLE.parent / "sn1979C_p07.dat").redshift >= -0.01
 
 
-def test_posterior_alternatives_are_the_other_peaks_with_their_relative_mass():
-    from astrodash_core.redshift import posterior_alternatives
+def test_posterior_alternatives_are_the_other_peaks_with_their_share_of_the_posterior():
+    from astrodash_core.redshift import posterior_alternatives, posterior_peaks
 
     bins = labels.REDSHIFT_BINS
     p = _Posterior([0.3], 0.012).p[0] + 0.5 * _Posterior([0.6], 0.012).p[0] + 0.1 * _Posterior([0.1], 0.012).p[0]
-    alt = posterior_alternatives(p, bins, 0.3)
-    assert len(alt) == 1 and alt[0][0] == pytest.approx(0.6) and alt[0][1] == pytest.approx(0.5, rel=0.02)
+    alt, est_mass, top_mass = posterior_peaks(p, bins, 0.3)
+    assert len(alt) == 1 and alt[0][0] == pytest.approx(0.6)
+    # masses are shares of the whole posterior: the bins within 3 of each peak, counted directly here
+    share = [p[np.abs(bins - z) <= 0.0151].sum() / p.sum() for z in (0.3, 0.6)]
+    assert est_mass == pytest.approx(share[0]) and top_mass == est_mass and alt[0][1] == pytest.approx(share[1])
+    assert alt[0][1] / est_mass == pytest.approx(0.5, rel=0.02) and est_mass + alt[0][1] <= 1
+    assert posterior_alternatives(p, bins, 0.3) == alt
     # a peak below the fraction (0.1 < 0.2 of the highest) is not an alternative; one peak, none
     assert posterior_alternatives(_Posterior([0.3], 0.012).p[0], bins, 0.3) == ()
     # a peak next to the estimate is the same redshift, not an alternative; when the estimate is not the
     # highest peak (the templates decided it), the highest peak is an alternative
     (z, w), = posterior_alternatives(p, bins, 0.59)
-    assert z == pytest.approx(0.3) and w == 1.0
+    assert z == pytest.approx(0.3) and w == pytest.approx(share[0])
+
+
+def test_peak_masses_never_sum_above_one_even_when_windows_touch():
+    """Peaks 0.025 apart: their ±3-bin windows overlap; each bin counts once."""
+    from astrodash_core.redshift import posterior_peaks
+
+    bins = labels.REDSHIFT_BINS
+    p = np.zeros(bins.size)
+    p[[40, 45, 50]] = [1.0, 0.9, 0.8]  # z = 0.2, 0.225, 0.25
+    alt, est_mass, _ = posterior_peaks(p, bins, 0.2)
+    assert [z for z, _ in alt] == pytest.approx([0.225, 0.25])
+    assert est_mass + sum(m for _, m in alt) == pytest.approx(1.0)
+    assert est_mass == pytest.approx(1 / 2.7) and alt[0][1] == pytest.approx(0.9 / 2.7)
 
 
 def _fixed_posterior_model(p):
@@ -156,12 +174,16 @@ def test_classify_without_z_averages_over_the_posteriors_peaks():
     clf = Classifier(redshift_model=_fixed_posterior_model(two / two.sum()))
     r = clf.classify(moved, probabilities=True, rlap=False)[0]
     assert r.redshift == pytest.approx(0.3, abs=0.003)
-    (z_alt, w), = posterior_alternatives(two / two.sum(), labels.REDSHIFT_BINS, r.redshift)
+    (z_ref, w_ref), = posterior_alternatives(two / two.sum(), labels.REDSHIFT_BINS, r.redshift)
+    w0 = r.redshift_mass
+    (z_alt, w), = r.redshift_alternatives  # the model's float32 posterior against the float64 one here
+    assert z_alt == pytest.approx(z_ref) and w == pytest.approx(w_ref, rel=1e-5)
     at = {z: clf.classify(moved, redshift=z, probabilities=True, rlap=False)[0].probabilities
           for z in (r.redshift, z_alt)}
-    np.testing.assert_allclose(r.probabilities, (at[r.redshift] + w * at[z_alt]) / (1 + w), atol=1e-6)
-    assert r.redshift_alternatives == ((z_alt, w),)
+    np.testing.assert_allclose(r.probabilities, (w0 * at[r.redshift] + w * at[z_alt]) / (w0 + w), atol=1e-6)
+    assert w / w0 == pytest.approx(0.5, rel=0.03) and w0 + w <= 1
     assert r.to_dict()["redshift_alternatives"] == [{"redshift": z_alt, "weight": w}]
+    assert r.to_dict()["redshift_mass"] == w0
     one = Classifier(redshift_model=_fixed_posterior_model(_Posterior([0.3], 0.012).p[0]))
     r1 = one.classify(moved, probabilities=True, rlap=False)[0]
     np.testing.assert_allclose(r1.probabilities, one.classify(moved, redshift=r1.redshift, probabilities=True,

@@ -96,9 +96,13 @@ COMPONENTS = {"schemas": {
                                                "rlap": _NUM}},
     "Result": {"type": "object", "properties": {
         "name": _STR, "redshift": _NUM, "redshift_source": _STR, "redshift_error": _NUM, "model": _STR,
+        "file": {"type": "string", "description": "the uploaded file's name"},
         "redshift_alternatives": {"type": "array", "description": "estimated redshifts only: other peaks of the "
-                                  "redshift posterior (weight relative to the estimate's), averaged over",
+                                  "redshift posterior, each weight the peak's share of the posterior; the class "
+                                  "probabilities are averaged over them and the estimate",
                                   "items": {"type": "object", "properties": {"redshift": _NUM, "weight": _NUM}}},
+        "redshift_mass": {"type": "number", "description": "with redshift_alternatives: the estimate's own peak's "
+                          "share of the redshift posterior (it and the weights sum to at most 1)"},
         "warnings": {"type": "array", "items": _STR, "description": "present when reading changed the file's "
                      "data: invalid rows dropped (e.g. \"dropped 6 of 1,024 rows: negative or zero wavelength\"), "
                      "unusable error values ignored"},

@@ -31,6 +31,18 @@ def _source_name(source) -> str:
     return getattr(source, "name", None) or type(source).__name__
 
 
+def _source_file(source) -> str | None:
+    """The file a source names or was read from (None for arrays and unnamed streams)."""
+    if isinstance(source, Spectrum):
+        return source.meta.get("source")
+    if isinstance(source, str) or hasattr(source, "__fspath__"):
+        return str(source)
+    if isinstance(source, tuple) and len(source) == 2 and isinstance(source[1], str):
+        return source[1]
+    name = getattr(source, "name", None)
+    return name if isinstance(name, str) else None
+
+
 def _read(source) -> Spectrum:
     from .reading import read_spectrum
 
@@ -164,7 +176,7 @@ class Classifier:
             uncut=pre.flux[to_estimate] if z_model.preprocessing == model.preprocessing else None)
         estimates = estimate_observed(pre.flux[to_estimate], pre.lo[to_estimate], pre.hi[to_estimate],
                                       probs[to_estimate], bank, z_model, match=False, network=network)
-        return [(*items[j], est.redshift, est.error, est.alternatives) for j, est in zip(to_estimate, estimates)]
+        return [(*items[j], est.redshift, est.error, est) for j, est in zip(to_estimate, estimates)]
 
     def _result(self, spec, model, probs, pre, j, z, z_source, z_error, top_n=5, probabilities=False,
                 include_spectrum=False):
@@ -210,10 +222,15 @@ class Classifier:
                 continue
             known.append((i, spec, z, "given", None))
         alternatives = {}  # row of `known` -> other redshifts to average over ((z, weight), ...)
+        estimates = {}  # row of `known` -> its RedshiftEstimate
         if unknown:
-            for i, s, z, err, alt in self._estimate_redshifts(unknown, smoothing, min_wave, max_wave, results):
-                if alt:
-                    alternatives[len(known)] = alt
+            for i, s, z, err, est in self._estimate_redshifts(unknown, smoothing, min_wave, max_wave, results):
+                estimates[len(known)] = est
+                if est.alternatives:
+                    # the estimate counts as the posterior's highest peak (it is one, unless the templates
+                    # overruled the network at the end of its range)
+                    ref = max(est.mass or 0.0, est.top_mass or 0.0) or 1.0
+                    alternatives[len(known)] = tuple((za, m / ref) for za, m in est.alternatives)
                 known.append((i, s, z, "estimated", err))
         if known:
             model = self.model_for(KNOWN_Z)
@@ -237,19 +254,23 @@ class Classifier:
                 else:
                     results[i] = self._result(spec, model, probs[j], pre, j, z, z_source, z_err, top_n,
                                               probabilities, include_spectrum)
-                    results[i].redshift_alternatives = tuple(alternatives.get(j, ()))
+                    if j in estimates and estimates[j].alternatives:
+                        results[i].redshift_alternatives = tuple(estimates[j].alternatives)
+                        results[i].redshift_mass = estimates[j].mass
                     classified.append((j, results[i]))
             if bank is not None and classified:
                 _add_rlap(pre, bank, classified)
         for i, w in read_warnings.items():
             results[i].warnings = w
+        for r, source in zip(results, sources):
+            r.file = _source_file(source)
         return results
 
 
 def _average_over_alternatives(model, settings, known, alternatives, ok, probs, smoothing, min_wave, max_wave):
     """For spectra whose estimated redshift has alternatives, replace their known-z probabilities (rows of
     ``probs``, in place) by the average over the estimate (weight 1) and the alternatives (their posterior
-    weights): p(class) = sum over z of p(class | z) p(z).  An alternative the spectrum cannot be preprocessed
+    masses relative to the estimate's): p(class) = sum over z of p(class | z) p(z).  An alternative the spectrum cannot be preprocessed
     at (too little of it left on the grid) is left out."""
     rows = [j for j in sorted(alternatives) if ok[j]]
     owner = [j for j in rows for _ in alternatives[j]]

@@ -40,10 +40,12 @@ class RedshiftEstimate:
     sn_type: str
     age: str
     method: str = "templates"  # or "network" (the redshift model, templates for the match and rlap)
-    #: other redshifts the redshift model's posterior allows: ((z, weight), ...), each weight its peak's mass
-    #: relative to the posterior's highest peak (classify counts the estimate itself as 1); empty when the
-    #: posterior has one peak or no redshift model was used
+    #: other redshifts the redshift model's posterior allows: ((z, mass), ...), each mass its peak's share of
+    #: the posterior (see :func:`posterior_peaks`); empty when the posterior has one peak or no redshift model
+    #: was used.  ``mass``: the estimate's own peak's share; ``top_mass``: the highest peak's
     alternatives: tuple = ()
+    mass: float | None = None
+    top_mass: float | None = None
 
     def to_dict(self) -> dict:
         return {"redshift": self.redshift, "redshift_error": self.error, "rlap": self.rlap,
@@ -103,22 +105,41 @@ MAX_ALTERNATIVES = 2
 PEAK_HALF_WIDTH = 3
 
 
-def posterior_alternatives(p: np.ndarray, bins: np.ndarray, z_est: float) -> tuple:
-    """The other peaks of one redshift posterior ``p`` over ``bins`` (see ALTERNATIVE_FRACTION):
-    ((z, weight), ...), the most probable first."""
+def posterior_peaks(p: np.ndarray, bins: np.ndarray, z_est: float) -> tuple[tuple, float, float]:
+    """The peaks of one redshift posterior ``p`` over ``bins`` around an estimate ``z_est``.
+
+    Returns (alternatives, estimate_mass, top_mass): the other peaks (see ALTERNATIVE_FRACTION) as
+    ((z, mass), ...), the most probable first; the mass of the estimate's own peak; the mass of the posterior's
+    highest peak.  A peak's mass is the share of the posterior within PEAK_HALF_WIDTH bins of it, each bin
+    counted for the nearest peak only, so the estimate's and the alternatives' masses sum to at most 1.
+    """
+    p = np.asarray(p, dtype=np.float64)
+    total = float(p.sum())
+    if not total > 0:
+        return (), 0.0, 0.0
     k = np.arange(p.size)
     left = np.concatenate(([True], p[1:] >= p[:-1]))
     right = np.concatenate((p[:-1] >= p[1:], [True]))
     top = int(np.argmax(p))
     peaks = k[left & right & (p >= ALTERNATIVE_FRACTION * p[top])]
-    peaks = peaks[np.argsort(-p[peaks])]
+    peaks = peaks[np.argsort(-p[peaks], kind="stable")]
+    chosen = [i for i in peaks if abs(bins[i] - z_est) > ALTERNATIVE_SEPARATION][:MAX_ALTERNATIVES]
+    est = int(np.argmin(np.abs(bins - z_est)))
+    centres = np.array([est, *chosen, top])
+    # every bin near a centre belongs to the nearest one (ties to the first listed: the estimate)
+    dist = np.abs(k[:, None] - centres[None, :])
+    owner = np.argmin(dist, axis=1)
+    near = dist[k, owner] <= PEAK_HALF_WIDTH
+    mass = np.bincount(owner[near], weights=p[near], minlength=centres.size) / total
+    # the top peak's mass on its own (the estimate or an alternative when it is one of them)
+    top_mass = float(mass[-1]) if top not in centres[:-1] else float(mass[list(centres).index(top)])
+    alternatives = tuple((float(bins[i]), float(m)) for i, m in zip(chosen, mass[1:-1]))
+    return alternatives, float(mass[0]), top_mass
 
-    def mass(i):
-        return float(p[max(0, i - PEAK_HALF_WIDTH):i + PEAK_HALF_WIDTH + 1].sum())
 
-    ref = mass(top)
-    out = [(float(bins[i]), mass(i) / ref) for i in peaks if abs(bins[i] - z_est) > ALTERNATIVE_SEPARATION]
-    return tuple(out[:MAX_ALTERNATIVES])
+def posterior_alternatives(p: np.ndarray, bins: np.ndarray, z_est: float) -> tuple:
+    """The other peaks of one redshift posterior (see :func:`posterior_peaks`): ((z, mass), ...)."""
+    return posterior_peaks(p, bins, z_est)[0]
 
 
 def network_redshifts(model, fluxes, return_posterior: bool = False):
@@ -257,7 +278,7 @@ def estimate_observed(fluxes, lo, hi, probs, bank: TemplateBank, redshift_model=
                                                  [candidate_rows(bank, probs[i]) for i in idx], bank, *window)):
                 out[i] = est
     for est, p in zip(out, posterior):
-        est.alternatives = posterior_alternatives(p, bins, est.redshift)
+        est.alternatives, est.mass, est.top_mass = posterior_peaks(p, bins, est.redshift)
     return out
 
 

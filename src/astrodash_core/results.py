@@ -49,11 +49,16 @@ class Classification:
 
     name: str
     redshift: float | None = None
+    #: the file the spectrum came from (as given), and its place in that file when it holds several
+    file: str | None = None
+    index: int | None = None
     redshift_source: str | None = None  # "given" or "estimated"
     redshift_error: float | None = None
-    #: for an estimated redshift, the other redshifts its posterior allows: ((z, weight), ...) with weights
-    #: relative to the estimate's peak; the class probabilities are averaged over them (see ``classify``)
+    #: for an estimated redshift, the other redshifts its posterior allows: ((z, mass), ...), each mass the share
+    #: of the redshift posterior in that peak (with ``redshift_mass``, the estimate's own peak, they sum to at
+    #: most 1); the class probabilities are averaged over the peaks with these weights (see ``classify``)
     redshift_alternatives: tuple = ()
+    redshift_mass: float | None = None
     model: str | None = None
     matches: list[Match] = field(default_factory=list)
     best_match: BestMatch | None = None
@@ -72,12 +77,17 @@ class Classification:
         return bool(self.best_match and self.best_match.reliable)
 
     def to_dict(self, include_spectrum: bool = False, include_probabilities: bool = False) -> dict[str, Any]:
-        d: dict[str, Any] = {"name": self.name, "redshift": _num(self.redshift),
-                             "redshift_source": self.redshift_source, "redshift_error": _num(self.redshift_error),
-                             "model": self.model}
+        d: dict[str, Any] = {"name": self.name}
+        if self.file is not None:
+            d["file"] = self.file
+        if self.index is not None:
+            d["index"] = int(self.index)
+        d.update({"redshift": _num(self.redshift), "redshift_source": self.redshift_source,
+                  "redshift_error": _num(self.redshift_error), "model": self.model})
         if self.redshift_alternatives:
             d["redshift_alternatives"] = [{"redshift": float(z), "weight": float(w)}
                                           for z, w in self.redshift_alternatives]
+            d["redshift_mass"] = _num(self.redshift_mass)
         if self.warnings:
             d["warnings"] = [str(w) for w in self.warnings]
         if self.error is not None:
