@@ -73,51 +73,6 @@ def test_probabilities_on_request_and_top_n():
     assert len(r.to_dict(include_probabilities=True)["probabilities"]) == 306
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "astrodash_core.cli", *args], capture_output=True, text=True,
-                          cwd=ROOT)
-
-
-def test_cli_classify_directory_jsonl_and_csv():
-    out = run_cli("classify", "examples/", "--format", "jsonl")
-    assert out.returncode == 0, out.stderr
-    rows = [json.loads(x) for x in out.stdout.splitlines()]
-    assert len(rows) == 4 and all("classification" in r for r in rows)
-    out = run_cli("classify", "examples/*.dat", "--redshift", "0", "--format", "csv", "--top", "2")
-    table = list(csv.DictReader(io.StringIO(out.stdout)))
-    assert out.returncode == 0 and len(table) == 3 and table[0]["redshift_source"] == "given"
-
-
-def test_cli_table_and_redshift_file(tmp_path):
-    zfile = tmp_path / "z.csv"
-    zfile.write_text("file,redshift\nsn1994D_p02.dat,0.0\n")
-    out = run_cli("classify", str(SN1994D), "--redshift-file", str(zfile))
-    assert out.returncode == 0, out.stderr
-    assert "sn1994D_p02" in out.stdout and "Ia" in out.stdout
-
-
-def test_cli_exit_code_nonzero_only_when_nothing_classified(tmp_path):
-    bad = tmp_path / "bad.dat"
-    bad.write_bytes(b"\x00" * 100)
-    mixed = run_cli("classify", str(bad), str(SN1994D), "--redshift", "0")
-    assert mixed.returncode == 0 and "bad.dat" in mixed.stdout
-    only_bad = run_cli("classify", str(bad))
-    assert only_bad.returncode == 1
-
-
-def test_cli_plot_writes_a_png_per_spectrum(tmp_path):
-    pytest.importorskip("matplotlib")
-    out = subprocess.run([sys.executable, "-m", "astrodash_core.cli", "classify", str(SN1994D),
-                          str(EXAMPLES / "sn1983N_p12.dat"), "--plot", str(tmp_path / "plots")],
-                         capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    pngs = sorted((tmp_path / "plots").glob("*.png"))
-    assert [p.stem for p in pngs] == ["sn1983N_p12", "sn1994D_p02"]
-    for p in pngs:
-        data = p.read_bytes()
-        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # a drawn figure, not an empty canvas
-
-
 def test_classifier_takes_its_redshift_model():
     from astrodash_core.classify import Classifier
     from astrodash_core.errors import ModelFileError

@@ -59,30 +59,74 @@ def _expand(paths: list[str]) -> list[str]:
     return out
 
 
-def _read_redshift_file(path: str) -> dict[str, float]:
-    """CSV of file (or name) and redshift columns; a header row is optional."""
-    import csv
+class UsageError(Exception):
+    """A command line that cannot be run as given (exit status 2)."""
 
-    table: dict[str, float] = {}
-    with open(path, newline="") as fh:
-        for row in csv.reader(fh):
-            if len(row) < 2 or row[0].strip().startswith("#"):
-                continue
-            try:
-                table[row[0].strip()] = float(row[1])
-            except ValueError:
+
+#: Redshifts the command line accepts (a spectrum bluer than -0.01 or beyond z = 2 is a typo or not a supernova
+#: the models know).
+REDSHIFT_RANGE = (-0.01, 2.0)
+#: Redshift-file values that mean "estimate this one".
+_ESTIMATE = {"", "-", "nan", "none", "null", "?"}
+
+
+def _redshift_arg(text: str) -> float:
+    try:
+        z = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    lo, hi = REDSHIFT_RANGE
+    if not lo <= z <= hi:
+        raise argparse.ArgumentTypeError(f"{z:g} is outside {lo:g} to {hi:g}")
+    return z
+
+
+def _read_redshift_file(path: str) -> dict[str, float | None]:
+    """A table of file (or name) and redshift, comma- or whitespace-separated; a header row and ``#`` comments
+    are allowed; a redshift of ``-``, ``nan`` or nothing means "estimate it"."""
+    import re
+
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            lines = fh.read().splitlines()
+    except OSError as exc:
+        raise UsageError(f"--redshift-file {path}: {exc.strerror or exc}") from None
+    table: dict[str, float | None] = {}
+    bad = []
+    for n, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        cells = [c.strip().strip('"') for c in (line.split(",") if "," in line else re.split(r"\s+", line))]
+        value = cells[1].lower() if len(cells) > 1 else ""
+        try:
+            z = None if value in _ESTIMATE else float(value)
+        except ValueError:
+            if not table and not bad:
                 continue  # the header
+            bad.append(f"line {n}: {line!r}")
+            continue
+        if z is not None and not REDSHIFT_RANGE[0] <= z <= REDSHIFT_RANGE[1]:
+            bad.append(f"line {n}: redshift {z:g} is outside {REDSHIFT_RANGE[0]:g} to {REDSHIFT_RANGE[1]:g}")
+            continue
+        table[cells[0]] = z
+    if bad:
+        raise UsageError(f"--redshift-file {path}: cannot read " + "; ".join(bad[:5])
+                         + (f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""))
     return table
 
 
-def _lookup_redshift(table: dict[str, float], path: str):
+_MISSING = object()
+
+
+def _lookup_redshift(table: dict, path: str):
     import os
 
     base = os.path.basename(path)
     for key in (path, base, os.path.splitext(base)[0]):
         if key in table:
             return table[key]
-    return None
+    return _MISSING
 
 
 class _Progress:
@@ -104,71 +148,156 @@ class _Progress:
             sys.stderr.write("\n")
 
 
+#: The columns of ``--format csv``: every field of the table, and the error.
+CSV_COLUMNS = ("file", "index", "name", "type", "age", "probability", "broad_type", "redshift", "redshift_source",
+               "redshift_error", "rlap", "rlap_warning", "reliable", "next_matches", "model", "warnings", "error")
+
+
+def _where(r) -> str:
+    """The input a result came from: its file, and its place in it when the file holds several spectra."""
+    where = r.file or r.name
+    return where if r.index is None else f"{where}[{r.index}]"
+
+
+def _next_matches(r) -> str:
+    return ", ".join(f"{m.type} {m.age} {m.probability:.2f}" for m in r.matches[1:3])
+
+
 def _table(results) -> str:
-    rows = [("name", "type", "age", "prob", "broad", "z", "rlap", "reliable", "next matches")]
+    rows = [("file", "name", "type", "age", "prob", "broad", "z", "rlap", "reliable", "next matches")]
     for r in results:
-        if r.error:
-            rows.append((r.name, "error", r.error, "", "", "", "", "", ""))
-            continue
         b = r.best_match
         z = "" if r.redshift is None else f"{r.redshift:.4f}" + (" (est)" if r.redshift_source == "estimated" else "")
         rlap = "" if b.rlap is None else f"{b.rlap:.1f}" + (" (low)" if b.rlap_warning else "")
-        nxt = ", ".join(f"{m.type} {m.age} {m.probability:.2f}" for m in r.matches[1:3])
-        rows.append((r.name, b.type, b.age, f"{b.probability:.3f}", b.broad_type, z, rlap, "yes" if b.reliable else "no",
-                     nxt))
+        rows.append((_where(r), r.name, b.type, b.age, f"{b.probability:.3f}", b.broad_type, z, rlap,
+                     "yes" if b.reliable else "no", _next_matches(r)))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]) - 1)]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row[:-1], widths)) + "  " + row[-1] for row in rows)
 
 
-def cmd_classify(args) -> int:
-    import csv
+def _csv_row(r) -> list:
+    b = r.best_match
+
+    def num(x, fmt="{:.6g}"):
+        return "" if x is None else fmt.format(x)
+
+    return [r.file or "", "" if r.index is None else r.index, r.name, b.type if b else "", b.age if b else "",
+            num(b.probability, "{:.4f}") if b else "", b.broad_type if b else "", num(r.redshift),
+            r.redshift_source or "", num(r.redshift_error), num(b.rlap, "{:.2f}") if b else "",
+            "" if b is None or b.rlap_warning is None else b.rlap_warning, b.reliable if b else "",
+            _next_matches(r) if b else "", r.model or "", "; ".join(r.warnings), r.error or ""]
+
+
+def _sources(files, redshifts, where):
+    """Every spectrum of every file, with its redshift set when one is given; ``where`` receives (file, index)
+    for each source in order.  A file that cannot be read is passed on as its path, to come back as an error."""
+    from .errors import SpectrumReadError
+    from .reading import read_spectra
+
+    for path, z in zip(files, redshifts):
+        try:
+            spectra = read_spectra(path)
+        except SpectrumReadError:
+            where.append((path, None))
+            yield path
+            continue
+        for k, spec in enumerate(spectra):
+            if z is not None:
+                spec.redshift = z
+            where.append((path, k if len(spectra) > 1 else None))
+            yield spec
+
+
+def _plotter(directory):
+    """A function that writes one result's PNG into ``directory``, or None (and a note on stderr) when
+    matplotlib is missing."""
     import os
 
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print('error: --plot needs matplotlib: pip install "astrodash[plot]" (results are printed without plots)',
+              file=sys.stderr)
+        return None
+    from .plot import plot_classification, plot_filename
+
+    os.makedirs(directory, exist_ok=True)
+
+    def plot(r):
+        stem = os.path.splitext(os.path.basename(r.file))[0] if r.file else r.name
+        plot_classification(r, os.path.join(directory, plot_filename(stem if r.index is None else f"{stem}_{r.index}")))
+    return plot
+
+
+def cmd_classify(args) -> int:
+    import csv
+    from collections import deque
+
     from .classify import Classifier
+    from .warmup import FIRST_RUN_NOTE, kernels_cached
 
     files = _expand(args.paths)
     if not files:
-        print("error: no input files", file=sys.stderr)
-        return 1
+        raise UsageError("no input files: " + " ".join(args.paths))
     if args.redshift_file:
         table = _read_redshift_file(args.redshift_file)
-        redshift = [_lookup_redshift(table, f) for f in files]
+        redshifts = [_lookup_redshift(table, f) for f in files]
+        missing = [f for f, z in zip(files, redshifts) if z is _MISSING]
+        if missing:
+            raise UsageError(f"--redshift-file {args.redshift_file} has no row for {len(missing)} of {len(files)} "
+                             f"inputs: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} (give '-' as "
+                             f"the redshift to have it estimated)")
     else:
-        redshift = args.redshift
+        redshifts = [args.redshift] * len(files)
+    plot = _plotter(args.plot) if args.plot else None
     clf = Classifier(model=args.model)
-    if args.plot:
-        from .plot import plot_classification, plot_filename
+    if not kernels_cached():
+        print(f"astrodash: {FIRST_RUN_NOTE}", file=sys.stderr)
     progress = _Progress(len(files), args.progress or (sys.stderr.isatty() and len(files) >= 20))
-    results = []
-    writer = None
-    classified = 0
-    for r in clf.iter_classify(files, redshift, top_n=args.top, smoothing=args.smoothing,
+    where: deque = deque()
+    results, writer, failed, total = [], None, 0, 0
+    for r in clf.iter_classify(_sources(files, redshifts, where), None, top_n=args.top, smoothing=args.smoothing,
                                min_wave=args.min_wave, max_wave=args.max_wave, chunk_size=256,
-                               include_spectrum=bool(args.plot)):
-        if args.plot and r.error is None:
-            plot_classification(r, os.path.join(args.plot, plot_filename(r.name)))
+                               include_spectrum=plot is not None, rlap=not args.no_rlap):
+        r.file, r.index = where.popleft()
+        total += 1
+        if r.index is None or r.index == 0:
+            progress.step()
+        for w in r.warnings:
+            print(f"warning: {_where(r)}: {w}", file=sys.stderr)
+        if r.error is not None:
+            failed += 1
+            print(f"error: {r.error if r.error.startswith(_where(r)) else f'{_where(r)}: {r.error}'}", file=sys.stderr)
+        elif plot is not None:
+            plot(r)
             r.spectrum = None
-        if args.format in ("table", "json"):
-            results.append(r)
         if args.format == "jsonl":
             print(json.dumps(r.to_dict()))
         elif args.format == "csv":
             if writer is None:
                 writer = csv.writer(sys.stdout)
-                writer.writerow(["name", "type", "age", "probability", "broad_type", "reliable", "redshift",
-                                 "redshift_source", "model", "error"])
-            b = r.best_match
-            writer.writerow([r.name, b.type if b else "", b.age if b else "", f"{b.probability:.4f}" if b else "",
-                             b.broad_type if b else "", b.reliable if b else "", "" if r.redshift is None else r.redshift,
-                             r.redshift_source or "", r.model or "", r.error or ""])
-        progress.step()
-        classified += r.error is None
+                writer.writerow(CSV_COLUMNS)
+            writer.writerow(_csv_row(r))
+        elif args.format == "json" or r.error is None:
+            results.append(r)
     progress.close()
     if args.format == "table":
-        print(_table(results))
+        if results:
+            print(_table(results))
     elif args.format == "json":
         print(json.dumps([r.to_dict() for r in results], indent=1))
-    return 0 if classified else 1
+    if failed:
+        print(f"astrodash: {failed} of {total} spectra could not be classified", file=sys.stderr)
+    return 1 if failed or (args.plot and plot is None) else 0
+
+
+def cmd_warm_up(args) -> int:
+    from .warmup import kernels_cached, warm_up
+
+    cached = kernels_cached()
+    seconds = warm_up()
+    print(f"kernels {'loaded from the cache' if cached else 'compiled and cached'} in {seconds:.1f} s")
+    return 0
 
 
 def _augment_config(args):
@@ -305,17 +434,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("classify", help="classify spectra: type, age, redshift, reliability")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files, directories or globs")
     zg = p.add_mutually_exclusive_group()
-    zg.add_argument("--redshift", type=float, help="redshift of every spectrum (default: from the file, else estimated)")
-    zg.add_argument("--redshift-file", metavar="CSV", help="CSV of file name and redshift")
+    zg.add_argument("--redshift", type=_redshift_arg, metavar="Z",
+                    help=f"redshift of every spectrum, {REDSHIFT_RANGE[0]:g} to {REDSHIFT_RANGE[1]:g} (default: from "
+                         "the file, else estimated)")
+    zg.add_argument("--redshift-file", metavar="FILE",
+                    help="table of file name (or stem) and redshift, comma- or whitespace-separated; every input "
+                         "needs a row ('-' as the redshift: estimate it)")
     p.add_argument("--top", type=int, default=5, help="ranked matches to report (default 5)")
     p.add_argument("--model", help="model name or file (default: the shipped known-redshift model)")
     p.add_argument("--smoothing", type=int, default=0, help="median smoothing half-width in bins")
     p.add_argument("--min-wave", type=float, help="ignore flux below this observed wavelength (Å)")
     p.add_argument("--max-wave", type=float, help="ignore flux above this observed wavelength (Å)")
     p.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table")
+    p.add_argument("--no-rlap", action="store_true", help="skip rlap, the template-match quality (faster)")
     p.add_argument("--progress", action="store_true", help="always show the progress bar")
-    p.add_argument("--plot", metavar="DIR", help="write a PNG per spectrum into DIR (needs matplotlib)")
+    p.add_argument("--plot", metavar="DIR", help="write a PNG per spectrum into DIR (needs the plot extra)")
     p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("warm-up", help="compile the kernels now (the first classification after install does it "
+                                       "otherwise)")
+    p.set_defaults(func=cmd_warm_up)
 
     p = sub.add_parser("build-templates", help="build the template bank used for redshift and rlap")
     p.add_argument("--out", help="bank file (default: the package's data/template_bank.npz)")
@@ -412,6 +550,9 @@ def main(argv=None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except UsageError as exc:
+        print(f"astrodash {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except AstrodashError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
