@@ -9,6 +9,7 @@ from . import __version__
 from .errors import AstrodashError
 from .models import VARIANTS
 from .nn import ARCHITECTURES, DEFAULT_ARCHITECTURE
+from .templates import BANK_FILE
 
 
 def cmd_read(args) -> int:
@@ -344,7 +345,7 @@ def cmd_build_templates(args) -> int:
     from pathlib import Path
 
     from .models import Model, default_model
-    from .templates import BANK_FILE, build_template_bank
+    from .templates import build_template_bank
     from .training.templates_data import find_data_root, load_templates
 
     if args.exclude_test_of:
@@ -354,7 +355,7 @@ def cmd_build_templates(args) -> int:
     exclude = {o for m in models for o in m.provenance.get("split", {}).get("test", ())}
     templates = load_templates(find_data_root(args.data))
     bank = build_template_bank(templates, exclude_objects=exclude)
-    out = Path(args.out) if args.out else Path(__file__).parent / "data" / BANK_FILE
+    out = Path(args.out)
     bank.save(out)
     print(f"wrote {out}: {len(bank.label)} templates of {len(set(bank.label.tolist()))} classes "
           f"({out.stat().st_size / 1e6:.1f} MB), {len(exclude)} held-out objects left out")
@@ -415,6 +416,8 @@ def cmd_serve(args) -> int:
     return 0
 
 
+DATA_HELP = ("the template spectra's folder, holding snid_training_set/ and superfit/ (default: $ASTRODASH_DATA); "
+             "not installed with astrodash: docs/training.md says where to get them")
 HOST_LINES_HELP = ("share of the host-light mixes whose galaxy keeps its narrow emission lines (default 0: the "
                    "line-free Superfit hosts only)")
 UNLABELLED_HELP = ("redshift model: also train on spectra outside the label space (SNID epochs outside the age bins, "
@@ -456,8 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_warm_up)
 
     p = sub.add_parser("build-templates", help="build the template bank used for redshift and rlap")
-    p.add_argument("--out", help="bank file (default: the package's data/template_bank.npz)")
-    p.add_argument("--data", help="template folder")
+    p.add_argument("--out", required=True, help=f"bank file to write (to ship it from a source checkout: "
+                                                f"src/astrodash_core/data/{BANK_FILE})")
+    p.add_argument("--data", help=DATA_HELP)
     p.add_argument("--exclude-test-of", nargs="*", metavar="MODEL",
                    help="leave out the held-out test objects of these model files (default: the shipped models)")
     p.set_defaults(func=cmd_build_templates)
@@ -467,7 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="known-z / agnostic: classifiers; redshift: reads z off observed-frame spectra")
     p.add_argument("--out", required=True, help="model file to write (.npz)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data", help="template folder (default: shared/data/templates or $ASTRODASH_DATA)")
+    p.add_argument("--data", help=DATA_HELP)
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--examples", type=int, default=40000, help="augmented examples per epoch")
     p.add_argument("--time-budget", type=float, default=3000, help="stop training after this many seconds")
@@ -497,7 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, help="default: the shipped recipe's (18 for the classifiers, 30 for redshift)")
     p.add_argument("--examples", type=int, default=40000, help="augmented examples per epoch")
-    p.add_argument("--data", help="template folder")
+    p.add_argument("--data", help=DATA_HELP)
     p.add_argument("--json", metavar="FILE", help="also write the full result (per fold, confusion) as JSON")
     p.add_argument("--from-json", metavar="FILE", help="report (and --calibrate from) an earlier run's JSON instead")
     p.add_argument("--outputs", metavar="FILE.npz",
@@ -522,7 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="accuracy on held-out objects, clean and degraded; or on real spectra (--real)")
     p.add_argument("models", nargs="*", help="model files (default: the shipped models); with --real, at most one "
                                              "of each variant, replacing the shipped one")
-    p.add_argument("--data", help="template folder")
+    p.add_argument("--data", help=DATA_HELP)
     p.add_argument("--real", metavar="DIR", help="evaluate on the real spectra of DIR (with its manifest.csv, like "
                                                  "shared/data/real) instead, z given and z estimated")
     p.add_argument("--part", choices=("all", "test", "val", "train", "trainval"),
@@ -553,7 +557,7 @@ def main(argv=None) -> int:
     except UsageError as exc:
         print(f"astrodash {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except AstrodashError as exc:
+    except (AstrodashError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ PARTS = ("test", "val", "train")
 DEFAULT_FRACTIONS = (("test", 0.35), ("val", 0.20), ("train", 0.45))
 #: The smallest share of objects the test part may hold; make_real_split refuses a split below it.
 MIN_TEST_SHARE = 0.30
-SPLIT_FILE = Path(__file__).resolve().parents[1] / "data" / "real_split.csv"
+SPLIT_FILE = resources.files("astrodash_core").joinpath("data", "real_split.csv")
 SPLIT_HEADER = ("# made by astrodash_core.training.real_split.make_real_split(seed=1) from shared/data/real/manifest.csv; "
                 "do not regenerate: the test part is fixed")
 

@@ -36,8 +36,9 @@ def find_data_root(explicit: str | os.PathLike | None = None) -> Path:
                 cand = base / rel
                 if (cand / SNID_DIR).is_dir():
                     return cand
-    raise FileNotFoundError("template data not found: pass --data or set ASTRODASH_DATA to the folder holding "
-                            f"{SNID_DIR}/ and {GALAXY_DIR}/")
+    raise FileNotFoundError("the template spectra are not installed with astrodash: download them (the DASH "
+                            "repository's templates/ folder; see docs/training.md) and pass --data or set "
+                            f"ASTRODASH_DATA to the folder holding {SNID_DIR}/ and {GALAXY_DIR}/")
 
 
 def object_key(name: str) -> str:

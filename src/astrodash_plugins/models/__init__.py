@@ -1,11 +1,12 @@
 """The shipped models, registered as a plugin exactly as a third-party model package would be."""
 from __future__ import annotations
 
-from pathlib import Path
+from importlib import resources
 
 from astrodash_core.hookspecs import hookimpl
 
-DATA = Path(__file__).resolve().parents[2] / "astrodash_core" / "data"
+#: The shipped models' folder, wherever the package is installed.
+DATA = resources.files("astrodash_core").joinpath("data")
 
 #: registry name -> (file in astrodash_core/data, variant it is the default for)
 SHIPPED = {
@@ -19,7 +20,8 @@ def _loader(name: str, filename: str):
     def load():
         from astrodash_core.models import Model
 
-        model = Model.load(DATA / filename)
+        with resources.as_file(DATA.joinpath(filename)) as path:
+            model = Model.load(path)
         model.name = name
         return model
 
@@ -29,5 +31,5 @@ def _loader(name: str, filename: str):
 @hookimpl
 def register_models(register):
     for name, (filename, variant) in SHIPPED.items():
-        if (DATA / filename).exists():
+        if DATA.joinpath(filename).is_file():
             register(name, _loader(name, filename), default_for=variant)
