@@ -29,6 +29,7 @@ def test_real_server_classifies_a_spectrum_and_a_zip(server):
     sn = (EXAMPLES / "sn1994D_p02.dat").read_bytes()
     with httpx.Client(base_url=base, timeout=60) as c:
         health = c.get("/health").json()
+        page, bundle, spec = c.get("/docs"), c.get("/docs/swagger-ui-bundle.js"), c.get("/openapi.json").json()
         one = c.post("/api/v1/process", files={"file": ("sn1994D_p02.dat", sn)},
                      data={"params": json.dumps({"knownZ": True, "zValue": 0.0, "calculateRlap": True})},
                      headers={"x-request-id": "e2e-1"})
@@ -38,6 +39,12 @@ def test_real_server_classifies_a_spectrum_and_a_zip(server):
         batch = c.post("/api/v1/batch-process", files={"zip_file": ("examples.zip", archive)},
                        data={"params": json.dumps({"knownZ": False})}, headers={"accept": "application/msgpack"})
     assert health["ready"] and health["status"] == "healthy", health
+    # the API browser: a page whose scripts come from the server itself, reading the server's document
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'src="docs/swagger-ui-bundle.js"' in page.text and 'url: "openapi.json"' in page.text
+    assert "http" not in page.text.split("<body>")[1]  # no CDN
+    assert bundle.status_code == 200 and "SwaggerUIBundle" in bundle.text and len(bundle.content) > 1_000_000
+    assert "/api/v1/process" in spec["paths"]
     assert one.status_code == 200 and one.headers["x-request-id"] == "e2e-1"
     assert one.json()["classification"]["best_match"]["broad_type"] == "Ia"
     assert one.headers["x-ratelimit-limit"] == "600"

@@ -8,7 +8,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
-from . import batch, health, lines, models, openapi, spectrum, templates
+from . import batch, docs_page, health, lines, models, openapi, spectrum, templates
 from .errors import EXCEPTION_HANDLERS
 from .middleware import (BodyLimitMiddleware, InternalErrorMiddleware, RateLimitGate, RateLimitMiddleware, RequestContextMiddleware,
                          TokenBucket)
@@ -24,6 +24,9 @@ def routes() -> list[Route]:
         Route("/", health.root, methods=["GET"]),
         Route("/health", health.health, methods=["GET"]),
         Route("/openapi.json", openapi.openapi, methods=["GET"]),
+        Route("/docs", docs_page.docs, methods=["GET"]),
+        Route("/docs/", docs_page.docs, methods=["GET"]),
+        Route("/docs/{name}", docs_page.asset, methods=["GET"]),
         Route(f"{v1}/process", spectrum.process, methods=["POST"]),
         Route(f"{v1}/estimate-redshift", spectrum.estimate_redshift, methods=["POST"]),
         Route(f"{v1}/batch-process", batch.batch_process, methods=["POST"]),

@@ -7,7 +7,7 @@ from .negotiation import respond
 
 _ERR = {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _PARAMS_DOC = ("JSON object: smoothing (int >= 0), knownZ (bool; false = estimate the redshift), zValue (number, "
-               "required with knownZ), minWave, maxWave (Å), calculateRlap (bool), modelType ('dash' or "
+               "required with knownZ), minWave, maxWave (Å), calculateRlap (bool, default false as in AstroDASH 2.0; the CLI and library compute rlap unless told not to), modelType ('dash' or "
                "'user_uploaded')")
 
 
