@@ -15,7 +15,7 @@ The spectrum is preprocessed in its observed frame (z = 0).
   (0 to 1) the templates' correlation decides, over a window reaching past them (so z may be negative, down
   to -0.01, as for a blueshifted nearby galaxy).  Template correlation alone picks a wrong peak more often
   (aliasing between lines, small overlaps at high z): on the held-out synthetic survey the network is within
-  0.02 for 88.9 % of spectra, correlation for 84.9 % (see docs/model-card.md).
+  0.02 for 88.9 % of spectra, correlation for 84.9 % (see docs/accuracy.md).
 """
 from __future__ import annotations
 
