@@ -29,6 +29,20 @@ def _cumulative_from(x, edges, cum, k):
 
 
 @njit(cache=True)
+def _bisect(a, x, right):
+    """np.searchsorted(a, x, side="right" if right else "left") for sorted ``a`` (a plain loop: numba's own
+    searchsorted costs seconds of compile time)."""
+    lo, hi = 0, a.size
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if a[mid] < x or (right and a[mid] == x):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True)
 def _pixel_edges(wave):
     """Pixel boundaries of sorted sample wavelengths: midpoints, with half-pixels beyond the ends."""
     m = wave.size
@@ -61,8 +75,8 @@ def _rebin_one(wave, flux, z, wmin_obs, wmax_obs, grid_edges, out):
     lo_lim = max(rest[0], wmin_obs * scale)
     hi_lim = min(rest[m - 1], wmax_obs * scale)
     nw = grid_edges.size - 1
-    lo = np.searchsorted(grid_edges, lo_lim, side="left")
-    hi = np.searchsorted(grid_edges, hi_lim, side="right") - 1
+    lo = _bisect(grid_edges, lo_lim, False)
+    hi = _bisect(grid_edges, hi_lim, True) - 1
     if lo > nw:
         lo = nw
     if hi < lo:
@@ -87,8 +101,18 @@ def _median_smooth_one(row, lo, hi, half):
         a = max(0, k - half)
         b = min(n, k + half + 1)
         w = b - a
-        buf[:w] = src[a:b]
-        row[lo + k] = np.median(buf[:w])
+        # the window sorted by insertion (windows are small; np.median would cost seconds of compile time)
+        for j in range(w):
+            v = src[a + j]
+            i = j
+            while i > 0 and buf[i - 1] > v:
+                buf[i] = buf[i - 1]
+                i -= 1
+            buf[i] = v
+        if w % 2 == 1:
+            row[lo + k] = buf[w // 2]
+        else:
+            row[lo + k] = 0.5 * (buf[w // 2 - 1] + buf[w // 2])
 
 
 @njit(cache=True)

@@ -1,0 +1,48 @@
+"""Small kernels against numpy computed here: the running median window by window, the bisection against
+np.searchsorted."""
+import numpy as np
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra.numpy import arrays
+
+from astrodash_core._kernels import _median_smooth_one
+
+
+def reference(row, lo, hi, half):
+    out = row.copy()
+    if half <= 0 or hi - lo < 3:
+        return out
+    src = row[lo:hi]
+    for k in range(src.size):
+        out[lo + k] = np.median(src[max(0, k - half):k + half + 1])
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays(np.float64, st.integers(3, 60), elements=st.floats(-1e6, 1e6)), st.integers(0, 8), st.data())
+def test_running_median_is_the_median_of_each_window(row, half, data):
+    lo = data.draw(st.integers(0, row.size - 1))
+    hi = data.draw(st.integers(lo, row.size))
+    want = reference(row, lo, hi, half)
+    got = row.copy()
+    _median_smooth_one(got, lo, hi, half)
+    np.testing.assert_array_equal(got, want)  # outside [lo, hi) untouched; inside, exact medians
+
+
+def test_even_windows_at_the_ends_average_the_two_middle_values():
+    row = np.array([5.0, 1.0, 4.0, 2.0, 3.0])
+    _median_smooth_one(row, 0, 5, 2)
+    # windows: [5,1,4] [5,1,4,2] [5,1,4,2,3] [1,4,2,3] [4,2,3]
+    np.testing.assert_array_equal(row, [4.0, 3.0, 3.0, 2.5, 3.0])
+
+
+@settings(max_examples=300, deadline=None)
+@given(arrays(np.float64, st.integers(0, 40), elements=st.floats(-1e3, 1e3)), st.floats(-2e3, 2e3))
+def test_bisect_is_numpys_searchsorted_on_both_sides(a, x):
+    from astrodash_core._kernels import _bisect
+
+    a = np.sort(a)
+    for side, right in (("left", False), ("right", True)):
+        assert _bisect(a, x, right) == np.searchsorted(a, x, side=side)
+    if a.size:  # exact hits, where the two sides differ
+        assert _bisect(a, a[0], False) == np.searchsorted(a, a[0], side="left")
+        assert _bisect(a, a[-1], True) == np.searchsorted(a, a[-1], side="right")
