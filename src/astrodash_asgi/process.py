@@ -37,7 +37,8 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "ServerProcess":
-        import httpx
+        import urllib.error
+        import urllib.request
 
         exe = shutil.which("astrodash")
         cmd = ([exe] if exe else [sys.executable, "-m", "astrodash_core.cli"]) + [
@@ -50,9 +51,10 @@ class ServerProcess:
                 self.stop()
                 raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_tail()}")
             try:
-                if httpx.get(f"{self.base}/health", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
+                with urllib.request.urlopen(f"{self.base}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.2)
         self.stop()
