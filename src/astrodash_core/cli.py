@@ -214,13 +214,12 @@ def _plotter(directory):
     matplotlib is missing."""
     import os
 
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        print('error: --plot needs matplotlib: pip install "astrodash[plot]" (results are printed without plots)',
-              file=sys.stderr)
+    from .plot import matplotlib_missing, plot_classification, plot_filename
+
+    missing = matplotlib_missing()
+    if missing:
+        print(f"error: --plot: {missing} (results are printed without plots)", file=sys.stderr)
         return None
-    from .plot import plot_classification, plot_filename
 
     os.makedirs(directory, exist_ok=True)
 

@@ -91,3 +91,12 @@ def plot_classification(result, path, bank=None) -> Path:
 def plot_filename(name: str) -> str:
     """A safe PNG file name for a spectrum name."""
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", Path(name).name).strip("_") + ".png"
+
+
+def matplotlib_missing() -> str | None:
+    """None when plots can be drawn, else what to install."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return 'plots need matplotlib: pip install "astrodash[plot]"'
+    return None
