@@ -370,6 +370,29 @@ def cmd_ensemble(args) -> int:
     return 0
 
 
+def cmd_convert_model(args) -> int:
+    from pathlib import Path
+
+    from .convert import model_from_state_dict
+
+    src = Path(args.input)
+    try:
+        data = src.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{src}: {exc.strerror or exc}") from None
+    mapping = None
+    if args.class_mapping:
+        try:
+            mapping = json.loads(Path(args.class_mapping).read_text()) if Path(args.class_mapping).is_file() \
+                else json.loads(args.class_mapping)
+        except ValueError as exc:
+            raise UsageError(f"--class-mapping is neither a JSON file nor JSON ({exc})") from None
+    model = model_from_state_dict(data, name=args.name or src.stem, class_mapping=mapping)
+    model.save(args.out)
+    print(f"wrote {args.out}: {model.provenance['architecture']} network, {len(model.labels)} classes")
+    return 0
+
+
 def _classifier_of(model_paths):
     """A Classifier using the given model files in place of the shipped ones, one per variant."""
     from .classify import Classifier
@@ -521,6 +544,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the ensemble's model file")
     p.add_argument("--name", help="its name (default: the members' names joined)")
     p.set_defaults(func=cmd_ensemble)
+
+    p = sub.add_parser("convert-model", help="a PyTorch state dict (.pth/.pt) of an astrodash architecture to a "
+                                             "model file (needs the train extra; no code from the file is run)")
+    p.add_argument("input", metavar="IN", help="the .pth/.pt file (torch.save(model.state_dict(), ...))")
+    p.add_argument("--out", required=True, help="the model file to write (.npz)")
+    p.add_argument("--class-mapping", metavar="JSON", help="class name -> output index, as JSON or a JSON file "
+                                                            "(default: astrodash's 306 classes)")
+    p.add_argument("--name", help="the model's name (default: the file's stem)")
+    p.set_defaults(func=cmd_convert_model)
 
     p = sub.add_parser("evaluate", help="accuracy on held-out objects, clean and degraded; or on real spectra (--real)")
     p.add_argument("models", nargs="*", help="model files (default: the shipped models); with --real, at most one "

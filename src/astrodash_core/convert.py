@@ -1,0 +1,146 @@
+"""Model files from PyTorch state dicts (``.pth``/``.pt``), loaded without running any code from the file.
+
+A state dict is read with ``torch.load(weights_only=True)`` (the ``train`` extra), which refuses pickled objects
+other than tensors and plain containers, so a file cannot run code while it is read.  Its tensor names and shapes
+are matched against astrodash's architectures (``astrodash_core.nn.ARCHITECTURES``), and the result is an
+ordinary :class:`~astrodash_core.models.Model`, validated like any model file.  TorchScript archives and pickled
+whole models are refused with a message saying how to export a state dict.
+"""
+from __future__ import annotations
+
+import io
+import zipfile
+from typing import Any
+
+import numpy as np
+
+from . import labels as label_space
+from .errors import ModelFileError
+from .preprocess import PreprocessSettings
+
+#: Where a state dict may sit inside a training checkpoint.
+_CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model")
+#: Prefixes that wrappers add to tensor names (DataParallel, our own torch module).
+_PREFIXES = ("module.", "layers.")
+EXPORT_HINT = "export the weights with torch.save(model.state_dict(), 'model.pth')"
+
+
+def _is_torchscript(data: bytes) -> bool:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            return any(n.split("/", 1)[-1].startswith(("code/", "constants.pkl")) for n in z.namelist())
+    except zipfile.BadZipFile:
+        return False
+
+
+def read_state_dict(data: bytes, name: str = "model") -> dict[str, np.ndarray]:
+    """{tensor name: float32 array} from a ``.pth``/``.pt`` file's bytes; ModelFileError says what is wrong."""
+    try:
+        import torch
+    except ImportError:
+        raise ModelFileError(f'{name}: PyTorch model files need the train extra: pip install "astrodash[train]" '
+                             f"(or convert it elsewhere with `astrodash convert-model`)") from None
+    if _is_torchscript(data):
+        raise ModelFileError(f"{name}: a TorchScript archive holds code, which astrodash does not run; {EXPORT_HINT}")
+    try:
+        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError for objects beyond tensors; RuntimeError/EOFError for junk
+        raise ModelFileError(f"{name}: not a PyTorch state dict that can be read without running code "
+                             f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}); "
+                             f"a pickled whole model is refused: {EXPORT_HINT}") from None
+    for key in _CHECKPOINT_KEYS:
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict) or not obj:
+        raise ModelFileError(f"{name}: expected a state dict (tensor names to tensors), got {type(obj).__name__}; "
+                             f"{EXPORT_HINT}")
+    out = {}
+    for key, value in obj.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise ModelFileError(f"{name}: state dict entry {str(key)[:60]!r} is not a named tensor")
+        if not value.is_floating_point():
+            continue  # counters such as BatchNorm's num_batches_tracked
+        for prefix in _PREFIXES:
+            key = key.removeprefix(prefix)
+        out[key] = value.detach().to(torch.float32).numpy().copy()
+    return out
+
+
+def match_architecture(weights: dict[str, np.ndarray], nw: int) -> tuple[str, list[dict]]:
+    """(name, layer specs) of the astrodash architecture whose tensors have exactly these names and shapes
+    (the last layer's width taken from the weights)."""
+    from .nn import ARCHITECTURES, check_weights, with_outputs
+
+    last = max((int(k.split(".")[0]) for k in weights if k.split(".")[0].isdigit()), default=-1)
+    n_out = weights.get(f"{last}.bias", np.empty(0)).shape[0] if last >= 0 else 0
+    tried = []
+    for arch_name, arch in ARCHITECTURES.items():
+        if len(arch) != last + 1:
+            tried.append(f"{arch_name}: {len(arch)} layers")
+            continue
+        spec = with_outputs(arch, n_out)
+        expected = {f"{i}.{p}" for i in range(len(spec)) for p in ("weight", "bias")}
+        if set(weights) != expected:
+            tried.append(f"{arch_name}: tensor names differ")
+            continue
+        try:
+            check_weights(spec, weights, nw, n_out)
+        except (ValueError, KeyError) as exc:
+            tried.append(f"{arch_name}: {exc}")
+            continue
+        return arch_name, spec
+    shapes = ", ".join(f"{k} {list(v.shape)}" for k, v in list(weights.items())[:8])
+    raise ModelFileError(f"the state dict matches no astrodash architecture ({'; '.join(tried)}); it holds "
+                         f"{shapes}{' ...' if len(weights) > 8 else ''}")
+
+
+def _labels_of(class_mapping: Any, n_out: int) -> list[str]:
+    if class_mapping is None:
+        if n_out == label_space.N_CLASSES:
+            return list(label_space.CLASS_LABELS)
+        raise ModelFileError(f"the network has {n_out} outputs: give class_mapping (class name -> output index)")
+    if isinstance(class_mapping, dict):
+        try:
+            pairs = sorted((int(i), str(c)) for c, i in class_mapping.items())
+        except (TypeError, ValueError):
+            raise ModelFileError("class_mapping must map class names to output indices") from None
+        names = [c for _, c in pairs]
+        if [i for i, _ in pairs] != list(range(len(pairs))):
+            raise ModelFileError("class_mapping's indices must be 0..n-1, each once")
+    elif isinstance(class_mapping, list) and all(isinstance(c, str) for c in class_mapping):
+        names = list(class_mapping)
+    else:
+        raise ModelFileError("class_mapping must be an object {class: index} or a list of class names")
+    if len(names) != n_out:
+        raise ModelFileError(f"class_mapping names {len(names)} classes; the network has {n_out} outputs")
+    return names
+
+
+def _check_input_shape(input_shape: Any, nw: int) -> None:
+    if input_shape is None:
+        return
+    if not isinstance(input_shape, list) or not all(isinstance(d, int) and not isinstance(d, bool)
+                                                    for d in input_shape):
+        raise ModelFileError("input_shape must be a list of integers, e.g. [1, 1024]")
+    if not input_shape or input_shape[-1] != nw or any(d != 1 for d in input_shape[:-1]):
+        raise ModelFileError(f"input_shape {input_shape} does not fit astrodash's {nw}-bin spectrum ([1, {nw}])")
+
+
+def model_from_state_dict(data: bytes, name: str = "model", class_mapping: Any = None, input_shape: Any = None):
+    """A validated :class:`~astrodash_core.models.Model` from a PyTorch state dict's bytes."""
+    from .models import Model
+
+    settings = PreprocessSettings()
+    nw = settings.grid.nw
+    _check_input_shape(input_shape, nw)
+    weights = read_state_dict(data, name)
+    arch_name, arch = match_architecture(weights, nw)
+    classes = _labels_of(class_mapping, arch[-1]["out"])
+    pre = settings.to_dict()
+    return Model(arch=arch, weights=weights, labels=classes, grid=dict(pre["grid"]), preprocessing=pre,
+                 variant="known-z", provenance={"name": name, "architecture": arch_name,
+                                                "converted_from": "pytorch state dict"}, name=name)
+
+
+__all__ = ["model_from_state_dict", "read_state_dict", "match_architecture"]
