@@ -22,7 +22,7 @@ python -m venv "$WORK/editable"
 echo "== the wheel, installed where no C compiler is"
 python -m venv "$WORK/build"
 "$WORK/build/bin/pip" install -q build
-"$WORK/build/bin/python" -m build -q --outdir "$WORK/dist" . > /dev/null
+"$WORK/build/bin/python" -m build --outdir "$WORK/dist" . > "$WORK/build.log" 2>&1 || { tail -50 "$WORK/build.log"; exit 1; }
 ls "$WORK/dist"
 python -m venv "$WORK/wheel"
 CC=/bin/false CXX=/bin/false "$WORK/wheel/bin/pip" install -q "$WORK"/dist/*.whl

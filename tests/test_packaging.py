@@ -12,7 +12,7 @@ OURS = {"astrodash_core", "astrodash_plugins", "astrodash_asgi"}
 #: import name -> distribution name, where they differ
 DIST = {"python_multipart": "python-multipart", "yaml": "pyyaml"}
 #: optional imports and the only modules allowed to make them (each under its extra)
-OPTIONAL = {"torch": ("astrodash_core/training/",), "matplotlib": ("astrodash_core/plot.py",),
+OPTIONAL = {"torch": ("astrodash_core/training/", "astrodash_core/convert.py"), "matplotlib": ("astrodash_core/plot.py",),
             "uvicorn": ("astrodash_asgi/serve.py",)}
 TEST_ONLY = {"pytest", "hypothesis", "httpx", "schemathesis", "mutmut"}
 
