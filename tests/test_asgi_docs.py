@@ -22,7 +22,7 @@ async def test_docs_page_and_its_assets_resolve_under_a_mount(tmp_path):
             assert ref in page.text
             r = await c.get(urljoin(str(page.url), ref))
             assert r.status_code == 200 and kind in r.headers["content-type"], (ref, r.status_code)
-        slash = await c.get("/astrodash/docs/")
-        assert slash.status_code == 308 and slash.headers["location"] == "/astrodash/docs"
+        slash = await c.get("/astrodash/docs/")  # relative URLs would resolve one level too deep there
+        assert slash.status_code in (307, 308) and slash.headers["location"].endswith("/astrodash/docs")
         assert (await c.get("/astrodash/docs/../../etc/passwd")).status_code == 404
         assert (await c.get("/astrodash/docs/LICENSE")).status_code == 404

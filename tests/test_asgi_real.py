@@ -58,3 +58,46 @@ async def test_real_redshift_templates_and_options(tmp_path):
     assert opts.status_code == 200 and "Ia-norm" in opts.json()["sn_types"]
     assert tpl.status_code == 200 and len(tpl.json()["x"]) == len(tpl.json()["y"]) == 1024
     assert none.status_code == 404 and "detail" in none.json()
+
+
+async def test_template_spectrum_answers_every_class_the_classifier_can_predict(tmp_path):
+    """A class with no template at the age asked gets the nearest age with templates, and says so."""
+    from astrodash_core import labels
+    from astrodash_core.templates import analysis_options, template_spectrum
+
+    async with client(real_app(tmp_path)) as c:
+        opts = (await c.get("/api/v1/analysis-options")).json()["age_bins_by_type"]
+        csm = await c.get("/api/v1/template-spectrum", params={"sn_type": "Ia-csm", "age_bin": "10 to 14"})
+        exact = await c.get("/api/v1/template-spectrum", params={"sn_type": "Ia-csm", "age_bin": "6 to 10"})
+        codes = set()
+        for sn_type in labels.SN_TYPES:
+            if sn_type in opts:
+                for age in labels.AGE_LABELS[::4]:
+                    r = await c.get("/api/v1/template-spectrum", params={"sn_type": sn_type, "age_bin": age})
+                    codes.add(r.status_code)
+                    assert r.json()["age_bin"] in opts[sn_type]
+    assert analysis_options()["Ia-csm"] == ["2 to 6", "6 to 10", "30 to 34", "42 to 46"]
+    # 10 to 14 is bin 8; 6 to 10 (bin 7) is the nearest with templates
+    assert csm.status_code == 200 and csm.json()["age_bin"] == "6 to 10"
+    assert csm.json()["requested_age_bin"] == "10 to 14"
+    assert csm.json()["y"] == exact.json()["y"] and "requested_age_bin" not in exact.json()
+    assert csm.json()["y"] == [float(v) for v in template_spectrum("Ia-csm", "6 to 10")[1]]
+    assert codes == {200}
+
+
+async def test_astrodash2_multi_file_route_and_rounded_rlap(tmp_path):
+    """AstroDASH 2.0's front end posts several files to batch-process-multiple, params as a JSON string."""
+    import json
+
+    import astrodash_core as ad
+
+    files = [("files", (p.name, p.read_bytes())) for p in (SN1994D, SN1994D.parent / "sn1983N_p12.dat")]
+    params = json.dumps({"smoothing": 0, "knownZ": True, "zValue": 0, "calculateRlap": True})
+    async with client(real_app(tmp_path)) as c:
+        multi = await c.post("/api/v1/batch-process-multiple", files=files, data={"params": params})
+        batch = await c.post("/api/v1/batch-process", files=files, data={"params": params})
+    assert multi.status_code == 200 and multi.json() == batch.json()
+    body = multi.json()["sn1994D_p02.dat"]["classification"]
+    lib = ad.classify([SN1994D], redshift=0.0)[0].best_match
+    assert body["best_match"]["type"] == lib.type and body["best_match"]["rlap"] == round(lib.rlap, 2)
+    assert all(m["rlap"] is None or m["rlap"] == round(m["rlap"], 2) for m in body["best_matches"])

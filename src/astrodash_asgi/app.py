@@ -25,11 +25,11 @@ def routes() -> list[Route]:
         Route("/health", health.health, methods=["GET"]),
         Route("/openapi.json", openapi.openapi, methods=["GET"]),
         Route("/docs", docs_page.docs, methods=["GET"]),
-        Route("/docs/", docs_page.docs, methods=["GET"]),
         Route("/docs/{name}", docs_page.asset, methods=["GET"]),
         Route(f"{v1}/process", spectrum.process, methods=["POST"]),
         Route(f"{v1}/estimate-redshift", spectrum.estimate_redshift, methods=["POST"]),
         Route(f"{v1}/batch-process", batch.batch_process, methods=["POST"]),
+        Route(f"{v1}/batch-process-multiple", batch.batch_process, methods=["POST"]),  # AstroDASH 2.0's alias
         Route(f"{v1}/analysis-options", templates.analysis_options, methods=["GET"]),
         Route(f"{v1}/template-spectrum", templates.template_spectrum, methods=["GET"]),
         Route(f"{v1}/line-list", lines.line_list, methods=["GET"]),

@@ -58,9 +58,17 @@ def unavailable(exc: Exception) -> ApiError:
     return ApiError(503, f"service not ready: {exc}")
 
 
+#: rlap in HTTP answers is rounded as AstroDASH 2.0 rounds it (the library keeps full precision).
+RLAP_DECIMALS = 2
+
+
 def payload(result, model_type: str, model_id: str | None) -> dict:
     """AstroDASH 2.0's result shape (``spectrum``, ``classification``, ``model_type``) plus astrodash's keys."""
     d = result.to_dict(include_spectrum=True)
+    classification = d.get("classification") or {}
+    for match in [classification.get("best_match"), *classification.get("best_matches", ())]:
+        if match and match.get("rlap") is not None:
+            match["rlap"] = round(match["rlap"], RLAP_DECIMALS)
     d["model_type"] = model_type
     d["model_id"] = model_id
     return d

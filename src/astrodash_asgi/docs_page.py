@@ -30,8 +30,6 @@ window.ui = SwaggerUIBundle({url: "openapi.json", dom_id: "#swagger-ui", deepLin
 
 
 async def docs(request: Request) -> Response:
-    if not request.url.path.endswith("/docs"):  # /docs/ would resolve the relative URLs one level too deep
-        return Response(status_code=308, headers={"Location": request.url.path.rstrip("/")})
     return HTMLResponse(PAGE)
 
 

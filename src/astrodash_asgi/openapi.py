@@ -44,6 +44,14 @@ PATHS = {
     "/": {"get": _op("Service information", _ok("Service information"))},
     "/health": {"get": _op("Health and readiness (never blocks)", _ok("Health"))},
     "/openapi.json": {"get": _op("This document", _ok("OpenAPI document"))},
+    "/docs": {"get": {"summary": "This document in Swagger UI (served from the package, no CDN)",
+                      "responses": {"200": {"description": "HTML page", "content": {"text/html": {}}}}}},
+    "/docs/{name}": {"get": {"summary": "The Swagger UI page's script and style sheet",
+                             "parameters": [_q("name", {"type": "string", "enum": ["swagger-ui-bundle.js",
+                                                                                  "swagger-ui.css"]}, where="path")],
+                             "responses": {"200": {"description": "The file", "content": {
+                                 "application/javascript": {}, "text/css": {}}},
+                                 "404": {"description": "No such file", "content": {"text/plain": {}}}}}},
     "/api/v1/process": {"post": _op(
         "Classify one spectrum (concurrent requests share batched forward passes)", _ok("Result", _RESULT),
         (400, 404, 413, 422, 503),
@@ -51,6 +59,12 @@ PATHS = {
          "model_id": {"type": "string", "description": "an uploaded model's id"}}, ("file",))},
     "/api/v1/batch-process": {"post": _op(
         "Classify many spectra: a zip_file or repeated files; results keyed by file name",
+        _ok("{file name: Result or {error}}", {"type": "object", "additionalProperties": _RESULT}),
+        (400, 404, 413, 422, 503),
+        {"zip_file": _FILE, "files": {"type": "array", "items": _FILE},
+         "params": {"type": "string", "description": _PARAMS_DOC}, "model_id": _STR})},
+    "/api/v1/batch-process-multiple": {"post": _op(
+        "AstroDASH 2.0's name for batch-process with repeated files (the same endpoint)",
         _ok("{file name: Result or {error}}", {"type": "object", "additionalProperties": _RESULT}),
         (400, 404, 413, 422, 503),
         {"zip_file": _FILE, "files": {"type": "array", "items": _FILE},

@@ -42,9 +42,15 @@ async def template_spectrum(request: Request):
         age_bin_index(age_bin)
     except ValueError as exc:
         raise invalid("age_bin", str(exc)) from None
+    from astrodash_core.templates import nearest_template_age
+
+    bank = _bank(state)
     try:
-        wave, flux = await anyio.to_thread.run_sync(_template, _bank(state), sn_type, age_bin)
-    except KeyError:
-        raise not_found(f"Template not found for SN type {sn_type!r} and age bin {age_bin!r}.") from None
-    return respond(request, {"x": [float(v) for v in wave], "y": [float(v) for v in flux],
-                             "sn_type": sn_type, "age_bin": age_bin})
+        found = nearest_template_age(sn_type, age_bin, bank)
+    except KeyError as exc:
+        raise not_found(f"Template not found for SN type {sn_type!r}: {exc.args[0]}") from None
+    wave, flux = await anyio.to_thread.run_sync(_template, bank, sn_type, found)
+    body = {"x": [float(v) for v in wave], "y": [float(v) for v in flux], "sn_type": sn_type, "age_bin": found}
+    if age_bin_index(found) != age_bin_index(age_bin):
+        body["requested_age_bin"] = age_bin  # none at the age asked for: the nearest age bin with templates
+    return respond(request, body)

@@ -159,6 +159,17 @@ def analysis_options(bank: TemplateBank | None = None) -> dict[str, list[str]]:
     return out
 
 
+def nearest_template_age(sn_type: str, age_bin, bank: TemplateBank | None = None) -> str:
+    """The age-bin label nearest ``age_bin`` at which ``sn_type`` (a subtype or a broad type) has templates
+    (the earlier bin on a tie).  Raises KeyError naming the types that have templates when it has none."""
+    options = analysis_options(bank)
+    want = labels.age_bin_index(age_bin)
+    have = sorted({labels.AGE_LABELS.index(a) for t in labels.subtypes_of(sn_type) for a in options.get(t, ())})
+    if not have:
+        raise KeyError(f"no template for type {sn_type!r} at any age; types with templates: {', '.join(options)}")
+    return labels.AGE_LABELS[min(have, key=lambda b: (abs(b - want), b))]
+
+
 def template_spectrum(sn_type: str, age_bin, bank: TemplateBank | None = None, combine: str = "mean"):
     """(wavelength [Å], flux) of the templates of a type and age bin on the bank's grid.
 
