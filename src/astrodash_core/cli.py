@@ -6,6 +6,7 @@ import json
 import sys
 
 from . import __version__
+from .catalogue import CatalogueError
 from .errors import AstrodashError
 from .models import VARIANTS
 from .nn import ARCHITECTURES, DEFAULT_ARCHITECTURE
@@ -230,12 +231,12 @@ def _plotter(directory):
 
 
 def cmd_classify(args) -> int:
-    import csv
     from collections import deque
 
-    from .classify import Classifier
-    from .warmup import FIRST_RUN_NOTE, kernels_cached
-
+    if args.name:
+        return _classify_by_name(args)
+    if not args.paths:
+        raise UsageError("give spectrum files, directories or globs, or --name")
     files = _expand(args.paths)
     if not files:
         raise UsageError("no input files: " + " ".join(args.paths))
@@ -249,17 +250,56 @@ def cmd_classify(args) -> int:
                              f"the redshift to have it estimated)")
     else:
         redshifts = [args.redshift] * len(files)
+    where: deque = deque()
+    return _classify_and_print(args, _sources(files, redshifts, where), where, len(files))
+
+
+def _classify_by_name(args) -> int:
+    """Spectra of a named supernova from the configured catalogues (``--name``), each row saying which."""
+    from collections import deque
+
+    from .catalogue import catalogue_spectra
+
+    if args.paths or args.redshift_file:
+        raise UsageError("--name takes no files and no --redshift-file")
+    spectra = catalogue_spectra(args.name)
+    picked = range(len(spectra)) if args.spectrum_index is None else [args.spectrum_index]
+    if args.spectrum_index is not None and not 0 <= args.spectrum_index < len(spectra):
+        raise UsageError(f"--spectrum-index {args.spectrum_index}: {args.name} has {len(spectra)} spectra "
+                         f"(0 to {len(spectra) - 1})")
+    where: deque = deque()
+
+    def sources():
+        for k in picked:
+            spec = spectra[k]
+            if args.redshift is not None:
+                spec.redshift = args.redshift
+            where.append((spec.meta.get("source", args.name), k, {key: spec.meta.get(key) for key in
+                                                                    ("time", "instrument") if spec.meta.get(key)}))
+            yield spec
+
+    return _classify_and_print(args, sources(), where, len(picked))
+
+
+def _classify_and_print(args, sources, where, n_inputs) -> int:
+    """Classify ``sources`` (``where`` receives each one's (file, index[, observation]) as it is read) and print
+    the results in ``args.format``; the exit status."""
+    import csv
+
+    from .classify import Classifier
+    from .warmup import FIRST_RUN_NOTE, kernels_cached
+
     plot = _plotter(args.plot) if args.plot else None
     clf = Classifier(model=args.model)
     if not kernels_cached():
         print(f"astrodash: {FIRST_RUN_NOTE}", file=sys.stderr)
-    progress = _Progress(len(files), args.progress or (sys.stderr.isatty() and len(files) >= 20))
-    where: deque = deque()
+    progress = _Progress(n_inputs, args.progress or (sys.stderr.isatty() and n_inputs >= 20))
     results, writer, failed, total = [], None, 0, 0
-    for r in clf.iter_classify(_sources(files, redshifts, where), None, top_n=args.top, smoothing=args.smoothing,
+    for r in clf.iter_classify(sources, None, top_n=args.top, smoothing=args.smoothing,
                                min_wave=args.min_wave, max_wave=args.max_wave, chunk_size=256,
                                include_spectrum=plot is not None, rlap=not args.no_rlap):
-        r.file, r.index = where.popleft()
+        r.file, r.index, *observed = where.popleft()
+        r.observation = observed[0] if observed else None
         total += 1
         if r.index is None or r.index == 0:
             progress.step()
@@ -457,7 +497,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_read)
 
     p = sub.add_parser("classify", help="classify spectra: type, age, redshift, reliability")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="files, directories or globs")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files, directories or globs")
+    p.add_argument("--name", metavar="NAME", help="classify the public spectra of this supernova (e.g. 'SN 2002er') "
+                                                 "from the configured catalogue (ASTRODASH_OSC_URL)")
+    p.add_argument("--spectrum-index", type=int, metavar="K", help="with --name: only the K-th spectrum (from 0)")
     zg = p.add_mutually_exclusive_group()
     zg.add_argument("--redshift", type=_redshift_arg, metavar="Z",
                     help=f"redshift of every spectrum, {REDSHIFT_RANGE[0]:g} to {REDSHIFT_RANGE[1]:g} (default: from "
@@ -588,6 +631,9 @@ def main(argv=None) -> int:
     except UsageError as exc:
         print(f"astrodash {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except CatalogueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if exc.status == 422 else 1
     except (AstrodashError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

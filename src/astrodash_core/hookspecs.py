@@ -22,6 +22,9 @@ Model provider
 Storage backend
     ``register(scheme, factory)``: ``factory(url: str)`` returns a storage object for URLs of that scheme
     (see ``astrodash_plugins.storage``).
+Catalogue
+    ``register(name, factory)``: ``factory()`` returns an object with ``spectra(name: str) -> list[Spectrum]``
+    (see ``astrodash_core.catalogue``), or None when it is not configured.
 """
 import pluggy
 
@@ -42,3 +45,8 @@ def register_models(register):
 @hookspec
 def register_storage(register):
     """Register storage backends: call ``register(scheme, factory)`` for each URL scheme."""
+
+
+@hookspec
+def register_catalogues(register):
+    """Register catalogues that give a supernova's spectra by name: call ``register(name, factory)`` for each."""

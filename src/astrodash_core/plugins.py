@@ -25,6 +25,7 @@ BUILTIN_PLUGINS = (
     "astrodash_plugins.readers",
     "astrodash_plugins.models",
     "astrodash_plugins.storage",
+    "astrodash_plugins.catalogues",
 )
 
 pm = pluggy.PluginManager("astrodash")
@@ -121,6 +122,17 @@ def get_model_providers() -> dict[str, dict]:
 def get_storage_backends() -> dict[str, Callable]:
     """``{scheme: factory}`` of every registered storage backend."""
     return _collect("register_storage", lambda items: {args[0]: args[1] for args, _ in reversed(items)})
+
+
+def get_catalogues() -> dict:
+    """``{name: catalogue or None}`` of every registered catalogue (None: not configured), third-party first.
+    Catalogues are made anew on each call, so a change of their environment variables takes effect."""
+    factories = _collect("register_catalogues", lambda items: [(args[0], args[1]) for args, _ in items])
+    out: dict = {}
+    for name, factory in factories:
+        if name not in out:
+            out[name] = factory()
+    return out
 
 
 def plugin_names() -> list[str]:

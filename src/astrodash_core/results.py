@@ -52,6 +52,8 @@ class Classification:
     #: the file the spectrum came from (as given), and its place in that file when it holds several
     file: str | None = None
     index: int | None = None
+    #: for a spectrum from a catalogue: when and with what it was observed ({"time": MJD, "instrument": ...})
+    observation: dict | None = None
     redshift_source: str | None = None  # "given" or "estimated"
     redshift_error: float | None = None
     #: for an estimated redshift, the other redshifts its posterior allows: ((z, mass), ...), each mass the share
@@ -82,6 +84,8 @@ class Classification:
             d["file"] = self.file
         if self.index is not None:
             d["index"] = int(self.index)
+        if self.observation:
+            d["observation"] = dict(self.observation)
         d.update({"redshift": _num(self.redshift), "redshift_source": self.redshift_source,
                   "redshift_error": _num(self.redshift_error), "model": self.model})
         if self.redshift_alternatives:
