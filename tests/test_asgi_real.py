@@ -101,3 +101,36 @@ async def test_astrodash2_multi_file_route_and_rounded_rlap(tmp_path):
     lib = ad.classify([SN1994D], redshift=0.0)[0].best_match
     assert body["best_match"]["type"] == lib.type and body["best_match"]["rlap"] == round(lib.rlap, 2)
     assert all(m["rlap"] is None or m["rlap"] == round(m["rlap"], 2) for m in body["best_matches"])
+
+
+async def test_process_by_supernova_name_as_astrodash2_sends_it(tmp_path, monkeypatch):
+    """params.oscRef instead of a file: the catalogue's spectrum is classified, and the answer says which."""
+    import json
+
+    from test_catalogue import osc_document
+
+    (tmp_path / "SN1994D.json").write_text(json.dumps(osc_document()))
+    monkeypatch.setenv("ASTRODASH_OSC_URL", str(tmp_path))
+
+    async def post(**p):
+        return await c.post("/api/v1/process", data={"params": json.dumps(p)})
+
+    async with client(real_app(tmp_path)) as c:
+        est = await post(oscRef="sn1994D", smoothing=0, knownZ=False, calculateRlap=True)
+        given = await post(oscRef="SN 1994D", knownZ=True, zValue=0.0015, spectrum_index=1)
+        unknown = await post(oscRef="SN 2002er")
+        bad_index = await post(oscRef="SN1994D", spectrum_index=7)
+        not_a_name = await post(oscRef="<script>")
+        monkeypatch.setenv("ASTRODASH_OSC_URL", "")
+        unconfigured = await post(oscRef="SN1994D")
+    assert est.status_code == 200, est.text
+    body = est.json()
+    assert body["file"] == "osc:SN1994D" and body["index"] == 0
+    assert body["observation"] == {"time": "49432.5", "instrument": "FAST"}
+    assert body["redshift_source"] == "estimated" and abs(body["redshift"] - 0.0015) < 0.01
+    assert body["classification"]["best_match"]["broad_type"] == "Ia"
+    assert given.status_code == 200 and given.json()["observation"]["instrument"] == "Kast"
+    assert given.json()["redshift"] == 0.0015 and given.json()["redshift_source"] == "given"
+    assert unknown.status_code == 404 and "SN2002er" in unknown.json()["detail"]
+    assert bad_index.status_code == 422 and "has 2 spectra" in bad_index.json()["detail"]
+    assert not_a_name.status_code == 422 and unconfigured.status_code == 503

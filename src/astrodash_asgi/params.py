@@ -26,6 +26,8 @@ class Options:
     rlap: bool = False
     model_type: str = "dash"
     model_id: str | None = None
+    osc_ref: str | None = None  # classify this supernova's catalogue spectrum instead of an upload
+    spectrum_index: int = 0
 
     @property
     def redshift(self) -> float | None:
@@ -75,8 +77,12 @@ def parse_params(raw: str | None, model_id: str | None = None) -> Options:
             raise invalid("params", f"not valid JSON ({exc})") from None
         if not isinstance(params, dict):
             raise invalid("params", "must be a JSON object")
-    if params.get("oscRef"):
-        raise invalid("oscRef", "Open Supernova Catalog references are not supported; upload the spectrum file")
+    osc_ref = params.get("oscRef") or None
+    if osc_ref is not None and not isinstance(osc_ref, str):
+        raise invalid("oscRef", "must be a supernova name such as 'SN 2002er'")
+    spectrum_index = params.get("spectrum_index", 0)
+    if isinstance(spectrum_index, bool) or not isinstance(spectrum_index, int) or spectrum_index < 0:
+        raise invalid("spectrum_index", f"must be a whole number from 0, got {spectrum_index!r}")
     smoothing = params.get("smoothing", 0)
     smoothing = 0 if smoothing in (None, "") else _number("smoothing", smoothing)
     if smoothing != int(smoothing) or not 0 <= smoothing <= MAX_SMOOTHING:
@@ -104,4 +110,4 @@ def parse_params(raw: str | None, model_id: str | None = None) -> Options:
     elif model_type == "user_uploaded":
         raise invalid("model_id", "is required when modelType is 'user_uploaded'")
     return Options(int(smoothing), known_z, z if known_z else None, min_wave, max_wave, rlap, model_type,
-                   model_id or None)
+                   model_id or None, osc_ref, spectrum_index)

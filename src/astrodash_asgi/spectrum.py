@@ -17,9 +17,14 @@ async def process(request: Request):
     form = await form_of(request, state)
     model_id = (form.get("model_id") or "").strip() or None
     opts = parse_params(form.get("params"), model_id)
-    upload = form.required_file("file", "a spectrum file is required")
+    if opts.osc_ref and form.files_named("file"):
+        raise invalid("oscRef", "send either a spectrum file or oscRef (a supernova name), not both")
+    if opts.osc_ref:
+        spec, source = await catalogue_spectrum(opts.osc_ref, opts.spectrum_index, opts.known_z)
+    else:
+        upload = form.required_file("file", "a spectrum file is required (or params.oscRef, a supernova name)")
+        spec, source = await read_upload_async(upload.data, upload.filename, opts.known_z), upload.filename
     await check_model(state, opts.model_id)
-    spec = await read_upload_async(upload.data, upload.filename, opts.known_z)
     key = (opts.model_id, opts.smoothing, opts.min_wave, opts.max_wave, opts.rlap)
     try:
         result = await state.batcher.submit(key, (spec, opts.redshift))
@@ -27,8 +32,37 @@ async def process(request: Request):
         raise unavailable(exc) from None
     request.state.spectra = 1
     if result.error:
-        raise bad_file(upload.filename, result.error)
-    return respond(request, payload(result, opts.model_type, opts.model_id))
+        raise bad_file(source, result.error)
+    body = payload(result, opts.model_type, opts.model_id)
+    if opts.osc_ref:
+        body["file"], body["index"] = source, opts.spectrum_index
+        body["observation"] = {k: spec.meta.get(k) for k in ("time", "instrument") if spec.meta.get(k)}
+    return respond(request, body)
+
+
+def _catalogue_spectrum(name, index, known_z):
+    from astrodash_core.catalogue import catalogue_spectra
+
+    spectra = catalogue_spectra(name)
+    if index >= len(spectra):
+        raise invalid("spectrum_index", f"{name} has {len(spectra)} spectra (0 to {len(spectra) - 1}), got {index}")
+    spec = spectra[index]
+    if not known_z:
+        spec.redshift = None
+    return spec, spec.meta.get("source", name)
+
+
+async def catalogue_spectrum(name, index, known_z):
+    """(spectrum, source label) of a supernova's ``index``-th catalogue spectrum; catalogue failures keep their
+    status (404 unknown, 422 not a name, 502 down or junk, 503 none configured, 504 too slow)."""
+    from astrodash_core.catalogue import CatalogueError
+
+    from .errors import ApiError
+
+    try:
+        return await anyio.to_thread.run_sync(_catalogue_spectrum, name, index, known_z)
+    except CatalogueError as exc:
+        raise ApiError(exc.status, str(exc), field="oscRef") from None
 
 
 def _estimate(state, data, filename, sn_type, age_bin):
