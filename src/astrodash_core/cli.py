@@ -343,7 +343,10 @@ def cmd_warm_up(args) -> int:
 def _augment_config(args):
     from .training.augment import AugmentConfig
 
-    return AugmentConfig(p_host_lines=args.host_lines) if args.host_lines else None
+    options = {"p_host_lines": args.host_lines, "p_real_noise": getattr(args, "real_noise", 0.0),
+               "p_low_res": getattr(args, "low_res", 0.0)}
+    options = {k: v for k, v in options.items() if v}
+    return AugmentConfig(**options) if options else None
 
 
 def cmd_train(args) -> int:
@@ -548,6 +551,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "objects and write that model (test objects stay held out)")
     p.add_argument("--unlabelled", action="store_true", help=UNLABELLED_HELP)
     p.add_argument("--host-lines", type=float, default=0.0, metavar="P", help=HOST_LINES_HELP)
+    p.add_argument("--real-noise", type=float, default=0.0, metavar="P",
+                   help="share of examples given telluric bands, sky-line residuals, sky-shaped noise and flux-"
+                        "calibration tilts in the observed frame (default 0)")
+    p.add_argument("--low-res", type=float, default=0.0, metavar="P",
+                   help="share of examples blurred to a resolving power of 100-300 (default 0)")
     p.add_argument("--real", metavar="DIR", help="classifiers: also train on the training part of the fixed real split "
                                                  "of DIR (real spectra with a manifest.csv, like shared/data/real), "
                                                  "with their catalogue types as partial labels")

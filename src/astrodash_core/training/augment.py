@@ -45,6 +45,9 @@ class AugmentConfig:
     type_power: float = 0.5         # sampling (see balanced_weights): subtype drawn in proportion to N ** type_power
     object_power: float = 1.0       # ... and within it an object with n epochs in proportion to n ** object_power
     p_host_lines: float = 0.0       # share of host mixes whose galaxy keeps its narrow emission lines
+    p_real_noise: float = 0.0       # share of examples given telluric bands, sky residuals, sky-shaped noise,
+    #                                 calibration tilts (observing.apply_observing)
+    p_low_res: float = 0.0          # share of examples blurred to R ~ 100-300 (on top of the usual blur)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -104,8 +107,18 @@ def blend(t: TemplateSpectrum, other: TemplateSpectrum, weight: float) -> Templa
     return replace(t, wave=wave, flux=(1 - weight) * a / scale_a + weight * b / scale_b)
 
 
-def observe(t: TemplateSpectrum, rng, *, z, window, host_fraction, galaxy, snr, blur_sigma):
-    """One observed spectrum of template epoch ``t`` (wave in the observed frame)."""
+def _resolution_sigma_pixels(wave, resolving_power):
+    """Gaussian sigma in pixels of ``wave`` for a resolving power R (FWHM = λ / R) at the spectrum's middle."""
+    mid = wave.size // 2
+    step = wave[mid + 1] - wave[mid]
+    return wave[mid] / resolving_power / 2.355 / step
+
+
+def observe(t: TemplateSpectrum, rng, *, z, window, host_fraction, galaxy, snr, blur_sigma, real_noise=False,
+            resolving_power=0.0):
+    """One observed spectrum of template epoch ``t`` (wave in the observed frame).  ``real_noise``: telluric
+    bands, sky residuals, sky-shaped noise and calibration tilts (:mod:`.observing`) instead of plain noise;
+    ``resolving_power``: blur to that R as well."""
     flux = t.flux
     if host_fraction > 0:
         flux = _mix_host(t.wave, flux, galaxy, host_fraction)
@@ -113,9 +126,16 @@ def observe(t: TemplateSpectrum, rng, *, z, window, host_fraction, galaxy, snr, 
         flux = flux / (np.mean(np.abs(flux)) or 1.0)
     if blur_sigma > 0:
         flux = _blur(flux, blur_sigma)
-    if snr:
+    if resolving_power > 0 and t.wave.size > 2:
+        flux = _blur(flux, max(_resolution_sigma_pixels(t.wave, resolving_power), 0.3))
+    wave = t.wave * (1 + z)
+    if real_noise:
+        from .observing import apply_observing
+
+        flux = apply_observing(wave, flux, rng, snr)
+    elif snr:
         flux = flux + rng.normal(0.0, np.mean(np.abs(flux)) / snr, flux.size)
-    return Spectrum(t.wave * (1 + z), flux, name=t.name)
+    return Spectrum(wave, flux, name=t.name)
 
 
 class Augmenter:
@@ -154,7 +174,12 @@ class Augmenter:
         galaxy = self.galaxies[rng.integers(len(self.galaxies))]
         if c.p_host_lines > 0 and rng.random() < c.p_host_lines:  # no draw at all when off: old recipes unchanged
             galaxy = self.line_galaxies[rng.integers(len(self.line_galaxies))]
-        return dict(z=z, window=window, host_fraction=host, galaxy=galaxy, snr=snr, blur_sigma=blur)
+        cond = dict(z=z, window=window, host_fraction=host, galaxy=galaxy, snr=snr, blur_sigma=blur)
+        if c.p_real_noise > 0:  # likewise: no draw when off
+            cond["real_noise"] = bool(rng.random() < c.p_real_noise)
+        if c.p_low_res > 0 and rng.random() < c.p_low_res:
+            cond["resolving_power"] = float(rng.uniform(100.0, 300.0))
+        return cond
 
     def _preprocess(self, spectra, z_true, windows, rng):
         if self.variant == "known-z":
