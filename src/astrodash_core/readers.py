@@ -66,6 +66,8 @@ def guess_wave_unit(wave: np.ndarray) -> tuple[float, str]:
     if not wave.size:
         return 1.0, "Angstrom (assumed)"
     hi = float(wave.max())
+    if hi < 1e-4:
+        return 1e10, "m (guessed from the range; converted to Angstrom)"
     if hi < 30:
         return 1e4, "micron (guessed from the range; converted to Angstrom)"
     if hi < 1500 and float(wave.min()) > 200:
@@ -88,16 +90,34 @@ def wave_unit_factor(unit: str | None) -> float | None:
 
 
 def make_spectrum(wave, flux, error=None, *, filename: str, name: str | None = None, redshift=None,
-                  meta: dict | None = None, unit_factor: float | None = None, unit_name: str | None = None) -> Spectrum:
-    """A validated Spectrum from columns, with the wavelength unit converted to Å (given or guessed)."""
+                  meta: dict | None = None, unit_factor: float | None = None, unit_name: str | None = None,
+                  wave_unit: str | None = None, flux_unit: str | None = None) -> Spectrum:
+    """A validated Spectrum from columns, with the wavelength converted to Å and the flux to f_λ.
+
+    The wavelength unit is, in order: ``wave_unit`` (any spectral unit astropy knows: Å, nm, µm, Hz, eV,
+    cm⁻¹ ...), ``unit_factor`` (a factor to Å), or a guess from the range.  ``flux_unit``, when it is a spectral
+    flux density (per Å, per nm, per Hz, Jy ...), converts flux and error to erg s⁻¹ cm⁻² Å⁻¹; any other flux
+    unit (counts, "normalised") is only recorded in ``meta["flux_unit"]``.
+    """
+    from .units import flux_to_flambda, wave_to_angstrom
+
     meta = dict(meta or {})
     wave = np.asarray(wave, dtype=np.float64)
-    if wave.size and np.isfinite(wave).any():
+    converted = wave_to_angstrom(wave, wave_unit) if wave_unit else None
+    if converted is not None:
+        wave, unit_name = converted
+        meta.setdefault("wave_unit", unit_name)
+    elif wave.size and np.isfinite(wave).any():
         if unit_factor is None:
             unit_factor, unit_name = guess_wave_unit(wave)
         if unit_factor != 1.0:
             wave = wave * unit_factor
         meta.setdefault("wave_unit", unit_name or "Angstrom")
+    if flux_unit:
+        meta["flux_unit"] = str(flux_unit).strip()
+        flux_converted = flux_to_flambda(flux, error, flux_unit, wave)
+        if flux_converted is not None:
+            flux, error, meta["flux_unit"] = flux_converted
     spec_name = name or base_name(filename)
     try:
         return Spectrum(wave, flux, error, redshift=redshift, name=spec_name, meta=meta)

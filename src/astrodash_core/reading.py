@@ -17,19 +17,53 @@ from .spectrum import Spectrum
 #: A suffix's reader is trusted unless it scores the content below this.
 _SUFFIX_TRUST = 0.2
 
+#: Largest size a gzip-compressed file may expand to (a small upload must not become gigabytes in memory).
+MAX_DECOMPRESSED_BYTES = 512 * 1024 * 1024
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _gunzip(data: bytes, filename: str) -> tuple[bytes, str]:
+    """The content of a gzip-compressed file and its name without ``.gz`` (at most MAX_DECOMPRESSED_BYTES)."""
+    import zlib
+
+    out = []
+    size = 0
+    rest = data
+    try:
+        while rest[:2] == _GZIP_MAGIC:  # concatenated gzip members are one file
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            chunk = d.decompress(rest, MAX_DECOMPRESSED_BYTES + 1 - size)
+            size += len(chunk)
+            out.append(chunk)
+            if size > MAX_DECOMPRESSED_BYTES or d.unconsumed_tail:
+                raise SpectrumReadError(f"gzip content expands to more than {MAX_DECOMPRESSED_BYTES:,} bytes",
+                                        filename)
+            if not d.eof:
+                raise SpectrumReadError("gzip content is truncated", filename)
+            rest = d.unused_data
+    except zlib.error as exc:
+        raise SpectrumReadError(f"corrupt gzip content ({exc})", filename) from None
+    name = filename[:-3] if filename.lower().endswith(".gz") else filename
+    return b"".join(out), name
+
+
+def _has_suffix(reader, filename: str) -> bool:
+    name = filename.lower()
+    return bool(name) and any(name.endswith(s) for s in reader.suffixes)
+
 
 def _choose_reader(head: bytes, filename: str):
     from .plugins import get_readers
 
     readers = get_readers()
-    suffix = os.path.splitext(filename.lower())[1] if filename else ""
     for r in readers:  # the suffix's readers first: sniffing them alone is enough when one trusts the content
-        if suffix and suffix in r.suffixes and r.sniff(head, filename) >= _SUFFIX_TRUST:
+        if _has_suffix(r, filename) and r.sniff(head, filename) >= _SUFFIX_TRUST:
             return r
     scores = [(r.sniff(head, filename), i, r) for i, r in enumerate(readers)]
     score, _, best = max(scores, key=lambda s: (s[0], -s[1]), default=(0.0, 0, None))
     if best is None or score <= 0:
-        by_suffix = [r for r in readers if suffix and suffix in r.suffixes]
+        by_suffix = [r for r in readers if _has_suffix(r, filename)]
         if by_suffix:
             return by_suffix[0]  # nothing recognises it: let the suffix's reader say what is wrong
         if looks_binary(head):
@@ -85,7 +119,12 @@ def read_spectra(source: Any, filename: str | None = None) -> list[Spectrum]:
     data, fname = _load_bytes(source, filename)
     if not data.strip():
         raise SpectrumReadError("file is empty", fname)
-    reader = _choose_reader(data[:SNIFF_BYTES], fname)
+    choose_by = fname
+    if data[:2] == _GZIP_MAGIC:
+        data, choose_by = _gunzip(data, fname)
+        if not data.strip():
+            raise SpectrumReadError("file is empty (after gzip decompression)", fname)
+    reader = _choose_reader(data[:SNIFF_BYTES], choose_by)
     try:
         spectra = reader.read(data, fname)
     except SpectrumReadError:

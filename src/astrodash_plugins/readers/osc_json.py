@@ -9,7 +9,11 @@ import json
 import numpy as np
 
 from astrodash_core.errors import SpectrumReadError
-from astrodash_core.readers import Reader, make_spectrum, wave_unit_factor
+from astrodash_core.readers import Reader, make_spectrum
+
+
+def _text(value):
+    return value if isinstance(value, str) else None
 
 
 def _first_value(entry):
@@ -54,15 +58,13 @@ class OscJsonReader(Reader):
                 if arr.ndim != 2 or arr.shape[0] == 0:
                     continue
                 ncol = arr.shape[1] if len({len(r) for r in rows}) == 1 else 2
-                unit = sp.get("u_wavelengths")
-                factor = wave_unit_factor(unit)
                 meta = {"format": self.name, "object": obj_name, "spectrum_index": k,
-                        "time": sp.get("time"), "instrument": sp.get("instrument"),
-                        "flux_unit": sp.get("u_fluxes")}
+                        "time": sp.get("time"), "instrument": sp.get("instrument")}
                 z = _first_value(sp.get("redshift")) if sp.get("redshift") is not None else z_obj
                 out.append(make_spectrum(arr[:, 0], arr[:, 1], arr[:, 2] if ncol >= 3 else None, filename=filename,
                                          name=f"{obj_name}[{k}]", redshift=z, meta=meta,
-                                         unit_factor=factor, unit_name=unit if factor else None))
+                                         wave_unit=_text(sp.get("u_wavelengths")),
+                                         flux_unit=_text(sp.get("u_fluxes"))))
         if not out:
             raise SpectrumReadError("JSON holds no spectra in the Open Supernova Catalog layout", filename)
         return out
