@@ -17,9 +17,13 @@ import numpy as np
 
 from astrodash_core.errors import SpectrumReadError
 from astrodash_core.readers import Reader, make_spectrum
+from astrodash_core.spectrum import MAX_POINTS
 from astrodash_core.units import parse_unit
 
 from .text import _ERR_NAMES, _FLUX_NAMES, _WAVE_NAMES, error_from, find_column
+
+#: Most values an image HDU may hold: several spectra (bands, apertures, DESI targets) of up to MAX_POINTS.
+MAX_STACK_VALUES = 16 * MAX_POINTS
 
 _REDSHIFT_KEYS = ("REDSHIFT", "Z", "Z_HELIO", "ZHELIO", "Z_SPEC")
 
@@ -273,6 +277,32 @@ def _camera_images(hdul, filename: str):
     return out
 
 
+def _check_size(hdu, index: int, file_size: int, filename: str) -> None:
+    """Refuse, before any data is read, an HDU whose data runs past the end of the file or is larger than a
+    spectrum (or a stack of spectra) can be."""
+    info = hdu.fileinfo() or {}
+    start, span = info.get("datLoc"), hdu.size
+    if start is not None and span and start + span > file_size:
+        raise SpectrumReadError(f"truncated FITS file: HDU {index} ({hdu.name}) declares {span:,} bytes of data "
+                                f"but the file ends {max(0, file_size - start):,} bytes after its header", filename)
+    h = hdu.header
+    prefix = "ZNAXIS" if "ZNAXIS1" in h else "NAXIS"
+    dims = []
+    for k in range(1, 10):
+        value = h.get(f"{prefix}{k}")
+        if not isinstance(value, int):
+            break
+        dims.append(value)
+    if getattr(hdu, "is_image", False) and dims:
+        if dims[0] > MAX_POINTS or int(np.prod(dims, dtype=np.float64)) > MAX_STACK_VALUES:
+            raise SpectrumReadError(f"HDU {index} ({hdu.name}) is an image of {' x '.join(map(str, dims))} "
+                                    f"pixels: larger than a spectrum ({MAX_POINTS:,} points) or a stack of "
+                                    f"spectra ({MAX_STACK_VALUES:,} values)", filename)
+    elif len(dims) >= 2 and dims[1] > MAX_POINTS:
+        raise SpectrumReadError(f"HDU {index} ({hdu.name}) is a table of {dims[1]:,} rows; a spectrum has at most "
+                                f"{MAX_POINTS:,} points", filename)
+
+
 class FitsReader(Reader):
     name = "fits"
     suffixes = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fits.fz", ".fz")
@@ -293,14 +323,17 @@ class FitsReader(Reader):
                 raise SpectrumReadError(f"corrupt FITS file ({exc})", filename) from None
             with hdul:
                 try:
-                    return self._read_hdus(hdul, filename)
+                    return self._read_hdus(hdul, filename, len(data))
                 except SpectrumReadError:
                     raise
-                except (ValueError, TypeError, KeyError, IndexError, OverflowError, MemoryError, OSError,
-                        AttributeError, AssertionError) as exc:  # astropy's lazy data access on a broken file
+                except RecursionError:
+                    raise SpectrumReadError("corrupt FITS file (nested too deeply)", filename) from None
+                except Exception as exc:  # astropy reads data lazily and raises many types for a broken file
                     raise SpectrumReadError(f"corrupt FITS file ({type(exc).__name__}: {exc})", filename) from None
 
-    def _read_hdus(self, hdul, filename: str):
+    def _read_hdus(self, hdul, filename: str, file_size: int):
+        for index, hdu in enumerate(hdul):
+            _check_size(hdu, index, file_size, filename)
         cameras = _camera_images(hdul, filename)
         if cameras:
             return cameras
