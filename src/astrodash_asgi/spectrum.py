@@ -32,7 +32,7 @@ async def process(request: Request):
 
 
 def _estimate(state, data, filename, sn_type, age_bin):
-    from astrodash_core.redshift import estimate_redshift
+    from astrodash_core import estimate_redshift
 
     bank = state.classifier.bank()
     if bank is None:

@@ -179,7 +179,7 @@ def plugin_info() -> list[dict[str, Any]]:
     """One dict per plugin, loaded or not: ``name``, ``module``, ``distribution``, ``version``, ``builtin``,
     ``hooks`` and ``status`` ("loaded", "failed: why", "disabled by ASTRODASH_PLUGINS")."""
     _load()
-    from . import __version__
+    from .version import __version__
 
     get_readers(), get_model_providers(), get_storage_backends()  # a plugin whose hook raises shows up too
     dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
