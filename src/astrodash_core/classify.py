@@ -16,10 +16,11 @@ from .redshift import (Z_MAX, Z_MIN, RedshiftEstimate, candidate_rows, estimate_
 from .results import Classification
 from .spectrum import Spectrum
 from .templates import PER_CLASS, TemplateBank
+from .variants import Variant
 
-KNOWN_Z = "known-z"
-AGNOSTIC = "agnostic"
-REDSHIFT = "redshift"
+KNOWN_Z = Variant.KNOWN_Z
+AGNOSTIC = Variant.AGNOSTIC
+REDSHIFT = Variant.REDSHIFT
 
 
 def _source_name(source) -> str:

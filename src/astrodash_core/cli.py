@@ -8,7 +8,7 @@ import sys
 from . import __version__
 from .cli_plugins import add_plugins_command
 from .errors import AstrodashError
-from .models import VARIANTS
+from .variants import VARIANTS
 from .nn import ARCHITECTURES, DEFAULT_ARCHITECTURE
 
 
