@@ -152,3 +152,14 @@ def test_gzip_bomb_is_refused(monkeypatch):
     bomb = gzip.compress(b"0" * (2 << 20))
     with pytest.raises(SpectrumReadError, match="bomb.dat.gz: gzip content expands to more than"):
         ad.read_spectrum(bomb, filename="bomb.dat.gz")
+
+
+def test_fits_header_with_an_absurd_axis_count_is_refused_before_astropy_loops_over_it():
+    # NAXIS = 2147483647 kept astropy's header parsing busy for hours (the campaign's one hang)
+    from astropy.io import fits
+
+    buf = io.BytesIO()
+    fits.PrimaryHDU(np.ones(600)).writeto(buf)
+    data = buf.getvalue().replace(b"NAXIS   =                    1", b"NAXIS   =           2147483647")
+    with pytest.raises(SpectrumReadError, match=r"axes.fits: invalid FITS header: NAXIS = 2147483647"):
+        ad.read_spectrum(data, filename="axes.fits")

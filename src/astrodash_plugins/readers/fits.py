@@ -11,6 +11,7 @@ sees them (see ``astrodash_core.reading``).
 from __future__ import annotations
 
 import io
+import re
 import warnings
 
 import numpy as np
@@ -277,6 +278,20 @@ def _camera_images(hdul, filename: str):
     return out
 
 
+#: Header cards that count axes or fields: the FITS standard allows at most 999, and astropy loops over the
+#: declared number while opening a file (NAXIS = 2147483647 kept it busy for hours).
+_COUNT_CARDS = re.compile(rb"(NAXIS|ZNAXIS|TFIELDS) {0,3}= *([-+]?\d+)")
+_MAX_COUNT = 999
+
+
+def _check_counts(data: bytes, filename: str) -> None:
+    """Refuse, before astropy parses the headers, a card NAXIS/ZNAXIS/TFIELDS outside 0..999."""
+    for m in _COUNT_CARDS.finditer(data):
+        if m.start() % 80 == 0 and not 0 <= int(m.group(2)) <= _MAX_COUNT:
+            raise SpectrumReadError(f"invalid FITS header: {m.group(1).decode()} = {int(m.group(2))} "
+                                    f"(the standard allows 0 to {_MAX_COUNT})", filename)
+
+
 def _check_size(hdu, index: int, file_size: int, filename: str) -> None:
     """Refuse, before any data is read, an HDU whose data runs past the end of the file or is larger than a
     spectrum (or a stack of spectra) can be."""
@@ -315,6 +330,7 @@ class FitsReader(Reader):
 
         if not data.startswith(b"SIMPLE  ="):
             raise SpectrumReadError("not a FITS file (no SIMPLE card)", filename)
+        _check_counts(data, filename)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
