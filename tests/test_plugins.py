@@ -202,3 +202,43 @@ def test_entry_point_plugin_loads_with_no_change_to_the_core(installed_plugin):
 def test_environment_variable_restricts_external_plugins(installed_plugin):
     assert _read_in_subprocess(installed_plugin, "") == "error"
     assert _read_in_subprocess(installed_plugin, "other") == "error"
+
+
+def test_builtin_plugins_meet_the_protocols_next_to_the_hookspecs(tmp_path):
+    from astrodash_core.hookspecs import ModelStore, SpectrumReader
+
+    assert all(isinstance(r, SpectrumReader) for r in plugins.get_readers())
+    store = plugins.get_storage_backends()["sqlite"](f"sqlite:///{tmp_path / 'm.db'}")
+    assert isinstance(store, ModelStore)
+
+
+def test_a_registration_that_breaks_the_reader_contract_is_skipped_by_name():
+    class NotAReader:
+        name = "nope"
+
+    class Sloppy:
+        @hookimpl
+        def register_readers(self, register):
+            register(NotAReader())
+            register(FooReader())
+
+    plugin = Sloppy()
+    plugins.register(plugin, name="sloppy-test")
+    try:
+        names = [r.name for r in plugins.get_readers()]
+        assert "foo" in names and "nope" not in names
+        row = next(r for r in plugins.plugin_info() if r["name"] == "sloppy-test")
+        assert "not a reader" in row["status"]
+    finally:
+        plugins.unregister(plugin)
+        plugins._not_loaded.pop("sloppy-test", None)
+
+
+def test_package_is_marked_typed():
+    from pathlib import Path
+
+    import astrodash_asgi
+    import astrodash_plugins
+
+    for package in (ad, astrodash_plugins, astrodash_asgi):
+        assert (Path(package.__file__).parent / "py.typed").is_file()

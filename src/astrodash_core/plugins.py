@@ -119,11 +119,12 @@ def unregister(plugin=None, name: str | None = None) -> None:
         _cache.clear()
 
 
-def _collect(hook_name: str, make: Callable[[list], Any]):
+def _collect(hook_name: str, make: Callable[[list], Any], check: Callable[..., str | None] | None = None):
     """What every plugin registers through ``hook_name``, in pluggy's call order (last registered first).
 
     Each plugin's hook is called on its own: one that raises is reported by name and its registrations are
-    dropped, the others' are kept."""
+    dropped, the others' are kept.  ``check(*args, **kw)`` names what is wrong with one registration (it is
+    then reported and skipped) or returns None."""
     _load()
     with _lock:
         if hook_name not in _cache:
@@ -137,14 +138,30 @@ def _collect(hook_name: str, make: Callable[[list], Any]):
                                 type(exc).__name__, exc)
                     _not_loaded[impl.plugin_name] = f"failed in {hook_name}: {type(exc).__name__}: {exc}"
                     continue
-                items += mine
+                for args, kw in mine:
+                    problem = check(*args, **kw) if check else None
+                    if problem:
+                        log.warning("astrodash: plugin %r registered %s: skipped", impl.plugin_name, problem)
+                        _not_loaded.setdefault(impl.plugin_name, f"failed in {hook_name}: registered {problem}")
+                        continue
+                    items.append((args, kw))
             _cache[hook_name] = make(items)
         return _cache[hook_name]
 
 
 def get_readers() -> list:
     """Every registered reader, later-registered (third-party) plugins first so they can override."""
-    return _collect("register_readers", lambda items: [args[0] for args, _ in items])
+    return _collect("register_readers", lambda items: [args[0] for args, _ in items], _check_reader)
+
+
+def _check_reader(reader=None, *extra, **kw) -> str | None:
+    """What makes ``reader`` break the :class:`hookspecs.SpectrumReader` contract, or None."""
+    if extra or kw or not isinstance(reader, hookspecs.SpectrumReader):
+        return f"{reader!r:.60}, which is not a reader (name, suffixes, sniff, read)"
+    if not isinstance(reader.name, str) or not isinstance(reader.suffixes, tuple) or not all(
+            isinstance(x, str) and x.startswith(".") and x == x.lower() for x in reader.suffixes):
+        return f"reader {reader!r:.60} with a bad name or suffixes (a str; a tuple of lower-case '.ext')"
+    return None
 
 
 def get_model_providers() -> dict[str, dict]:
