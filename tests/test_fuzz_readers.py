@@ -146,7 +146,7 @@ def test_table_longer_than_a_spectrum_is_refused_before_parsing():
 
 
 def test_gzip_bomb_is_refused(monkeypatch):
-    from astrodash_core import reading
+    from astrodash_core import reader_dispatch as reading
 
     monkeypatch.setattr(reading, "MAX_DECOMPRESSED_BYTES", 1 << 20)
     bomb = gzip.compress(b"0" * (2 << 20))

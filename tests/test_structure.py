@@ -1,4 +1,5 @@
-"""The package's seams: no import cycles between modules (counting imports inside functions too)."""
+"""The package's seams: no import cycles between modules (counting imports inside functions too; imports
+for type hints only, under ``if TYPE_CHECKING:``, do not run and do not count)."""
 import ast
 from pathlib import Path
 
@@ -16,7 +17,7 @@ def _graph(package: str) -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {m: set() for m in mods}
     for mod, path in mods.items():
         pkg = mod if path.name == "__init__.py" else mod.rsplit(".", 1)[0]
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in _runtime_nodes(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom):
                 if node.level:
                     parts = pkg.split(".")
@@ -31,6 +32,20 @@ def _graph(package: str) -> dict[str, set[str]]:
                 continue
             graph[mod] |= {t for t in targets if t in mods and t != mod}
     return graph
+
+
+def _runtime_nodes(tree):
+    """Every node except those under ``if TYPE_CHECKING:`` (imports for type hints only, never run)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and getattr(child.test, "id", getattr(child.test, "attr", None)) == \
+                    "TYPE_CHECKING":
+                stack.extend(child.orelse)
+                continue
+            stack.append(child)
 
 
 def _cycle(graph):

@@ -19,7 +19,7 @@ from .spectrum import Spectrum
 # anywhere would shadow the lazy function with the module.  None of these imports Numba.
 from .classify import Classifier, classify  # noqa: E402
 from .preprocess import Preprocessed, PreprocessSettings, preprocess  # noqa: E402
-from .reading import read_spectra, read_spectrum  # noqa: E402
+from .reader_dispatch import read_spectra, read_spectrum  # noqa: E402
 
 from .version import __version__  # noqa: E402
 

@@ -10,7 +10,7 @@ import numpy as np
 from . import interpret, labels
 from .errors import AstrodashError, ModelFileError
 from .preprocess import PIPELINE_VERSION, PreprocessSettings, preprocess
-from .reading import read_spectrum
+from .reader_dispatch import read_spectrum
 from .redshift import (Z_MAX, Z_MIN, RedshiftEstimate, candidate_rows, estimate_from_rows, estimate_many,
                        estimate_observed, trimmed_network_redshifts)
 from .results import Classification

@@ -44,7 +44,7 @@ hookimpl = pluggy.HookimplMarker("astrodash")
 
 @runtime_checkable
 class SpectrumReader(Protocol):
-    """What ``register_readers`` registers (``astrodash_core.readers.Reader`` is a convenient base class)."""
+    """What ``register_readers`` registers (``astrodash_core.reader_base.Reader`` is a convenient base class)."""
 
     #: the format's name, e.g. "fits" (``Spectrum.meta["format"]``)
     name: str

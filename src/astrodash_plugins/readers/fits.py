@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 
 from astrodash_core.errors import SpectrumReadError
-from astrodash_core.readers import Reader, make_spectrum
+from astrodash_core.reader_base import Reader, make_spectrum
 from astrodash_core.spectrum import MAX_POINTS
 from astrodash_core.units import parse_unit
 

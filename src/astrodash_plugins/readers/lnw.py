@@ -10,7 +10,7 @@ import numpy as np
 
 from astrodash_core._parse import parse_table
 from astrodash_core.errors import SpectrumReadError
-from astrodash_core.readers import Reader, make_spectrum
+from astrodash_core.reader_base import Reader, make_spectrum
 from astrodash_core.spectrum import MAX_POINTS
 
 

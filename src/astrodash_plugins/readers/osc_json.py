@@ -11,7 +11,7 @@ import json
 import numpy as np
 
 from astrodash_core.errors import SpectrumReadError
-from astrodash_core.readers import Reader, make_spectrum
+from astrodash_core.reader_base import Reader, make_spectrum
 
 
 #: Largest JSON document read: parsing builds Python objects ~8x the text's size (10 MB of numbers as strings

@@ -7,7 +7,7 @@ import numpy as np
 
 from astrodash_core._parse import parse_table
 from astrodash_core.errors import SpectrumReadError
-from astrodash_core.readers import Reader, looks_binary, make_spectrum
+from astrodash_core.reader_base import Reader, looks_binary, make_spectrum
 from astrodash_core.spectrum import MAX_POINTS
 
 _NUMBER_ROW = re.compile(rb"^\s*[-+]?(\d+\.?\d*|\.\d+)([eEdD][-+]?\d+)?[\s,;]+[-+]?(\d|\.\d|nan|NaN|inf)")
