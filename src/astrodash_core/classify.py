@@ -241,7 +241,15 @@ class Classifier:
                     results[i].redshift_alternatives = tuple(alternatives.get(j, ()))
                     classified.append((j, results[i]))
             if bank is not None and classified:
-                _add_rlap(pre, bank, classified)
+                rlap_pre = pre
+                try:
+                    bank.settings.check_compatible(settings)
+                except ModelFileError:  # the model preprocesses differently: rows for rlap made the bank's way
+                    rlap_pre = preprocess([s for _, s, _, _, _ in known], redshift=[z for _, _, z, _, _ in known],
+                                          settings=bank.settings, smoothing=smoothing, min_wave=min_wave,
+                                          max_wave=max_wave, on_error="collect")
+                    classified = [(j, r) for j, r in classified if rlap_pre.ok[j]]
+                _add_rlap(rlap_pre, bank, classified)
         for i, w in read_warnings.items():
             results[i].warnings = w
         return results
@@ -286,8 +294,10 @@ def _add_rlap(pre, bank, items, n_top: int = 3) -> None:
 
     The rows of ``pre`` were de-redshifted by ``preprocess`` at each result's redshift, so they are correlated
     with the (rest-frame) templates at lag 0, within the usual tolerance: passing the redshift again would shift
-    them twice."""
+    them twice.  They must have been preprocessed as the bank's templates were (``check_compatible``)."""
     from .rlap import RLAP_WARNING, rlap_pairs
+
+    bank.settings.check_compatible(pre.settings)
 
     plans, spec, t_row = [], [], []
     offset = 0
