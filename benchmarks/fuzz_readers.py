@@ -52,6 +52,9 @@ REAL = REPO.parent / "shared" / "data" / "real"
 TEMPLATES = REPO.parent / "shared" / "data" / "templates"
 EXAMPLES = REPO / "examples"
 
+#: A read still running after this many seconds is stopped (in the worker, by an alarm) and counted as hung.
+HANG_SECONDS = 30.0
+
 #: Every how many mutation inputs one is a 10^7-row text file (they take ~1 s each to build and read).
 BIG_EVERY = 5000
 
@@ -513,7 +516,17 @@ def _status(key: str) -> int:
     raise OSError(f"no {key} in /proc/self/status")
 
 
-def run_one(name: str, data: bytes, *, measure: bool = True) -> tuple[str, str, float, int]:
+class _Hang(BaseException):
+    """Raised by the alarm in a read that runs past the hang limit (a BaseException: readers' ``except
+    Exception`` does not swallow it)."""
+
+
+def _alarm(signum, frame):
+    raise _Hang()
+
+
+def run_one(name: str, data: bytes, *, measure: bool = True, hang_seconds: float | None = None
+            ) -> tuple[str, str, float, int]:
     """(outcome, detail, seconds, peak bytes) of reading one input: read / rejected / crash / bad-error /
     invalid-spectrum.  With ``measure``, the peak is how far the process's resident memory rose above what it
     was before the read (Linux peak RSS, reset per input: C allocations included), or where that is not
@@ -524,9 +537,21 @@ def run_one(name: str, data: bytes, *, measure: bool = True) -> tuple[str, str, 
     rss_before = _peak_rss_reset() if measure else None
     if measure and rss_before is None:
         tracemalloc.start()
+    if hang_seconds:
+        import signal
+
+        signal.signal(signal.SIGALRM, _alarm)
+        signal.setitimer(signal.ITIMER_REAL, hang_seconds)
     t0 = time.perf_counter()
     try:
-        spectra = read_spectra(data, filename=name)
+        try:
+            spectra = read_spectra(data, filename=name)
+        finally:
+            if hang_seconds:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+    except _Hang:
+        outcome, detail = "hung", f"still reading after {hang_seconds} s"
+        spectra = None
     except SpectrumReadError as exc:
         outcome, detail = ("rejected", str(exc)) if exc.filename == name and name in str(exc) else (
             "bad-error", f"SpectrumReadError not naming {name!r}: {exc}")
@@ -550,9 +575,9 @@ def run_one(name: str, data: bytes, *, measure: bool = True) -> tuple[str, str, 
 
 def judge(name: str, data: bytes, time_limit: float, memory_limit: int) -> dict:
     """One input, measured: outcome plus 'slow'/'memory' flags (a slow one is re-timed, best of three)."""
-    outcome, detail, seconds, peak = run_one(name, data)
+    outcome, detail, seconds, peak = run_one(name, data, hang_seconds=HANG_SECONDS)
     flags = []
-    if seconds > time_limit:
+    if seconds > time_limit and outcome != "hung":
         seconds = min(run_one(name, data, measure=False)[2] for _ in range(3))
         if seconds > time_limit:
             flags.append("slow")
@@ -622,7 +647,7 @@ def _hypothesis_batch(batch: int, cfg: dict) -> list[dict]:
 
 def campaign(n_inputs: int, *, seed: int = 1, hyp_fraction: float = 0.2, time_limit: float = 1.0,
              memory_limit_mb: int = 200, max_real: int | None = 300, out: Path | None = None,
-             hang_seconds: float = 60.0, address_space_mb: int = 4096, progress: bool = True) -> dict:
+             hang_seconds: float = 2 * HANG_SECONDS, address_space_mb: int = 4096, progress: bool = True) -> dict:
     """Run ``n_inputs`` inputs (a ``hyp_fraction`` of them from hypothesis) in a supervised worker process."""
     cfg = {"seed": seed, "time_limit": time_limit, "memory_limit": memory_limit_mb * 1024 * 1024,
            "max_real": max_real, "hyp_batch": 500, "address_space_mb": address_space_mb}
@@ -687,7 +712,7 @@ def campaign(n_inputs: int, *, seed: int = 1, hyp_fraction: float = 0.2, time_li
             if not proc.is_alive():
                 proc, conn = start()
             conn.send(job)
-            if conn.poll(hang_seconds if job[0] == "mut" else hang_seconds * cfg["hyp_batch"]):
+            if conn.poll(hang_seconds if job[0] == "mut" else 20 * hang_seconds):
                 try:
                     results = conn.recv()
                 except EOFError:

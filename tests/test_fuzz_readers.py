@@ -163,3 +163,14 @@ def test_fits_header_with_an_absurd_axis_count_is_refused_before_astropy_loops_o
     data = buf.getvalue().replace(b"NAXIS   =                    1", b"NAXIS   =           2147483647")
     with pytest.raises(SpectrumReadError, match=r"axes.fits: invalid FITS header: NAXIS = 2147483647"):
         ad.read_spectrum(data, filename="axes.fits")
+
+
+def test_fits_header_with_a_negative_axis_length_is_refused_before_astropy_loops_forever():
+    # NAXIS1 = -906 made astropy read the primary HDU at offset 0 again and again (a hypothesis-built header)
+    from astropy.io import fits
+
+    buf = io.BytesIO()
+    fits.PrimaryHDU(np.ones(600)).writeto(buf)
+    data = buf.getvalue().replace(b"NAXIS1  =                  600", b"NAXIS1  =                 -906")
+    with pytest.raises(SpectrumReadError, match=r"neg.fits: invalid FITS header: NAXIS1 = -906"):
+        ad.read_spectrum(data, filename="neg.fits")

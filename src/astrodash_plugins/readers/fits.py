@@ -278,18 +278,25 @@ def _camera_images(hdul, filename: str):
     return out
 
 
-#: Header cards that count axes or fields: the FITS standard allows at most 999, and astropy loops over the
-#: declared number while opening a file (NAXIS = 2147483647 kept it busy for hours).
-_COUNT_CARDS = re.compile(rb"(NAXIS|ZNAXIS|TFIELDS) {0,3}= *([-+]?\d+)")
+#: Header cards that give sizes.  The FITS standard allows at most 999 axes or fields, and none may be negative;
+#: astropy loops over the declared number of axes while opening a file (NAXIS = 2147483647 kept it busy for
+#: hours) and a negative NAXISn makes it read the same HDU again and again, forever.
+_SIZE_CARDS = re.compile(rb"(NAXIS\d{0,3}|ZNAXIS\d{0,2}|TFIELDS|PCOUNT|GCOUNT|ZPCOUNT|ZGCOUNT|THEAP) *= *([-+]?\d+)")
+_COUNT_KEYS = (b"NAXIS", b"ZNAXIS", b"TFIELDS")
 _MAX_COUNT = 999
 
 
 def _check_counts(data: bytes, filename: str) -> None:
-    """Refuse, before astropy parses the headers, a card NAXIS/ZNAXIS/TFIELDS outside 0..999."""
-    for m in _COUNT_CARDS.finditer(data):
-        if m.start() % 80 == 0 and not 0 <= int(m.group(2)) <= _MAX_COUNT:
-            raise SpectrumReadError(f"invalid FITS header: {m.group(1).decode()} = {int(m.group(2))} "
-                                    f"(the standard allows 0 to {_MAX_COUNT})", filename)
+    """Refuse, before astropy parses the headers, a size card that is negative or (NAXIS/ZNAXIS/TFIELDS)
+    above 999."""
+    for m in _SIZE_CARDS.finditer(data):
+        if m.start() % 80 or m.group(0)[8:9] != b"=":
+            continue
+        key, value = m.group(1), int(m.group(2))
+        if value < 0 or (key in _COUNT_KEYS and value > _MAX_COUNT):
+            limit = f"0 to {_MAX_COUNT}" if key in _COUNT_KEYS else "no negative value"
+            raise SpectrumReadError(f"invalid FITS header: {key.decode()} = {value} (the standard allows {limit})",
+                                    filename)
 
 
 def _check_size(hdu, index: int, file_size: int, filename: str) -> None:
