@@ -133,3 +133,21 @@ def test_reliable_uses_the_models_calibrated_threshold():
         r = Classifier(model=model).classify(SN1994D, redshift=0.0, rlap=False)[0]
         assert r.best_match.probability == pytest.approx(prob)
         assert r.best_match.reliable is expected
+
+
+def test_plot_leaves_the_callers_matplotlib_backend_and_figures_alone(tmp_path):
+    matplotlib = pytest.importorskip("matplotlib")
+    code = f"""
+import matplotlib
+matplotlib.use("svg")
+import matplotlib.pyplot as plt
+import astrodash_core as ad
+from astrodash_core.plot import plot_classification
+mine = plt.figure()
+result = ad.Classifier().classify([{str(SN1994D)!r}], redshift=[0.0], include_spectrum=True)[0]
+path = plot_classification(result, {str(tmp_path / 'p.png')!r})
+print(matplotlib.get_backend(), plt.get_fignums(), plt.gcf() is mine, open(path, 'rb').read(4))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[0] == "svg" and "[1] True b'\\x89PNG'" in out.stdout, out.stdout

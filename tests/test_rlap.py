@@ -173,3 +173,21 @@ def test_template_correlation_redshifts_of_bank_templates_are_unbiased(_bank):
     assert abs(np.median(err)) <= 0.001
     assert np.mean(np.abs(err) <= 0.005) >= 0.88
     assert np.all(np.abs(err[z < 0.2]) <= 0.01)
+
+
+def test_rlap_refuses_rows_preprocessed_differently_from_the_bank():
+    from dataclasses import replace
+
+    from astrodash_core.classify import Classifier, _add_rlap
+    from astrodash_core.errors import ModelFileError
+    from astrodash_core.templates import default_bank
+
+    bank = default_bank()
+    example = Path(__file__).resolve().parents[1] / "examples" / "sn1994D_p02.dat"
+    result = Classifier().classify([example], redshift=[0.0], rlap=False)[0]
+    other = preprocess([example], redshift=0.0, settings=replace(bank.settings, taper=0.2))
+    with pytest.raises(ModelFileError, match="preprocessing settings differ"):
+        _add_rlap(other, bank, [(0, result)])
+    same = preprocess([example], redshift=0.0, settings=bank.settings)
+    _add_rlap(same, bank, [(0, result)])
+    assert result.best_match.rlap is not None and result.best_match.rlap > 5

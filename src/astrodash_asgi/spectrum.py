@@ -66,7 +66,7 @@ async def catalogue_spectrum(name, index, known_z):
 
 
 def _estimate(state, data, filename, sn_type, age_bin):
-    from astrodash_core.redshift import estimate_redshift
+    from astrodash_core import estimate_redshift
 
     bank = state.classifier.bank()
     if bank is None:

@@ -19,16 +19,16 @@ from .spectrum import Spectrum
 # anywhere would shadow the lazy function with the module.  None of these imports Numba.
 from .classify import Classifier, classify  # noqa: E402
 from .preprocess import Preprocessed, PreprocessSettings, preprocess  # noqa: E402
-from .reading import read_spectra, read_spectrum  # noqa: E402
+from .reader_dispatch import read_spectra, read_spectrum  # noqa: E402
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402
 
 # public name -> module that defines it (imported on first access)
 _LAZY = {
     "Classification": "results",
     "Match": "results",
     "load_model": "models",
-    "estimate_redshift": "redshift",
+    "estimate_redshift": "classify",
 }
 
 __all__ = [

@@ -10,13 +10,17 @@ import numpy as np
 from . import interpret, labels
 from .errors import AstrodashError, ModelFileError
 from .preprocess import PIPELINE_VERSION, PreprocessSettings, preprocess
+from .reader_dispatch import read_spectrum
+from .redshift import (Z_MAX, Z_MIN, RedshiftEstimate, candidate_rows, estimate_from_rows, estimate_many,
+                       estimate_observed, trimmed_network_redshifts)
 from .results import Classification
 from .spectrum import Spectrum
-from .templates import PER_CLASS
+from .templates import PER_CLASS, TemplateBank
+from .variants import Variant
 
-KNOWN_Z = "known-z"
-AGNOSTIC = "agnostic"
-REDSHIFT = "redshift"
+KNOWN_Z = Variant.KNOWN_Z
+AGNOSTIC = Variant.AGNOSTIC
+REDSHIFT = Variant.REDSHIFT
 
 
 def _source_name(source) -> str:
@@ -44,8 +48,6 @@ def _source_file(source) -> str | None:
 
 
 def _read(source) -> Spectrum:
-    from .reading import read_spectrum
-
     if isinstance(source, tuple) and len(source) == 2 and isinstance(source[0], (bytes, bytearray)):
         return read_spectrum(bytes(source[0]), filename=source[1])
     return read_spectrum(source)
@@ -168,7 +170,6 @@ class Classifier:
                 to_estimate.append(j)
         if not to_estimate:
             return []
-        from .redshift import estimate_observed, trimmed_network_redshifts
 
         z_model = self.redshift_model()
         network = None if z_model is None else trimmed_network_redshifts(
@@ -259,7 +260,15 @@ class Classifier:
                         results[i].redshift_mass = estimates[j].mass
                     classified.append((j, results[i]))
             if bank is not None and classified:
-                _add_rlap(pre, bank, classified)
+                rlap_pre = pre
+                try:
+                    bank.settings.check_compatible(settings)
+                except ModelFileError:  # the model preprocesses differently: rows for rlap made the bank's way
+                    rlap_pre = preprocess([s for _, s, _, _, _ in known], redshift=[z for _, _, z, _, _ in known],
+                                          settings=bank.settings, smoothing=smoothing, min_wave=min_wave,
+                                          max_wave=max_wave, on_error="collect")
+                    classified = [(j, r) for j, r in classified if rlap_pre.ok[j]]
+                _add_rlap(rlap_pre, bank, classified)
         for i, w in read_warnings.items():
             results[i].warnings = w
         for r, source in zip(results, sources):
@@ -306,8 +315,10 @@ def _add_rlap(pre, bank, items, n_top: int = 3) -> None:
 
     The rows of ``pre`` were de-redshifted by ``preprocess`` at each result's redshift, so they are correlated
     with the (rest-frame) templates at lag 0, within the usual tolerance: passing the redshift again would shift
-    them twice."""
+    them twice.  They must have been preprocessed as the bank's templates were (``check_compatible``)."""
     from .rlap import RLAP_WARNING, rlap_pairs
+
+    bank.settings.check_compatible(pre.settings)
 
     plans, spec, t_row = [], [], []
     offset = 0
@@ -369,3 +380,36 @@ def classify(sources, redshift=None, model=None, top_n: int = 5, smoothing: int 
     clf = default_classifier() if model is None else Classifier(model=model)
     return clf.classify(sources, redshift, top_n=top_n, smoothing=smoothing, min_wave=min_wave,
                         max_wave=max_wave, probabilities=probabilities, rlap=rlap)
+
+
+def estimate_redshift(source, sn_type: str | None = None, age_bin=None, *, bank: TemplateBank | None = None,
+                      classifier=None, z_min: float = Z_MIN, z_max: float = Z_MAX, min_wave=None, max_wave=None,
+                      smoothing: int = 0) -> RedshiftEstimate:
+    """Estimate the redshift of one spectrum (anything :func:`read_spectrum` accepts): the front end of the
+    array algorithms in :mod:`astrodash_core.redshift`.
+
+    With ``sn_type`` (a subtype or broad type) and/or ``age_bin`` the matching templates are used.  With
+    neither, the redshift model's estimate with the best template of the agnostic model's likely classes
+    near it; without a redshift model, or when ``z_min``/``z_max`` narrow the range, those templates'
+    correlation over the range decides.
+    """
+    from .templates import default_bank
+
+    bank = bank or default_bank()
+    spec = read_spectrum(source)
+    pre = preprocess(spec, redshift=0.0, settings=bank.settings, smoothing=smoothing, min_wave=min_wave,
+                     max_wave=max_wave)
+    if sn_type is not None or age_bin is not None:
+        rows = bank.rows(sn_type, age_bin)
+        if rows.size == 0:
+            raise KeyError(f"no template for type {sn_type!r} at age {age_bin!r}")
+        return estimate_from_rows(pre.flux[0], int(pre.lo[0]), int(pre.hi[0]), bank, rows, z_min, z_max)
+    classifier = classifier or default_classifier()
+    probs = classifier.model_for(AGNOSTIC).predict(pre.flux)
+    if (z_min, z_max) != (Z_MIN, Z_MAX):
+        return estimate_many(pre.flux, pre.lo, pre.hi, [candidate_rows(bank, probs[0])], bank, z_min, z_max)[0]
+    model = classifier.redshift_model()
+    network = None if model is None else trimmed_network_redshifts(
+        model, [spec], smoothing, min_wave, max_wave,
+        uncut=pre.flux if model.preprocessing == bank.settings.to_dict() else None)
+    return estimate_observed(pre.flux, pre.lo, pre.hi, probs, bank, model, network=network)[0]

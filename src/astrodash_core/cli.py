@@ -7,8 +7,9 @@ import sys
 
 from . import __version__
 from .catalogue import CatalogueError
+from .cli_plugins import add_plugins_command
 from .errors import AstrodashError
-from .models import VARIANTS
+from .variants import VARIANTS
 from .nn import ARCHITECTURES, DEFAULT_ARCHITECTURE
 from .templates import BANK_FILE
 
@@ -498,6 +499,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="one JSON object per spectrum")
     p.set_defaults(func=cmd_read)
+
+    add_plugins_command(sub)
 
     p = sub.add_parser("classify", help="classify spectra: type, age, redshift, reliability")
     p.add_argument("paths", nargs="*", metavar="PATH", help="files, directories or globs")

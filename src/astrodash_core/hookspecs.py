@@ -11,6 +11,9 @@ and calls ``register`` once for each thing it provides::
 
 Contracts
 ---------
+Written out as the ``typing.Protocol`` classes below (:class:`SpectrumReader`, :class:`ModelLoader`,
+:class:`ModelStore`, :class:`StorageFactory`, and the ``register`` callables each hook receives).
+
 Reader
     ``name: str``; ``suffixes: tuple[str, ...]`` (lower case, with the dot, e.g. ``(".dat", ".txt")``);
     ``sniff(head: bytes, filename: str) -> float`` a confidence in [0, 1] that the content is this format
@@ -26,24 +29,95 @@ Catalogue
     ``register(name, factory)``: ``factory()`` returns an object with ``spectra(name: str) -> list[Spectrum]``
     (see ``astrodash_core.catalogue``), or None when it is not configured.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
 import pluggy
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .models import Model
+    from .spectrum import Spectrum
 
 hookspec = pluggy.HookspecMarker("astrodash")
 hookimpl = pluggy.HookimplMarker("astrodash")
 
 
+# ---- the contracts, as typing.Protocol classes ----------------------------------------------------------
+
+@runtime_checkable
+class SpectrumReader(Protocol):
+    """What ``register_readers`` registers (``astrodash_core.reader_base.Reader`` is a convenient base class)."""
+
+    #: the format's name, e.g. "fits" (``Spectrum.meta["format"]``)
+    name: str
+    #: lower-case suffixes with the dot, longest first where they overlap, e.g. (".fits.gz", ".fits")
+    suffixes: tuple[str, ...]
+
+    def sniff(self, head: bytes, filename: str) -> float:
+        """Confidence in [0, 1] that ``head`` (the first 64 KiB) is this format."""
+        ...
+
+    def read(self, data: bytes, filename: str) -> list[Spectrum]:
+        """Every spectrum in ``data``; raises ``SpectrumReadError`` naming ``filename`` on bad content."""
+        ...
+
+
+class ModelLoader(Protocol):
+    """What ``register_models`` registers: called (once, lazily) to load the model."""
+
+    def __call__(self) -> Model: ...
+
+
+@runtime_checkable
+class ModelStore(Protocol):
+    """A storage backend for uploaded models (synchronous, thread-safe; records are dicts with an ``id``)."""
+
+    def put(self, data: bytes, record: dict[str, Any]) -> dict[str, Any]: ...
+
+    def get(self, model_id: str) -> dict[str, Any] | None: ...
+
+    def read(self, model_id: str) -> bytes: ...
+
+    def list(self, owner: str | None = None) -> list[dict[str, Any]]: ...
+
+    def update(self, model_id: str, fields: dict[str, Any]) -> dict[str, Any] | None: ...
+
+    def delete(self, model_id: str) -> bool: ...
+
+
+class StorageFactory(Protocol):
+    """What ``register_storage`` registers: a storage object for a URL of its scheme."""
+
+    def __call__(self, url: str) -> ModelStore: ...
+
+
+class RegisterReader(Protocol):
+    def __call__(self, reader: SpectrumReader) -> None: ...
+
+
+class RegisterModel(Protocol):
+    def __call__(self, name: str, loader: ModelLoader, default_for: str | None = None) -> None: ...
+
+
+class RegisterStorage(Protocol):
+    def __call__(self, scheme: str, factory: StorageFactory) -> None: ...
+
+
+# ---- the hooks ----------------------------------------------------------------------------------------------
+
 @hookspec
-def register_readers(register):
+def register_readers(register: RegisterReader) -> None:
     """Register spectrum readers: call ``register(reader)`` for each."""
 
 
 @hookspec
-def register_models(register):
+def register_models(register: RegisterModel) -> None:
     """Register models: call ``register(name, loader, default_for=None)`` for each."""
 
 
 @hookspec
-def register_storage(register):
+def register_storage(register: RegisterStorage) -> None:
     """Register storage backends: call ``register(scheme, factory)`` for each URL scheme."""
 
 

@@ -16,11 +16,9 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelFileError
+from .variants import VARIANTS, Variant  # noqa: F401 - VARIANTS was defined here
 
 FORMAT = "astrodash-model/1"
-#: What a model reads from a spectrum: its type at a known redshift, its type in the observed frame, or the
-#: redshift itself (probabilities over redshift bins, from the observed frame).
-VARIANTS = ("known-z", "agnostic", "redshift")
 #: Most networks in one ensemble model.
 MAX_MEMBERS = 16
 #: Largest model file accepted (bytes).
@@ -36,7 +34,7 @@ class Model:
     labels: list[str]
     grid: dict
     preprocessing: dict
-    variant: str = "known-z"
+    variant: Variant = Variant.KNOWN_Z
     provenance: dict[str, Any] = field(default_factory=dict)
     name: str = ""
     members: int = 1  # an ensemble of networks of one architecture: weights "m{j}.{name}", probabilities averaged
@@ -46,11 +44,13 @@ class Model:
 
         if not self.name:
             self.name = str(self.provenance.get("name") or f"model-{self.variant}")
-        if self.variant not in VARIANTS:
-            raise ModelFileError(f"model variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
+        try:
+            self.variant = Variant(self.variant)
+        except ValueError:
+            raise ModelFileError(f"model variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}") from None
         if len(set(self.labels)) != len(self.labels):
             raise ModelFileError("model labels are not unique")
-        if self.variant == "redshift":
+        if self.variant is Variant.REDSHIFT:
             from .labels import redshift_bins
 
             try:

@@ -32,12 +32,13 @@ def _template_for(result, bank):
 
 
 def plot_classification(result, path, bank=None) -> Path:
-    """Write a PNG of one classification (computed with ``include_spectrum=True``) to ``path``."""
-    try:
-        import matplotlib
+    """Write a PNG of one classification (computed with ``include_spectrum=True``) to ``path``.
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    The figure is a bare ``matplotlib.figure.Figure`` rendered by Agg: pyplot is not used, so the caller's
+    backend, current figure and open windows are left as they were."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError as exc:  # pragma: no cover - depends on the optional extra
         raise ImportError('plots need matplotlib: pip install "astrodash[plot]"') from exc
     from .lines import all_lines
@@ -52,7 +53,9 @@ def plot_classification(result, path, bank=None) -> Path:
             bank = None
     wave, flux = result.spectrum
     best = result.best_match
-    fig, ax = plt.subplots(figsize=(10, 4.5))
+    fig = Figure(figsize=(10, 4.5))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     ax.plot(wave, flux, color="black", lw=1, label="input (preprocessed, rest frame)")
     tmpl = _template_for(result, bank) if bank is not None else None
     if tmpl:
@@ -84,7 +87,6 @@ def plot_classification(result, path, bank=None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 

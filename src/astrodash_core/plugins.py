@@ -7,8 +7,8 @@ Built-in plugins (modules under ``astrodash_plugins``) always load.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
-import sys
 import threading
 from importlib.metadata import entry_points
 from typing import Any, Callable
@@ -20,13 +20,16 @@ from . import hookspecs
 ENV_VAR = "ASTRODASH_PLUGINS"
 ENTRY_POINT_GROUP = "astrodash"
 
-#: Built-in plugin modules; registered even when the package metadata (entry points) is not installed.
-BUILTIN_PLUGINS = (
-    "astrodash_plugins.readers",
-    "astrodash_plugins.models",
-    "astrodash_plugins.storage",
-    "astrodash_plugins.catalogues",
-)
+#: Built-in plugins: entry-point name (as in pyproject.toml) -> module.  They are registered under these names
+#: even when the package metadata (entry points) is not installed, before any third-party plugin.
+BUILTIN_PLUGINS = {
+    "readers": "astrodash_plugins.readers",
+    "models": "astrodash_plugins.models",
+    "storage": "astrodash_plugins.storage",
+    "catalogues": "astrodash_plugins.catalogues",
+}
+
+log = logging.getLogger(__name__)
 
 pm = pluggy.PluginManager("astrodash")
 pm.add_hookspecs(hookspecs)
@@ -34,6 +37,8 @@ pm.add_hookspecs(hookspecs)
 _lock = threading.RLock()
 _loaded = False
 _cache: dict[str, Any] = {}
+#: name -> why it was not loaded ("failed: ..." or "disabled by ASTRODASH_PLUGINS")
+_not_loaded: dict[str, str] = {}
 
 
 def _allowed_external() -> set[str] | None:
@@ -44,36 +49,60 @@ def _allowed_external() -> set[str] | None:
     return set() if names <= {"none"} else names
 
 
+def _fail(name: str, why: str) -> None:
+    """Report a third-party plugin that cannot be used, by name, and keep it out (pluggy's block list)."""
+    log.warning("astrodash: plugin %r skipped: %s", name, why)
+    _not_loaded[name] = f"failed: {why}"
+    if not pm.is_blocked(name) and pm.get_plugin(name) is None:
+        pm.set_blocked(name)
+
+
+def _screen(ep) -> None:
+    """Load an external entry point and check it in a scratch manager (registration validates the hook
+    signatures, ``check_pending`` catches hooks that match no spec), so a broken plugin is skipped by name
+    instead of failing ``load_setuptools_entrypoints`` for every plugin after it."""
+    try:
+        plugin = ep.load()
+        scratch = pluggy.PluginManager("astrodash")
+        scratch.add_hookspecs(hookspecs)
+        scratch.register(plugin, name=ep.name)
+        scratch.check_pending()
+    except Exception as exc:  # anything a third party's import or hooks may raise
+        _fail(ep.name, f"{type(exc).__name__}: {exc}")
+
+
 def _load() -> None:
     global _loaded
     with _lock:
         if _loaded:
             return
         _loaded = True
-        # built-ins first: pluggy calls the last-registered first, so third parties can override them
-        for modname in BUILTIN_PLUGINS:
-            try:
-                module = importlib.import_module(modname)
-            except ModuleNotFoundError as exc:
-                if exc.name != modname:
-                    raise
-                continue
+        # built-ins first, once, under their entry-point names: pluggy calls the last registered first, so
+        # third parties can override them, and load_setuptools_entrypoints skips the names already registered
+        for name, modname in BUILTIN_PLUGINS.items():
+            module = importlib.import_module(modname)
             if not pm.is_registered(module):
-                pm.register(module, name=modname)
+                pm.register(module, name=name)
         allowed = _allowed_external()
         for ep in entry_points(group=ENTRY_POINT_GROUP):
-            builtin = ep.value.split(":")[0].startswith("astrodash_plugins")
-            if not builtin and allowed is not None and ep.name not in allowed:
+            if ep.name in BUILTIN_PLUGINS:
+                if ep.value != BUILTIN_PLUGINS[ep.name]:
+                    _not_loaded.setdefault(f"{ep.name} ({ep.value})", "failed: name taken by a built-in plugin")
+                    log.warning("astrodash: plugin %r (%s) skipped: the name is a built-in plugin's", ep.name,
+                                ep.value)
                 continue
-            if builtin and ep.value in BUILTIN_PLUGINS:
-                continue  # registered above under its module name, whether or not metadata exists
-            try:
-                plugin = ep.load()
-            except Exception as exc:  # a broken third-party plugin must not break the library
-                print(f"astrodash: plugin {ep.name!r} failed to load: {exc}", file=sys.stderr)
+            if allowed is not None and ep.name not in allowed:
+                _not_loaded[ep.name] = f"disabled by {ENV_VAR}"
+                pm.set_blocked(ep.name)
                 continue
-            if pm.get_plugin(ep.name) is None and not pm.is_registered(plugin):
-                pm.register(plugin, name=ep.name)
+            if not pm.is_blocked(ep.name) and pm.get_plugin(ep.name) is None:
+                _screen(ep)
+        try:
+            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        except Exception as exc:  # e.g. two distributions giving one plugin object two names
+            log.warning("astrodash: loading the %r entry points stopped: %s: %s", ENTRY_POINT_GROUP,
+                        type(exc).__name__, exc)
+        pm.check_pending()
 
 
 def register(plugin, name: str | None = None) -> None:
@@ -91,19 +120,49 @@ def unregister(plugin=None, name: str | None = None) -> None:
         _cache.clear()
 
 
-def _collect(hook_name: str, make: Callable[[list], Any]):
+def _collect(hook_name: str, make: Callable[[list], Any], check: Callable[..., str | None] | None = None):
+    """What every plugin registers through ``hook_name``, in pluggy's call order (last registered first).
+
+    Each plugin's hook is called on its own: one that raises is reported by name and its registrations are
+    dropped, the others' are kept.  ``check(*args, **kw)`` names what is wrong with one registration (it is
+    then reported and skipped) or returns None."""
     _load()
     with _lock:
         if hook_name not in _cache:
             items: list = []
-            getattr(pm.hook, hook_name)(register=lambda *args, **kw: items.append((args, kw)))
+            for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
+                mine: list = []
+                try:
+                    impl.function(register=lambda *args, **kw: mine.append((args, kw)))
+                except Exception as exc:  # a third party's bug must not take every reader down
+                    log.warning("astrodash: plugin %r failed in %s: %s: %s", impl.plugin_name, hook_name,
+                                type(exc).__name__, exc)
+                    _not_loaded[impl.plugin_name] = f"failed in {hook_name}: {type(exc).__name__}: {exc}"
+                    continue
+                for args, kw in mine:
+                    problem = check(*args, **kw) if check else None
+                    if problem:
+                        log.warning("astrodash: plugin %r registered %s: skipped", impl.plugin_name, problem)
+                        _not_loaded.setdefault(impl.plugin_name, f"failed in {hook_name}: registered {problem}")
+                        continue
+                    items.append((args, kw))
             _cache[hook_name] = make(items)
         return _cache[hook_name]
 
 
 def get_readers() -> list:
     """Every registered reader, later-registered (third-party) plugins first so they can override."""
-    return _collect("register_readers", lambda items: [args[0] for args, _ in items])
+    return _collect("register_readers", lambda items: [args[0] for args, _ in items], _check_reader)
+
+
+def _check_reader(reader=None, *extra, **kw) -> str | None:
+    """What makes ``reader`` break the :class:`hookspecs.SpectrumReader` contract, or None."""
+    if extra or kw or not isinstance(reader, hookspecs.SpectrumReader):
+        return f"{reader!r:.60}, which is not a reader (name, suffixes, sniff, read)"
+    if not isinstance(reader.name, str) or not isinstance(reader.suffixes, tuple) or not all(
+            isinstance(x, str) and x.startswith(".") and x == x.lower() for x in reader.suffixes):
+        return f"reader {reader!r:.60} with a bad name or suffixes (a str; a tuple of lower-case '.ext')"
+    return None
 
 
 def get_model_providers() -> dict[str, dict]:
@@ -136,5 +195,40 @@ def get_catalogues() -> dict:
 
 
 def plugin_names() -> list[str]:
+    """Names of the registered plugins (built-in and third-party)."""
     _load()
-    return sorted(name for name, _ in pm.list_name_plugin())
+    return sorted(name for name, plugin in pm.list_name_plugin() if plugin is not None)
+
+
+def _hooks_of(plugin) -> list[str]:
+    return sorted(caller.name for caller in pm.get_hookcallers(plugin) or ())
+
+
+def plugin_info() -> list[dict[str, Any]]:
+    """One dict per plugin, loaded or not: ``name``, ``module``, ``distribution``, ``version``, ``builtin``,
+    ``hooks`` and ``status`` ("loaded", "failed: why", "disabled by ASTRODASH_PLUGINS")."""
+    _load()
+    from .version import __version__
+
+    get_readers(), get_model_providers(), get_storage_backends()  # a plugin whose hook raises shows up too
+    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    out = []
+    for name, plugin in sorted(pm.list_name_plugin(), key=lambda kv: kv[0]):
+        if plugin is None:
+            continue
+        dist = dists.get(id(plugin))
+        builtin = BUILTIN_PLUGINS.get(name) == getattr(plugin, "__name__", None)
+        out.append({
+            "name": name,
+            "module": getattr(plugin, "__name__", None) or type(plugin).__module__ + "." + type(plugin).__qualname__,
+            "distribution": dist.project_name if dist else ("astrodash" if builtin else None),
+            "version": dist.version if dist else (__version__ if builtin else None),
+            "builtin": builtin,
+            "hooks": _hooks_of(plugin),
+            "status": _not_loaded.get(name, "loaded"),
+        })
+    for name, why in sorted(_not_loaded.items()):
+        if pm.get_plugin(name) is None:
+            out.append({"name": name, "module": None, "distribution": None, "version": None, "builtin": False,
+                        "hooks": [], "status": why})
+    return out

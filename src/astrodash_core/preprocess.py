@@ -118,7 +118,7 @@ def _as_spectra(spectra) -> list[Spectrum]:
     if isinstance(spectra, Spectrum):
         return [spectra]
     if isinstance(spectra, np.ndarray) and spectra.ndim == 2 and spectra.dtype != object:
-        from .reading import read_spectrum
+        from .reader_dispatch import read_spectrum
 
         return [read_spectrum(spectra)]
     out = []
@@ -126,7 +126,7 @@ def _as_spectra(spectra) -> list[Spectrum]:
         if isinstance(s, Spectrum):
             out.append(s)
         else:
-            from .reading import read_spectrum
+            from .reader_dispatch import read_spectrum
 
             out.append(read_spectrum(s))
     return out

@@ -297,38 +297,3 @@ def candidate_rows(bank: TemplateBank, probs: np.ndarray, top: int = TOP_CLASSES
         t = int(np.argmax(probs)) // labels.N_AGE_BINS
         rows = bank.rows_of_classes(np.arange(t * labels.N_AGE_BINS, (t + 1) * labels.N_AGE_BINS), per_class)
     return rows if rows.size else bank.rows_of_classes(np.arange(labels.N_CLASSES), per_class)
-
-
-def estimate_redshift(source, sn_type: str | None = None, age_bin=None, *, bank: TemplateBank | None = None,
-                      classifier=None, z_min: float = Z_MIN, z_max: float = Z_MAX, min_wave=None, max_wave=None,
-                      smoothing: int = 0) -> RedshiftEstimate:
-    """Estimate the redshift of one spectrum (anything :func:`read_spectrum` accepts).
-
-    With ``sn_type`` (a subtype or broad type) and/or ``age_bin`` the matching templates are used.  With
-    neither, the redshift model's estimate with the best template of the agnostic model's likely classes
-    near it; without a redshift model, or when ``z_min``/``z_max`` narrow the range, those templates'
-    correlation over the range decides.
-    """
-    from .preprocess import preprocess
-    from .reading import read_spectrum
-
-    bank = bank or default_bank()
-    spec = read_spectrum(source)
-    pre = preprocess(spec, redshift=0.0, settings=bank.settings, smoothing=smoothing, min_wave=min_wave,
-                     max_wave=max_wave)
-    if sn_type is not None or age_bin is not None:
-        rows = bank.rows(sn_type, age_bin)
-        if rows.size == 0:
-            raise KeyError(f"no template for type {sn_type!r} at age {age_bin!r}")
-        return estimate_from_rows(pre.flux[0], int(pre.lo[0]), int(pre.hi[0]), bank, rows, z_min, z_max)
-    from .classify import AGNOSTIC, default_classifier
-
-    classifier = classifier or default_classifier()
-    probs = classifier.model_for(AGNOSTIC).predict(pre.flux)
-    if (z_min, z_max) != (Z_MIN, Z_MAX):
-        return estimate_many(pre.flux, pre.lo, pre.hi, [candidate_rows(bank, probs[0])], bank, z_min, z_max)[0]
-    model = classifier.redshift_model()
-    network = None if model is None else trimmed_network_redshifts(
-        model, [spec], smoothing, min_wave, max_wave,
-        uncut=pre.flux if model.preprocessing == bank.settings.to_dict() else None)
-    return estimate_observed(pre.flux, pre.lo, pre.hi, probs, bank, model, network=network)[0]

@@ -11,6 +11,10 @@ from .errors import SpectrumReadError
 #: Fewest usable points a spectrum may have.
 MIN_POINTS = 10
 
+#: Most points a spectrum may have.  Real spectra have up to a few 10^5 (merged echelle orders); the classifier
+#: rebins to 1,024.  Readers check it before parsing, so a 10^7-row file is refused quickly and in little memory.
+MAX_POINTS = 1_000_000
+
 #: Rows whose wavelength is not a positive finite number are dropped, with a warning, when they are at most
 #: this fraction of the rows.  Real files have a handful of such rows (the Open Supernova Catalog's
 #: SN2013dh_56464.5 has 6 of 1,024 with negative wavelengths, 0.6 %); more than a tenth means the column is not
@@ -70,6 +74,8 @@ class Spectrum:
                 raise SpectrumReadError(f"error has {error.size} points but flux has {flux.size}", name)
         if wave.size == 0:
             raise SpectrumReadError("no data points", name)
+        if wave.size > MAX_POINTS:
+            raise SpectrumReadError(f"{wave.size:,} points; at most {MAX_POINTS:,} are supported", name)
         n_rows = wave.size
         wave, flux, error, warnings = _drop_invalid_rows(wave, flux, error, name)
         n_dropped = n_rows - wave.size
@@ -191,12 +197,19 @@ def _clean_error(error):
 
 
 def _merge_duplicates(wave, flux, error):
-    """Average points that share a wavelength (wave must be sorted)."""
+    """Average points that share a wavelength (wave must be sorted).
+
+    Each term is divided by its group's size before summing, and errors are combined relative to the group's
+    largest, so values near the float limits (1e308, 1e-300) average without overflowing or underflowing."""
     uniq, start, counts = np.unique(wave, return_index=True, return_counts=True)
     if uniq.size == wave.size:
         return wave, flux, error
-    flux = np.add.reduceat(flux, start) / counts
+    per_row = np.repeat(counts, counts).astype(np.float64)
+    flux = np.add.reduceat(flux / per_row, start)
     if error is not None:
         # independent errors of averaged points: sqrt(sum e^2) / n (unknown when one of them is unknown)
-        error = np.sqrt(np.add.reduceat(error**2, start)) / counts
+        scale = np.maximum.reduceat(error, start)  # NaN when one is NaN
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rel = error / np.repeat(scale, counts)
+            error = scale * np.sqrt(np.add.reduceat(rel * rel, start)) / counts
     return uniq, flux, error

@@ -19,7 +19,7 @@ from ..preprocess import PreprocessSettings, preprocess
 from ..spectrum import Spectrum
 from .templates_data import TemplateSpectrum, load_galaxies
 
-VARIANTS = ("known-z", "agnostic", "redshift")
+from ..variants import VARIANTS
 
 
 @dataclass(frozen=True)

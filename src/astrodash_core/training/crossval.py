@@ -30,10 +30,10 @@ from .evaluation import _interval, format_report, metrics, redshift_metrics
 from .run import check_unlabelled, fit_recipe, unlabelled_provenance
 from .templates_data import find_data_root, load_templates, load_unlabelled, objects_by_subtype, split_objects
 
-CLASS_VARIANTS = ("known-z", "agnostic")
-VARIANTS = (*CLASS_VARIANTS, "redshift")
+from ..variants import CLASS_VARIANTS, VARIANTS, Variant
+
 #: The shipped recipes' epochs (what ``astrodash train`` was run with for each variant).
-EPOCHS = {"known-z": 18, "agnostic": 18, "redshift": 30}
+EPOCHS = {Variant.KNOWN_Z: 18, Variant.AGNOSTIC: 18, Variant.REDSHIFT: 30}
 
 
 def fold_objects(templates, folds: int, seed: int) -> dict[str, int]:

@@ -13,7 +13,6 @@ reliable) and left out of every other figure.  Numpy only: no torch.
 """
 from __future__ import annotations
 
-import csv
 import os
 import time
 from collections import Counter
@@ -24,10 +23,9 @@ import numpy as np
 from .. import labels
 from ..errors import AstrodashError
 from .evaluation import broad_sums, by_object
+from .manifest import FIELDS, MANIFEST, read_manifest  # noqa: F401 - read_manifest was defined here
 from .real_split import SPLIT_FILE, Z_RANGES, load_real_split, select_part, z_range
 
-MANIFEST = "manifest.csv"
-FIELDS = ("file", "name", "type", "z", "mjd", "instrument", "survey", "flux_unit", "source")
 SLSN_TYPES = ("SLSN-I", "SLSN-II")
 #: Catalogue type -> the broad type it is scored as (the project's grouping: IIb is a stripped-envelope Ib).
 #: ``Ib/c`` is its own truth: a prediction of Ib or Ic is right.
@@ -46,35 +44,6 @@ BROAD_ORDER = ("Ia", "Ib", "Ic", "Ib/c", "II")
 TOP_INSTRUMENTS = 10
 TOP_CONFUSIONS = 8
 assert set(CATALOGUE_SUBTYPE.values()) <= set(labels.SN_TYPES)
-
-
-def _float(s):
-    try:
-        x = float(s)
-    except (TypeError, ValueError):
-        return None
-    return x if np.isfinite(x) else None
-
-
-def read_manifest(directory) -> list[dict]:
-    """The rows of ``directory/manifest.csv``: every field of FIELDS present (None when absent or empty),
-    ``z`` and ``mjd`` as floats (None when missing or not a number), ``name`` from the file name
-    (``NAME_MJD.dat``) when the column is missing.  Rows without a file and ``#`` comment lines are skipped."""
-    path = Path(directory) / MANIFEST
-    if not path.is_file():
-        raise AstrodashError(f"{path}: no such file (a real-spectra folder holds the spectra and a {MANIFEST})")
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(line for line in fh if not line.lstrip().startswith("#"))
-        rows = []
-        for raw in reader:
-            row = {k: ((raw.get(k) or "").strip() or None) for k in FIELDS}
-            if not row["file"]:
-                continue
-            row["z"], row["mjd"] = _float(row["z"]), _float(row["mjd"])
-            if not row["name"]:
-                row["name"] = Path(row["file"]).stem.rsplit("_", 1)[0]
-            rows.append(row)
-    return rows
 
 
 # ----------------------------------------------------------------------------------------------- scoring

@@ -142,7 +142,7 @@ def select_part(split: dict[str, str], part: str) -> set[str]:
 if __name__ == "__main__":  # pragma: no cover - how the shipped file was made; refuses to remake it
     import sys
 
-    from .real_eval import read_manifest
+    from .manifest import read_manifest
 
     if SPLIT_FILE.exists():
         sys.exit(f"{SPLIT_FILE} exists and is not remade: its test part is fixed")

@@ -10,7 +10,8 @@ import numpy as np
 
 from astrodash_core._parse import parse_table
 from astrodash_core.errors import SpectrumReadError
-from astrodash_core.readers import Reader, make_spectrum
+from astrodash_core.reader_base import Reader, make_spectrum
+from astrodash_core.spectrum import MAX_POINTS
 
 
 def _floats(line: str, filename: str, what: str) -> list[float]:
@@ -46,10 +47,20 @@ class LnwReader(Reader):
             nepoch, nw, w0, w1, mostknots = int(hdr[0]), int(hdr[1]), float(hdr[2]), float(hdr[3]), int(hdr[4])
         except ValueError:
             raise SpectrumReadError("malformed SNID template header", filename) from None
+        if not 0 < nepoch < 256:
+            raise SpectrumReadError(f"SNID template has {nepoch} epochs; 1 to 255 are supported", filename)
+        if not 0 <= mostknots <= len(lines) - 3:
+            raise SpectrumReadError(f"SNID template declares {mostknots} spline knots but has {len(lines)} lines",
+                                    filename)
         obj, sn_type = hdr[5], hdr[7]
         dm15 = float(hdr[6]) if hdr[6].replace(".", "", 1).lstrip("-").isdigit() else None
         knot_counts = _floats(lines[1], filename, "spline")
-        nknot = [int(knot_counts[1 + 2 * j]) for j in range(nepoch)] if len(knot_counts) >= 1 + 2 * nepoch else []
+        try:
+            nknot = [int(knot_counts[1 + 2 * j]) for j in range(nepoch)] if len(knot_counts) >= 1 + 2 * nepoch else []
+        except (ValueError, OverflowError):
+            raise SpectrumReadError("malformed knot counts in SNID template", filename) from None
+        if any(not 0 <= k <= mostknots for k in nknot):
+            raise SpectrumReadError(f"knot counts {nknot[:5]} outside 0..{mostknots}", filename)
         fmean = [knot_counts[2 + 2 * j] for j in range(nepoch)] if nknot else []
         xk = np.zeros((mostknots, nepoch))
         yk = np.zeros((mostknots, nepoch))
@@ -64,8 +75,6 @@ class LnwReader(Reader):
         ages = age_line[1:1 + nepoch]
         start = sum(len(ln) + 1 for ln in lines[:3 + mostknots])
         body = np.frombuffer(data[start:], dtype=np.uint8)
-        if nepoch + 1 > 256:
-            raise SpectrumReadError(f"SNID template has {nepoch} epochs; at most 255 are supported", filename)
         table, counts, _ = parse_table(body, nepoch + 1)
         table = table[counts == nepoch + 1]
         if table.shape[1] < nepoch + 1:
@@ -86,6 +95,8 @@ class LnwReader(Reader):
                                "xknot": xk[:n, j].tolist(), "yknot": yk[:n, j].tolist()}}
             out.append(make_spectrum(wave[sl], flat[sl] + 1.0, None, filename=filename, meta=meta,
                                      name=f"{obj} {ages[j]:+.1f}d", unit_factor=1.0, unit_name="Angstrom"))
+            if len(out) * wave.size > MAX_POINTS:
+                raise SpectrumReadError(f"SNID template holds more than {MAX_POINTS:,} points", filename)
         if not out:
             raise SpectrumReadError("SNID template has no epoch with data", filename)
         return out

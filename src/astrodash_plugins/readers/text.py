@@ -7,7 +7,8 @@ import numpy as np
 
 from astrodash_core._parse import parse_table
 from astrodash_core.errors import SpectrumReadError
-from astrodash_core.readers import Reader, looks_binary, make_spectrum
+from astrodash_core.reader_base import Reader, looks_binary, make_spectrum
+from astrodash_core.spectrum import MAX_POINTS
 
 _NUMBER_ROW = re.compile(rb"^\s*[-+]?(\d+\.?\d*|\.\d+)([eEdD][-+]?\d+)?[\s,;]+[-+]?(\d|\.\d|nan|NaN|inf)")
 _ONE_NUMBER = re.compile(rb"^\s*[-+]?(\d+\.?\d*|\.\d+)([eEdD][-+]?\d+)?\s*$", re.M)
@@ -27,7 +28,17 @@ def _text_score(head: bytes) -> float:
 
 def _redshift_from_comments(head: bytes):
     m = _REDSHIFT_COMMENT.search(head)
-    return float(m.group(1)) if m else None
+    if not m:
+        return None
+    z = float(m.group(1))
+    return z if np.isfinite(z) and z > -1 else None  # "# z = 1e999" is no redshift, not a broken file
+
+
+def _check_rows(data: bytes, filename: str) -> None:
+    """Refuse a table with more lines than a spectrum may have points, before parsing it."""
+    lines = max(data.count(b"\n"), data.count(b"\r"))
+    if lines > MAX_POINTS:
+        raise SpectrumReadError(f"{lines:,} lines; a spectrum of at most {MAX_POINTS:,} points is read", filename)
 
 
 def _columns_from(values: np.ndarray, counts: np.ndarray, filename: str):
@@ -49,6 +60,7 @@ class AsciiReader(Reader):
     def read(self, data: bytes, filename: str):
         if looks_binary(data[:65536]):
             raise SpectrumReadError("binary content, not a text table", filename)
+        _check_rows(data, filename)
         values, counts, skipped = parse_table(np.frombuffer(data, dtype=np.uint8), 3)
         if values.shape[0] == 0:
             if _ONE_NUMBER.search(data):
@@ -88,6 +100,10 @@ def error_from(kind: str, values: np.ndarray) -> np.ndarray:
     return values
 
 
+#: Columns of a CSV header that are looked at (the parser reads at most 256 columns anyway).
+_MAX_COLUMNS = 256
+
+
 class CsvReader(Reader):
     """CSV (or TSV) with a header row naming the columns: wavelength, flux and optionally error or ivar."""
 
@@ -101,7 +117,9 @@ class CsvReader(Reader):
             if not line or line.startswith(("#", "%")):
                 continue
             sep = "," if "," in line else ";" if ";" in line else "\t" if "\t" in line else None
-            return [c for c in (line.split(sep) if sep else line.split())], sep
+            # a header names a handful of columns: a 64 KiB "header" line of numbers is not searched in full
+            return [c for c in (line.split(sep, _MAX_COLUMNS) if sep else line.split(None, _MAX_COLUMNS))][
+                :_MAX_COLUMNS], sep
         return None, None
 
     def sniff(self, head: bytes, filename: str) -> float:
@@ -115,6 +133,7 @@ class CsvReader(Reader):
     def read(self, data: bytes, filename: str):
         if looks_binary(data[:65536]):
             raise SpectrumReadError("binary content, not a CSV table", filename)
+        _check_rows(data, filename)
         names, _ = self._header(data)
         if not names:
             raise SpectrumReadError("no header row", filename)

@@ -1,0 +1,127 @@
+"""What every reader builds on: the :class:`Reader` base class and the helpers readers share (binary
+detection, names, wavelength units, columns to a validated Spectrum).
+
+A reader is any object meeting :class:`astrodash_core.hookspecs.SpectrumReader` (``name``, ``suffixes``,
+``sniff(head, filename) -> float``, ``read(data, filename) -> list[Spectrum]``).  The built-in readers are
+plugins in ``astrodash_plugins.readers``; :mod:`astrodash_core.reader_dispatch` chooses among them.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .errors import SpectrumReadError
+from .spectrum import Spectrum
+
+#: Bytes of a file a reader's ``sniff`` sees.
+SNIFF_BYTES = 65536
+
+
+class Reader:
+    """Base class of spectrum readers (subclasses set ``name`` and ``suffixes`` and implement ``read``)."""
+
+    name: str = "reader"
+    suffixes: tuple[str, ...] = ()
+
+    def sniff(self, head: bytes, filename: str) -> float:
+        return 0.0
+
+    def read(self, data: bytes, filename: str) -> list[Spectrum]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} {','.join(self.suffixes)}>"
+
+
+#: Control bytes that text does not contain (tab, newlines, vertical tab, form feed and CR are text).
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 11, 12, 13))
+
+
+def looks_binary(head: bytes) -> bool:
+    """True for content that is not text: NUL bytes, or many control bytes."""
+    if not head:
+        return False
+    if b"\x00" in head:
+        return True
+    sample = head[:4096]
+    control = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
+    return control > 0.05 * len(sample)
+
+
+def base_name(filename: str | None) -> str:
+    """A spectrum name from a file name: the base name without the last suffix."""
+    if not filename:
+        return "spectrum"
+    base = os.path.basename(str(filename))
+    stem, ext = os.path.splitext(base)
+    return stem if ext and stem else base
+
+
+def guess_wave_unit(wave: np.ndarray) -> tuple[float, str]:
+    """(factor to Å, description) guessed from the wavelength range of an optical spectrum.
+
+    Only positive finite wavelengths count: the few invalid rows a Spectrum drops do not sway the guess."""
+    wave = np.asarray(wave, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        wave = wave[np.isfinite(wave) & (wave > 0)]
+    if not wave.size:
+        return 1.0, "Angstrom (assumed)"
+    hi = float(wave.max())
+    if hi < 1e-4:
+        return 1e10, "m (guessed from the range; converted to Angstrom)"
+    if hi < 30:
+        return 1e4, "micron (guessed from the range; converted to Angstrom)"
+    if hi < 1500 and float(wave.min()) > 200:
+        return 10.0, "nm (guessed from the range; converted to Angstrom)"
+    return 1.0, "Angstrom (guessed from the range)"
+
+
+_UNIT_FACTORS = {
+    "angstrom": 1.0, "angstroms": 1.0, "a": 1.0, "aa": 1.0, "å": 1.0, "0.1 nm": 1.0,
+    "nm": 10.0, "nanometer": 10.0, "nanometers": 10.0,
+    "um": 1e4, "micron": 1e4, "microns": 1e4, "micrometer": 1e4, "µm": 1e4,
+}
+
+
+def wave_unit_factor(unit: str | None) -> float | None:
+    """Factor to Å of a unit string (FITS CUNIT/TUNIT), or None when unknown."""
+    if not unit:
+        return None
+    return _UNIT_FACTORS.get(unit.strip().lower())
+
+
+def make_spectrum(wave, flux, error=None, *, filename: str, name: str | None = None, redshift=None,
+                  meta: dict | None = None, unit_factor: float | None = None, unit_name: str | None = None,
+                  wave_unit: str | None = None, flux_unit: str | None = None) -> Spectrum:
+    """A validated Spectrum from columns, with the wavelength converted to Å and the flux to f_λ.
+
+    The wavelength unit is, in order: ``wave_unit`` (any spectral unit astropy knows: Å, nm, µm, Hz, eV,
+    cm⁻¹ ...), ``unit_factor`` (a factor to Å), or a guess from the range.  ``flux_unit``, when it is a spectral
+    flux density (per Å, per nm, per Hz, Jy ...), converts flux and error to erg s⁻¹ cm⁻² Å⁻¹; any other flux
+    unit (counts, "normalised") is only recorded in ``meta["flux_unit"]``.
+    """
+    from .units import flux_to_flambda, wave_to_angstrom
+
+    meta = dict(meta or {})
+    wave = np.asarray(wave, dtype=np.float64)
+    converted = wave_to_angstrom(wave, wave_unit) if wave_unit else None
+    if converted is not None:
+        wave, unit_name = converted
+        meta.setdefault("wave_unit", unit_name)
+    elif wave.size and np.isfinite(wave).any():
+        if unit_factor is None:
+            unit_factor, unit_name = guess_wave_unit(wave)
+        if unit_factor != 1.0:
+            wave = wave * unit_factor
+        meta.setdefault("wave_unit", unit_name or "Angstrom")
+    if flux_unit:
+        meta["flux_unit"] = str(flux_unit).strip()
+        flux_converted = flux_to_flambda(flux, error, flux_unit, wave)
+        if flux_converted is not None:
+            flux, error, meta["flux_unit"] = flux_converted
+    spec_name = name or base_name(filename)
+    try:
+        return Spectrum(wave, flux, error, redshift=redshift, name=spec_name, meta=meta)
+    except SpectrumReadError as exc:
+        raise SpectrumReadError(exc.problem, filename or spec_name) from None

@@ -1,0 +1,153 @@
+"""``read_spectrum``/``read_spectra``: any source (path, bytes, file object, array, Spectrum) to validated
+spectra, dispatched to the reader plugin that fits.
+
+The reader is chosen by the file's suffix and, when the suffix is missing or lies about the content, by
+sniffing the first bytes: every registered reader scores the content and the best score wins.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from .errors import SpectrumReadError
+from .reader_base import SNIFF_BYTES, base_name, looks_binary
+from .spectrum import Spectrum
+
+#: A suffix's reader is trusted unless it scores the content below this.
+_SUFFIX_TRUST = 0.2
+
+#: Largest size a gzip-compressed file may expand to (a small upload must not become gigabytes in memory).
+MAX_DECOMPRESSED_BYTES = 512 * 1024 * 1024
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _gunzip(data: bytes, filename: str) -> tuple[bytes, str]:
+    """The content of a gzip-compressed file and its name without ``.gz`` (at most MAX_DECOMPRESSED_BYTES)."""
+    import zlib
+
+    out = []
+    size = 0
+    rest = data
+    try:
+        while rest[:2] == _GZIP_MAGIC:  # concatenated gzip members are one file
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            chunk = d.decompress(rest, MAX_DECOMPRESSED_BYTES + 1 - size)
+            size += len(chunk)
+            out.append(chunk)
+            if size > MAX_DECOMPRESSED_BYTES or d.unconsumed_tail:
+                raise SpectrumReadError(f"gzip content expands to more than {MAX_DECOMPRESSED_BYTES:,} bytes",
+                                        filename)
+            if not d.eof:
+                raise SpectrumReadError("gzip content is truncated", filename)
+            rest = d.unused_data
+    except zlib.error as exc:
+        raise SpectrumReadError(f"corrupt gzip content ({exc})", filename) from None
+    name = filename[:-3] if filename.lower().endswith(".gz") else filename
+    return b"".join(out), name
+
+
+def _has_suffix(reader, filename: str) -> bool:
+    name = filename.lower()
+    return bool(name) and any(name.endswith(s) for s in reader.suffixes)
+
+
+def _choose_reader(head: bytes, filename: str):
+    from .plugins import get_readers
+
+    readers = get_readers()
+    for r in readers:  # the suffix's readers first: sniffing them alone is enough when one trusts the content
+        if _has_suffix(r, filename) and r.sniff(head, filename) >= _SUFFIX_TRUST:
+            return r
+    scores = [(r.sniff(head, filename), i, r) for i, r in enumerate(readers)]
+    score, _, best = max(scores, key=lambda s: (s[0], -s[1]), default=(0.0, 0, None))
+    if best is None or score <= 0:
+        by_suffix = [r for r in readers if _has_suffix(r, filename)]
+        if by_suffix:
+            return by_suffix[0]  # nothing recognises it: let the suffix's reader say what is wrong
+        if looks_binary(head):
+            raise SpectrumReadError("binary content that no reader recognises (not FITS, not a text table)", filename)
+        raise SpectrumReadError("no reader recognises this content as a spectrum", filename)
+    return best
+
+
+def _from_array(arr: np.ndarray, name: str) -> Spectrum:
+    if arr.ndim != 2 or (arr.shape[1] not in (2, 3) and arr.shape[0] not in (2, 3)):
+        raise SpectrumReadError(f"an array source must be N x 2 or N x 3, got shape {arr.shape}", name)
+    if arr.shape[1] not in (2, 3):
+        arr = arr.T
+    error = arr[:, 2] if arr.shape[1] == 3 else None
+    return Spectrum(arr[:, 0], arr[:, 1], error, name=name, meta={"format": "array"})
+
+
+def _load_bytes(source, filename: str | None) -> tuple[bytes, str]:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source), filename or "<bytes>"
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        try:
+            with open(path, "rb") as fh:
+                return fh.read(), filename or path
+        except FileNotFoundError:
+            raise SpectrumReadError("no such file", path) from None
+        except IsADirectoryError:
+            raise SpectrumReadError("is a directory, not a spectrum file", path) from None
+        except OSError as exc:
+            raise SpectrumReadError(f"cannot be opened ({exc.strerror or exc})", path) from None
+    if hasattr(source, "read"):
+        data = source.read()
+        if isinstance(data, str):
+            data = data.encode()
+        return bytes(data), filename or str(getattr(source, "name", "") or "<stream>")
+    raise SpectrumReadError(f"cannot read a spectrum from a {type(source).__name__}", filename)
+
+
+def read_spectra(source: Any, filename: str | None = None) -> list[Spectrum]:
+    """Every spectrum in a source (a SNID template holds one per epoch, a catalogue JSON several).
+
+    ``source``: a path, bytes (give ``filename`` so the suffix can help), a binary file object, an N x 2 or
+    N x 3 array (wavelength, flux, error), or a Spectrum.  Raises :class:`SpectrumReadError` naming the file.
+    """
+    if isinstance(source, Spectrum):
+        return [source]
+    if isinstance(source, np.ndarray) or (isinstance(source, (list, tuple)) and source and
+                                          not isinstance(source[0], (bytes, bytearray))):
+        return [_from_array(np.asarray(source, dtype=np.float64), base_name(filename) if filename else "array")]
+    if isinstance(source, tuple) and len(source) == 2 and isinstance(source[0], (bytes, bytearray)):
+        source, filename = source
+    data, fname = _load_bytes(source, filename)
+    if not data.strip():
+        raise SpectrumReadError("file is empty", fname)
+    choose_by = fname
+    if data[:2] == _GZIP_MAGIC:
+        data, choose_by = _gunzip(data, fname)
+        if not data.strip():
+            raise SpectrumReadError("file is empty (after gzip decompression)", fname)
+    reader = _choose_reader(data[:SNIFF_BYTES], choose_by)
+    try:
+        spectra = reader.read(data, fname)
+    except SpectrumReadError:
+        raise
+    except (ValueError, KeyError, IndexError, TypeError, OSError, UnicodeDecodeError) as exc:
+        raise SpectrumReadError(f"{reader.name} reader could not parse it ({exc})", fname) from None
+    if not spectra:
+        raise SpectrumReadError("no spectrum found", fname)
+    for s in spectra:
+        s.meta.setdefault("format", reader.name)
+        s.meta.setdefault("source", fname)
+    return spectra
+
+
+def read_spectrum(source: Any, filename: str | None = None, index: int = 0) -> Spectrum:
+    """One spectrum from a source (see :func:`read_spectra`); ``index`` picks among several (default first)."""
+    spectra = read_spectra(source, filename)
+    try:
+        return spectra[index]
+    except IndexError:
+        name = filename or getattr(spectra[0], "name", "source")
+        raise SpectrumReadError(f"holds {len(spectra)} spectra; index {index} does not exist", name) from None
+
+
+__all__ = ["read_spectrum", "read_spectra"]
