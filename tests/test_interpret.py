@@ -109,3 +109,5 @@ def test_age_merging_stops_at_the_ends_of_the_age_range():
     assert b.age == "-20 to -14" and b.probability == pytest.approx(0.9, abs=1e-6)
     b = interpret.best_match(_ages("Ia-norm", {last: 0.6, last - 1: 0.2, 0: 0.2}))
     assert b.age == "42 to 50" and b.probability == pytest.approx(0.8, abs=1e-6)
+    b = interpret.best_match(_ages("Ia-norm", {last - 1: 0.6, last: 0.3, 0: 0.1}))
+    assert b.age == "42 to 50" and b.probability == pytest.approx(0.9, abs=1e-6)
