@@ -11,9 +11,10 @@ import numpy as np
 
 from astrodash_asgi import Settings, create_app
 from astrodash_core.classify import Classifier
+from conftest import SHARED_DATA
 from test_models import make_model
 
-SUPERFIT = Path("/work/shared/data/templates/superfit/sne")
+SUPERFIT = SHARED_DATA / "templates" / "superfit" / "sne"
 SPECTRUM_FILE = SUPERFIT / "Ia" / "sn1981b.max.dat"
 MB = 1024 * 1024
 

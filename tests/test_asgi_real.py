@@ -8,11 +8,8 @@ from astrodash_core.classify import Classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 SN1994D = ROOT / "examples" / "sn1994D_p02.dat"
-DATA = ROOT / "src" / "astrodash_core" / "data"
-MISSING = [f for f in ("model_known_z.npz", "model_agnostic.npz", "template_bank.npz") if not (DATA / f).exists()]
 
-pytestmark = [pytest.mark.anyio,
-              pytest.mark.skipif(bool(MISSING), reason=f"shipped data missing: {', '.join(MISSING)}")]
+pytestmark = pytest.mark.anyio
 
 _CLF = None
 

@@ -12,8 +12,6 @@ from astrodash_asgi.process import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
-DATA = ROOT / "src" / "astrodash_core" / "data"
-MISSING = [f for f in ("model_known_z.npz", "model_agnostic.npz", "template_bank.npz") if not (DATA / f).exists()]
 
 
 @pytest.fixture
@@ -23,7 +21,6 @@ def server(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(bool(MISSING), reason=f"shipped data missing: {', '.join(MISSING)}")
 def test_real_server_classifies_a_spectrum_and_a_zip(server):
     base, log_path = server
     sn = (EXAMPLES / "sn1994D_p02.dat").read_bytes()

@@ -151,3 +151,57 @@ print(matplotlib.get_backend(), plt.get_fignums(), plt.gcf() is mine, open(path,
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[0] == "svg" and "[1] True b'\\x89PNG'" in out.stdout, out.stdout
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "astrodash_core.cli", *args], capture_output=True, text=True,
+                          cwd=ROOT)
+
+
+def _with_threshold(tmp_path, threshold):
+    """The shipped known-z model written to a file whose calibrated threshold is ``threshold``."""
+    from dataclasses import replace
+
+    from astrodash_core.models import default_model
+
+    base = default_model("known-z")
+    prov = {**base.provenance, "reliability": {**base.provenance["reliability"], "threshold": threshold}}
+    return replace(base, provenance=prov).save(tmp_path / f"known_z_{threshold!r}.npz")
+
+
+def test_the_threshold_read_from_a_model_file_flips_reliable(tmp_path):
+    """Model files with thresholds 0.99, 0.01 and exactly the best match's probability: not reliable, reliable,
+    reliable (p >= threshold), through the library and the CLI's --model."""
+    prob = Classifier().classify(SN1994D, redshift=0.0, rlap=False)[0].best_match.probability
+    assert 0.01 < prob < 0.99
+    for threshold, expected in ((0.99, False), (0.01, True), (float(prob), True),
+                                (float(np.nextafter(prob, 1.0)), False)):
+        path = _with_threshold(tmp_path, threshold)
+        r = Classifier(model=str(path)).classify(SN1994D, redshift=0.0, rlap=False)[0]
+        assert r.best_match.probability == prob
+        assert r.best_match.reliable is expected, (threshold, prob)
+    for threshold, expected in ((0.99, False), (0.01, True)):
+        out = run_cli("classify", str(SN1994D), "--redshift", "0", "--format", "json", "--model",
+                      str(_with_threshold(tmp_path, threshold)))
+        (d,) = json.loads(out.stdout)
+        assert d["classification"]["best_match"]["reliable"] is expected
+
+
+def test_iter_classify_in_chunks_equals_one_by_one(clf):
+    """Five sources at five redshifts (one left to the file: None) in chunks of 2: every result, rlap included,
+    is the one classifying that source alone gives."""
+    s = ad.read_spectrum(SN1994D)
+    zs = [0.0, 0.05, None, 0.12, 0.2]
+    sources = [ad.Spectrum(wave=s.wave * (1 + (z or 0.0)), flux=s.flux, name=f"s{i}") for i, z in enumerate(zs)]
+    chunked = list(clf.iter_classify(sources, redshift=zs, chunk_size=2))
+    alone = [clf.classify([src], redshift=[z])[0] for src, z in zip(sources, zs)]
+    assert [r.name for r in chunked] == [f"s{i}" for i in range(5)]
+    for a, b in zip(chunked, alone):
+        assert (a.redshift_source, a.best_match.type, a.best_match.age) == \
+            (b.redshift_source, b.best_match.type, b.best_match.age)
+        assert a.redshift == pytest.approx(b.redshift, abs=1e-6)
+        assert a.best_match.probability == pytest.approx(b.best_match.probability, abs=1e-5)
+        assert a.best_match.rlap == pytest.approx(b.best_match.rlap, rel=1e-5)
+        assert [m.rlap for m in a.matches] == pytest.approx([m.rlap for m in b.matches], rel=1e-5, abs=1e-9)
+    assert [r.redshift for r in chunked[:2] + chunked[3:]] == [0.0, 0.05, 0.12, 0.2]
+    assert chunked[2].redshift_source == "estimated"

@@ -17,15 +17,16 @@ from astrodash_core import redshift as R
 from astrodash_core.classify import Classifier
 from astrodash_core.spectrum import Spectrum
 
-REAL = Path(__file__).parents[2] / "shared" / "data" / "real"
+from conftest import SHARED_DATA, shared_data
+
+REAL = SHARED_DATA / "real"
 SPLIT = Path(__file__).parents[1] / "src" / "astrodash_core" / "data" / "real_split.csv"
 
 
 def _real_spectra_bluer_than_their_cut():
     """The real train/validation spectra (never the real-test part) whose data begin more than 50 A bluer than
     3500 (1 + z): (spectrum, catalogue z)."""
-    if not (REAL / "manifest.csv").exists():
-        pytest.fail(f"{REAL} is missing: these tests need the shared real spectra (CI has them)")
+    shared_data("real", "manifest.csv", what="the shared real spectra")
     part = dict(line.strip().split(",") for line in SPLIT.read_text().splitlines()
                 if line and not line.startswith(("#", "name,")))
     out = []

@@ -43,12 +43,9 @@ def test_reliability_at_counts_flagged_best_matches():
 
 def test_report_on_the_shipped_models():
     from astrodash_core.training.report import evaluation_report
-    from astrodash_core.training.templates_data import find_data_root
+    from conftest import template_root
 
-    try:
-        find_data_root(None)
-    except FileNotFoundError:
-        pytest.skip("template data not available")
+    template_root()
     report = evaluation_report()
     for heading in ("## dash1d-known-z (known-z), 64 held-out objects", "### clean templates (n = 604 spectra)",
                     "### classify without a redshift", "### redshift survey", "## dash1d-redshift (redshift)"):

@@ -83,3 +83,31 @@ def test_classified_examples_are_never_reliable_with_a_low_rlap():
         assert b.rlap is not None and b.rlap_warning == (b.rlap < RLAP_WARNING)
         assert not (b.reliable and b.rlap_warning), r.name
     assert any(r.best_match.reliable and "1994D" in r.name for r in results)
+
+
+def _ages(t, values):
+    """A probability vector whose type ``t`` holds ``values`` {age bin index: probability}."""
+    p = np.full(labels.N_CLASSES, 1e-9)
+    base = labels.SN_TYPES.index(t) * labels.N_AGE_BINS
+    for k, v in values.items():
+        p[base + k] = v
+    return p / p.sum()
+
+
+def test_the_default_threshold_is_0_8():
+    assert interpret.best_match(_ages("IIP", {5: 0.81, 12: 0.19})).reliable
+    assert not interpret.best_match(_ages("IIP", {5: 0.79, 12: 0.21})).reliable
+
+
+def test_age_merging_stops_at_the_ends_of_the_age_range():
+    """A peak in the first age bin never merges with the last (no wrap-around); a peak in the second merges the
+    first; a peak in the last bin merges its neighbour, never the first."""
+    last = labels.N_AGE_BINS - 1
+    b = interpret.best_match(_ages("Ia-norm", {0: 0.6, last: 0.4}))
+    assert b.age == "-20 to -18" and b.probability == pytest.approx(0.6, abs=1e-6)
+    b = interpret.best_match(_ages("Ia-norm", {1: 0.6, 0: 0.3, last: 0.1}))
+    assert b.age == "-20 to -14" and b.probability == pytest.approx(0.9, abs=1e-6)
+    b = interpret.best_match(_ages("Ia-norm", {last: 0.6, last - 1: 0.2, 0: 0.2}))
+    assert b.age == "42 to 50" and b.probability == pytest.approx(0.8, abs=1e-6)
+    b = interpret.best_match(_ages("Ia-norm", {last - 1: 0.6, last: 0.3, 0: 0.1}))
+    assert b.age == "42 to 50" and b.probability == pytest.approx(0.9, abs=1e-6)

@@ -99,3 +99,22 @@ def test_rows_comments_headers_and_the_last_line():
 def test_tiny_inputs(text):
     values, counts, skipped = _parse(text)
     assert values.shape[1] == 3 and len(values) == len(counts) == (1 if text == "1 2" else 0)
+
+
+def test_the_benchmarks_table_parses_to_what_python_reads():
+    """The benchmarks' 4,000-row file (benchmarks/tables.py, both variants): the correctness half of the parse
+    benchmark, run with the suite (the benchmarks themselves are timed and stay out of it)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_tables", Path(__file__).resolve().parents[1] / "benchmarks" / "tables.py")
+    tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tables)
+    for constant in (False, True):
+        data = tables.table_4000(constant_error=constant)
+        values, counts, _ = parse_table(np.frombuffer(data, np.uint8), 3)
+        rows = [line.split() for line in data.decode().splitlines() if not line.startswith("#")]
+        expected = np.array([[float(v) for v in row] for row in rows])
+        assert values.shape == expected.shape == (4000, 3)
+        np.testing.assert_array_equal(_bits(values), _bits(expected))

@@ -18,15 +18,15 @@ from astrodash_core.results import BestMatch, Classification
 from astrodash_core.training.real_eval import evaluate_real, format_real_report, predicted_types, read_manifest, score_run
 from astrodash_core.training.real_split import (SPLIT_FILE, SPLIT_HEADER, load_real_split, make_real_split, select_part,
                                                 stratum)
+from conftest import SHARED_DATA, shared_data
 
 HERE = Path(__file__).resolve().parent
 SMALL = HERE / "data" / "real_small"
-REAL = HERE.parents[1] / "shared" / "data" / "real"  # CI has ../shared beside the clone
+REAL = SHARED_DATA / "real"  # CI has ../shared beside the clone
 
 
 def _real_rows():
-    if not (REAL / "manifest.csv").is_file():
-        pytest.skip(f"the real spectra are not at {REAL} (shared/data/real beside the checkout)")
+    shared_data("real", "manifest.csv", what="the shared real spectra")
     return read_manifest(REAL)
 
 

@@ -10,12 +10,9 @@ pytestmark = pytest.mark.torch
 
 
 def _data_root():
-    from astrodash_core.training.templates_data import find_data_root
+    from conftest import template_root
 
-    try:
-        return find_data_root(None)
-    except FileNotFoundError:
-        pytest.skip("template data not available")
+    return template_root()
 
 
 @pytest.mark.parametrize("variant, members", [("redshift", 1), ("known-z", 2)])

@@ -9,7 +9,7 @@ same in a mounted sub-application whose lifespan never ran.  ``max_batch <= 1`` 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Callable, Hashable
+from typing import Any, Awaitable, Callable, Hashable
 
 import anyio
 import anyio.to_thread
@@ -24,9 +24,18 @@ class _Job:
         self.result = self.error = None
 
 
+async def wait_at_most(event: anyio.Event, seconds: float) -> None:
+    """Wait for ``event``, at most ``seconds`` (the batch leader's wait for a full batch)."""
+    with anyio.move_on_after(seconds):
+        await event.wait()
+
+
 class MicroBatcher:
-    def __init__(self, run: Callable[[Hashable, list], list], max_batch: int = 32, max_wait: float = 0.005):
+    def __init__(self, run: Callable[[Hashable, list], list], max_batch: int = 32, max_wait: float = 0.005,
+                 wait: Callable[[anyio.Event, float], Awaitable[None]] = wait_at_most):
+        """``wait(event, seconds)``: how the leader waits for a full batch (tests inject a clock here)."""
         self.run = run
+        self._wait = wait
         self.max_batch = max(1, int(max_batch))
         self.max_wait = max(0.0, float(max_wait))
         self._queue: list[_Job] = []
@@ -66,8 +75,7 @@ class MicroBatcher:
         try:
             if len(self._queue) < self.max_batch and self.max_wait > 0:
                 self._full = anyio.Event()
-                with anyio.move_on_after(self.max_wait):
-                    await self._full.wait()
+                await self._wait(self._full, self.max_wait)
                 self._full = None
             batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch:]
             with anyio.CancelScope(shield=True):  # a started batch always delivers its results

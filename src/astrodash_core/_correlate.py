@@ -30,7 +30,8 @@ def _peak_stats(c, lag_min, lag_max, out):
         if denom < 0:
             shift = 0.5 * (y0 - y2) / denom
             shift = min(0.5, max(-0.5, shift))
-        h = y1 - 0.25 * (y0 - y2) * shift
+        # the parabola through the three samples at the shift (its vertex, unless held within half a bin)
+        h = y1 + 0.5 * (y2 - y0) * shift + 0.5 * denom * shift * shift
         acc = 0.0
         for d in range(1, half):
             a = 0.5 * (row[(p + d) % n_fft] - row[(p - d) % n_fft])

@@ -1,0 +1,194 @@
+"""Time-dependent code on an injected clock, no sleeps: the rate limiter's token bucket (refill, cap, the
+Retry-After and X-RateLimit-* values the middleware sends, forgetting refilled clients) and the micro-batcher's
+wait for a full batch."""
+import anyio
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from asgi_support import anyio_backend  # noqa: F401
+from astrodash_asgi.batching import MicroBatcher
+from astrodash_asgi.middleware import RateLimitGate, RateLimitMiddleware, TokenBucket
+
+
+class FakeClock:
+    def __init__(self, t=1000.0):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+    def advance(self, seconds):
+        self.t += seconds
+
+
+# --- the token bucket ----------------------------------------------------------------------------------------
+
+def test_bucket_spends_its_burst_then_refills_at_the_rate_and_never_beyond_the_burst():
+    clock = FakeClock()
+    b = TokenBucket(per_minute=30, burst=5, clock=clock)  # a token every 2 s
+    taken = [b.take("a") for _ in range(5)]
+    assert [t[0] for t in taken] == [True] * 5
+    assert [t[1] for t in taken] == [4.0, 3.0, 2.0, 1.0, 0.0]
+    # (allowed, tokens left, seconds to the next token, seconds until full)
+    assert b.take("a") == (False, 0.0, 2.0, 10.0)
+    clock.advance(1.5)  # 0.75 of a token
+    allowed, tokens, wait, full = b.take("a")
+    assert not allowed and tokens == pytest.approx(0.75) and wait == pytest.approx(0.5)
+    assert full == pytest.approx(8.5)
+    clock.advance(0.5)  # exactly one token
+    assert b.take("a")[:2] == (True, pytest.approx(0.0))
+    clock.advance(10.0)  # refilled to the burst
+    assert b.take("a")[:2] == (True, pytest.approx(4.0))
+    clock.advance(3600.0)  # an hour later: still no more than the burst
+    assert b.take("a")[:2] == (True, pytest.approx(4.0))
+    assert b.take("b")[:2] == (True, 4.0)  # clients are apart
+
+
+def test_a_client_locked_out_gets_back_in_after_a_minute():
+    """100 requests at once empty the default bucket; a minute later the client has its burst again."""
+    clock = FakeClock()
+    b = TokenBucket(per_minute=600, burst=100, clock=clock)
+    assert all(b.take("c")[0] for _ in range(100))
+    assert not b.take("c")[0]
+    clock.advance(0.1)  # one token (10 a second)
+    assert b.take("c")[0] and not b.take("c")[0]
+    clock.advance(60.0)
+    assert sum(b.take("c")[0] for _ in range(101)) == 100
+
+
+def test_clients_whose_bucket_refilled_are_forgotten_first():
+    clock = FakeClock()
+    b = TokenBucket(per_minute=60, burst=2, clock=clock, max_clients=3)
+    b.take("old")
+    clock.advance(2.0)  # "old" is full again after 2 s at 1 token/s
+    b.take("mid")
+    b.take("new")
+    b.take("newest")  # a fourth client: the sweep forgets only the refilled one
+    assert set(b._buckets) == {"mid", "new", "newest"}
+    assert b.take("mid")[1] == pytest.approx(0.0)  # "mid" kept its spent token
+
+
+# --- the headers the middleware sends --------------------------------------------------------------------------
+
+def _app(bucket):
+    async def ok(request):
+        return PlainTextResponse("ok")
+
+    return Starlette(routes=[Route("/", ok)],
+                     middleware=[Middleware(RateLimitMiddleware, bucket=bucket), Middleware(RateLimitGate)])
+
+
+@pytest.mark.anyio
+async def test_retry_after_and_ratelimit_headers_follow_the_clock():
+    clock = FakeClock()
+    app = _app(TokenBucket(per_minute=30, burst=5, clock=clock))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("10.0.0.1", 1)),
+                                 base_url="http://t") as c:
+        first = await c.get("/")
+        for _ in range(4):
+            last_ok = await c.get("/")
+        refused = await c.get("/")
+        clock.advance(1.5)
+        still = await c.get("/")
+        clock.advance(0.5)
+        again = await c.get("/")
+        clock.advance(7.0)
+        later = await c.get("/")
+    h = first.headers
+    assert (first.status_code, h["x-ratelimit-limit"], h["x-ratelimit-remaining"], h["x-ratelimit-reset"]) == \
+        (200, "30", "4", "2")
+    assert (last_ok.status_code, last_ok.headers["x-ratelimit-remaining"], last_ok.headers["x-ratelimit-reset"]) \
+        == (200, "0", "10")
+    assert refused.status_code == 429 and refused.headers["retry-after"] == "2"
+    assert refused.json()["retry_after"] == 2 and refused.headers["x-ratelimit-reset"] == "10"
+    # 0.75 of a token: the next is 0.5 s away (Retry-After never says 0), full in 8.5 s
+    assert still.status_code == 429 and still.headers["retry-after"] == "1"
+    assert still.headers["x-ratelimit-reset"] == "9"
+    assert again.status_code == 200 and again.headers["x-ratelimit-remaining"] == "0"
+    # 7 s later: 3.5 tokens, one spent: 2.5 left (2 whole), full in (5 - 2.5) / 0.5 = 5 s
+    assert later.status_code == 200 and later.headers["x-ratelimit-remaining"] == "2"
+    assert later.headers["x-ratelimit-reset"] == "5"
+
+
+# --- the micro-batcher's wait ------------------------------------------------------------------------------------
+
+class FakeWait:
+    """Stands in for the batch leader's timed wait: records the seconds asked for and ends when the batch
+    fills up (the event) or when the test says the time is up."""
+
+    def __init__(self):
+        self.asked = []
+        self.time_up = anyio.Event()
+
+    async def __call__(self, event, seconds):
+        self.asked.append(seconds)
+        async with anyio.create_task_group() as tg:
+            async def until(e):
+                await e.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(until, event)
+            tg.start_soon(until, self.time_up)
+
+
+def _recorder(calls):
+    def run(key, items):
+        calls.append(list(items))
+        return [f"{key}:{i}" for i in items]
+    return run
+
+
+@pytest.mark.anyio
+async def test_the_leader_waits_max_wait_for_a_full_batch_then_runs_what_it_has():
+    calls, wait = [], FakeWait()
+    b = MicroBatcher(_recorder(calls), max_batch=4, max_wait=30.0, wait=wait)
+    out = {}
+
+    async def one(i):
+        out[i] = await b.submit("k", i)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(one, 0)
+        tg.start_soon(one, 1)
+        await anyio.wait_all_tasks_blocked()
+        assert wait.asked == [30.0] and calls == []  # waiting: 30 s have not passed
+        wait.time_up.set()
+    assert calls == [[0, 1]] and out == {0: "k:0", 1: "k:1"}
+
+
+@pytest.mark.anyio
+async def test_a_full_batch_runs_at_once_without_waiting_out_max_wait():
+    calls, wait = [], FakeWait()
+    b = MicroBatcher(_recorder(calls), max_batch=3, max_wait=30.0, wait=wait)
+    out, done = {}, {i: anyio.Event() for i in range(4)}
+
+    async def one(i):
+        out[i] = await b.submit("k", i)
+        done[i].set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(one, 0)
+        await anyio.wait_all_tasks_blocked()
+        assert calls == []
+        for i in (1, 2, 3):  # the third fills the batch; the fourth is for the next one
+            tg.start_soon(one, i)
+        with anyio.fail_after(60):  # a guard against a hang, not a timing: the time is never up here
+            for i in (0, 1, 2):
+                await done[i].wait()
+        assert calls == [[0, 1, 2]] and not done[3].is_set()
+        wait.time_up.set()  # lets the next leader's wait end
+    assert calls == [[0, 1, 2], [3]] and wait.asked == [30.0, 30.0]
+    assert out == {i: f"k:{i}" for i in range(4)}
+
+
+@pytest.mark.anyio
+async def test_no_wait_when_batching_is_off_or_max_wait_is_zero():
+    calls, wait = [], FakeWait()
+    for b in (MicroBatcher(_recorder(calls), max_batch=1, max_wait=30.0, wait=wait),
+              MicroBatcher(_recorder(calls), max_batch=8, max_wait=0.0, wait=wait)):
+        assert await b.submit("k", 7) == "k:7"
+    assert wait.asked == [] and calls == [[7], [7]]
