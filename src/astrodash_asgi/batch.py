@@ -45,7 +45,7 @@ async def batch_process(request: Request):
     state = await app_state(request)
     form = await form_of(request, state)
     model_id = (form.get("model_id") or "").strip() or None
-    opts = parse_params(form.get("params"), model_id)
+    opts = parse_params(form.get("params"), model_id, state.settings.json_max_bytes, state.settings.json_max_depth)
     zips, files = form.files_named("zip_file"), form.files_named("files")
     if zips and files:
         raise invalid("zip_file", "send either zip_file or files, not both")

@@ -18,6 +18,7 @@ from .common import app_state, form_of
 from .forms import read_small_body
 from .errors import ApiError, bad_file, invalid, not_found
 from .negotiation import respond
+from .params import json_field
 
 
 def _validate(data: bytes, filename: str):
@@ -37,14 +38,9 @@ def _validate(data: bytes, filename: str):
     return model
 
 
-def _json_field(form, name):
-    raw = form.get(name)
-    if raw is None or not raw.strip():
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise invalid(name, "not valid JSON") from None
+def _json_field(state, form, name):
+    s = state.settings
+    return json_field(name, form.get(name), s.json_max_bytes, s.json_max_depth)
 
 
 def _check_declared(model, class_mapping, input_shape) -> None:
@@ -55,9 +51,16 @@ def _check_declared(model, class_mapping, input_shape) -> None:
         if not isinstance(class_mapping, dict) or class_mapping != expected:
             raise invalid("class_mapping", f"does not match the model file's {len(model.labels)} labels")
     if input_shape is not None:
-        shapes = input_shape if input_shape and isinstance(input_shape[0], list) else [input_shape]
-        if any(list(s) not in ([nw], [1, nw], [1, 1, nw]) for s in shapes):
-            raise invalid("input_shape", f"the model takes [1, {nw}] inputs, not {input_shape}")
+        if not isinstance(input_shape, list) or not input_shape:
+            raise invalid("input_shape", f"must be a JSON list such as [1, {nw}], got {_short(input_shape)}")
+        shapes = input_shape if isinstance(input_shape[0], list) else [input_shape]
+        if any(not isinstance(s, list) or s not in ([nw], [1, nw], [1, 1, nw]) for s in shapes):
+            raise invalid("input_shape", f"the model takes [1, {nw}] inputs, not {_short(input_shape)}")
+
+
+def _short(value, limit: int = 80) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def describe(record: dict) -> dict:
@@ -77,7 +80,7 @@ async def upload_model(request: Request):
     state = await app_state(request)
     form = await form_of(request, state)
     upload = form.required_file("file", "a model file (.npz) is required")
-    class_mapping, input_shape = _json_field(form, "class_mapping"), _json_field(form, "input_shape")
+    class_mapping, input_shape = _json_field(state, form, "class_mapping"), _json_field(state, form, "input_shape")
     model = await anyio.to_thread.run_sync(_validate, upload.data, upload.filename)
     _check_declared(model, class_mapping, input_shape)
     record = {"name": form.get("name") or model.name or upload.filename, "description": form.get("description"),
@@ -127,11 +130,10 @@ async def update_model(request: Request):
         form = await form_of(request, state)
         fields = {k: form.get(k) for k in ("name", "description", "owner") if form.get(k) is not None}
     else:
-        body = await read_small_body(request, state.settings.max_field_bytes)
-        try:
-            fields = json.loads(body) if body.strip() else {}
-        except ValueError:
-            raise invalid("body", "not valid JSON") from None
+        s = state.settings
+        body = await read_small_body(request, s.max_field_bytes)
+        fields = json_field("body", body, s.json_max_bytes, s.json_max_depth)
+        fields = {} if fields is None else fields
         if not isinstance(fields, dict):
             raise invalid("body", "must be a JSON object")
     for k, v in fields.items():

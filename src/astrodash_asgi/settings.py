@@ -29,6 +29,9 @@ class Settings:
     max_request_bytes: int = 100 * MB
     max_field_bytes: int = 1 * MB
     max_files: int = 1000
+    # JSON in form fields and bodies (params, class_mapping, input_shape, PUT /models/{id}): size and depth
+    json_max_bytes: int = 64 * 1024
+    json_max_depth: int = 32
     # zip archives: entry count, total uncompressed size, compression ratio
     zip_max_entries: int = 10000
     zip_max_total_bytes: int = 512 * MB

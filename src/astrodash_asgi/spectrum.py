@@ -16,7 +16,7 @@ async def process(request: Request):
     state = await app_state(request)
     form = await form_of(request, state)
     model_id = (form.get("model_id") or "").strip() or None
-    opts = parse_params(form.get("params"), model_id)
+    opts = parse_params(form.get("params"), model_id, state.settings.json_max_bytes, state.settings.json_max_depth)
     upload = form.required_file("file", "a spectrum file is required")
     await check_model(state, opts.model_id)
     spec = await read_upload_async(upload.data, upload.filename, opts.known_z)
