@@ -15,7 +15,8 @@ from .middleware import (BodyLimitMiddleware, InternalErrorMiddleware, RateLimit
 from .settings import Settings
 from .state import AppState
 
-EXPOSED_HEADERS = ["X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After"]
+EXPOSED_HEADERS = ["X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After",
+                   "X-Total-Count", "Link"]
 
 
 def routes() -> list[Route]:
@@ -36,9 +37,8 @@ def routes() -> list[Route]:
         Route(f"{v1}/upload-model", models.upload_model, methods=["POST"]),
         Route(f"{v1}/models", models.list_models, methods=["GET"]),
         Route(f"{v1}/models/owner/{{owner}}", models.list_models, methods=["GET"]),
-        Route(f"{v1}/models/{{model_id}}", models.get_model, methods=["GET"]),
-        Route(f"{v1}/models/{{model_id}}", models.update_model, methods=["PUT"]),
-        Route(f"{v1}/models/{{model_id}}", models.delete_model, methods=["DELETE"]),
+        # one route for the three methods, so a 405 lists them all in Allow
+        Route(f"{v1}/models/{{model_id}}", models.model_resource, methods=["GET", "PUT", "DELETE"]),
     ]
 
 

@@ -43,6 +43,9 @@ class Settings:
     trusted_proxies: list[str] = field(default_factory=list)
     cors_origins: list[str] = field(default_factory=lambda: ["*"])
     storage_url: str = field(default_factory=default_storage_url)
+    # the uploaded-model store's quota: total bytes of model files and number of models
+    model_store_max_bytes: int = 1024 * MB
+    model_store_max_count: int = 1000
     # dynamic micro-batching of /process (max_batch 1 turns it off)
     micro_batch_max: int = 32
     micro_batch_wait_ms: float = 5.0

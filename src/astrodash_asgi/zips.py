@@ -1,5 +1,6 @@
 """ZIP archives opened safely, in memory: limits on entry count, total uncompressed size and compression
-ratio checked before anything is inflated, and again while inflating; ``__MACOSX/`` and dot-files skipped."""
+ratio checked before anything is inflated, and again while inflating; ``__MACOSX/`` and dot-files skipped;
+entries with unsafe names (``..`` components, absolute paths, backslashes) reported as per-file errors."""
 from __future__ import annotations
 
 import io
@@ -24,7 +25,20 @@ class ZipLimits:
 
 def _skipped(name: str) -> bool:
     parts = [p for p in name.replace("\\", "/").split("/") if p]
-    return not parts or parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts)
+    return not parts or parts[0] == "__MACOSX" or any(p.startswith(".") and p != ".." for p in parts)
+
+
+def unsafe_name(name: str) -> str | None:
+    """Why an entry name is unsafe (it could point outside the archive's directory), or None."""
+    if "\\" in name:
+        return "unsafe entry name (backslash path separator)"
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return "unsafe entry name (absolute path)"
+    if ".." in name.split("/"):
+        return "unsafe entry name (a '..' component)"
+    if "\0" in name:
+        return "unsafe entry name (NUL character)"
+    return None
 
 
 def extract(data: bytes, zip_name: str, limits: ZipLimits) -> list[tuple[str, bytes | None, str | None]]:
@@ -48,6 +62,10 @@ def extract(data: bytes, zip_name: str, limits: ZipLimits) -> list[tuple[str, by
     out: list[tuple[str, bytes | None, str | None]] = []
     total = 0
     for i in infos:
+        why = unsafe_name(i.orig_filename)
+        if why is not None:  # reported, never read: the name is the problem, whatever the content
+            out.append((i.orig_filename, None, why))
+            continue
         if i.file_size > limits.max_file_bytes:
             out.append((i.filename, None, f"file exceeds the limit of {size_text(limits.max_file_bytes)}"))
             continue
