@@ -280,3 +280,39 @@ def test_any_json_anywhere_over_http_is_never_a_500(http, where, key, value):
             meta = {key: value}
         r = http.post("/api/v1/upload-model", files={"file": ("m.npz", model_bytes(meta))})
     assert r.status_code < 500, r.text
+
+
+# --- contract details the schema checks found -------------------------------------------------------------------
+def test_405_on_a_model_lists_every_method_and_empty_redshift_is_422(http):
+    for method in ("PATCH", "OPTIONS", "POST"):
+        r = http.portal.call(lambda m=method: http.c.request(m, "/api/v1/models/0123abcd"))
+        assert r.status_code == 405
+        assert set(r.headers["allow"].replace(" ", "").split(",")) == {"GET", "HEAD", "PUT", "DELETE"}
+    get = lambda q: http.portal.call(lambda: http.c.get("/api/v1/line-list/filter", params=q))  # noqa: E731
+    empty = get({"min_wavelength": 4000, "max_wavelength": 7000, "redshift": ""})
+    absent = get({"min_wavelength": 4000, "max_wavelength": 7000})
+    zero = get({"min_wavelength": 4000, "max_wavelength": 7000, "redshift": "0"})
+    assert empty.status_code == 422 and empty.json()["field"] == "redshift"
+    assert absent.status_code == 200 and absent.json() == zero.json()
+
+
+def test_unsafe_zip_entry_names_are_per_file_errors(http):
+    import zipfile as zf
+
+    good = spectrum_bytes()
+    buf = io.BytesIO()
+    with zf.ZipFile(buf, "w") as z:
+        for name in ("ok.dat", "../../etc/x.dat", "..\\..\\win\\x.dat", "/abs/x.dat", "C:/x.dat", "a/../b.dat",
+                     "fine/..dots.dat"):
+            z.writestr(name, good)
+    r = http.post("/api/v1/batch-process", files={"zip_file": ("s.zip", buf.getvalue())},
+                  data={"params": json.dumps({"knownZ": True, "zValue": 0.01})})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert list(out) == ["ok.dat", "../../etc/x.dat", "..\\..\\win\\x.dat", "/abs/x.dat", "C:/x.dat",
+                         "a/../b.dat"]                      # "..dots.dat" is a dot-file: skipped as before
+    assert "classification" in out["ok.dat"]
+    for name in ("../../etc/x.dat", "a/../b.dat"):
+        assert out[name] == {"error": "unsafe entry name (a '..' component)"}
+    assert out["..\\..\\win\\x.dat"]["error"].startswith("unsafe entry name (backslash")
+    assert out["/abs/x.dat"]["error"] == out["C:/x.dat"]["error"] == "unsafe entry name (absolute path)"

@@ -42,7 +42,7 @@ _NNUM = {"type": ["number", "null"]}
 _NBOOL = {"type": ["boolean", "null"]}
 _MODELS = {"type": "array", "items": {"$ref": "#/components/schemas/ModelInfo"}}
 _PAGE = (_q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, doc="models per page (default 100)"),
-         _q("offset", {"type": "integer", "minimum": 0}, doc="models to skip (default 0)"))
+         _q("offset", {"type": "integer", "minimum": 0, "maximum": 2 ** 62}, doc="models to skip (default 0)"))
 _PAGED = {"description": "One page of models, newest first; X-Total-Count gives the total and Link (rel=next) "
                          "the next page",
           "headers": {"X-Total-Count": {"schema": {"type": "integer"}}, "Link": {"schema": _STR}},
