@@ -316,3 +316,34 @@ def test_unsafe_zip_entry_names_are_per_file_errors(http):
         assert out[name] == {"error": "unsafe entry name (a '..' component)"}
     assert out["..\\..\\win\\x.dat"]["error"].startswith("unsafe entry name (backslash")
     assert out["/abs/x.dat"]["error"] == out["C:/x.dat"]["error"] == "unsafe entry name (absolute path)"
+
+
+# --- streamed batches -------------------------------------------------------------------------------------------
+def test_a_batch_streams_in_chunks_and_equals_one_classification_of_all(http, monkeypatch):
+    import msgpack
+
+    from astrodash_asgi import batch
+    from asgi_support import make_zip
+    from astrodash_core.classify import Classifier
+    from astrodash_core.reading import read_spectrum
+
+    monkeypatch.setattr(batch, "CHUNK", 3)      # 8 entries: chunks of 3, 3, 2
+    good = spectrum_bytes()
+    entries = {f"s{i}.dat": good for i in range(7)}
+    entries["bad.dat"] = b"nonsense"
+    archive = make_zip(entries)
+    form = {"params": json.dumps({"knownZ": True, "zValue": 0.02})}
+    r = http.post("/api/v1/batch-process", files={"zip_file": ("z.zip", archive)}, data=form)
+    m = http.portal.call(lambda: http.c.post("/api/v1/batch-process", files={"zip_file": ("z.zip", archive)},
+                                             data=form, headers={"accept": "application/msgpack"}))
+    assert r.status_code == 200 and "content-length" not in r.headers     # streamed (chunked)
+    out = r.json()
+    assert list(out) == list(entries) and "bad.dat" in out["bad.dat"]["error"]
+    assert msgpack.unpackb(m.content, raw=False) == out
+    m = random_model()
+    ref = Classifier(model=m, agnostic_model=m).classify([read_spectrum(good, filename="s0.dat")], [0.02],
+                                                         top_n=5, include_spectrum=True, rlap=False)[0]
+    for i in range(7):
+        got = out[f"s{i}.dat"]["classification"]["best_matches"]
+        assert [g["type"] for g in got] == [x.type for x in ref.matches]
+        assert [g["probability"] for g in got] == pytest.approx([x.probability for x in ref.matches], rel=1e-5)
