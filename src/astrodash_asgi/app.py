@@ -24,6 +24,7 @@ def routes() -> list[Route]:
     return [
         Route("/", health.root, methods=["GET"]),
         Route("/health", health.health, methods=["GET"]),
+        Route("/ready", health.ready, methods=["GET"]),
         Route("/openapi.json", openapi.openapi, methods=["GET"]),
         Route(f"{v1}/process", spectrum.process, methods=["POST"]),
         Route(f"{v1}/estimate-redshift", spectrum.estimate_redshift, methods=["POST"]),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import weakref
 
 import anyio.to_thread
 import msgpack
@@ -97,6 +98,15 @@ class _Batch:
 
 async def batch_process(request: Request):
     state = await app_state(request)
+    admission = state.admit("batch")  # held until the streamed body is finished (or dropped)
+    try:
+        return await _batch_process(request, state, admission)
+    except BaseException:
+        admission.release()
+        raise
+
+
+async def _batch_process(request: Request, state, admission):
     form = await form_of(request, state)
     model_id = (form.get("model_id") or "").strip() or None
     s = state.settings
@@ -123,16 +133,21 @@ async def batch_process(request: Request):
         raise unavailable(exc) from None
 
     async def body():
-        yield batch.opening() + first
-        for start, stop in bounds[1:]:
-            try:
-                yield await anyio.to_thread.run_sync(batch.chunk, start, stop)
-            except ApiError as exc:  # e.g. the archive inflating past its declared sizes
-                yield batch.failed_chunk(start, stop, str(exc.detail))
-            except Exception as exc:  # noqa: BLE001 - never cut the document short
-                log.exception("batch chunk %d-%d failed", start, stop)
-                yield batch.failed_chunk(start, stop, f"not classified: {type(exc).__name__}")
-        yield batch.closing()
+        try:
+            yield batch.opening() + first
+            for start, stop in bounds[1:]:
+                try:
+                    yield await anyio.to_thread.run_sync(batch.chunk, start, stop)
+                except ApiError as exc:  # e.g. the archive inflating past its declared sizes
+                    yield batch.failed_chunk(start, stop, str(exc.detail))
+                except Exception as exc:  # noqa: BLE001 - never cut the document short
+                    log.exception("batch chunk %d-%d failed", start, stop)
+                    yield batch.failed_chunk(start, stop, f"not classified: {type(exc).__name__}")
+            yield batch.closing()
+        finally:
+            admission.release()
 
     media = MSGPACK if batch.use_msgpack else JSON
-    return StreamingResponse(body(), media_type=media, headers={"vary": "Accept"})
+    stream = body()
+    weakref.finalize(stream, admission.release)  # a body never started (client gone first) releases too
+    return StreamingResponse(stream, media_type=media, headers={"vary": "Accept"})

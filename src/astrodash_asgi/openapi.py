@@ -52,7 +52,9 @@ _RESULT = {"$ref": "#/components/schemas/Result"}
 
 PATHS = {
     "/": {"get": _op("Service information", _ok("Service information"))},
-    "/health": {"get": _op("Health and readiness (never blocks)", _ok("Health"))},
+    "/health": {"get": _op("Health and readiness (never blocks, never rate limited)", _ok("Health"))},
+    "/ready": {"get": _op("200 when models are loaded and nothing is missing, else 503 (never rate limited)",
+                          _ok("Ready"), (503,))},
     "/openapi.json": {"get": _op("This document", _ok("OpenAPI document"))},
     "/api/v1/process": {"post": _op(
         "Classify one spectrum (concurrent requests share batched forward passes)", _ok("Result", _RESULT),

@@ -49,6 +49,10 @@ class Settings:
     # dynamic micro-batching of /process (max_batch 1 turns it off)
     micro_batch_max: int = 32
     micro_batch_wait_ms: float = 5.0
+    # overload: /process and /batch-process requests in progress at once before new ones get 503 + Retry-After
+    max_pending_process: int = 64
+    max_pending_batches: int = 2
+    overload_retry_after_s: int = 2
     top_n: int = 5
     warmup: bool = True
 

@@ -14,6 +14,11 @@ from .params import parse_params
 
 async def process(request: Request):
     state = await app_state(request)
+    with state.admit("process"):
+        return await _process(request, state)
+
+
+async def _process(request: Request, state):
     form = await form_of(request, state)
     model_id = (form.get("model_id") or "").strip() or None
     opts = parse_params(form.get("params"), model_id, state.settings.json_max_bytes, state.settings.json_max_depth)
