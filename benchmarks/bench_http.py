@@ -149,7 +149,9 @@ def main(argv=None) -> int:
     report: dict = {"clients": args.clients, "requests_per_client": args.requests}
     with tempfile.TemporaryDirectory() as tmp:
         for label, batch in (("micro-batching on", args.max_batch), ("micro-batching off", 1)):
-            env = {"ASTRODASH_RATE_LIMIT_ENABLED": "0", "ASTRODASH_MICRO_BATCH_MAX": str(batch),
+            # one client address stands for many clients here: no rate limit, no per-client connection bound
+            env = {"ASTRODASH_RATE_LIMIT_ENABLED": "0", "ASTRODASH_MAX_CONNECTIONS_PER_CLIENT": "0",
+                   "ASTRODASH_MICRO_BATCH_MAX": str(batch),
                    "ASTRODASH_MICRO_BATCH_WAIT_MS": str(args.wait_ms)}
             with ServerProcess(tmp, env) as server:
                 report[label] = asyncio.run(load_test(server.base, args.clients, args.requests, data, params))

@@ -11,7 +11,7 @@ from starlette.routing import Route
 from . import batch, health, lines, models, openapi, spectrum, templates
 from .errors import EXCEPTION_HANDLERS
 from .middleware import (BodyLimitMiddleware, InternalErrorMiddleware, RateLimitGate, RateLimitMiddleware, RequestContextMiddleware,
-                         TokenBucket)
+                         SlowBodyMiddleware, TokenBucket)
 from .settings import Settings
 from .state import AppState
 
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None, classifier=None) -> Starlette:
         Middleware(InternalErrorMiddleware),
         Middleware(RateLimitGate),
         Middleware(BodyLimitMiddleware, max_request_bytes=settings.max_request_bytes),
+        Middleware(SlowBodyMiddleware, chunk_timeout=settings.body_timeout_s, min_rate=settings.body_min_rate),
     ]
     app = Starlette(routes=routes(), middleware=middleware, exception_handlers=EXCEPTION_HANDLERS,
                     lifespan=lifespan)
