@@ -58,18 +58,18 @@ PATHS = {
     "/openapi.json": {"get": _op("This document", _ok("OpenAPI document"))},
     "/api/v1/process": {"post": _op(
         "Classify one spectrum (concurrent requests share batched forward passes)", _ok("Result", _RESULT),
-        (400, 404, 413, 422, 503),
+        (400, 404, 408, 413, 422, 503),
         {"file": _FILE, "params": {"type": "string", "description": _PARAMS_DOC},
          "model_id": {"type": "string", "description": "an uploaded model's id"}}, ("file",))},
     "/api/v1/batch-process": {"post": _op(
         "Classify many spectra: a zip_file or repeated files; results keyed by file name",
         _ok("{file name: Result or {error}}", {"type": "object", "additionalProperties": _RESULT}),
-        (400, 404, 413, 422, 503),
+        (400, 404, 408, 413, 422, 503),
         {"zip_file": _FILE, "files": {"type": "array", "items": _FILE},
          "params": {"type": "string", "description": _PARAMS_DOC}, "model_id": _STR})},
     "/api/v1/estimate-redshift": {"post": _op(
         "Redshift by cross-correlation with the templates of a type/age (or the likely classes)",
-        _ok("estimated_redshift, estimated_redshift_error, rlap, template, method (network or templates)"), (400, 404, 413, 422, 503),
+        _ok("estimated_redshift, estimated_redshift_error, rlap, template, method (network or templates)"), (400, 404, 408, 413, 422, 503),
         {"file": _FILE, "sn_type": _STR, "age_bin": _STR}, ("file",))},
     "/api/v1/analysis-options": {"get": _op("Supernova types and their age bins with templates",
                                             _ok("sn_types, age_bins_by_type"), (503,))},
@@ -99,7 +99,7 @@ PATHS = {
     "/api/v1/upload-model": {"post": _op(
         "Upload an astrodash model file (.npz; validated before it is unpacked, never unpickled); an identical "
         "file already stored is not stored again (duplicate: true, its id)", _ok("Stored model"),
-        (400, 413, 422, 503),
+        (400, 408, 413, 422, 503),
         {"file": _FILE, "name": _STR, "description": _STR, "owner": _STR,
          "class_mapping": {"type": "string", "description": "optional JSON {label: index}, checked"},
          "input_shape": {"type": "string", "description": "optional JSON shape, checked"}}, ("file",))},

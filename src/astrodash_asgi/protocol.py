@@ -5,8 +5,9 @@
   answered 408 and closed; uvicorn alone never times out a client trickling its headers a byte at a time;
 - **connections per client**: at most ``max_per_client`` open connections per peer address; one more is
   answered 503 with ``Retry-After`` and closed at once;
-- a request answered before its body was read (413, 408, 503, a malformed form) has its connection closed
-  after the answer instead of draining the rest of the body.
+- a request answered before its body was read (413, 408, 503, a malformed form) has the rest of its body
+  discarded for at most ``header_timeout`` seconds (so the client can read the answer), then its connection
+  is closed.
 
 Body reads are guarded by :class:`~astrodash_asgi.middleware.SlowBodyMiddleware` (it works mounted, too).
 """
@@ -62,25 +63,29 @@ def guarded_protocol(header_timeout: float, max_per_client: int) -> type:
 
         def _headers_too_slow(self) -> None:
             self._header_timer = None
-            if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+            if self.transport.is_closing():
+                return
+            if self.conn.their_state is h11.IDLE:
                 self.transport.write(_raw_response(408, "Request Timeout", "request headers not received within "
                                                    f"{header_timeout:g} s"))
                 self.transport.close()
+            elif self._draining():
+                self.transport.close()  # answered early and the rest of the body is still coming: enough
+
+        def _draining(self) -> bool:
+            """Answered before the request's body was read (413, 408, 503, a form error): the rest of the body
+            is read and discarded so the client sees the answer, but only for ``header_timeout`` seconds."""
+            return self.conn.our_state is h11.DONE and self.conn.their_state is h11.SEND_BODY
 
         def handle_events(self) -> None:
             super().handle_events()
-            if self.conn.their_state is not h11.IDLE:  # the request line and headers are in
-                self._disarm()
+            if self.conn.their_state is not h11.IDLE and not self._draining():
+                self._disarm()  # the request line and headers are in
 
         def on_response_complete(self) -> None:
-            if self.conn.their_state is h11.SEND_BODY and not self.transport.is_closing():
-                # answered before the body was read (413, 408, 503, a form error): close rather than keep
-                # draining a body that may trickle forever
-                self.transport.close()
-                return
             super().on_response_complete()
             if not self.transport.is_closing():
-                self._arm()  # the next request on this connection gets its own header deadline
+                self._arm()  # the next request's headers, or the end of a discarded body, get a deadline
 
         def connection_lost(self, exc) -> None:
             self._disarm()
