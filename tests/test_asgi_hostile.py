@@ -347,3 +347,13 @@ def test_a_batch_streams_in_chunks_and_equals_one_classification_of_all(http, mo
         got = out[f"s{i}.dat"]["classification"]["best_matches"]
         assert [g["type"] for g in got] == [x.type for x in ref.matches]
         assert [g["probability"] for g in got] == pytest.approx([x.probability for x in ref.matches], rel=1e-5)
+
+
+def test_metadata_may_carry_nan_in_provenance_but_not_in_numbers_that_are_used():
+    meta = random_model().meta()
+    meta["provenance"] = {"val_loss": float("nan")}        # json.dumps writes NaN; training can produce it
+    assert Model.from_bytes(model_bytes(meta), "m.npz").provenance["val_loss"] != 0
+    with pytest.raises(ModelFileError, match="preprocessing"):
+        Model.from_bytes(model_bytes(_set(random_model().meta(), "preprocessing.taper", float("nan"))), "m.npz")
+    with pytest.raises(ModelFileError, match="grid"):
+        Model.from_bytes(model_bytes(_set(random_model().meta(), "grid.w0", float("inf"))), "m.npz")

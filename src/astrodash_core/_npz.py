@@ -101,7 +101,7 @@ def _read_meta(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, max_bytes:
             raise ModelFileError(f"{name}: model metadata is {shape[0]} bytes; at most {max_bytes} are accepted")
         raw = _read_exact(fh, shape[0], "meta", name)
     try:
-        return jsonlimits.loads(raw, max_bytes=max_bytes, max_depth=max_depth)
+        return jsonlimits.loads(raw, max_bytes=max_bytes, max_depth=max_depth, allow_nonfinite=True)
     except jsonlimits.JSONLimitError as exc:
         raise ModelFileError(f"{name}: model metadata is not usable: {exc}") from None
 

@@ -31,14 +31,16 @@ def depth(value) -> int:
     return deepest
 
 
-def loads(text: str | bytes, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH):
+def loads(text: str | bytes, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH,
+          allow_nonfinite: bool = False):
     """``json.loads`` of ``text`` after checking its size, then its depth.  Non-finite numbers (``NaN``,
-    ``Infinity``) are refused as they are not JSON."""
+    ``Infinity``) are refused as they are not JSON, unless ``allow_nonfinite`` (Python's ``json.dumps`` writes
+    them, e.g. in a model's training provenance)."""
     size = len(text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text)
     if size > max_bytes:
         raise JSONLimitError(f"JSON document of {size} bytes; at most {max_bytes} are accepted")
     try:
-        value = json.loads(text, parse_constant=_no_constant)
+        value = json.loads(text) if allow_nonfinite else json.loads(text, parse_constant=_no_constant)
     except RecursionError:
         raise JSONLimitError(f"JSON nested deeper than {max_depth} levels") from None
     except (ValueError, TypeError) as exc:
