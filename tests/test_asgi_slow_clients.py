@@ -127,3 +127,37 @@ async def test_form_field_count_and_total_size_are_bounded(tmp_path):
     assert many.status_code == 413 and "at most 10" in many.json()["detail"]
     assert big.status_code == 413 and "in total" in big.json()["detail"]
     assert urlenc.status_code == 413 and fine.status_code == 200
+
+
+@pytest.mark.anyio
+async def test_the_body_timeout_does_not_cut_a_long_response_once_the_body_is_in():
+    """Starlette's streaming responses keep calling receive() (waiting for a disconnect) after the body is in;
+    that wait must not count as a stalled body."""
+    import anyio
+
+    from astrodash_asgi.middleware import SlowBodyMiddleware
+
+    events = []
+
+    async def app(scope, receive, send):
+        events.append(await receive())            # the whole body
+        events.append(await receive())            # waits well past the chunk timeout, then the disconnect
+
+    messages = [{"type": "http.request", "body": b"abc", "more_body": False}, {"type": "http.disconnect"}]
+
+    async def receive():
+        if len(events) == 1:
+            await anyio.sleep(0.3)
+        return messages[len(events)]
+
+    await SlowBodyMiddleware(app, chunk_timeout=0.05)({"type": "http"}, receive, None)
+    assert [e["type"] for e in events] == ["http.request", "http.disconnect"]
+
+    async def stalled_receive():
+        await anyio.sleep(0.3)
+        return messages[0]
+
+    from astrodash_asgi.errors import ApiError
+
+    with pytest.raises(ApiError, match="stalled"):
+        await SlowBodyMiddleware(app, chunk_timeout=0.05)({"type": "http"}, stalled_receive, None)

@@ -27,9 +27,12 @@ class SlowBodyMiddleware:
             return await self.app(scope, receive, send)
         started = None
         seen = 0
+        complete = False
 
         async def guarded_receive():
-            nonlocal started, seen
+            nonlocal started, seen, complete
+            if complete:  # the body is in: later receives wait for a disconnect, as long as the response lasts
+                return await receive()
             if started is None:
                 started = self.clock()
             try:
@@ -37,6 +40,8 @@ class SlowBodyMiddleware:
                     message = await receive()
             except TimeoutError:
                 raise _slow(f"request body stalled: nothing received for {self.chunk_timeout:g} s") from None
+            if message["type"] != "http.request" or not message.get("more_body"):
+                complete = True
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 elapsed = self.clock() - started
