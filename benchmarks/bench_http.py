@@ -3,7 +3,9 @@
 Starts ``astrodash serve`` on 127.0.0.1 twice, with dynamic micro-batching on and off (rate limiting off,
 storage in a temporary directory), sends single-spectrum ``/api/v1/process`` requests from 16 concurrent
 clients and reports requests/s and p50/p99 latency; then times one ``/api/v1/batch-process`` call with a
-1,000-spectrum zip.  Every loop is bounded (``--requests`` per client, ``--zip-size`` entries).
+1,000-spectrum zip, and (micro-batching on) an overload test: 2,000 ``/process`` requests at concurrency 200
+with ``/health`` probed every 50 ms (p50/p99 of all answers and of the 200s, the 503 count, /health p99).
+Every loop is bounded (``--requests`` per client, ``--zip-size`` entries, ``--overload`` requests).
 """
 from __future__ import annotations
 
@@ -55,6 +57,53 @@ async def load_test(base: str, clients: int, per_client: int, data: bytes, param
             "mean_batch": (after["spectra"] - before["spectra"]) / max(1, after["passes"] - before["passes"])}
 
 
+async def overload_test(base: str, total: int, concurrency: int, data: bytes, params: dict) -> dict:
+    """``total`` /process requests from ``concurrency`` concurrent clients while /health is probed every 50 ms
+    on its own connection: latency of all answers and of the 200s, 503 count, /health p50/p99/max."""
+    latencies: list[tuple[float, int]] = []
+    health: list[float] = []
+    form = {"params": json.dumps(params)}
+    todo = iter(range(total))
+    done = asyncio.Event()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async with httpx.AsyncClient(base_url=base, timeout=600, limits=limits) as c, \
+            httpx.AsyncClient(base_url=base, timeout=60) as probe:
+        async def worker():
+            for _ in todo:
+                t0 = time.perf_counter()
+                try:
+                    status = (await c.post("/api/v1/process", files={"file": ("sn.dat", data)}, data=form)).status_code
+                except httpx.HTTPError:
+                    status = 0
+                latencies.append((time.perf_counter() - t0, status))
+
+        async def prober():
+            while not done.is_set():
+                t0 = time.perf_counter()
+                await probe.get("/health")
+                health.append(time.perf_counter() - t0)
+                await asyncio.sleep(0.05)
+
+        start = time.perf_counter()
+        probing = asyncio.ensure_future(prober())
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - start
+        done.set()
+        await probing
+    lat = np.array([t for t, _ in latencies]) * 1000
+    ok = np.array([t for t, s in latencies if s == 200]) * 1000
+    h = np.array(health) * 1000
+    codes: dict[int, int] = {}
+    for _, s in latencies:
+        codes[s] = codes.get(s, 0) + 1
+    pct = lambda a, q: float(np.percentile(a, q)) if len(a) else float("nan")  # noqa: E731
+    return {"requests": total, "concurrency": concurrency, "seconds": wall, "status_counts": codes,
+            "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "ok_p50_ms": pct(ok, 50), "ok_p99_ms": pct(ok, 99),
+            "busy_503": codes.get(503, 0), "health_n": len(h), "health_p50_ms": pct(h, 50),
+            "health_p99_ms": pct(h, 99), "health_max_ms": float(h.max()) if len(h) else float("nan")}
+
+
 def build_zip(n: int) -> bytes:
     """A zip of ``n`` real spectra (the example and Superfit files, cycled, unique names)."""
     sources = sorted((ROOT / "examples").glob("*.dat"))
@@ -90,6 +139,8 @@ def main(argv=None) -> int:
     ap.add_argument("--wait-ms", type=float, default=5.0, help="micro-batch max wait when on")
     ap.add_argument("--zip-size", type=int, default=1000, help="spectra in the zip (0 skips it)")
     ap.add_argument("--rlap", action="store_true", help="ask for rlap (calculateRlap) too")
+    ap.add_argument("--overload", type=int, default=2000, help="requests of the overload test (0 skips it)")
+    ap.add_argument("--overload-concurrency", type=int, default=200)
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args(argv)
 
@@ -98,13 +149,18 @@ def main(argv=None) -> int:
     report: dict = {"clients": args.clients, "requests_per_client": args.requests}
     with tempfile.TemporaryDirectory() as tmp:
         for label, batch in (("micro-batching on", args.max_batch), ("micro-batching off", 1)):
-            env = {"ASTRODASH_RATE_LIMIT_ENABLED": "0", "ASTRODASH_MICRO_BATCH_MAX": str(batch),
+            # one client address stands for many clients here: no rate limit, no per-client connection bound
+            env = {"ASTRODASH_RATE_LIMIT_ENABLED": "0", "ASTRODASH_MAX_CONNECTIONS_PER_CLIENT": "0",
+                   "ASTRODASH_MICRO_BATCH_MAX": str(batch),
                    "ASTRODASH_MICRO_BATCH_WAIT_MS": str(args.wait_ms)}
             with ServerProcess(tmp, env) as server:
                 report[label] = asyncio.run(load_test(server.base, args.clients, args.requests, data, params))
                 if args.zip_size and batch > 1:
                     archive = build_zip(args.zip_size)
                     report["zip"] = {"bytes": len(archive), **time_zip(server.base, archive, params)}
+                if args.overload and batch > 1:
+                    report["overload"] = asyncio.run(overload_test(server.base, args.overload,
+                                                                   args.overload_concurrency, data, params))
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
@@ -118,6 +174,13 @@ def main(argv=None) -> int:
         z = report["zip"]
         print(f"/api/v1/batch-process, {z['spectra']}-spectrum zip ({z['bytes'] / 1e6:.1f} MB): {z['seconds']:.1f} s "
               f"({z['spectra_per_s']:.0f} spectra/s, {z['failed']} failed)")
+    if "overload" in report:
+        o = report["overload"]
+        print(f"overload: {o['requests']} /api/v1/process at concurrency {o['concurrency']} in {o['seconds']:.1f} s: "
+              f"p50 {o['p50_ms']:.0f} ms, p99 {o['p99_ms']:.0f} ms (200s: p50 {o['ok_p50_ms']:.0f}, p99 "
+              f"{o['ok_p99_ms']:.0f} ms); {o['busy_503']} answered 503 busy; statuses {o['status_counts']}")
+        print(f"  /health during it: p50 {o['health_p50_ms']:.1f} ms, p99 {o['health_p99_ms']:.1f} ms, "
+              f"max {o['health_max_ms']:.1f} ms ({o['health_n']} probes)")
     return 0
 
 

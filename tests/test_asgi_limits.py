@@ -103,9 +103,9 @@ async def test_batch_files_duplicates_kept_apart_and_xor(tmp_path):
 async def test_rate_limit_token_bucket(tmp_path):
     app = make_app(tmp_path, rate_limit_per_minute=60, rate_limit_burst=5)
     async with client(app, peer=("10.1.1.1", 1)) as c, client(app, peer=("10.1.1.2", 1)) as other:
-        codes = [(await c.get("/health")).status_code for _ in range(5)]
-        r = await c.get("/health")
-        o = await other.get("/health")
+        codes = [(await c.get("/")).status_code for _ in range(5)]
+        r = await c.get("/")
+        o = await other.get("/")
     assert codes == [200] * 5
     assert r.status_code == 429 and r.json()["detail"].startswith("Rate limit exceeded")
     assert int(r.headers["retry-after"]) >= 1 and r.headers["x-ratelimit-remaining"] == "0"
@@ -116,17 +116,17 @@ async def test_rate_limit_token_bucket(tmp_path):
 async def test_rate_limit_defaults_and_trusted_proxies(tmp_path):
     app = make_app(tmp_path)
     async with client(app) as c:
-        first = await c.get("/health")
-        codes = [(await c.get("/health")).status_code for _ in range(110)]
+        first = await c.get("/")
+        codes = [(await c.get("/")).status_code for _ in range(110)]
     assert first.headers["x-ratelimit-limit"] == "600" and first.headers["x-ratelimit-remaining"] == "99"
     assert codes.count(429) >= 5 and codes[:95] == [200] * 95        # burst of 100, then ~10/s
 
     proxied = make_app(tmp_path, rate_limit_burst=2, trusted_proxies=["10.0.0.0/8"])
     async with client(proxied, peer=("10.0.0.5", 1)) as c:
-        a = [(await c.get("/health", headers={"x-forwarded-for": "203.0.113.7"})).status_code for _ in range(3)]
-        b = await c.get("/health", headers={"x-forwarded-for": "203.0.113.8, 10.0.0.9"})
+        a = [(await c.get("/", headers={"x-forwarded-for": "203.0.113.7"})).status_code for _ in range(3)]
+        b = await c.get("/", headers={"x-forwarded-for": "203.0.113.8, 10.0.0.9"})
     async with client(proxied, peer=("198.51.100.1", 1)) as c:   # untrusted peer: its header is ignored
-        d = [(await c.get("/health", headers={"x-forwarded-for": f"1.2.3.{i}"})).status_code for i in range(3)]
+        d = [(await c.get("/", headers={"x-forwarded-for": f"1.2.3.{i}"})).status_code for i in range(3)]
     assert a == [200, 200, 429] and b.status_code == 200 and d == [200, 200, 429]
 
 
@@ -145,3 +145,66 @@ async def test_request_id_echo_generation_and_log_line(tmp_path, caplog):
     last = lines[-1]
     assert last["path"] == "/api/v1/process" and last["method"] == "POST" and last["spectra"] == 1
     assert last["request_id"] == gen.headers["x-request-id"] and last["duration_ms"] > 0
+
+
+async def test_health_and_ready_are_never_rate_limited(tmp_path):
+    app = make_app(tmp_path, rate_limit_per_minute=60, rate_limit_burst=2)
+    async with client(app, peer=("10.9.9.9", 1)) as c:
+        probes = [(await c.get(p)).status_code for p in ("/health", "/ready") * 10]
+        first, second, third = [(await c.get("/")).status_code for _ in range(3)]
+        after = await c.get("/health")
+    assert 429 not in probes and probes[::2] == [200] * 10   # 20 probes, none counted against the client
+    assert (first, second, third) == (200, 200, 429)
+    assert after.status_code == 200 and "x-ratelimit-remaining" not in after.headers
+
+
+async def test_overload_is_503_with_retry_after_before_the_body_is_read(tmp_path):
+    import anyio
+
+    app = make_app(tmp_path, max_pending_process=2, overload_retry_after_s=3, rate_limit_enabled=False)
+    state = app.state.astrodash
+    gate = anyio.Event()
+    original = state.batcher.submit
+
+    async def slow_submit(key, item):        # hold the admitted requests in progress until released
+        await gate.wait()
+        return await original(key, item)
+
+    state.batcher.submit = slow_submit
+    files = {"file": ("a.dat", spectrum_bytes())}
+    form = params(knownZ=True, zValue=0.01)
+    async with client(app) as c:
+        results = {}
+
+        async def send(i):
+            results[i] = await c.post("/api/v1/process", files=files, data=form)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(2):
+                tg.start_soon(send, i)
+            with anyio.fail_after(30):
+                while state.pending["process"] < 2:
+                    await anyio.sleep(0.01)
+            consumed = [0]
+            body, headers = multipart_stream([("file", "big.dat", 5 * MB)], consumed=consumed)
+            busy = await c.post("/api/v1/process", content=body, headers=headers)
+            health = await c.get("/health")
+            gate.set()
+        again = await c.post("/api/v1/process", files=files, data=form)
+    assert busy.status_code == 503 and busy.headers["retry-after"] == "3" and "busy" in busy.json()["detail"]
+    assert consumed[0] < 1 * MB                                     # refused before the upload was read
+    assert health.status_code == 200 and health.json()["load"]["rejected_busy"]["process"] == 1
+    assert [results[i].status_code for i in range(2)] == [200, 200] and again.status_code == 200
+    assert state.pending == {"process": 0, "batch": 0}
+
+
+async def test_ready_is_503_until_models_are_loaded(tmp_path):
+    app = make_app(tmp_path)
+    state = app.state.astrodash
+    async with client(app) as c:
+        before = await c.get("/ready")
+        await state.startup()
+        after = await c.get("/ready")
+    assert before.status_code == 503 and before.json()["ready"] is False
+    assert after.status_code == (503 if state.problems else 200)
+    assert after.json() == {"ready": not state.problems, "problems": state.problems}

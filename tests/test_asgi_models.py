@@ -106,3 +106,62 @@ def test_storage_plugin_urls(tmp_path):
     with pytest.raises(KeyError):
         a.read("../../etc/passwd")
     assert a.delete(rec["id"]) and not a.delete(rec["id"]) and a.get(rec["id"]) is None
+
+
+async def test_identical_uploads_are_stored_once(tmp_path):
+    app = make_app(tmp_path)
+    data = make_model(weights=random_weights(seed=11)).to_bytes()
+    async with client(app) as c:
+        first = await _upload(c, data, name="a.npz", owner="ztf")
+        again = await _upload(c, data, name="b.npz", owner="other")
+        listing = await c.get("/api/v1/models")
+    assert first.status_code == again.status_code == 200
+    assert first.json()["duplicate"] is False and again.json()["duplicate"] is True
+    assert again.json()["model_id"] == first.json()["model_id"] and "already stored" in again.json()["message"]
+    assert len(listing.json()) == 1 and listing.headers["x-total-count"] == "1"
+    assert len(list((tmp_path / "store" / "models").glob("*.npz"))) == 1
+
+
+async def test_model_store_quota_by_count_and_bytes(tmp_path):
+    models = [make_model(weights=random_weights(seed=s)).to_bytes() for s in (1, 2, 3)]
+    async with client(make_app(tmp_path / "n", model_store_max_count=2)) as c:
+        codes = [(await _upload(c, m)).status_code for m in models]
+        last = await _upload(c, models[2])
+        dup = await _upload(c, models[0])                    # a duplicate needs no room
+        mid = dup.json()["model_id"]
+        await c.delete(f"/api/v1/models/{mid}")
+        freed = await _upload(c, models[2])
+    assert codes == [200, 200, 413] and "ASTRODASH_MODEL_STORE_MAX_COUNT" in last.json()["detail"]
+    assert dup.status_code == 200 and freed.status_code == 200
+    size = len(models[0])
+    async with client(make_app(tmp_path / "b", model_store_max_bytes=int(size * 1.5))) as c:
+        ok = await _upload(c, models[0])
+        full = await _upload(c, models[1])
+    assert ok.status_code == 200 and full.status_code == 413
+    assert "ASTRODASH_MODEL_STORE_MAX_BYTES" in full.json()["detail"]
+
+
+async def test_model_listings_are_paginated(tmp_path):
+    app = make_app(tmp_path)
+    async with client(app) as c:
+        ids = []
+        for seed in range(5):
+            r = await _upload(c, make_model(weights=random_weights(seed=100 + seed)).to_bytes(),
+                              owner="a" if seed % 2 else "b")
+            ids.append(r.json()["model_id"])
+        p1 = await c.get("/api/v1/models", params={"limit": 2})
+        p3 = await c.get("/api/v1/models", params={"limit": 2, "offset": 4})
+        owner = await c.get("/api/v1/models/owner/b", params={"limit": 2})
+        nobody = await c.get("/api/v1/models/owner/nobody")
+        bad = [await c.get("/api/v1/models", params=q) for q in ({"limit": 0}, {"limit": 5000}, {"offset": -1},
+                                                                 {"limit": "x"})]
+        nxt = await c.get(p1.headers["link"].split(">")[0][1:])
+    newest_first = ids[::-1]
+    assert [m["id"] for m in p1.json()] == newest_first[:2] and p1.headers["x-total-count"] == "5"
+    assert 'rel="next"' in p1.headers["link"] and "offset=2" in p1.headers["link"]
+    assert [m["id"] for m in nxt.json()] == newest_first[2:4]
+    assert [m["id"] for m in p3.json()] == newest_first[4:] and "link" not in p3.headers
+    assert owner.headers["x-total-count"] == "3" and len(owner.json()) == 2
+    assert all(m["owner"] == "b" for m in owner.json())
+    assert nobody.status_code == 200 and nobody.json() == [] and nobody.headers["x-total-count"] == "0"
+    assert [r.status_code for r in bad] == [422] * 4 and bad[0].json()["field"] == "limit"

@@ -11,11 +11,12 @@ from starlette.routing import Route
 from . import batch, docs_page, health, lines, models, openapi, spectrum, templates
 from .errors import EXCEPTION_HANDLERS
 from .middleware import (BodyLimitMiddleware, InternalErrorMiddleware, RateLimitGate, RateLimitMiddleware, RequestContextMiddleware,
-                         TokenBucket)
+                         SlowBodyMiddleware, TokenBucket)
 from .settings import Settings
 from .state import AppState
 
-EXPOSED_HEADERS = ["X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After"]
+EXPOSED_HEADERS = ["X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After",
+                   "X-Total-Count", "Link"]
 
 
 def routes() -> list[Route]:
@@ -23,6 +24,7 @@ def routes() -> list[Route]:
     return [
         Route("/", health.root, methods=["GET"]),
         Route("/health", health.health, methods=["GET"]),
+        Route("/ready", health.ready, methods=["GET"]),
         Route("/openapi.json", openapi.openapi, methods=["GET"]),
         Route("/docs", docs_page.docs, methods=["GET"]),
         Route("/docs/{name}", docs_page.asset, methods=["GET"]),
@@ -39,9 +41,8 @@ def routes() -> list[Route]:
         Route(f"{v1}/upload-model", models.upload_model, methods=["POST"]),
         Route(f"{v1}/models", models.list_models, methods=["GET"]),
         Route(f"{v1}/models/owner/{{owner}}", models.list_models, methods=["GET"]),
-        Route(f"{v1}/models/{{model_id}}", models.get_model, methods=["GET"]),
-        Route(f"{v1}/models/{{model_id}}", models.update_model, methods=["PUT"]),
-        Route(f"{v1}/models/{{model_id}}", models.delete_model, methods=["DELETE"]),
+        # one route for the three methods, so a 405 lists them all in Allow
+        Route(f"{v1}/models/{{model_id}}", models.model_resource, methods=["GET", "PUT", "DELETE"]),
     ]
 
 
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, classifier=None) -> Starlette:
         Middleware(InternalErrorMiddleware),
         Middleware(RateLimitGate),
         Middleware(BodyLimitMiddleware, max_request_bytes=settings.max_request_bytes),
+        Middleware(SlowBodyMiddleware, chunk_timeout=settings.body_timeout_s, min_rate=settings.body_min_rate),
     ]
     app = Starlette(routes=routes(), middleware=middleware, exception_handlers=EXCEPTION_HANDLERS,
                     lifespan=lifespan)

@@ -1,24 +1,39 @@
-"""``POST /api/v1/batch-process``: a ``zip_file`` or repeated ``files``; results keyed by file name."""
+"""``POST /api/v1/batch-process``: a ``zip_file`` or repeated ``files``; results keyed by file name.
+
+The response is streamed: the files are read, classified and encoded :data:`CHUNK` at a time in a worker
+thread, and each chunk's ``"name": result`` pairs are sent as soon as they are ready, so the server holds one
+chunk's spectra and results however large the batch, and the event loop only forwards bytes.  The body is one
+JSON object (or msgpack map) in input order, exactly as if it had been built whole.  The status is decided by
+the first chunk (a 503 when the model cannot be loaded); a later chunk that fails unexpectedly reports
+``{"error"}`` for each of its files instead of cutting the document short.
+"""
 from __future__ import annotations
 
+import json
+import logging
+import weakref
+
 import anyio.to_thread
+import msgpack
 from starlette.requests import Request
+from starlette.responses import StreamingResponse
 
 from astrodash_core.errors import AstrodashError, ModelFileError
 
 from .common import app_state, check_model, form_of, payload, read_upload, unavailable, unique_names
-from .errors import invalid
-from .negotiation import respond_large
+from .errors import ApiError, invalid
+from .negotiation import JSON, MSGPACK, wants_msgpack
 from .params import parse_params
-from .zips import ZipLimits, extract
+from .zips import Archive, ZipLimits
 
 CHUNK = 256
+log = logging.getLogger("astrodash.server")
 
 
-def classify_entries(state, entries, opts) -> dict:
+def classify_entries(state, entries, opts, names=None) -> dict:
     """{name: result payload or {"error"}} for [(name, bytes | None, error | None)], in order."""
     results: dict = {}
-    names = unique_names([name for name, _, _ in entries])
+    names = names or unique_names([name for name, _, _ in entries])
     specs, spec_names = [], []
     for key, (name, data, error) in zip(names, entries):
         if error is not None:
@@ -41,11 +56,61 @@ def classify_entries(state, entries, opts) -> dict:
     return results
 
 
+class _Batch:
+    """The batch's entries (archive members read lazily, or uploaded files) and how to encode its parts."""
+
+    def __init__(self, state, opts, archive: Archive | None, files, use_msgpack: bool):
+        self.state, self.opts, self.archive, self.use_msgpack = state, opts, archive, use_msgpack
+        self.items = archive.infos if archive is not None else files
+        raw = archive.names() if archive is not None else [f.filename for f in files]
+        self.names = unique_names(raw)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _entries(self, start: int, stop: int) -> list:
+        if self.archive is not None:
+            return [self.archive.read(i) for i in self.items[start:stop]]
+        return [(f.filename, f.data, None) for f in self.items[start:stop]]
+
+    def chunk(self, start: int, stop: int) -> bytes:
+        """The encoded ``name: result`` pairs of entries [start, stop) (JSON: comma-led after the first)."""
+        results = classify_entries(self.state, self._entries(start, stop), self.opts, self.names[start:stop])
+        return self._encode(results, first=start == 0)
+
+    def failed_chunk(self, start: int, stop: int, message: str) -> bytes:
+        return self._encode({name: {"error": message} for name in self.names[start:stop]}, first=start == 0)
+
+    def _encode(self, results: dict, first: bool) -> bytes:
+        if self.use_msgpack:
+            packer = msgpack.Packer(use_bin_type=True)
+            return b"".join(packer.pack(k) + packer.pack(v) for k, v in results.items())
+        dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+        text = ",".join(f"{dumps(k)}:{dumps(v)}" for k, v in results.items())
+        return (text if first or not text else "," + text).encode()
+
+    def opening(self) -> bytes:
+        return msgpack.Packer().pack_map_header(len(self)) if self.use_msgpack else b"{"
+
+    def closing(self) -> bytes:
+        return b"" if self.use_msgpack else b"}"
+
+
 async def batch_process(request: Request):
     state = await app_state(request)
+    admission = state.admit("batch")  # held until the streamed body is finished (or dropped)
+    try:
+        return await _batch_process(request, state, admission)
+    except BaseException:
+        admission.release()
+        raise
+
+
+async def _batch_process(request: Request, state, admission):
     form = await form_of(request, state)
     model_id = (form.get("model_id") or "").strip() or None
-    opts = parse_params(form.get("params"), model_id)
+    s = state.settings
+    opts = parse_params(form.get("params"), model_id, s.json_max_bytes, s.json_max_depth)
     zips, files = form.files_named("zip_file"), form.files_named("files")
     if zips and files:
         raise invalid("zip_file", "send either zip_file or files, not both")
@@ -54,15 +119,35 @@ async def batch_process(request: Request):
     if len(zips) > 1:
         raise invalid("zip_file", "send one zip archive per request")
     await check_model(state, opts.model_id)
+    archive = None
     if zips:
-        s = state.settings
         limits = ZipLimits(s.zip_max_entries, s.zip_max_total_bytes, s.zip_max_ratio, s.max_file_bytes)
-        entries = await anyio.to_thread.run_sync(extract, zips[0].data, zips[0].filename, limits)
-    else:
-        entries = [(f.filename, f.data, None) for f in files]
-    try:
-        results = await anyio.to_thread.run_sync(classify_entries, state, entries, opts)
+        archive = await anyio.to_thread.run_sync(Archive, zips[0].data, zips[0].filename, limits)
+    batch = _Batch(state, opts, archive, files, wants_msgpack(request.headers.get("accept", "")))
+    del form, zips, files  # the chunks hold what they need; the archive keeps its own bytes
+    request.state.spectra = len(batch)
+    bounds = [(i, min(i + CHUNK, len(batch))) for i in range(0, len(batch), CHUNK)]
+    try:  # the first chunk decides the status: a model that cannot be loaded is a 503, not a broken body
+        first = await anyio.to_thread.run_sync(batch.chunk, *bounds[0]) if bounds else b""
     except ModelFileError as exc:
         raise unavailable(exc) from None
-    request.state.spectra = len(entries)
-    return await respond_large(request, results)
+
+    async def body():
+        try:
+            yield batch.opening() + first
+            for start, stop in bounds[1:]:
+                try:
+                    yield await anyio.to_thread.run_sync(batch.chunk, start, stop)
+                except ApiError as exc:  # e.g. the archive inflating past its declared sizes
+                    yield batch.failed_chunk(start, stop, str(exc.detail))
+                except Exception as exc:  # noqa: BLE001 - never cut the document short
+                    log.exception("batch chunk %d-%d failed", start, stop)
+                    yield batch.failed_chunk(start, stop, f"not classified: {type(exc).__name__}")
+            yield batch.closing()
+        finally:
+            admission.release()
+
+    media = MSGPACK if batch.use_msgpack else JSON
+    stream = body()
+    weakref.finalize(stream, admission.release)  # a body never started (client gone first) releases too
+    return StreamingResponse(stream, media_type=media, headers={"vary": "Accept"})

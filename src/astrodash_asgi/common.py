@@ -20,7 +20,8 @@ async def app_state(request: Request) -> AppState:
 
 async def form_of(request: Request, state: AppState) -> Form:
     s = state.settings
-    return await read_form(request, s.max_file_bytes, s.max_field_bytes, s.max_files)
+    return await read_form(request, s.max_file_bytes, s.max_field_bytes, s.max_files, s.max_form_fields,
+                           s.max_form_fields_bytes)
 
 
 def read_upload(data: bytes, filename: str, known_z: bool):

@@ -63,9 +63,12 @@ class _Part:
 class _Collector:
     """python-multipart callbacks that build a Form and enforce the limits."""
 
-    def __init__(self, max_file_bytes: int, max_field_bytes: int, max_files: int):
+    def __init__(self, max_file_bytes: int, max_field_bytes: int, max_files: int, max_fields: int = 100,
+                 max_fields_bytes: int = 4 * 1024 * 1024):
         self.form = Form()
         self.limits = (max_file_bytes, max_field_bytes, max_files)
+        self.max_fields, self.max_fields_bytes = max_fields, max_fields_bytes
+        self.n_fields = self.fields_bytes = 0
         self.part = _Part()
         self._hname = bytearray()
         self._hvalue = bytearray()
@@ -99,10 +102,18 @@ class _Collector:
             self.part.filename = options[b"filename"].decode("utf-8", "replace")
             if len(self.form.files) >= self.limits[2]:
                 raise too_large(f"too many files: at most {self.limits[2]} per request")
+        else:
+            self.n_fields += 1
+            if self.n_fields > self.max_fields:
+                raise too_large(f"too many form fields: at most {self.max_fields} per request")
 
     def on_part_data(self, data, start, end):
         part = self.part
         part.data += data[start:end]
+        if part.filename is None:
+            self.fields_bytes += end - start
+            if self.fields_bytes > self.max_fields_bytes:
+                raise too_large(f"form fields exceed {size_text(self.max_fields_bytes)} in total")
         limit = self.limits[0] if part.filename is not None else self.limits[1]
         if len(part.data) > limit:
             what = f"file {part.filename!r}" if part.filename is not None else f"field {part.name!r}"
@@ -127,13 +138,19 @@ async def read_small_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-async def read_form(request: Request, max_file_bytes: int, max_field_bytes: int, max_files: int) -> Form:
-    """The request's multipart or urlencoded form (an empty Form for any other body)."""
+async def read_form(request: Request, max_file_bytes: int, max_field_bytes: int, max_files: int,
+                    max_fields: int = 100, max_fields_bytes: int = 4 * 1024 * 1024) -> Form:
+    """The request's multipart or urlencoded form (an empty Form for any other body); 413 past the limits on
+    file size, field size, number of files, number of fields and the fields' total size."""
     media, options = parse_options_header(request.headers.get("content-type", ""))
     if media == b"application/x-www-form-urlencoded":
-        body = await read_small_body(request, max_field_bytes)
+        body = await read_small_body(request, min(max_field_bytes, max_fields_bytes))
         form = Form()
-        for k, v in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
+        try:
+            pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=max_fields)
+        except ValueError:
+            raise too_large(f"too many form fields: at most {max_fields} per request") from None
+        for k, v in pairs:
             form.fields.setdefault(k, []).append(v)
         return form
     if media != b"multipart/form-data":
@@ -141,7 +158,7 @@ async def read_form(request: Request, max_file_bytes: int, max_field_bytes: int,
     boundary = options.get(b"boundary")
     if not boundary:
         raise ApiError(400, "malformed multipart body: no boundary")
-    collector = _Collector(max_file_bytes, max_field_bytes, max_files)
+    collector = _Collector(max_file_bytes, max_field_bytes, max_files, max_fields, max_fields_bytes)
     parser = MultipartParser(boundary, collector.callbacks())
     try:
         async for chunk in request.stream():

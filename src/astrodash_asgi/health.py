@@ -25,7 +25,16 @@ async def health(request: Request):
     return respond(request, {"status": status, "ready": state.ready, "version": _version(),
                              "uptime_s": round(time.time() - state.started_at, 1), "problems": problems,
                              "micro_batch": {"max_batch": b.max_batch, "max_wait_ms": b.max_wait * 1000,
-                                             "passes": b.batches, "spectra": b.items}})
+                                             "passes": b.batches, "spectra": b.items},
+                             "load": {"in_progress": dict(state.pending), "rejected_busy": dict(state.rejected)}})
+
+
+async def ready(request: Request):
+    """200 once models are loaded and nothing is missing, 503 before that or when degraded (for load
+    balancers and orchestrators; never rate limited)."""
+    state = request.app.state.astrodash
+    ok = state.ready and not state.problems
+    return respond(request, {"ready": ok, "problems": dict(state.problems)}, status_code=200 if ok else 503)
 
 
 async def root(request: Request):

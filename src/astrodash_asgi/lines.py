@@ -39,10 +39,10 @@ async def element(request: Request):
 
 def _query_number(request, name, required=True, default=None):
     raw = request.query_params.get(name)
-    if raw is None or raw.strip() == "":
-        if required:
-            raise invalid(name, "is required")
+    if raw is None and not required:
         return default
+    if raw is None or raw.strip() == "":
+        raise invalid(name, "is required" if raw is None else "is empty; give a number or leave it out")
     try:
         value = float(raw)
     except ValueError:

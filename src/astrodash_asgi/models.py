@@ -5,8 +5,10 @@ finite weights, preprocessing version; never unpickled) and kept in the configur
 """
 from __future__ import annotations
 
+import hashlib
 import json
 
+import anyio
 import anyio.to_thread
 from starlette.requests import Request
 
@@ -16,8 +18,10 @@ from astrodash_core.errors import ModelFileError
 
 from .common import app_state, form_of
 from .forms import read_small_body
-from .errors import ApiError, bad_file, invalid, not_found
+from .errors import ApiError, bad_file, invalid, not_found, too_large
+from .forms import size_text
 from .negotiation import respond
+from .params import json_field
 
 
 def _validate(data: bytes, filename: str):
@@ -37,14 +41,9 @@ def _validate(data: bytes, filename: str):
     return model
 
 
-def _json_field(form, name):
-    raw = form.get(name)
-    if raw is None or not raw.strip():
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise invalid(name, "not valid JSON") from None
+def _json_field(state, form, name):
+    s = state.settings
+    return json_field(name, form.get(name), s.json_max_bytes, s.json_max_depth)
 
 
 def _check_declared(model, class_mapping, input_shape) -> None:
@@ -55,9 +54,16 @@ def _check_declared(model, class_mapping, input_shape) -> None:
         if not isinstance(class_mapping, dict) or class_mapping != expected:
             raise invalid("class_mapping", f"does not match the model file's {len(model.labels)} labels")
     if input_shape is not None:
-        shapes = input_shape if input_shape and isinstance(input_shape[0], list) else [input_shape]
-        if any(list(s) not in ([nw], [1, nw], [1, 1, nw]) for s in shapes):
-            raise invalid("input_shape", f"the model takes [1, {nw}] inputs, not {input_shape}")
+        if not isinstance(input_shape, list) or not input_shape:
+            raise invalid("input_shape", f"must be a JSON list such as [1, {nw}], got {_short(input_shape)}")
+        shapes = input_shape if isinstance(input_shape[0], list) else [input_shape]
+        if any(not isinstance(s, list) or s not in ([nw], [1, nw], [1, 1, nw]) for s in shapes):
+            raise invalid("input_shape", f"the model takes [1, {nw}] inputs, not {_short(input_shape)}")
+
+
+def _short(value, limit: int = 80) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def describe(record: dict) -> dict:
@@ -77,19 +83,59 @@ async def upload_model(request: Request):
     state = await app_state(request)
     form = await form_of(request, state)
     upload = form.required_file("file", "a model file (.npz) is required")
-    class_mapping, input_shape = _json_field(form, "class_mapping"), _json_field(form, "input_shape")
+    class_mapping, input_shape = _json_field(state, form, "class_mapping"), _json_field(state, form, "input_shape")
     model = await anyio.to_thread.run_sync(_validate, upload.data, upload.filename)
     _check_declared(model, class_mapping, input_shape)
-    record = {"name": form.get("name") or model.name or upload.filename, "description": form.get("description"),
-              "owner": form.get("owner"), "model_filename": upload.filename,
-              "meta": {"variant": model.variant, "labels": list(model.labels), "nw": int(model.grid["nw"]),
-                       "arch": model.arch, "provenance": model.provenance}}
-    stored = await anyio.to_thread.run_sync(_storage(state).put, upload.data, record)
+    store = _storage(state)
+    digest = hashlib.sha256(upload.data).hexdigest()
+    async with _store_lock(state):  # quota check and insert as one step within this process
+        existing = await anyio.to_thread.run_sync(_find, store, digest)
+        if existing is None:
+            await anyio.to_thread.run_sync(_check_quota, store, state.settings, len(upload.data))
+            record = {"name": form.get("name") or model.name or upload.filename,
+                      "description": form.get("description"), "owner": form.get("owner"),
+                      "model_filename": upload.filename,
+                      "meta": {"variant": model.variant, "labels": list(model.labels), "nw": int(model.grid["nw"]),
+                               "arch": model.arch, "provenance": model.provenance}}
+            stored = await anyio.to_thread.run_sync(store.put, upload.data, record)
+    if existing is not None:
+        stored, message = existing, f"An identical model (same SHA-256) is already stored as {existing['id']}."
+    else:
+        message = "Model uploaded and validated successfully."
     info = describe(stored)
-    return respond(request, {"status": "success", "message": "Model uploaded and validated successfully.",
-                             "model_id": stored["id"], "model_filename": upload.filename,
+    return respond(request, {"status": "success", "message": message, "duplicate": existing is not None,
+                             "model_id": stored["id"], "model_filename": stored["model_filename"],
                              "class_mapping": info["class_mapping"], "output_shape": info["output_shape"],
                              "input_shape": info["input_shape"], "model_info": info})
+
+
+def _store_lock(state) -> anyio.Lock:
+    lock = getattr(state, "_model_store_lock", None)
+    if lock is None:
+        lock = state._model_store_lock = anyio.Lock()
+    return lock
+
+
+def _find(store, digest: str) -> dict | None:
+    if hasattr(store, "find"):
+        return store.find(digest)
+    return next((r for r in store.list() if r.get("sha256") == digest), None)
+
+
+def _check_quota(store, settings, size: int) -> None:
+    """413 when one more model of ``size`` bytes would pass ASTRODASH_MODEL_STORE_MAX_COUNT or _MAX_BYTES."""
+    if hasattr(store, "usage"):
+        count, used = store.usage()
+    else:
+        records = store.list()
+        count, used = len(records), sum(int(r.get("size") or 0) for r in records)
+    if count + 1 > settings.model_store_max_count:
+        raise too_large(f"the model store is full: {count} models stored, at most "
+                        f"{settings.model_store_max_count} (ASTRODASH_MODEL_STORE_MAX_COUNT); delete one first")
+    if used + size > settings.model_store_max_bytes:
+        raise too_large(f"the model store is full: {size_text(used)} stored + {size_text(size)} would pass "
+                        f"{size_text(settings.model_store_max_bytes)} (ASTRODASH_MODEL_STORE_MAX_BYTES); "
+                        "delete a model first")
 
 
 def _storage(state):
@@ -106,11 +152,47 @@ async def _record(state, model_id: str) -> dict:
     return record
 
 
+MAX_PAGE = 1000
+DEFAULT_PAGE = 100
+
+
+def _query_int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise invalid(name, f"must be a whole number, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise invalid(name, f"must be from {lo} to {hi}, got {value}")
+    return value
+
+
+def _page_params(request: Request) -> tuple[int, int]:
+    return (_query_int(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE),
+            _query_int(request, "offset", 0, 0, 2 ** 62))
+
+
+def _page(store, owner, limit: int, offset: int) -> tuple[list[dict], int]:
+    if hasattr(store, "count"):
+        return store.list(owner, limit=limit, offset=offset), store.count(owner)
+    records = store.list(owner)
+    return records[offset:offset + limit], len(records)
+
+
 async def list_models(request: Request):
+    """One page of models (newest first) as a JSON array; ``X-Total-Count`` and a ``Link: rel="next"``
+    header tell how to get the rest."""
     state = request.app.state.astrodash
     owner = request.path_params.get("owner")
-    records = await anyio.to_thread.run_sync(_storage(state).list, owner)
-    return respond(request, [describe(r) for r in records])
+    limit, offset = _page_params(request)
+    records, total = await anyio.to_thread.run_sync(_page, _storage(state), owner, limit, offset)
+    headers = {"x-total-count": str(total)}
+    if offset + len(records) < total:
+        url = request.url.include_query_params(limit=limit, offset=offset + limit)
+        headers["link"] = f'<{url}>; rel="next"'
+    return respond(request, [describe(r) for r in records], headers=headers)
 
 
 async def get_model(request: Request):
@@ -127,11 +209,10 @@ async def update_model(request: Request):
         form = await form_of(request, state)
         fields = {k: form.get(k) for k in ("name", "description", "owner") if form.get(k) is not None}
     else:
-        body = await read_small_body(request, state.settings.max_field_bytes)
-        try:
-            fields = json.loads(body) if body.strip() else {}
-        except ValueError:
-            raise invalid("body", "not valid JSON") from None
+        s = state.settings
+        body = await read_small_body(request, s.max_field_bytes)
+        fields = json_field("body", body, s.json_max_bytes, s.json_max_depth)
+        fields = {} if fields is None else fields
         if not isinstance(fields, dict):
             raise invalid("body", "must be a JSON object")
     for k, v in fields.items():
@@ -148,3 +229,9 @@ async def delete_model(request: Request):
         raise not_found(f"Model with ID '{model_id}' not found.")
     state.forget(model_id)
     return respond(request, {"status": "success", "message": f"Model {model_id} deleted successfully."})
+
+
+async def model_resource(request: Request):
+    """``GET``, ``PUT`` and ``DELETE /api/v1/models/{id}`` (the route answers 405 with all three in Allow)."""
+    handler = {"GET": get_model, "HEAD": get_model, "PUT": update_model, "DELETE": delete_model}[request.method]
+    return await handler(request)

@@ -7,8 +7,10 @@ from .negotiation import respond
 
 _ERR = {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _PARAMS_DOC = ("JSON object: smoothing (int >= 0), knownZ (bool; false = estimate the redshift), zValue (number, "
-               "required with knownZ), minWave, maxWave (Å), calculateRlap (bool, default false as in AstroDASH 2.0; the CLI and library compute rlap unless told not to), modelType ('dash' or "
-               "'user_uploaded')")
+               "required with knownZ), minWave, maxWave (Å), calculateRlap (bool, default false as in AstroDASH "
+               "2.0; the CLI and library compute rlap unless told not to), modelType ('dash' or 'user_uploaded'); "
+               "/process only: oscRef (a supernova name whose catalogue spectrum is classified instead of a file) "
+               "and spectrum_index (which of its spectra, default 0)")
 
 
 def _ok(description: str, schema: dict | None = None) -> dict:
@@ -37,12 +39,24 @@ def _q(name, schema, required=False, where="query", doc=""):
 _FILE = {"type": "string", "format": "binary"}
 _STR = {"type": "string"}
 _NUM = {"type": "number"}
+_NSTR = {"type": ["string", "null"]}
+_NNUM = {"type": ["number", "null"]}
+_NBOOL = {"type": ["boolean", "null"]}
+_MODELS = {"type": "array", "items": {"$ref": "#/components/schemas/ModelInfo"}}
+_PAGE = (_q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, doc="models per page (default 100)"),
+         _q("offset", {"type": "integer", "minimum": 0, "maximum": 2 ** 62}, doc="models to skip (default 0)"))
+_PAGED = {"description": "One page of models, newest first; X-Total-Count gives the total and Link (rel=next) "
+                         "the next page",
+          "headers": {"X-Total-Count": {"schema": {"type": "integer"}}, "Link": {"schema": _STR}},
+          "content": {"application/json": {"schema": _MODELS}, "application/msgpack": {}}}
 _MODEL_ID = _q("model_id", _STR, where="path")
 _RESULT = {"$ref": "#/components/schemas/Result"}
 
 PATHS = {
     "/": {"get": _op("Service information", _ok("Service information"))},
-    "/health": {"get": _op("Health and readiness (never blocks)", _ok("Health"))},
+    "/health": {"get": _op("Health and readiness (never blocks, never rate limited)", _ok("Health"))},
+    "/ready": {"get": _op("200 when models are loaded and nothing is missing, else 503 (never rate limited)",
+                          _ok("Ready"), (503,))},
     "/openapi.json": {"get": _op("This document", _ok("OpenAPI document"))},
     "/docs": {"get": {"summary": "This document in Swagger UI (served from the package, no CDN)",
                       "responses": {"200": {"description": "HTML page", "content": {"text/html": {}}}}}},
@@ -54,24 +68,25 @@ PATHS = {
                                  "404": {"description": "No such file", "content": {"text/plain": {}}}}}},
     "/api/v1/process": {"post": _op(
         "Classify one spectrum (concurrent requests share batched forward passes)", _ok("Result", _RESULT),
-        (400, 404, 413, 422, 503),
-        {"file": _FILE, "params": {"type": "string", "description": _PARAMS_DOC},
-         "model_id": {"type": "string", "description": "an uploaded model's id"}}, ("file",))},
+        (400, 404, 408, 413, 422, 502, 503, 504),
+        {"file": {**_FILE, "description": "the spectrum (required unless params.oscRef names a supernova)"},
+         "params": {"type": "string", "description": _PARAMS_DOC},
+         "model_id": {"type": "string", "description": "an uploaded model's id"}})},
     "/api/v1/batch-process": {"post": _op(
         "Classify many spectra: a zip_file or repeated files; results keyed by file name",
         _ok("{file name: Result or {error}}", {"type": "object", "additionalProperties": _RESULT}),
-        (400, 404, 413, 422, 503),
+        (400, 404, 408, 413, 422, 503),
         {"zip_file": _FILE, "files": {"type": "array", "items": _FILE},
          "params": {"type": "string", "description": _PARAMS_DOC}, "model_id": _STR})},
     "/api/v1/batch-process-multiple": {"post": _op(
         "AstroDASH 2.0's name for batch-process with repeated files (the same endpoint)",
         _ok("{file name: Result or {error}}", {"type": "object", "additionalProperties": _RESULT}),
-        (400, 404, 413, 422, 503),
+        (400, 404, 408, 413, 422, 503),
         {"zip_file": _FILE, "files": {"type": "array", "items": _FILE},
          "params": {"type": "string", "description": _PARAMS_DOC}, "model_id": _STR})},
     "/api/v1/estimate-redshift": {"post": _op(
         "Redshift by cross-correlation with the templates of a type/age (or the likely classes)",
-        _ok("estimated_redshift, estimated_redshift_error, rlap, template, method (network or templates)"), (400, 404, 413, 422, 503),
+        _ok("estimated_redshift, estimated_redshift_error, rlap, template, method (network or templates)"), (400, 404, 408, 413, 422, 503),
         {"file": _FILE, "sn_type": _STR, "age_bin": _STR}, ("file",))},
     "/api/v1/analysis-options": {"get": _op("Supernova types and their age bins with templates",
                                             _ok("sn_types, age_bins_by_type"), (503,))},
@@ -85,20 +100,23 @@ PATHS = {
         params=(_q("element", _STR, where="path"),))},
     "/api/v1/line-list/filter": {"get": _op(
         "Lines in a wavelength range (observed frame when redshift is given)", _ok("elements, count"), (422,),
-        params=(_q("min_wavelength", _NUM, True), _q("max_wavelength", _NUM, True), _q("redshift", _NUM)))},
-    "/api/v1/models": {"get": _op("Uploaded models", _ok("Models", {"type": "array", "items": {"type": "object"}}),
-                                  (503,))},
+        params=(_q("min_wavelength", _NUM, True), _q("max_wavelength", _NUM, True),
+                _q("redshift", {"type": "number", "exclusiveMinimum": -1},
+                   doc="observed-frame redshift; omit it for rest wavelengths (an empty value is refused)")))},
+    "/api/v1/models": {"get": _op("Uploaded models", _PAGED, (422, 503), params=_PAGE)},
     "/api/v1/models/owner/{owner}": {"get": _op(
-        "Uploaded models of one owner", _ok("Models"), (503,), params=(_q("owner", _STR, where="path"),))},
+        "Uploaded models of one owner", _PAGED, (422, 503), params=(_q("owner", _STR, where="path"), *_PAGE))},
     "/api/v1/models/{model_id}": {
-        "get": _op("One uploaded model", _ok("Model"), (404,), params=(_MODEL_ID,)),
-        "put": _op("Change name, description or owner", _ok("Updated"), (404, 422), params=(_MODEL_ID,),
+        "get": _op("One uploaded model", _ok("Model", {"$ref": "#/components/schemas/ModelInfo"}), (404, 405),
+                   params=(_MODEL_ID,)),
+        "put": _op("Change name, description or owner", _ok("Updated"), (404, 405, 413, 422), params=(_MODEL_ID,),
                    body={"content": {"application/json": {"schema": {"type": "object", "properties": {
                        "name": _STR, "description": _STR, "owner": _STR}}}}}),
-        "delete": _op("Delete an uploaded model", _ok("Deleted"), (404,), params=(_MODEL_ID,))},
+        "delete": _op("Delete an uploaded model", _ok("Deleted"), (404, 405), params=(_MODEL_ID,))},
     "/api/v1/upload-model": {"post": _op(
-        "Upload an astrodash model file (.npz; validated, never unpickled)", _ok("Stored model"),
-        (400, 413, 422, 503),
+        "Upload an astrodash model file (.npz; validated before it is unpacked, never unpickled); an identical "
+        "file already stored is not stored again (duplicate: true, its id)", _ok("Stored model"),
+        (400, 408, 413, 422, 503),
         {"file": _FILE, "name": _STR, "description": _STR, "owner": _STR,
          "class_mapping": {"type": "string", "description": "optional JSON {label: index}, checked"},
          "input_shape": {"type": "string", "description": "optional JSON shape, checked"}}, ("file",))},
@@ -106,27 +124,38 @@ PATHS = {
 
 COMPONENTS = {"schemas": {
     "Error": {"type": "object", "required": ["detail"], "properties": {"detail": {}, "field": _STR}},
-    "Match": {"type": "object", "properties": {"type": _STR, "age": _STR, "probability": _NUM, "redshift": _NUM,
-                                               "rlap": _NUM}},
+    "ModelInfo": {"type": "object", "required": ["id", "model_id", "name", "owner"], "properties": {
+        "id": _STR, "model_id": _STR, "name": _STR, "owner": _STR, "description": _STR, "model_filename": _STR,
+        "created_at": _STR, "updated_at": _STR, "size": {"type": "integer"}, "sha256": _STR, "variant": _NSTR,
+        "class_mapping": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "input_shape": {"type": ["array", "null"], "items": {"type": "integer"}},
+        "output_shape": {"type": "array", "items": {"type": "integer"}}, "meta": {"type": "object"}}},
+    "Match": {"type": "object", "properties": {"type": _STR, "age": _STR, "probability": _NNUM, "redshift": _NNUM,
+                                               "rlap": _NNUM}},
     "Result": {"type": "object", "properties": {
-        "name": _STR, "redshift": _NUM, "redshift_source": _STR, "redshift_error": _NUM, "model": _STR,
-        "file": {"type": "string", "description": "the uploaded file's name"},
+        "name": _STR, "redshift": _NNUM, "redshift_source": _NSTR, "redshift_error": _NNUM, "model": _NSTR,
+        "error": {"type": "string", "description": "why this file could not be classified (batches only)"},
+        "file": {"type": "string", "description": "the uploaded file's name, or osc:NAME for a catalogue spectrum"},
+        "index": {"type": "integer", "description": "with oscRef: which of the object's spectra"},
+        "observation": {"type": "object", "description": "with oscRef: the spectrum's time (MJD) and instrument"},
         "redshift_alternatives": {"type": "array", "description": "estimated redshifts only: other peaks of the "
                                   "redshift posterior, each weight the peak's share of the posterior; the class "
                                   "probabilities are averaged over them and the estimate",
                                   "items": {"type": "object", "properties": {"redshift": _NUM, "weight": _NUM}}},
-        "redshift_mass": {"type": "number", "description": "with redshift_alternatives: the estimate's own peak's "
+        "redshift_mass": {"type": ["number", "null"], "description": "with redshift_alternatives: the estimate's own peak's "
                           "share of the redshift posterior (it and the weights sum to at most 1)"},
         "warnings": {"type": "array", "items": _STR, "description": "present when reading changed the file's "
                      "data: invalid rows dropped (e.g. \"dropped 6 of 1,024 rows: negative or zero wavelength\"), "
                      "unusable error values ignored"},
-        "model_type": _STR, "model_id": _STR,
+        "model_type": _STR, "model_id": _NSTR,
         "spectrum": {"type": "object", "properties": {"x": {"type": "array", "items": _NUM},
-                                                      "y": {"type": "array", "items": _NUM}, "redshift": _NUM}},
+                                                      "y": {"type": "array", "items": _NUM}, "redshift": _NNUM}},
         "classification": {"type": "object", "properties": {
             "best_matches": {"type": "array", "items": {"$ref": "#/components/schemas/Match"}},
-            "best_match": {"allOf": [{"$ref": "#/components/schemas/Match"}], "properties": {
-                "broad_type": _STR, "reliable": {"type": "boolean"}, "rlap_warning": {"type": "boolean"}}},
+            "best_match": {"anyOf": [{"type": "null"}, {"allOf": [{"$ref": "#/components/schemas/Match"}],
+                                                         "properties": {"broad_type": _STR,
+                                                                        "reliable": {"type": "boolean"},
+                                                                        "rlap_warning": _NBOOL}}]},
             "reliable_matches": {"type": "boolean"}}}}},
 }}
 

@@ -6,9 +6,10 @@ redshift, required when knownZ is true), ``minWave``/``maxWave`` (Å, observed f
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
+
+from astrodash_core import jsonlimits
 
 from .errors import invalid
 
@@ -67,16 +68,24 @@ def _optional_number(params, name):
     return None if value is None or value == "" else _number(name, value)
 
 
-def parse_params(raw: str | None, model_id: str | None = None) -> Options:
+def json_field(name: str, raw: str | bytes | None, max_bytes: int = jsonlimits.MAX_BYTES,
+               max_depth: int = jsonlimits.MAX_DEPTH):
+    """A JSON form field or body (None when empty), size and depth bounded; 422 naming ``name`` otherwise."""
     if raw is None or not raw.strip():
+        return None
+    try:
+        return jsonlimits.loads(raw, max_bytes=max_bytes, max_depth=max_depth)
+    except jsonlimits.JSONLimitError as exc:
+        raise invalid(name, str(exc)) from None
+
+
+def parse_params(raw: str | None, model_id: str | None = None, max_bytes: int = jsonlimits.MAX_BYTES,
+                 max_depth: int = jsonlimits.MAX_DEPTH) -> Options:
+    params = json_field("params", raw, max_bytes, max_depth)
+    if params is None:
         params = {}
-    else:
-        try:
-            params = json.loads(raw)
-        except ValueError as exc:
-            raise invalid("params", f"not valid JSON ({exc})") from None
-        if not isinstance(params, dict):
-            raise invalid("params", "must be a JSON object")
+    elif not isinstance(params, dict):
+        raise invalid("params", "must be a JSON object")
     osc_ref = params.get("oscRef") or None
     if osc_ref is not None and not isinstance(osc_ref, str):
         raise invalid("oscRef", "must be a supernova name such as 'SN 2002er'")

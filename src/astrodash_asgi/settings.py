@@ -29,6 +29,19 @@ class Settings:
     max_request_bytes: int = 100 * MB
     max_field_bytes: int = 1 * MB
     max_files: int = 1000
+    # form fields (non-file parts): how many, and their total size
+    max_form_fields: int = 100
+    max_form_fields_bytes: int = 4 * MB
+    # slow clients: request line + headers within header_timeout_s (astrodash serve); each body chunk within
+    # body_timeout_s and, after that long, at least body_min_rate bytes/s on average; open connections per
+    # client address (astrodash serve; 0 = no limit)
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 10.0
+    body_min_rate: float = 1024.0
+    max_connections_per_client: int = 64
+    # JSON in form fields and bodies (params, class_mapping, input_shape, PUT /models/{id}): size and depth
+    json_max_bytes: int = 64 * 1024
+    json_max_depth: int = 32
     # zip archives: entry count, total uncompressed size, compression ratio
     zip_max_entries: int = 10000
     zip_max_total_bytes: int = 512 * MB
@@ -40,9 +53,16 @@ class Settings:
     trusted_proxies: list[str] = field(default_factory=list)
     cors_origins: list[str] = field(default_factory=lambda: ["*"])
     storage_url: str = field(default_factory=default_storage_url)
+    # the uploaded-model store's quota: total bytes of model files and number of models
+    model_store_max_bytes: int = 1024 * MB
+    model_store_max_count: int = 1000
     # dynamic micro-batching of /process (max_batch 1 turns it off)
     micro_batch_max: int = 32
     micro_batch_wait_ms: float = 5.0
+    # overload: /process and /batch-process requests in progress at once before new ones get 503 + Retry-After
+    max_pending_process: int = 32
+    max_pending_batches: int = 2
+    overload_retry_after_s: int = 2
     top_n: int = 5
     warmup: bool = True
 

@@ -14,9 +14,14 @@ from .params import parse_params
 
 async def process(request: Request):
     state = await app_state(request)
+    with state.admit("process"):
+        return await _process(request, state)
+
+
+async def _process(request: Request, state):
     form = await form_of(request, state)
     model_id = (form.get("model_id") or "").strip() or None
-    opts = parse_params(form.get("params"), model_id)
+    opts = parse_params(form.get("params"), model_id, state.settings.json_max_bytes, state.settings.json_max_depth)
     if opts.osc_ref and form.files_named("file"):
         raise invalid("oscRef", "send either a spectrum file or oscRef (a supernova name), not both")
     if opts.osc_ref:

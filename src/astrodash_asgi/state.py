@@ -34,6 +34,8 @@ class AppState:
         self._storage = None
         self._lock = threading.Lock()
         self._user: OrderedDict[str, Classifier] = OrderedDict()
+        self.pending = {"process": 0, "batch": 0}  # requests in progress, for admission control
+        self.rejected = {"process": 0, "batch": 0}  # 503s answered because of them
 
     # --- life cycle -------------------------------------------------------------------------------------
     async def startup(self) -> None:
@@ -90,6 +92,22 @@ class AppState:
                 self._storage = backends[scheme](url)
             return self._storage
 
+    # --- admission control ------------------------------------------------------------------------------------
+    def admit(self, kind: str) -> "Admission":
+        """Count a ``kind`` request ("process" or "batch") as in progress until the returned ticket is released;
+        503 with Retry-After when its bound (``max_pending_process`` / ``max_pending_batches``) is reached, before
+        the request's body is read."""
+        from .errors import ApiError
+
+        bound = self.settings.max_pending_process if kind == "process" else self.settings.max_pending_batches
+        if self.pending[kind] >= bound:
+            self.rejected[kind] += 1
+            retry = self.settings.overload_retry_after_s
+            raise ApiError(503, f"server busy: {self.pending[kind]} {kind} requests in progress (limit {bound}); "
+                                f"retry in {retry} s", headers={"retry-after": str(retry)}, retry_after=retry)
+        self.pending[kind] += 1
+        return Admission(self.pending, kind)
+
     # --- classifiers --------------------------------------------------------------------------------------
     def classifier_for(self, model_id: str | None) -> Classifier:
         """The default Classifier, or one for an uploaded model (KeyError when there is no such model)."""
@@ -121,3 +139,21 @@ class AppState:
         return clf.classify([s for s, _ in items], [z for _, z in items], top_n=self.settings.top_n,
                             smoothing=smoothing, min_wave=min_wave, max_wave=max_wave, include_spectrum=True,
                             rlap=rlap)
+
+
+class Admission:
+    """A request counted as in progress; :meth:`release` (idempotent) stops counting it."""
+
+    def __init__(self, pending: dict, kind: str):
+        self._pending, self._kind, self._held = pending, kind, True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._pending[self._kind] -= 1
+
+    def __enter__(self) -> "Admission":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()

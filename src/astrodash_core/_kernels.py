@@ -12,7 +12,7 @@ from numba import njit, prange
 _FEATURELESS_RMS = 1e-7
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _cumulative_from(x, edges, cum, k):
     """(Integral of a piecewise-constant function from edges[0] to x, pixel holding x), searching forward
     from pixel ``k`` (cum[k] = integral up to edges[k]).  Called with increasing x, a whole grid costs one
@@ -28,7 +28,7 @@ def _cumulative_from(x, edges, cum, k):
     return cum[k] + density * (x - edges[k]), k
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _bisect(a, x, right):
     """np.searchsorted(a, x, side="right" if right else "left") for sorted ``a`` (a plain loop: numba's own
     searchsorted costs seconds of compile time)."""
@@ -42,7 +42,7 @@ def _bisect(a, x, right):
     return lo
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _pixel_edges(wave):
     """Pixel boundaries of sorted sample wavelengths: midpoints, with half-pixels beyond the ends."""
     m = wave.size
@@ -54,7 +54,7 @@ def _pixel_edges(wave):
     return e
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _rebin_one(wave, flux, z, wmin_obs, wmax_obs, grid_edges, out):
     """Flux-conserving rebinning of one spectrum onto the grid.
 
@@ -89,7 +89,7 @@ def _rebin_one(wave, flux, z, wmin_obs, wmax_obs, grid_edges, out):
     return lo, hi
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _median_smooth_one(row, lo, hi, half):
     """Running median of window 2*half+1 over row[lo:hi], shrinking the window at the ends."""
     if half <= 0 or hi - lo < 3:
@@ -115,7 +115,7 @@ def _median_smooth_one(row, lo, hi, half):
             row[lo + k] = 0.5 * (buf[w // 2 - 1] + buf[w // 2])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _cholesky_solve(a, b):
     """Solve a x = b for a symmetric positive-definite a (small, dense)."""
     n = b.size
@@ -144,7 +144,7 @@ def _cholesky_solve(a, b):
     return x
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _bspline_weights(u):
     """The four uniform cubic B-spline basis values at fractional position u in [0, 1)."""
     t2 = u * u
@@ -152,7 +152,7 @@ def _bspline_weights(u):
     return ((1 - u) ** 3 / 6.0, (3 * t3 - 6 * t2 + 4) / 6.0, (-3 * t3 + 3 * t2 + 3 * u + 1) / 6.0, t3 / 6.0)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _spline_continuum(row, lo, hi, n_intervals, cont):
     """Least-squares cubic B-spline with n_intervals uniform intervals over row[lo:hi] (a smoothing spline).
 
@@ -187,7 +187,7 @@ def _spline_continuum(row, lo, hi, n_intervals, cont):
         cont[lo + k] = w[0] * coef[j] + w[1] * coef[j + 1] + w[2] * coef[j + 2] + w[3] * coef[j + 3]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _continuum_remove_one(row, lo, hi, n_intervals, floor_frac):
     """Divide row[lo:hi] by its spline continuum and subtract 1.
 
@@ -223,7 +223,7 @@ def _continuum_remove_one(row, lo, hi, n_intervals, floor_frac):
         row[k] = row[k] / c - 1.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _normalise_taper_one(row, lo, hi, taper_frac, outside, dest):
     """Centre and scale row[lo:hi] to unit rms, apply a cosine taper, fill outside; write float32 into dest.
 
@@ -261,7 +261,7 @@ def _normalise_taper_one(row, lo, hi, taper_frac, outside, dest):
         dest[lo + k] = v
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def _rebin_batch(wave, flux, offsets, z, wmin_obs, wmax_obs, grid_edges, out, lo, hi):
     """_rebin_one over every spectrum; spectrum i is wave/flux[offsets[i]:offsets[i + 1]]."""
     for i in prange(offsets.size - 1):
@@ -269,7 +269,7 @@ def _rebin_batch(wave, flux, offsets, z, wmin_obs, wmax_obs, grid_edges, out, lo
         lo[i], hi[i] = _rebin_one(wave[a:b], flux[a:b], z[i], wmin_obs[i], wmax_obs[i], grid_edges, out[i])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def _finish_batch(out, lo, hi, smooth_half, n_intervals, floor_frac, taper_frac, outside, dest):
     """Smoothing, continuum removal, normalisation and taper for every rebinned spectrum.
 

@@ -23,6 +23,77 @@ FORMAT = "astrodash-model/1"
 MAX_MEMBERS = 16
 #: Largest model file accepted (bytes).
 MAX_MODEL_BYTES = 64 * 1024 * 1024
+#: Largest total of a model file's arrays once unpacked (bytes): 64 networks of DASH's size fit 20 times over.
+MAX_UNPACKED_BYTES = 256 * 1024 * 1024
+#: Largest metadata document (bytes of JSON) and its deepest nesting.
+MAX_META_BYTES = 1024 * 1024
+MAX_META_DEPTH = 32
+#: Most labels (classes or redshift bins) a model may have.
+MAX_LABELS = 10_000
+
+
+def _check_meta(meta, name: str) -> None:
+    """ModelFileError naming the metadata key whose value is missing or of the wrong type or range."""
+    from .preprocess import PreprocessSettings
+
+    def bad(key, why):
+        return ModelFileError(f"{name}: model metadata {key!r} {why}")
+
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{name}: model metadata must be a JSON object, got {type(meta).__name__}")
+    if meta.get("format") != FORMAT:
+        fmt = meta.get("format")
+        raise ModelFileError(f"{name}: unsupported model format {fmt if isinstance(fmt, str) else None!r}")
+    for key in ("arch", "labels", "grid", "preprocessing"):
+        if key not in meta:
+            raise ModelFileError(f"{name}: model metadata lacks {key!r}")
+    if not isinstance(meta["arch"], list) or not all(isinstance(layer, dict) for layer in meta["arch"]):
+        raise bad("arch", "must be a list of layer objects")
+    labels = meta["labels"]
+    if not isinstance(labels, list) or not 1 <= len(labels) <= MAX_LABELS or \
+            not all(isinstance(x, str) for x in labels):
+        raise bad("labels", f"must be a list of 1 to {MAX_LABELS} strings")
+    if not isinstance(meta["grid"], dict):
+        raise bad("grid", "must be an object {w0, w1, nw}")
+    try:
+        grid = _grid_from(meta["grid"])
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise bad("grid", f"is not a valid grid ({exc})") from None
+    if grid.nw > 1 << 20:
+        raise bad("grid", f"nw={grid.nw} is too large")
+    pre = meta["preprocessing"]
+    if not isinstance(pre, dict) or not isinstance(pre.get("grid"), dict):
+        raise bad("preprocessing", "must be an object with a 'grid' object")
+    try:
+        for k, v in pre.items():
+            if k != "grid" and (isinstance(v, bool) or not isinstance(v, (int, float)) or not abs(v) <= 1e9):
+                raise TypeError(f"{k!r} must be a finite number, got {v!r}")
+        _grid_from(pre["grid"])
+        PreprocessSettings.from_dict(pre)
+    except (KeyError, TypeError, ValueError, OverflowError, ModelFileError) as exc:
+        raise bad("preprocessing", f"is not valid ({exc})") from None
+    if not isinstance(meta.get("variant", "known-z"), str):
+        raise bad("variant", f"must be one of {', '.join(VARIANTS)}")
+    if not isinstance(meta.get("provenance") or {}, dict):
+        raise bad("provenance", "must be an object")
+    if not isinstance(meta.get("name") or "", str):
+        raise bad("name", "must be a string")
+    members = meta.get("members", 1)
+    if isinstance(members, bool) or not isinstance(members, int) or not 1 <= members <= MAX_MEMBERS:
+        raise bad("members", f"must be an integer from 1 to {MAX_MEMBERS}")
+
+
+def _grid_from(d: dict):
+    """A Grid from a metadata object, refusing non-numbers (``Grid.from_dict`` would coerce strings)."""
+    from .grid import Grid
+
+    for key in ("w0", "w1", "nw"):
+        v = d[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise TypeError(f"{key} must be a number, got {v!r}")
+    if d["nw"] != int(d["nw"]):
+        raise ValueError(f"nw must be a whole number, got {d['nw']!r}")
+    return Grid.from_dict(d)
 
 
 @dataclass
@@ -126,36 +197,42 @@ class Model:
 
     @classmethod
     def from_bytes(cls, data: bytes, name: str = "model") -> "Model":
-        """Load and validate a model file's bytes; ModelFileError names what is wrong."""
+        """Load and validate a model file's bytes; ModelFileError names what is wrong.
+
+        Nothing is inflated before it is checked: the archive's directory (member names, uncompressed sizes),
+        then the metadata (at most :data:`MAX_META_BYTES`, JSON depth bounded, every key's type), then each
+        weight's ``.npy`` header (dtype, shape) against the shapes the declared architecture needs; only then
+        are the weights read, each exactly as large as its checked header says."""
         if len(data) > MAX_MODEL_BYTES:
             raise ModelFileError(f"{name}: model file is {len(data)} bytes; at most {MAX_MODEL_BYTES} are accepted")
-        if not data.startswith(b"PK"):
+        if not bytes(data[:2]) == b"PK":
             raise ModelFileError(f"{name}: not an astrodash model file (expected an .npz archive)")
+        from ._npz import read_checked
+
+        meta, weights = read_checked(data, name, cls._expected_weights)
+        return cls._from_meta(meta, weights, name)
+
+    @staticmethod
+    def _expected_weights(meta: dict, name: str) -> dict[str, tuple[int, ...]]:
+        """``{"w:{weight}": shape}`` the metadata's architecture, grid, labels and members call for."""
+        from .nn import weight_shapes
+
+        _check_meta(meta, name)
+        members = meta.get("members", 1)
         try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except Exception as exc:  # zipfile/numpy raise many types on a corrupt archive
-            raise ModelFileError(f"{name}: unreadable model archive ({exc})") from None
-        if "meta" not in arrays:
-            raise ModelFileError(f"{name}: model file has no metadata")
-        try:
-            meta = json.loads(arrays.pop("meta").tobytes().decode())
-        except (ValueError, UnicodeDecodeError):
-            raise ModelFileError(f"{name}: model metadata is not valid JSON") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise ModelFileError(f"{name}: unsupported model format {meta.get('format') if isinstance(meta, dict) else None!r}")
-        weights = {}
-        for k, v in arrays.items():
-            if not k.startswith("w:") or v.dtype.kind != "f":
-                raise ModelFileError(f"{name}: unexpected array {k!r} in model file")
-            weights[k[2:]] = v.astype(np.float32, copy=False)
-        try:
-            return cls(arch=meta["arch"], weights=weights, labels=list(meta["labels"]), grid=dict(meta["grid"]),
-                       preprocessing=dict(meta["preprocessing"]), variant=meta.get("variant", "known-z"),
-                       provenance=dict(meta.get("provenance") or {}), name=str(meta.get("name") or ""),
-                       members=meta.get("members", 1))
-        except KeyError as exc:
-            raise ModelFileError(f"{name}: model metadata lacks {exc}") from None
+            per = weight_shapes(meta["arch"], int(meta["grid"]["nw"]), len(meta["labels"]))
+        except ValueError as exc:
+            raise ModelFileError(f"{name}: model metadata 'arch': {exc}") from None
+        if members == 1:
+            return {f"w:{k}": v for k, v in per.items()}
+        return {f"w:m{j}.{k}": v for j in range(members) for k, v in per.items()}
+
+    @classmethod
+    def _from_meta(cls, meta: dict, weights: dict[str, np.ndarray], name: str) -> "Model":
+        return cls(arch=meta["arch"], weights=weights, labels=list(meta["labels"]), grid=dict(meta["grid"]),
+                   preprocessing=dict(meta["preprocessing"]), variant=meta.get("variant", "known-z"),
+                   provenance=dict(meta.get("provenance") or {}), name=str(meta.get("name") or ""),
+                   members=meta.get("members", 1))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Model":

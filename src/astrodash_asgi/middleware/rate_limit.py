@@ -79,6 +79,17 @@ def _in(addr: str, networks) -> bool:
     return any(ip in n for n in networks)
 
 
+#: Probes that must answer under any load: never rate limited (and not counted against the client).
+EXEMPT_PATHS = ("/health", "/ready")
+
+
+def _exempt(scope) -> bool:
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root):]
+    return path in EXEMPT_PATHS
+
+
 class RateLimitMiddleware:
     def __init__(self, app, bucket: TokenBucket, trusted_proxies=(), enabled: bool = True):
         self.app = app
@@ -87,7 +98,7 @@ class RateLimitMiddleware:
         self.enabled = enabled
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or not self.enabled:
+        if scope["type"] != "http" or not self.enabled or _exempt(scope):
             return await self.app(scope, receive, send)
         client = client_address(scope, self.trusted)
         allowed, tokens, wait, reset = self.bucket.take(client)

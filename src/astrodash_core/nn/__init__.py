@@ -38,35 +38,65 @@ def with_outputs(arch: list[dict], n_out: int) -> list[dict]:
     return arch
 
 
-def check_weights(arch: list[dict], weights: dict[str, np.ndarray], nw: int, n_classes: int) -> None:
-    """Raise ValueError unless ``weights`` has exactly the shapes ``arch`` needs, all finite."""
+#: Bounds on a layer spec's integers (channels, widths, kernel, pool), so a hostile architecture cannot ask for
+#: absurd arrays before any weight is read.
+MAX_WIDTH = 1 << 20
+MAX_LAYERS = 64
+
+
+def _int(layer: dict, key: str, i: int, lo: int = 1) -> int:
+    v = layer.get(key)
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= MAX_WIDTH:
+        raise ValueError(f"layer {i}: {key!r} must be an integer from {lo} to {MAX_WIDTH}, got {v!r}")
+    return v
+
+
+def weight_shapes(arch: list[dict], nw: int, n_classes: int) -> dict[str, tuple[int, ...]]:
+    """``{weight name: shape}`` that ``arch`` needs on an ``nw``-bin input with ``n_classes`` outputs; ValueError
+    naming the layer when the spec is malformed (wrong types included) or its sizes do not chain."""
+    if not isinstance(arch, list) or not 1 <= len(arch) <= MAX_LAYERS:
+        raise ValueError(f"architecture must be a list of 1 to {MAX_LAYERS} layer specs")
     length, channels = nw, 1
+    shapes: dict[str, tuple[int, ...]] = {}
     for i, layer in enumerate(arch):
+        if not isinstance(layer, dict):
+            raise ValueError(f"layer {i}: must be an object, got {type(layer).__name__}")
         t = layer.get("type")
         if t == "conv":
-            if layer["in"] != channels or layer["k"] % 2 != 1 or layer["pool"] < 1:
+            c_in, c_out, k, pool = (_int(layer, key, i) for key in ("in", "out", "k", "pool"))
+            if c_in != channels or k % 2 != 1:
                 raise ValueError(f"layer {i}: conv expects {channels} input channels and an odd kernel")
-            shape = (layer["out"], layer["in"], layer["k"])
-            channels, length = layer["out"], length // layer["pool"]
+            shape = (c_out, c_in, k)
+            channels, length = c_out, length // pool
         elif t == "dense":
+            d_in, d_out = _int(layer, "in", i), _int(layer, "out", i)
+            if not isinstance(layer.get("relu", False), bool):
+                raise ValueError(f"layer {i}: 'relu' must be true or false, got {layer.get('relu')!r}")
             width = channels * length if channels else length
-            if layer["in"] != width:
-                raise ValueError(f"layer {i}: dense expects {width} inputs, spec says {layer['in']}")
-            shape = (layer["out"], layer["in"])
-            channels, length = 0, layer["out"]
+            if d_in != width:
+                raise ValueError(f"layer {i}: dense expects {width} inputs, spec says {d_in}")
+            shape = (d_out, d_in)
+            channels, length = 0, d_out
         else:
             raise ValueError(f"layer {i}: unknown layer type {t!r}")
-        for name, want in ((f"{i}.weight", shape), (f"{i}.bias", shape[:1])):
-            arr = weights.get(name)
-            if arr is None:
-                raise ValueError(f"missing weight {name}")
-            if tuple(arr.shape) != want:
-                raise ValueError(f"weight {name} has shape {tuple(arr.shape)}, architecture needs {want}")
-            if not np.all(np.isfinite(arr)):
-                raise ValueError(f"weight {name} has NaN or infinite values")
+        shapes[f"{i}.weight"], shapes[f"{i}.bias"] = shape, shape[:1]
     if channels or length != n_classes:
         raise ValueError(f"network ends with {length} outputs for {n_classes} labels")
-    extra = set(weights) - {f"{i}.{p}" for i in range(len(arch)) for p in ("weight", "bias")}
+    return shapes
+
+
+def check_weights(arch: list[dict], weights: dict[str, np.ndarray], nw: int, n_classes: int) -> None:
+    """Raise ValueError unless ``weights`` has exactly the shapes ``arch`` needs, all finite."""
+    shapes = weight_shapes(arch, nw, n_classes)
+    for name, want in shapes.items():
+        arr = weights.get(name)
+        if arr is None:
+            raise ValueError(f"missing weight {name}")
+        if tuple(arr.shape) != want:
+            raise ValueError(f"weight {name} has shape {tuple(arr.shape)}, architecture needs {want}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"weight {name} has NaN or infinite values")
+    extra = set(weights) - set(shapes)
     if extra:
         raise ValueError(f"unexpected weights {sorted(extra)}")
 

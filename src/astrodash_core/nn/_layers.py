@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _im2col(x, k, cols):
     """cols[s * L + t, j * C + c] = x[s, t + j - k // 2, c] (0 outside): x [n, L, C] -> cols [n * L, k * C]."""
     n, L, C = x.shape
@@ -42,7 +42,7 @@ def _im2col(x, k, cols):
                         cols[row, base + c] = np.float32(0.0)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _bias_relu_pool(y, bias, n, L, pool, out):
     """y [n * L, C] (conv output) + bias, ReLU, max-pool over ``pool`` steps -> out [n, L // pool, C].
 
@@ -64,7 +64,7 @@ def _bias_relu_pool(y, bias, n, L, pool, out):
                 out[s, t, c] = v if v > 0 else np.float32(0.0)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _bias_act(y, bias, relu):
     """In place: y += bias, then ReLU if ``relu``."""
     for i in range(y.shape[0]):
@@ -73,7 +73,7 @@ def _bias_act(y, bias, relu):
             y[i, j] = v if (v > 0 or not relu) else np.float32(0.0)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _softmax(z):
     """Row-wise softmax in float64 accumulation, float32 out."""
     out = np.empty_like(z)

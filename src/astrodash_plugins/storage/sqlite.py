@@ -53,6 +53,8 @@ class SQLiteModelStore:
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(_SCHEMA)
+            db.execute("CREATE INDEX IF NOT EXISTS models_sha256 ON models (sha256)")
+            db.execute("CREATE INDEX IF NOT EXISTS models_owner ON models (owner, created_at)")
 
     @classmethod
     def from_url(cls, url: str) -> "SQLiteModelStore":
@@ -117,14 +119,39 @@ class SQLiteModelStore:
             raise KeyError(model_id)
         return self._file(model_id).read_bytes()
 
-    def list(self, owner: str | None = None) -> list[dict]:
+    def list(self, owner: str | None = None, limit: int | None = None, offset: int = 0) -> list[dict]:
+        """Records, newest first; ``limit``/``offset`` page through them."""
         sql = f"SELECT {', '.join(_COLUMNS)} FROM models"
         args: tuple = ()
         if owner is not None:
             sql, args = sql + " WHERE owner = ?", (owner,)
+        sql += " ORDER BY created_at DESC, rowid DESC"
+        if limit is not None:
+            sql, args = sql + " LIMIT ? OFFSET ?", args + (int(limit), max(0, int(offset)))
+        elif offset:
+            sql, args = sql + " LIMIT -1 OFFSET ?", args + (max(0, int(offset)),)
         with self._connect() as db:
-            rows = db.execute(sql + " ORDER BY created_at DESC, rowid DESC", args).fetchall()
+            rows = db.execute(sql, args).fetchall()
         return [self._record(r) for r in rows]
+
+    def count(self, owner: str | None = None) -> int:
+        with self._connect() as db:
+            if owner is None:
+                return db.execute("SELECT COUNT(*) FROM models").fetchone()[0]
+            return db.execute("SELECT COUNT(*) FROM models WHERE owner = ?", (owner,)).fetchone()[0]
+
+    def usage(self) -> tuple[int, int]:
+        """(number of models, total bytes of their files)."""
+        with self._connect() as db:
+            n, size = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM models").fetchone()
+        return int(n), int(size)
+
+    def find(self, sha256: str) -> dict | None:
+        """The oldest record whose file has this SHA-256, or None."""
+        with self._connect() as db:
+            row = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM models WHERE sha256 = ? "
+                             "ORDER BY created_at, rowid LIMIT 1", (sha256,)).fetchone()
+        return None if row is None else self._record(row)
 
     def update(self, model_id: str, fields: dict) -> dict | None:
         changes = {k: str(v) for k, v in fields.items() if k in EDITABLE and v is not None}

@@ -1,0 +1,178 @@
+"""A big batch must not stall the server (a script, not a test): ``python benchmarks/bench_batch_loop.py``.
+
+Starts ``astrodash serve`` on 127.0.0.1 (rate limiting off), posts one zip of ``--spectra`` small real
+spectra (the example and Superfit files, cycled) to ``/api/v1/batch-process`` and, while it runs, asks
+``GET /health`` every ``--interval`` seconds on a fresh connection and on a keep-alive one, and sends a
+single-spectrum ``/api/v1/process`` every second.  Reports the batch's time and response size, ``/health``
+p50/p99/max, the ``/process`` latencies and failures, and the server's resident memory (``VmRSS`` before, its
+peak sampled every 50 ms, and ``VmHWM``).  The same ``/health`` probes on the idle server, just before, are
+the baseline on a shared machine.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_hostile_upload import memory_kb  # noqa: E402
+from bench_http import ROOT, SPECTRUM  # noqa: E402
+
+from astrodash_asgi.process import ServerProcess  # noqa: E402
+
+
+def build_small_zip(n: int, points: int = 300) -> bytes:
+    """A zip of ``n`` small valid spectra: the example files (and Superfit's when present) read, resampled to
+    ``points`` wavelengths and written as two-column text, cycled with unique names."""
+    import io
+    import zipfile
+
+    from astrodash_core.reading import read_spectrum
+
+    sources = sorted((ROOT / "examples").glob("*.dat"))
+    superfit = Path("/work/shared/data/templates/superfit/sne")
+    if superfit.is_dir():
+        sources += sorted(superfit.glob("*/*.dat"))[:100]
+    blobs = []
+    for p in sources:
+        spec = read_spectrum(p.read_bytes(), filename=p.name)
+        wave = np.linspace(spec.wave[0], spec.wave[-1], points)
+        flux = np.interp(wave, spec.wave, spec.flux)
+        blobs.append((p.name, "\n".join(f"{w:.1f} {f:.4g}" for w, f in zip(wave, flux)).encode()))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for i in range(n):
+            name, data = blobs[i % len(blobs)]
+            z.writestr(f"{i:05d}_{name}", data)
+    return buf.getvalue()
+
+
+async def run(base: str, pid: int, archive: bytes, interval: float) -> dict:
+    params = {"params": json.dumps({"knownZ": True, "zValue": 0.0})}
+    done = asyncio.Event()
+    fresh, kept, process, rss = [], [], [], []
+    failures = {"health": 0, "process": 0}
+
+    async def batch():
+        size = 0
+        async with httpx.AsyncClient(base_url=base, timeout=3600) as c:
+            t0 = time.perf_counter()
+            async with c.stream("POST", "/api/v1/batch-process", files={"zip_file": ("big.zip", archive)},
+                                data=params) as r:
+                first = None
+                async for chunk in r.aiter_bytes():
+                    first = first or time.perf_counter() - t0
+                    size += len(chunk)
+                status = r.status_code
+            seconds = time.perf_counter() - t0
+        done.set()
+        return {"status": status, "seconds": seconds, "first_byte_s": first, "bytes": size}
+
+    async def health_fresh():
+        while not done.is_set():
+            t0 = time.perf_counter()
+            try:
+                async with httpx.AsyncClient(base_url=base, timeout=60) as c:
+                    ok = (await c.get("/health")).status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            fresh.append(time.perf_counter() - t0)
+            failures["health"] += not ok
+            await asyncio.sleep(interval)
+
+    async def health_kept():
+        async with httpx.AsyncClient(base_url=base, timeout=60) as c:
+            while not done.is_set():
+                t0 = time.perf_counter()
+                try:
+                    ok = (await c.get("/health")).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                kept.append(time.perf_counter() - t0)
+                failures["health"] += not ok
+                await asyncio.sleep(interval)
+
+    async def singles():
+        data = SPECTRUM.read_bytes()
+        async with httpx.AsyncClient(base_url=base, timeout=120) as c:
+            while not done.is_set():
+                t0 = time.perf_counter()
+                try:
+                    ok = (await c.post("/api/v1/process", files={"file": ("sn.dat", data)},
+                                       data=params)).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                process.append(time.perf_counter() - t0)
+                failures["process"] += not ok
+                await asyncio.sleep(1.0)
+
+    async def memory():
+        while not done.is_set():
+            rss.append(memory_kb(pid)["VmRSS"])
+            await asyncio.sleep(0.05)
+
+    idle_fresh, idle_kept = [], []
+    async with httpx.AsyncClient(base_url=base, timeout=60) as c:  # the same probes on the idle server
+        for _ in range(50):
+            t0 = time.perf_counter()
+            await c.get("/health")
+            idle_kept.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            async with httpx.AsyncClient(base_url=base, timeout=60) as c2:
+                await c2.get("/health")
+            idle_fresh.append(time.perf_counter() - t0)
+            await asyncio.sleep(interval)
+    before = memory_kb(pid)
+    out, *_ = await asyncio.gather(batch(), health_fresh(), health_kept(), singles(), memory())
+    after = memory_kb(pid)
+
+    def stats(xs):
+        a = np.array(xs) * 1000
+        return {"n": len(a), "p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)),
+                "max_ms": float(a.max())} if len(a) else {"n": 0}
+
+    return {"batch": out, "idle_health_fresh": stats(idle_fresh), "idle_health_keepalive": stats(idle_kept),
+            "health_fresh": stats(fresh), "health_keepalive": stats(kept), "process": stats(process),
+            "failures": failures, "rss_before_mb": before["VmRSS"] / 1024, "rss_peak_mb": max(rss) / 1024,
+            "rss_growth_mb": (max(rss) - before["VmRSS"]) / 1024,
+            "hwm_growth_mb": (after["VmHWM"] - before["VmHWM"]) / 1024}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--spectra", type=int, default=10_000)
+    ap.add_argument("--interval", type=float, default=0.1, help="seconds between /health requests")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    archive = build_small_zip(args.spectra)
+    with tempfile.TemporaryDirectory() as tmp:
+        with ServerProcess(tmp, {"ASTRODASH_RATE_LIMIT_ENABLED": "0"}) as server:
+            httpx.get(server.base + "/health")
+            report = asyncio.run(run(server.base, server.proc.pid, archive, args.interval))
+    report["zip_bytes"] = len(archive)
+    report["spectra"] = args.spectra
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    b = report["batch"]
+    print(f"/api/v1/batch-process, {args.spectra}-spectrum zip ({len(archive) / 1e6:.1f} MB): {b['status']} in "
+          f"{b['seconds']:.1f} s (first byte after {b['first_byte_s']:.1f} s), {b['bytes'] / 1e6:.0f} MB streamed")
+    for key in ("idle_health_fresh", "idle_health_keepalive", "health_fresh", "health_keepalive", "process"):
+        s = report[key]
+        print(f"  {key:21s} n={s['n']:4d}  p50 {s['p50_ms']:8.1f} ms  p99 {s['p99_ms']:8.1f} ms  "
+              f"max {s['max_ms']:8.1f} ms")
+    print(f"  failures {report['failures']};  server RSS {report['rss_before_mb']:.0f} MB -> peak "
+          f"{report['rss_peak_mb']:.0f} MB (growth {report['rss_growth_mb']:.0f} MB, VmHWM +"
+          f"{report['hwm_growth_mb']:.0f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

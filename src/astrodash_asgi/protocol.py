@@ -1,0 +1,128 @@
+"""uvicorn's h11 protocol with two guards against slow or greedy clients, for ``astrodash serve``:
+
+- **header timeout**: a connection must deliver a complete request line and headers within
+  ``header_timeout`` seconds of opening (and of the previous response, on a kept-alive connection), or it is
+  answered 408 and closed; uvicorn alone never times out a client trickling its headers a byte at a time;
+- **connections per client**: at most ``max_per_client`` open connections per peer address; one more is
+  answered 503 with ``Retry-After`` and closed at once;
+- a request answered before its body was read (413, 408, 503, a malformed form) has the rest of its body
+  discarded for at most ``header_timeout`` seconds (so the client can read the answer), then its connection
+  is closed.
+
+Body reads are guarded by :class:`~astrodash_asgi.middleware.SlowBodyMiddleware` (it works mounted, too).
+"""
+from __future__ import annotations
+
+import json
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+SWITCH_INTERVAL_S = 0.001
+
+
+def _raw_response(status: int, reason: str, detail: str, extra: str = "") -> bytes:
+    body = json.dumps({"detail": detail}).encode()
+    head = (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+            f"connection: close\r\n{extra}\r\n")
+    return head.encode() + body
+
+
+def guarded_protocol(header_timeout: float, max_per_client: int) -> type:
+    """An H11Protocol subclass with these limits (``0`` turns a limit off); each subclass counts its own
+    connections per client."""
+    per_client: dict[str, int] = {}
+
+    class GuardedH11Protocol(H11Protocol):
+        connections_per_client = per_client
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._header_timer = None
+            self._peer = self.client[0] if self.client else None
+            n = per_client.get(self._peer, 0) + 1 if self._peer is not None else 0
+            if self._peer is not None:
+                per_client[self._peer] = n
+            if max_per_client and n > max_per_client:
+                transport.write(_raw_response(503, "Service Unavailable",
+                                              f"too many connections from {self._peer}: at most {max_per_client}",
+                                              "retry-after: 1\r\n"))
+                transport.close()
+                return
+            self._arm()
+
+        def _arm(self) -> None:
+            self._disarm()
+            if header_timeout:
+                self._header_timer = self.loop.call_later(header_timeout, self._headers_too_slow)
+
+        def _disarm(self) -> None:
+            timer, self._header_timer = getattr(self, "_header_timer", None), None
+            if timer is not None:
+                timer.cancel()
+
+        def _headers_too_slow(self) -> None:
+            self._header_timer = None
+            if self.transport.is_closing():
+                return
+            if self.conn.their_state is h11.IDLE:
+                self.transport.write(_raw_response(408, "Request Timeout", "request headers not received within "
+                                                   f"{header_timeout:g} s"))
+                self.transport.close()
+            elif self._draining():
+                self.transport.close()  # answered early and the rest of the body is still coming: enough
+
+        def _draining(self) -> bool:
+            """Answered before the request's body was read (413, 408, 503, a form error): the rest of the body
+            is read and discarded so the client sees the answer, but only for ``header_timeout`` seconds."""
+            return self.conn.our_state is h11.DONE and self.conn.their_state is h11.SEND_BODY
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.conn.their_state is not h11.IDLE and not self._draining():
+                self._disarm()  # the request line and headers are in
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()  # the next request's headers, or the end of a discarded body, get a deadline
+
+        def connection_lost(self, exc) -> None:
+            self._disarm()
+            if self._peer is not None:
+                left = per_client.get(self._peer, 1) - 1
+                if left > 0:
+                    per_client[self._peer] = left
+                else:
+                    per_client.pop(self._peer, None)
+                self._peer = None
+            super().connection_lost(exc)
+
+    return GuardedH11Protocol
+
+
+class _FromSettings:
+    """The protocol class for the limits in ``ASTRODASH_HEADER_TIMEOUT_S`` and
+    ``ASTRODASH_MAX_CONNECTIONS_PER_CLIENT`` (made once per process, so worker processes agree)."""
+
+    cls: type | None = None
+
+    @classmethod
+    def get(cls) -> type:
+        if cls.cls is None:
+            import sys
+
+            from .settings import Settings
+
+            # the event loop shares the GIL with the worker threads that parse and classify: a shorter switch
+            # interval (5 ms by default) lets it take the GIL back sooner, so /health stays quick during a batch
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
+            s = Settings.from_env()
+            cls.cls = guarded_protocol(s.header_timeout_s, s.max_connections_per_client)
+        return cls.cls
+
+
+def GuardedH11Protocol(*args, **kwargs):  # noqa: N802 - what uvicorn's ``http=`` import string names
+    """uvicorn builds one protocol per connection by calling this: a guarded H11Protocol with the limits
+    from the environment."""
+    return _FromSettings.get()(*args, **kwargs)

@@ -1,0 +1,23 @@
+"""The OpenAPI document matches the server: a short schemathesis run against a real ``astrodash serve``
+(every operation; not_a_server_error, status code, content type, header and response-schema conformance,
+Allow headers on 405, negative data rejection).  The long run is ``benchmarks/fuzz_http.py``."""
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from astrodash_asgi.process import ServerProcess
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from fuzz_http import counts, run  # noqa: E402
+
+pytestmark = pytest.mark.skipif(shutil.which("schemathesis") is None, reason="needs schemathesis (dev extra)")
+
+
+def test_schemathesis_finds_no_failure(tmp_path):
+    with ServerProcess(tmp_path, {"ASTRODASH_RATE_LIMIT_ENABLED": "0"}) as server:
+        code, output = run(server.base, max_examples=8, seed=20261129)
+    c = counts(output)
+    assert code == 0, output[-8000:]
+    assert c["generated"] > 300 and c["failures"] == 0 and c["passed"] == c["generated"]

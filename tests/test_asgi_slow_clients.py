@@ -1,0 +1,163 @@
+"""Slow and greedy clients are cut off, against a real ``astrodash serve`` over raw sockets: headers must
+arrive within the header timeout, a body must keep coming, a client may hold only so many connections, and
+forms have a bound on their field count and size."""
+import socket
+import time
+
+import pytest
+
+from asgi_support import anyio_backend, client, make_app, spectrum_bytes  # noqa: F401
+from astrodash_asgi.process import ServerProcess
+
+LIMITS = {"ASTRODASH_HEADER_TIMEOUT_S": "1", "ASTRODASH_BODY_TIMEOUT_S": "1", "ASTRODASH_BODY_MIN_RATE": "1024",
+          "ASTRODASH_MAX_CONNECTIONS_PER_CLIENT": "3", "ASTRODASH_RATE_LIMIT_ENABLED": "0",
+          "ASTRODASH_WARMUP": "0"}
+PATIENCE = 30  # seconds a socket waits for the server's answer before the test gives up
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with ServerProcess(tmp_path_factory.mktemp("slow"), LIMITS) as s:
+        yield s
+
+
+def _connect(server) -> socket.socket:
+    s = socket.create_connection((server.host, server.port), timeout=PATIENCE)
+    return s
+
+
+def _read_all(s: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    out = b""
+    while chunk := s.recv(65536):
+        out += chunk
+    return out
+
+
+def test_headers_trickling_in_are_cut_off_with_408(server):
+    s = _connect(server)
+    started = time.monotonic()
+    s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+    try:
+        for _ in range(40):            # one header byte every 0.1 s: would take 4 s, the limit is 1 s
+            s.sendall(b"X")
+            time.sleep(0.1)
+    except OSError:                    # the server closed the connection under us
+        pass
+    answer = _read_all(s)
+    s.close()
+    assert answer.startswith(b"HTTP/1.1 408") and b"request headers not received within 1 s" in answer
+    assert time.monotonic() - started < PATIENCE
+
+
+def test_a_stalled_body_is_cut_off_with_408(server):
+    s = _connect(server)
+    boundary = "b0undary"
+    head = (f"POST /api/v1/process HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary={boundary}"
+            f"\r\nContent-Length: {90 * 1024 * 1024}\r\n\r\n").encode()
+    s.sendall(head + f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.dat\"\r\n\r\n"
+              .encode() + b"4000 1\n" * 10)
+    answer = _read_all(s)              # nothing more is sent: the server must give up and close
+    s.close()
+    assert answer.startswith(b"HTTP/1.1 408") and b"stalled" in answer
+
+
+def test_a_body_below_the_minimum_rate_is_cut_off(server):
+    s = _connect(server)
+    boundary = "b0undary"
+    s.sendall((f"POST /api/v1/process HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+               f"boundary={boundary}\r\nContent-Length: 1000000\r\n\r\n--{boundary}\r\n"
+               "Content-Disposition: form-data; name=\"file\"; filename=\"a.dat\"\r\n\r\n").encode())
+    answer = b""
+    try:
+        for _ in range(60):            # 100 bytes every 0.2 s = 500 B/s, under the 1 KB/s minimum
+            s.sendall(b"x" * 100)
+            time.sleep(0.2)
+    except OSError:
+        pass
+    s.settimeout(PATIENCE)
+    answer = _read_all(s)
+    s.close()
+    assert answer.startswith(b"HTTP/1.1 408") and b"too slow" in answer
+
+
+def test_a_request_answered_early_does_not_keep_its_connection(server):
+    s = _connect(server)
+    s.sendall(b"POST /api/v1/process HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+              b"Content-Length: 1000000\r\n\r\nnot multipart at all")
+    answer = _read_all(s)              # 400 for the malformed body, then the server closes
+    s.close()
+    assert answer.startswith(b"HTTP/1.1 400") and b"malformed multipart" in answer
+
+
+def test_connections_per_client_are_bounded(server):
+    held = [_connect(server) for _ in range(3)]
+    for h in held:                      # make sure the server has accepted all three
+        h.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert h.recv(12) == b"HTTP/1.1 200"
+    extra = _connect(server)
+    refused = _read_all(extra)
+    extra.close()
+    assert refused.startswith(b"HTTP/1.1 503") and b"too many connections" in refused and b"retry-after" in refused
+    held.pop().close()
+    deadline = time.monotonic() + PATIENCE
+    while True:                         # the server notices the close asynchronously
+        again = _connect(server)
+        again.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = _read_all(again)
+        again.close()
+        if answer.startswith(b"HTTP/1.1 200") or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    for h in held:
+        h.close()
+    assert answer.startswith(b"HTTP/1.1 200")
+
+
+@pytest.mark.anyio
+async def test_form_field_count_and_total_size_are_bounded(tmp_path):
+    app = make_app(tmp_path, max_form_fields=10, max_form_fields_bytes=1000)
+    files = {"file": ("a.dat", spectrum_bytes())}
+    async with client(app) as c:
+        many = await c.post("/api/v1/process", files=files, data={f"f{i}": "1" for i in range(11)})
+        big = await c.post("/api/v1/process", files=files, data={f"f{i}": "x" * 300 for i in range(4)})
+        urlenc = await c.post("/api/v1/process", content="&".join(f"f{i}=1" for i in range(11)),
+                              headers={"content-type": "application/x-www-form-urlencoded"})
+        fine = await c.post("/api/v1/process", files=files, data={f"f{i}": "1" for i in range(8)})
+    assert many.status_code == 413 and "at most 10" in many.json()["detail"]
+    assert big.status_code == 413 and "in total" in big.json()["detail"]
+    assert urlenc.status_code == 413 and fine.status_code == 200
+
+
+@pytest.mark.anyio
+async def test_the_body_timeout_does_not_cut_a_long_response_once_the_body_is_in():
+    """Starlette's streaming responses keep calling receive() (waiting for a disconnect) after the body is in;
+    that wait must not count as a stalled body."""
+    import anyio
+
+    from astrodash_asgi.middleware import SlowBodyMiddleware
+
+    events = []
+
+    async def app(scope, receive, send):
+        events.append(await receive())            # the whole body
+        events.append(await receive())            # waits well past the chunk timeout, then the disconnect
+
+    messages = [{"type": "http.request", "body": b"abc", "more_body": False}, {"type": "http.disconnect"}]
+
+    async def receive():
+        if len(events) == 1:
+            await anyio.sleep(0.3)
+        return messages[len(events)]
+
+    await SlowBodyMiddleware(app, chunk_timeout=0.05)({"type": "http"}, receive, None)
+    assert [e["type"] for e in events] == ["http.request", "http.disconnect"]
+
+    async def stalled_receive():
+        await anyio.sleep(0.3)
+        return messages[0]
+
+    from astrodash_asgi.errors import ApiError
+
+    with pytest.raises(ApiError, match="stalled"):
+        await SlowBodyMiddleware(app, chunk_timeout=0.05)({"type": "http"}, stalled_receive, None)
