@@ -165,3 +165,42 @@ async def test_model_listings_are_paginated(tmp_path):
     assert all(m["owner"] == "b" for m in owner.json())
     assert nobody.status_code == 200 and nobody.json() == [] and nobody.headers["x-total-count"] == "0"
     assert [r.status_code for r in bad] == [422] * 4 and bad[0].json()["field"] == "limit"
+
+
+async def test_pytorch_state_dict_uploads_are_converted_or_refused_with_why(tmp_path):
+    """AstroDASH 2.0's model chooser takes .pth files: a state dict of an astrodash architecture with DASH's
+    classes is stored as a model file and classifies; a 5-class one or a pickled whole model is a 400 saying why."""
+    torch = pytest.importorskip("torch")
+    from astrodash_core.nn import ARCHITECTURES, with_outputs
+    from astrodash_core.training.train import build_torch
+
+    def saved(obj):
+        buf = io.BytesIO()
+        torch.save(obj, buf)
+        return buf.getvalue()
+
+    torch.manual_seed(0)
+    net = build_torch(ARCHITECTURES["dash1d"]).eval()
+    mapping = json.dumps({name: i for i, name in enumerate(labels.CLASS_LABELS)})
+    async with client(make_app(tmp_path)) as c:
+        ok = await _upload(c, saved(net.state_dict()), name="dash.pth", class_mapping=mapping,
+                           input_shape="[1, 1024]")
+        five = await _upload(c, saved(build_torch(with_outputs(ARCHITECTURES["dash1d"], 5)).state_dict()),
+                             name="five.pth", class_mapping=json.dumps({c: i for i, c in enumerate("ABCDE")}))
+        whole = await _upload(c, saved(torch.nn.Sequential(torch.nn.Linear(2, 2))), name="whole.pt")
+        assert ok.status_code == 200, ok.text
+        model_id = ok.json()["model_id"]
+        r = await c.post("/api/v1/process", files={"file": ("sn.dat", spectrum_bytes())},
+                         data={**params(knownZ=True, zValue=0.0), "model_id": model_id})
+    assert ok.json()["output_shape"] == [1, 306] and ok.json()["model_info"]["meta"]["provenance"]["architecture"] == "dash1d"
+    assert r.status_code == 200 and r.json()["model_id"] == model_id
+    x = np.random.default_rng(2).normal(size=(1, 1024)).astype(np.float32)
+    from astrodash_core.models import Model
+
+    with torch.no_grad():
+        want = torch.softmax(net(torch.from_numpy(x)), dim=1).numpy()
+    store = get_storage_backends()["sqlite"](f"sqlite:///{tmp_path}/store/models.db")  # the store the app used
+    stored = Model.from_bytes(store.read(model_id), "stored")
+    np.testing.assert_allclose(stored.predict(x), want, atol=1e-4)  # what was stored computes what torch does
+    assert five.status_code == 400 and "not DASH's 306 classes" in five.json()["detail"]
+    assert whole.status_code == 400 and "pickled whole model is refused" in whole.json()["detail"]

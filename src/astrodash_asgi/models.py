@@ -1,6 +1,7 @@
 """Uploaded models: ``POST /api/v1/upload-model`` and ``GET/PUT/DELETE /api/v1/models[/{id}]``.
 
-Uploads are astrodash model files (``.npz``), validated by :meth:`Model.from_bytes` (shapes, label list,
+Uploads are astrodash model files (``.npz``) or PyTorch state dicts of astrodash's architectures (``.pth``/``.pt``,
+converted first), validated by :meth:`Model.from_bytes` (shapes, label list,
 finite weights, preprocessing version; never unpickled) and kept in the configured storage backend.
 """
 from __future__ import annotations
@@ -39,6 +40,21 @@ def _validate(data: bytes, filename: str):
     except ModelFileError as exc:
         raise bad_file(filename, str(exc)) from None
     return model
+
+
+#: Uploads converted from PyTorch state dicts (AstroDASH 2.0's model chooser takes only these).
+PYTORCH_SUFFIXES = (".pth", ".pt")
+
+
+def _convert(data: bytes, filename: str, class_mapping, input_shape) -> bytes:
+    """A PyTorch state dict as an astrodash model file (:mod:`astrodash_core.convert`: read without running
+    code; TorchScript and pickled whole models refused), or 400 saying why not."""
+    from astrodash_core.convert import model_from_state_dict
+
+    try:
+        return model_from_state_dict(bytes(data), filename, class_mapping, input_shape).to_bytes()
+    except ModelFileError as exc:
+        raise bad_file(filename, str(exc)) from None
 
 
 def _json_field(state, form, name):
@@ -84,20 +100,23 @@ async def upload_model(request: Request):
     form = await form_of(request, state)
     upload = form.required_file("file", "a model file (.npz) is required")
     class_mapping, input_shape = _json_field(state, form, "class_mapping"), _json_field(state, form, "input_shape")
-    model = await anyio.to_thread.run_sync(_validate, upload.data, upload.filename)
+    data = upload.data
+    if upload.filename.lower().endswith(PYTORCH_SUFFIXES):
+        data = await anyio.to_thread.run_sync(_convert, upload.data, upload.filename, class_mapping, input_shape)
+    model = await anyio.to_thread.run_sync(_validate, data, upload.filename)
     _check_declared(model, class_mapping, input_shape)
     store = _storage(state)
-    digest = hashlib.sha256(upload.data).hexdigest()
+    digest = hashlib.sha256(data).hexdigest()
     async with _store_lock(state):  # quota check and insert as one step within this process
         existing = await anyio.to_thread.run_sync(_find, store, digest)
         if existing is None:
-            await anyio.to_thread.run_sync(_check_quota, store, state.settings, len(upload.data))
+            await anyio.to_thread.run_sync(_check_quota, store, state.settings, len(data))
             record = {"name": form.get("name") or model.name or upload.filename,
                       "description": form.get("description"), "owner": form.get("owner"),
                       "model_filename": upload.filename,
                       "meta": {"variant": model.variant, "labels": list(model.labels), "nw": int(model.grid["nw"]),
                                "arch": model.arch, "provenance": model.provenance}}
-            stored = await anyio.to_thread.run_sync(store.put, upload.data, record)
+            stored = await anyio.to_thread.run_sync(store.put, data, record)
     if existing is not None:
         stored, message = existing, f"An identical model (same SHA-256) is already stored as {existing['id']}."
     else:
