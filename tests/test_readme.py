@@ -1,5 +1,4 @@
 """README's commands and Python blocks run, and print what README says they print."""
-import re
 import shlex
 import subprocess
 import sys
@@ -8,23 +7,19 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.md").read_text()
 
 
-def blocks(lang):
-    """The fenced blocks of README whose info string is ``lang`` ("" for plain ones), in order."""
-    out, current, info = [], None, None
-    for line in README.splitlines():
-        if line.startswith("```"):
-            if current is None:
-                current, info = [], line[3:].strip()
-            else:
-                if info == lang:
-                    out.append("\n".join(current) + "\n")
-                current = None
-        elif current is not None:
-            current.append(line)
-    return out
+def _readme_blocks():
+    """CI's own README parser (.ci/readme_blocks.py), so the tests and CI read README the same way."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("readme_blocks", ROOT / ".ci" / "readme_blocks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+blocks = _readme_blocks().blocks
 
 
 def test_the_first_commands_output_is_readmes_table():
