@@ -13,7 +13,9 @@ OURS = {"astrodash_core", "astrodash_plugins", "astrodash_asgi"}
 DIST = {"python_multipart": "python-multipart", "yaml": "pyyaml"}
 #: optional imports and the only modules allowed to make them (each under its extra)
 OPTIONAL = {"torch": ("astrodash_core/training/", "astrodash_core/convert.py"), "matplotlib": ("astrodash_core/plot.py",),
-            "uvicorn": ("astrodash_asgi/serve.py",)}
+            "uvicorn": ("astrodash_asgi/serve.py", "astrodash_asgi/protocol.py"),
+            # uvicorn's HTTP/1.1 library, which astrodash_asgi.protocol extends (installed with uvicorn)
+            "h11": ("astrodash_asgi/protocol.py",)}
 TEST_ONLY = {"pytest", "hypothesis", "httpx", "schemathesis", "mutmut"}
 
 

@@ -1,8 +1,8 @@
 """A model file's ``.npz`` archive read with every size checked before it is inflated.
 
 The order is: the zip directory (member names, count, declared uncompressed sizes against
-:data:`~astrodash_core.models.MAX_UNPACKED_BYTES`); the metadata member (a ``uint8`` vector of at most
-:data:`~astrodash_core.models.MAX_META_BYTES`, read as bounded JSON); the caller's expected weight shapes from
+:data:`MAX_UNPACKED_BYTES`); the metadata member (a ``uint8`` vector of at most
+:data:`MAX_META_BYTES`, read as bounded JSON); the caller's expected weight shapes from
 that metadata; each weight member's ``.npy`` header (float dtype, the expected shape, a declared size that
 matches); and only then the weights themselves.  A member's data is read from a stream that stops at its
 declared size, so nothing larger than what was checked is ever held in memory.
@@ -19,6 +19,12 @@ from numpy.lib import format as npy
 
 from . import jsonlimits
 from .errors import ModelFileError
+
+#: Largest total of a model file's arrays once unpacked (bytes): 64 networks of DASH's size fit 20 times over.
+MAX_UNPACKED_BYTES = 256 * 1024 * 1024
+#: Largest metadata document (bytes of JSON) and its deepest nesting.
+MAX_META_BYTES = 1024 * 1024
+MAX_META_DEPTH = 32
 
 #: Largest ``.npy`` header read (numpy's own default bound).
 MAX_HEADER_BYTES = 10_000
@@ -49,8 +55,6 @@ def read_checked(data: bytes, name: str,
                  expected: Callable[[dict, str], dict[str, tuple[int, ...]]]) -> tuple[dict, dict[str, np.ndarray]]:
     """(metadata, {weight name without ``w:``: float32 array}); ``expected(meta, name)`` gives the shape each
     ``w:`` member must have (it validates the metadata and raises ModelFileError)."""
-    from .models import MAX_META_BYTES, MAX_META_DEPTH, MAX_UNPACKED_BYTES
-
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = zf.infolist()

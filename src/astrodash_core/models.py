@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ._npz import MAX_META_BYTES, MAX_META_DEPTH, MAX_UNPACKED_BYTES  # noqa: F401 - the archive's bounds
 from .errors import ModelFileError
 from .variants import VARIANTS, Variant  # noqa: F401 - VARIANTS was defined here
 
@@ -23,11 +24,6 @@ FORMAT = "astrodash-model/1"
 MAX_MEMBERS = 16
 #: Largest model file accepted (bytes).
 MAX_MODEL_BYTES = 64 * 1024 * 1024
-#: Largest total of a model file's arrays once unpacked (bytes): 64 networks of DASH's size fit 20 times over.
-MAX_UNPACKED_BYTES = 256 * 1024 * 1024
-#: Largest metadata document (bytes of JSON) and its deepest nesting.
-MAX_META_BYTES = 1024 * 1024
-MAX_META_DEPTH = 32
 #: Most labels (classes or redshift bins) a model may have.
 MAX_LABELS = 10_000
 
