@@ -40,7 +40,7 @@ def counts(output: str) -> dict[str, int]:
     m = re.search(r"(\d+) generated, (\d+) passed", output)
     if m:
         out["generated"], out["passed"] = int(m.group(1)), int(m.group(2))
-    m = re.search(r"(\d+) generated, (\d+) found (\d+) unique failures", output)
+    m = re.search(r"(\d+) generated, (\d+) found (\d+) unique failures?", output)
     if m:
         out["generated"], out["failures"] = int(m.group(1)), int(m.group(3))
     return out
