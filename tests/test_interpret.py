@@ -111,3 +111,16 @@ def test_age_merging_stops_at_the_ends_of_the_age_range():
     assert b.age == "42 to 50" and b.probability == pytest.approx(0.8, abs=1e-6)
     b = interpret.best_match(_ages("Ia-norm", {last - 1: 0.6, last: 0.3, 0: 0.1}))
     assert b.age == "42 to 50" and b.probability == pytest.approx(0.9, abs=1e-6)
+
+
+def test_a_neighbour_at_exactly_a_quarter_of_the_peak_is_merged():
+    p = np.zeros(labels.N_CLASSES)
+    base = labels.SN_TYPES.index("IIb") * labels.N_AGE_BINS
+    p[base + 5], p[base + 6], p[base + 4] = 0.5, 0.125, 0.124  # 0.125 = 0.25 * 0.5 exactly; 0.124 is below
+    b = interpret.best_match(p)
+    assert b.age == "-2 to 6" and b.probability == 0.625
+
+
+def test_zero_probability_ages_are_never_merged():
+    b = interpret.best_match(np.zeros(labels.N_CLASSES))
+    assert b.age == "-20 to -18" and b.probability == 0.0 and not b.reliable
