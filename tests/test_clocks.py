@@ -192,3 +192,32 @@ async def test_no_wait_when_batching_is_off_or_max_wait_is_zero():
               MicroBatcher(_recorder(calls), max_batch=8, max_wait=0.0, wait=wait)):
         assert await b.submit("k", 7) == "k:7"
     assert wait.asked == [] and calls == [[7], [7]]
+
+
+def test_when_no_client_has_refilled_the_oldest_half_is_dropped():
+    clock = FakeClock()
+    b = TokenBucket(per_minute=60, burst=10, clock=clock, max_clients=4)
+    for name in ("a", "b", "c", "d"):
+        b.take(name)
+        clock.advance(1.0)  # none refills: 10 s to full
+    b.take("e")
+    assert set(b._buckets) == {"c", "d", "e"}
+    assert b.take("a")[1] == pytest.approx(9.0)  # forgotten: a full bucket again
+
+
+def test_client_address_behind_trusted_proxies():
+    from astrodash_asgi.middleware.rate_limit import client_address, parse_networks
+
+    trusted = parse_networks(["10.0.0.0/8", " ", "192.168.1.1"])
+    assert len(trusted) == 2
+
+    def scope(peer, xff=None):
+        return {"client": (peer, 1), "headers": [(b"x-forwarded-for", xff.encode())] if xff else []}
+
+    assert client_address(scope("203.0.113.1", "198.51.100.2"), trusted) == "203.0.113.1"  # untrusted peer
+    assert client_address(scope("10.1.2.3"), trusted) == "10.1.2.3"  # trusted, no header
+    assert client_address(scope("10.1.2.3", "198.51.100.2, 203.0.113.9, 10.9.9.9"), trusted) == "203.0.113.9"
+    assert client_address(scope("192.168.1.1", "10.0.0.7, 10.0.0.8"), trusted) == "10.0.0.7"  # all trusted
+    assert client_address(scope("10.1.2.3", "not-an-ip, 10.0.0.8"), trusted) == "not-an-ip"
+    assert client_address({"headers": []}, trusted) == "unknown"
+    assert client_address(scope("10.1.2.3", "198.51.100.2"), []) == "10.1.2.3"  # no proxies trusted
