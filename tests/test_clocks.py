@@ -46,6 +46,10 @@ def test_bucket_spends_its_burst_then_refills_at_the_rate_and_never_beyond_the_b
     clock.advance(3600.0)  # an hour later: still no more than the burst
     assert b.take("a")[:2] == (True, pytest.approx(4.0))
     assert b.take("b")[:2] == (True, 4.0)  # clients are apart
+    for _ in range(4):
+        b.take("b")
+    clock.advance(5.0)  # 2.5 tokens; one taken leaves 1.5: no wait for the next, full in 7 s
+    assert b.take("b") == (True, pytest.approx(1.5), 0.0, pytest.approx(7.0))
 
 
 def test_a_client_locked_out_gets_back_in_after_a_minute():
@@ -67,6 +71,8 @@ def test_clients_whose_bucket_refilled_are_forgotten_first():
     clock.advance(2.0)  # "old" is full again after 2 s at 1 token/s
     b.take("mid")
     b.take("new")
+    b.take("new")  # a known client at capacity forgets no one
+    assert set(b._buckets) == {"old", "mid", "new"}
     b.take("newest")  # a fourth client: the sweep forgets only the refilled one
     assert set(b._buckets) == {"mid", "new", "newest"}
     assert b.take("mid")[1] == pytest.approx(0.0)  # "mid" kept its spent token
