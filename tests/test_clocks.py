@@ -66,16 +66,27 @@ def test_a_client_locked_out_gets_back_in_after_a_minute():
 
 def test_clients_whose_bucket_refilled_are_forgotten_first():
     clock = FakeClock()
-    b = TokenBucket(per_minute=60, burst=2, clock=clock, max_clients=3)
+    b = TokenBucket(per_minute=120, burst=2, clock=clock, max_clients=4)  # full again 1 s after its last request
     b.take("old")
-    clock.advance(2.0)  # "old" is full again after 2 s at 1 token/s
-    b.take("mid")
-    b.take("new")
+    clock.advance(1.0)  # "old" is exactly full again
+    for name in ("mid", "new", "x"):
+        b.take(name)
     b.take("new")  # a known client at capacity forgets no one
-    assert set(b._buckets) == {"old", "mid", "new"}
-    b.take("newest")  # a fourth client: the sweep forgets only the refilled one
-    assert set(b._buckets) == {"mid", "new", "newest"}
+    assert set(b._buckets) == {"old", "mid", "new", "x"}
+    b.take("newest")  # a fifth client: the sweep forgets only the refilled one
+    assert set(b._buckets) == {"mid", "new", "x", "newest"}
     assert b.take("mid")[1] == pytest.approx(0.0)  # "mid" kept its spent token
+
+
+def test_when_no_client_has_refilled_the_oldest_half_is_dropped():
+    clock = FakeClock()
+    b = TokenBucket(per_minute=60, burst=10, clock=clock, max_clients=4)
+    for name in ("a", "b", "c", "d"):
+        b.take(name)
+        clock.advance(1.0)  # none refills: 10 s to full
+    b.take("e")
+    assert set(b._buckets) == {"c", "d", "e"}
+    assert b.take("a")[1] == pytest.approx(9.0)  # forgotten: a full bucket again
 
 
 # --- the headers the middleware sends --------------------------------------------------------------------------
@@ -200,22 +211,11 @@ async def test_no_wait_when_batching_is_off_or_max_wait_is_zero():
     assert wait.asked == [] and calls == [[7], [7]]
 
 
-def test_when_no_client_has_refilled_the_oldest_half_is_dropped():
-    clock = FakeClock()
-    b = TokenBucket(per_minute=60, burst=10, clock=clock, max_clients=4)
-    for name in ("a", "b", "c", "d"):
-        b.take(name)
-        clock.advance(1.0)  # none refills: 10 s to full
-    b.take("e")
-    assert set(b._buckets) == {"c", "d", "e"}
-    assert b.take("a")[1] == pytest.approx(9.0)  # forgotten: a full bucket again
-
-
 def test_client_address_behind_trusted_proxies():
     from astrodash_asgi.middleware.rate_limit import client_address, parse_networks
 
-    trusted = parse_networks(["10.0.0.0/8", " ", "192.168.1.1"])
-    assert len(trusted) == 2
+    trusted = parse_networks(["10.0.0.1/8", " ", "192.168.1.1"])  # host bits set: the network 10.0.0.0/8
+    assert [str(n) for n in trusted] == ["10.0.0.0/8", "192.168.1.1/32"]
 
     def scope(peer, xff=None):
         return {"client": (peer, 1), "headers": [(b"x-forwarded-for", xff.encode())] if xff else []}

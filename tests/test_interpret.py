@@ -29,6 +29,7 @@ def test_broad_type_when_the_subtype_is_uncertain():
     p = probs_with({("Ic-norm", 10): 0.4, ("Ic-broad", 10): 0.35, ("Ia-norm", 10): 0.25})
     b = interpret.best_match(p)
     assert b.type == "Ic" and b.broad_type == "Ic" and b.probability == pytest.approx(0.75, abs=1e-3)
+    assert b.age == "10 to 14"  # the Ic subtypes' ages summed, not their totals
 
 
 def test_reliable_flag_follows_threshold():
@@ -124,3 +125,18 @@ def test_a_neighbour_at_exactly_a_quarter_of_the_peak_is_merged():
 def test_zero_probability_ages_are_never_merged():
     b = interpret.best_match(np.zeros(labels.N_CLASSES))
     assert b.age == "-20 to -18" and b.probability == 0.0 and not b.reliable
+
+
+def test_subtype_and_broad_type_confidence_bounds_are_inclusive():
+    """A subtype holding exactly SUBTYPE_CONFIDENT (0.5) is named; below it, a broad type holding exactly
+    BROAD_CONFIDENT (0.7) is named instead, with its subtypes' ages summed."""
+    def vec(entries):
+        p = np.zeros(labels.N_CLASSES)
+        for (t, k), v in entries.items():
+            p[labels.SN_TYPES.index(t) * labels.N_AGE_BINS + k] = v
+        return p
+
+    b = interpret.best_match(vec({("Ic-norm", 8): 0.5, ("Ic-broad", 8): 0.25, ("Ia-norm", 8): 0.25}))
+    assert b.type == "Ic-norm" and b.age == "10 to 14"
+    b = interpret.best_match(vec({("Ic-norm", 8): 0.4, ("Ic-broad", 9): 0.3, ("Ia-norm", 8): 0.3}))
+    assert b.type == "Ic" and b.age == "10 to 18" and b.probability == pytest.approx(0.7)
