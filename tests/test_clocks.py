@@ -91,12 +91,13 @@ def test_when_no_client_has_refilled_the_oldest_half_is_dropped():
 
 # --- the headers the middleware sends --------------------------------------------------------------------------
 
-def _app(bucket):
+def _app(bucket, enabled=True):
     async def ok(request):
-        return PlainTextResponse("ok")
+        return PlainTextResponse(request.state.client if enabled else "ok")  # the client the limiter saw
 
     return Starlette(routes=[Route("/", ok)],
-                     middleware=[Middleware(RateLimitMiddleware, bucket=bucket), Middleware(RateLimitGate)])
+                     middleware=[Middleware(RateLimitMiddleware, bucket=bucket, enabled=enabled),
+                                 Middleware(RateLimitGate)])
 
 
 @pytest.mark.anyio
@@ -116,6 +117,7 @@ async def test_retry_after_and_ratelimit_headers_follow_the_clock():
         clock.advance(7.0)
         later = await c.get("/")
     h = first.headers
+    assert first.text == "10.0.0.1"
     assert (first.status_code, h["x-ratelimit-limit"], h["x-ratelimit-remaining"], h["x-ratelimit-reset"]) == \
         (200, "30", "4", "2")
     assert (last_ok.status_code, last_ok.headers["x-ratelimit-remaining"], last_ok.headers["x-ratelimit-reset"]) \
@@ -225,5 +227,31 @@ def test_client_address_behind_trusted_proxies():
     assert client_address(scope("10.1.2.3", "198.51.100.2, 203.0.113.9, 10.9.9.9"), trusted) == "203.0.113.9"
     assert client_address(scope("192.168.1.1", "10.0.0.7, 10.0.0.8"), trusted) == "10.0.0.7"  # all trusted
     assert client_address(scope("10.1.2.3", "not-an-ip, 10.0.0.8"), trusted) == "not-an-ip"
+    # an unparsable entry is never a trusted proxy: it is the client, whatever stands before it
+    assert client_address(scope("10.1.2.3", "203.0.113.5, not-an-ip, 10.0.0.8"), trusted) == "not-an-ip"
+    # several X-Forwarded-For headers make one chain, in order
+    two = {"client": ("10.1.2.3", 1), "headers": [(b"x-forwarded-for", b"203.0.113.5"),
+                                                  (b"x-forwarded-for", b"10.0.0.9")]}
+    assert client_address(two, trusted) == "203.0.113.5"
     assert client_address({"headers": []}, trusted) == "unknown"
     assert client_address(scope("10.1.2.3", "198.51.100.2"), []) == "10.1.2.3"  # no proxies trusted
+
+
+@pytest.mark.anyio
+async def test_a_disabled_limiter_and_other_scopes_take_no_token():
+    bucket = TokenBucket(per_minute=60, burst=1, clock=FakeClock())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_app(bucket, enabled=False)),
+                                 base_url="http://t") as c:
+        codes = [(await c.get("/")).status_code for _ in range(3)]
+        headers = (await c.get("/")).headers
+    assert codes == [200] * 3 and "x-ratelimit-limit" not in headers and bucket._buckets == {}
+
+    seen = []
+
+    async def inner(scope, receive, send):
+        seen.append(scope["type"])
+
+    limiter = RateLimitMiddleware(inner, bucket=bucket)
+    for kind in ("websocket", "lifespan"):
+        await limiter({"type": kind, "client": ("10.0.0.1", 1), "headers": []}, None, None)
+    assert seen == ["websocket", "lifespan"] and bucket._buckets == {}
