@@ -140,3 +140,36 @@ def test_subtype_and_broad_type_confidence_bounds_are_inclusive():
     assert b.type == "Ic-norm" and b.age == "10 to 14"
     b = interpret.best_match(vec({("Ic-norm", 8): 0.4, ("Ic-broad", 9): 0.3, ("Ia-norm", 8): 0.3}))
     assert b.type == "Ic" and b.age == "10 to 18" and b.probability == pytest.approx(0.7)
+
+
+def _one_hot(t, k, p_best):
+    """A probability vector whose best match is type t at age bin k with probability p_best."""
+    p = np.zeros(labels.N_CLASSES)
+    base = labels.SN_TYPES.index(t) * labels.N_AGE_BINS
+    p[base + k] = p_best
+    p[labels.SN_TYPES.index("IIn") * labels.N_AGE_BINS + 17] = 1 - p_best
+    return p
+
+
+def test_calibration_at_its_bounds():
+    ia = labels.SN_TYPES.index("Ia-norm") * labels.N_AGE_BINS + 5
+    ib = labels.SN_TYPES.index("Ib-norm") * labels.N_AGE_BINS + 5
+    probs = np.array([_one_hot("Ia-norm", 5, 0.9), _one_hot("Ia-norm", 5, 0.8)])
+    # right at 0.9, wrong at 0.8: precision 1 then exactly 0.5, which meets a 0.5 target
+    c = interpret.calibrate_threshold(probs, np.array([ia, ib]), target_precision=0.5)
+    assert c["threshold"] == 0.8 and c["precision"] == 0.5 and c["coverage"] == 1.0
+    # the default target is 0.95, and no prefix reaching it leaves the highest probability as the threshold
+    c = interpret.calibrate_threshold(probs, np.array([ib, ib]))
+    assert c["target_precision"] == 0.95 and c["threshold"] == 0.9 and c["precision"] == 0.0
+    # nothing to calibrate on: threshold 1, nothing flagged
+    c = interpret.calibrate_threshold(np.zeros((0, labels.N_CLASSES)), np.zeros(0, dtype=int))
+    assert c["threshold"] == 1.0 and c["coverage"] == 0.0 and c["n"] == 0 and np.isnan(c["precision"])
+
+
+def test_reliability_at_a_threshold_above_every_probability():
+    ia = labels.SN_TYPES.index("Ia-norm") * labels.N_AGE_BINS + 5
+    probs = np.array([_one_hot("Ia-norm", 5, 0.9), _one_hot("Ia-norm", 5, 0.6)])
+    r = interpret.reliability_at(probs, np.array([ia, ia]), 0.7)
+    assert r == {"threshold": 0.7, "precision": 1.0, "coverage": 0.5, "n": 2}
+    r = interpret.reliability_at(probs, np.array([ia, ia]), 0.95)
+    assert np.isnan(r["precision"]) and r["coverage"] == 0.0 and r["n"] == 2
