@@ -238,7 +238,7 @@ def test_client_address_behind_trusted_proxies():
 
 
 @pytest.mark.anyio
-async def test_a_disabled_limiter_and_other_scopes_take_no_token():
+async def test_a_disabled_rate_limiter_and_other_scopes_take_no_token():
     bucket = TokenBucket(per_minute=60, burst=1, clock=FakeClock())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_app(bucket, enabled=False)),
                                  base_url="http://t") as c:
