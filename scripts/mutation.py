@@ -28,7 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: module -> (source file, tests that cover it); the tests need no data beside the checkout
+#: module -> (source file, pytest arguments selecting the tests that cover it); none needs data beside the checkout
 MODULES = {
     "kernels": ("src/astrodash_core/_kernels.py",
                 ["tests/test_references.py", "tests/test_preprocess.py"]),
@@ -43,7 +43,7 @@ MODULES = {
                  ["tests/test_redshift_network.py", "tests/test_references.py", "tests/test_rlap.py",
                   "tests/test_coverage_shortcut.py"]),
     "rate_limit": ("src/astrodash_asgi/middleware/rate_limit.py",
-                   ["tests/test_clocks.py", "tests/test_asgi_limits.py"]),
+                   ["tests/test_clocks.py", "tests/test_asgi_limits.py", "-k", "bucket or client or retry or rate"]),
     "batching": ("src/astrodash_asgi/batching.py", ["tests/test_clocks.py", "tests/test_asgi_batching.py"]),
 }
 EQUIVALENT = ROOT / "scripts" / "mutation_equivalent.txt"
@@ -85,6 +85,7 @@ def _run(work: Path, tests: list[str], timeout: float, disable_jit: bool) -> str
     pid = os.fork()
     if pid == 0:  # child: import the (mutated) package fresh and run the tests
         try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
             os.dup2(devnull, 2)
@@ -98,15 +99,20 @@ def _run(work: Path, tests: list[str], timeout: float, disable_jit: bool) -> str
         except BaseException:
             os._exit(99)
     deadline = time.monotonic() + timeout
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return "survived" if os.waitstatus_to_exitcode(status) == 0 else "killed"
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            return "timeout"
-        time.sleep(0.05)
+    try:
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return "survived" if os.waitstatus_to_exitcode(status) == 0 else "killed"
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return "timeout"
+            time.sleep(0.05)
+    except BaseException:  # stopped: take the child along
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
 
 
 def _copy(work: Path) -> None:
@@ -134,6 +140,7 @@ def main(argv=None) -> int:
     if unknown:
         ap.error(f"unknown modules {sorted(unknown)}; choose from {', '.join(MODULES)}")
 
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill <pid>: stop and report, like Ctrl-C
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="astrodash-mutation-")) / "repo"
     _copy(work)
     sys.dont_write_bytecode = True  # a mutant's .pyc must never be mistaken for the source
@@ -165,6 +172,7 @@ def main(argv=None) -> int:
             continue
         counts = {"killed": 0, "survived": 0, "timeout": 0, "equivalent": 0}
         survivors = []
+        stopped = False
         print(f"{name}: {src}, unmutated tests {base_s:.0f} s", flush=True)
         try:
             for i, (number, text, mutated) in enumerate(_mutants(path)):
@@ -182,6 +190,8 @@ def main(argv=None) -> int:
                     old = original.splitlines()[number - 1].strip()
                     survivors.append({"line": number, "original": old, "mutant": text})
                     print(f"  survived {name}:{number}: {old!r} -> {text!r}", flush=True)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: report what was run so far
+            stopped = True
         finally:
             path.write_text(original)
         scored = counts["killed"] + counts["timeout"] + counts["survived"]
@@ -190,7 +200,10 @@ def main(argv=None) -> int:
                         "minutes": round((time.monotonic() - t0) / 60, 1)}
         print(f"{name}: {counts['killed']} killed, {counts['timeout']} timed out, {counts['survived']} survived, "
               f"{counts['equivalent']} equivalent (excluded): score {100 * score:.1f} % "
-              f"({report[name]['minutes']} min)", flush=True)
+              f"({report[name]['minutes']} min){' (stopped: partial)' if stopped else ''}", flush=True)
+        if stopped:
+            report[name]["partial"] = True
+            break
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
     return 0

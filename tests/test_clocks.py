@@ -46,6 +46,10 @@ def test_bucket_spends_its_burst_then_refills_at_the_rate_and_never_beyond_the_b
     clock.advance(3600.0)  # an hour later: still no more than the burst
     assert b.take("a")[:2] == (True, pytest.approx(4.0))
     assert b.take("b")[:2] == (True, 4.0)  # clients are apart
+    for _ in range(4):
+        b.take("b")
+    clock.advance(5.0)  # 2.5 tokens; one taken leaves 1.5: no wait for the next, full in 7 s
+    assert b.take("b") == (True, pytest.approx(1.5), 0.0, pytest.approx(7.0))
 
 
 def test_a_client_locked_out_gets_back_in_after_a_minute():
@@ -62,24 +66,38 @@ def test_a_client_locked_out_gets_back_in_after_a_minute():
 
 def test_clients_whose_bucket_refilled_are_forgotten_first():
     clock = FakeClock()
-    b = TokenBucket(per_minute=60, burst=2, clock=clock, max_clients=3)
+    b = TokenBucket(per_minute=120, burst=2, clock=clock, max_clients=4)  # full again 1 s after its last request
     b.take("old")
-    clock.advance(2.0)  # "old" is full again after 2 s at 1 token/s
-    b.take("mid")
-    b.take("new")
-    b.take("newest")  # a fourth client: the sweep forgets only the refilled one
-    assert set(b._buckets) == {"mid", "new", "newest"}
+    clock.advance(1.0)  # "old" is exactly full again
+    for name in ("mid", "new", "x"):
+        b.take(name)
+    b.take("new")  # a known client at capacity forgets no one
+    assert set(b._buckets) == {"old", "mid", "new", "x"}
+    b.take("newest")  # a fifth client: the sweep forgets only the refilled one
+    assert set(b._buckets) == {"mid", "new", "x", "newest"}
     assert b.take("mid")[1] == pytest.approx(0.0)  # "mid" kept its spent token
+
+
+def test_when_no_client_has_refilled_the_oldest_half_is_dropped():
+    clock = FakeClock()
+    b = TokenBucket(per_minute=60, burst=10, clock=clock, max_clients=4)
+    for name in ("a", "b", "c", "d"):
+        b.take(name)
+        clock.advance(1.0)  # none refills: 10 s to full
+    b.take("e")
+    assert set(b._buckets) == {"c", "d", "e"}
+    assert b.take("a")[1] == pytest.approx(9.0)  # forgotten: a full bucket again
 
 
 # --- the headers the middleware sends --------------------------------------------------------------------------
 
-def _app(bucket):
+def _app(bucket, enabled=True):
     async def ok(request):
-        return PlainTextResponse("ok")
+        return PlainTextResponse(request.state.client if enabled else "ok")  # the client the limiter saw
 
     return Starlette(routes=[Route("/", ok)],
-                     middleware=[Middleware(RateLimitMiddleware, bucket=bucket), Middleware(RateLimitGate)])
+                     middleware=[Middleware(RateLimitMiddleware, bucket=bucket, enabled=enabled),
+                                 Middleware(RateLimitGate)])
 
 
 @pytest.mark.anyio
@@ -99,6 +117,7 @@ async def test_retry_after_and_ratelimit_headers_follow_the_clock():
         clock.advance(7.0)
         later = await c.get("/")
     h = first.headers
+    assert first.text == "10.0.0.1"
     assert (first.status_code, h["x-ratelimit-limit"], h["x-ratelimit-remaining"], h["x-ratelimit-reset"]) == \
         (200, "30", "4", "2")
     assert (last_ok.status_code, last_ok.headers["x-ratelimit-remaining"], last_ok.headers["x-ratelimit-reset"]) \
@@ -192,3 +211,47 @@ async def test_no_wait_when_batching_is_off_or_max_wait_is_zero():
               MicroBatcher(_recorder(calls), max_batch=8, max_wait=0.0, wait=wait)):
         assert await b.submit("k", 7) == "k:7"
     assert wait.asked == [] and calls == [[7], [7]]
+
+
+def test_client_address_behind_trusted_proxies():
+    from astrodash_asgi.middleware.rate_limit import client_address, parse_networks
+
+    trusted = parse_networks(["10.0.0.1/8", " ", "192.168.1.1"])  # host bits set: the network 10.0.0.0/8
+    assert [str(n) for n in trusted] == ["10.0.0.0/8", "192.168.1.1/32"]
+
+    def scope(peer, xff=None):
+        return {"client": (peer, 1), "headers": [(b"x-forwarded-for", xff.encode())] if xff else []}
+
+    assert client_address(scope("203.0.113.1", "198.51.100.2"), trusted) == "203.0.113.1"  # untrusted peer
+    assert client_address(scope("10.1.2.3"), trusted) == "10.1.2.3"  # trusted, no header
+    assert client_address(scope("10.1.2.3", "198.51.100.2, 203.0.113.9, 10.9.9.9"), trusted) == "203.0.113.9"
+    assert client_address(scope("192.168.1.1", "10.0.0.7, 10.0.0.8"), trusted) == "10.0.0.7"  # all trusted
+    assert client_address(scope("10.1.2.3", "not-an-ip, 10.0.0.8"), trusted) == "not-an-ip"
+    # an unparsable entry is never a trusted proxy: it is the client, whatever stands before it
+    assert client_address(scope("10.1.2.3", "203.0.113.5, not-an-ip, 10.0.0.8"), trusted) == "not-an-ip"
+    # several X-Forwarded-For headers make one chain, in order
+    two = {"client": ("10.1.2.3", 1), "headers": [(b"x-forwarded-for", b"203.0.113.5"),
+                                                  (b"x-forwarded-for", b"10.0.0.9")]}
+    assert client_address(two, trusted) == "203.0.113.5"
+    assert client_address({"headers": []}, trusted) == "unknown"
+    assert client_address(scope("10.1.2.3", "198.51.100.2"), []) == "10.1.2.3"  # no proxies trusted
+
+
+@pytest.mark.anyio
+async def test_a_disabled_rate_limiter_and_other_scopes_take_no_token():
+    bucket = TokenBucket(per_minute=60, burst=1, clock=FakeClock())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_app(bucket, enabled=False)),
+                                 base_url="http://t") as c:
+        codes = [(await c.get("/")).status_code for _ in range(3)]
+        headers = (await c.get("/")).headers
+    assert codes == [200] * 3 and "x-ratelimit-limit" not in headers and bucket._buckets == {}
+
+    seen = []
+
+    async def inner(scope, receive, send):
+        seen.append(scope["type"])
+
+    limiter = RateLimitMiddleware(inner, bucket=bucket)
+    for kind in ("websocket", "lifespan"):
+        await limiter({"type": kind, "client": ("10.0.0.1", 1), "headers": []}, None, None)
+    assert seen == ["websocket", "lifespan"] and bucket._buckets == {}

@@ -29,6 +29,7 @@ def test_broad_type_when_the_subtype_is_uncertain():
     p = probs_with({("Ic-norm", 10): 0.4, ("Ic-broad", 10): 0.35, ("Ia-norm", 10): 0.25})
     b = interpret.best_match(p)
     assert b.type == "Ic" and b.broad_type == "Ic" and b.probability == pytest.approx(0.75, abs=1e-3)
+    assert b.age == "10 to 14"  # the Ic subtypes' ages summed, not their totals
 
 
 def test_reliable_flag_follows_threshold():
@@ -111,3 +112,64 @@ def test_age_merging_stops_at_the_ends_of_the_age_range():
     assert b.age == "42 to 50" and b.probability == pytest.approx(0.8, abs=1e-6)
     b = interpret.best_match(_ages("Ia-norm", {last - 1: 0.6, last: 0.3, 0: 0.1}))
     assert b.age == "42 to 50" and b.probability == pytest.approx(0.9, abs=1e-6)
+
+
+def test_a_neighbour_at_exactly_a_quarter_of_the_peak_is_merged():
+    p = np.zeros(labels.N_CLASSES)
+    base = labels.SN_TYPES.index("IIb") * labels.N_AGE_BINS
+    p[base + 5], p[base + 6], p[base + 4] = 0.5, 0.125, 0.124  # 0.125 = 0.25 * 0.5 exactly; 0.124 is below
+    b = interpret.best_match(p)
+    assert b.age == "-2 to 6" and b.probability == 0.625
+
+
+def test_zero_probability_ages_are_never_merged():
+    b = interpret.best_match(np.zeros(labels.N_CLASSES))
+    assert b.age == "-20 to -18" and b.probability == 0.0 and not b.reliable
+
+
+def test_subtype_and_broad_type_confidence_bounds_are_inclusive():
+    """A subtype holding exactly SUBTYPE_CONFIDENT (0.5) is named; below it, a broad type holding exactly
+    BROAD_CONFIDENT (0.7) is named instead, with its subtypes' ages summed."""
+    def vec(entries):
+        p = np.zeros(labels.N_CLASSES)
+        for (t, k), v in entries.items():
+            p[labels.SN_TYPES.index(t) * labels.N_AGE_BINS + k] = v
+        return p
+
+    b = interpret.best_match(vec({("Ic-norm", 8): 0.5, ("Ic-broad", 8): 0.25, ("Ia-norm", 8): 0.25}))
+    assert b.type == "Ic-norm" and b.age == "10 to 14"
+    b = interpret.best_match(vec({("Ic-norm", 8): 0.4, ("Ic-broad", 9): 0.3, ("Ia-norm", 8): 0.3}))
+    assert b.type == "Ic" and b.age == "10 to 18" and b.probability == pytest.approx(0.7)
+
+
+def _one_hot(t, k, p_best):
+    """A probability vector whose best match is type t at age bin k with probability p_best."""
+    p = np.zeros(labels.N_CLASSES)
+    base = labels.SN_TYPES.index(t) * labels.N_AGE_BINS
+    p[base + k] = p_best
+    p[labels.SN_TYPES.index("IIn") * labels.N_AGE_BINS + 17] = 1 - p_best
+    return p
+
+
+def test_calibration_at_its_bounds():
+    ia = labels.SN_TYPES.index("Ia-norm") * labels.N_AGE_BINS + 5
+    ib = labels.SN_TYPES.index("Ib-norm") * labels.N_AGE_BINS + 5
+    probs = np.array([_one_hot("Ia-norm", 5, 0.9), _one_hot("Ia-norm", 5, 0.8)])
+    # right at 0.9, wrong at 0.8: precision 1 then exactly 0.5, which meets a 0.5 target
+    c = interpret.calibrate_threshold(probs, np.array([ia, ib]), target_precision=0.5)
+    assert c["threshold"] == 0.8 and c["precision"] == 0.5 and c["coverage"] == 1.0
+    # the default target is 0.95, and no prefix reaching it leaves the highest probability as the threshold
+    c = interpret.calibrate_threshold(probs, np.array([ib, ib]))
+    assert c["target_precision"] == 0.95 and c["threshold"] == 0.9 and c["precision"] == 0.0
+    # nothing to calibrate on: threshold 1, nothing flagged
+    c = interpret.calibrate_threshold(np.zeros((0, labels.N_CLASSES)), np.zeros(0, dtype=int))
+    assert c["threshold"] == 1.0 and c["coverage"] == 0.0 and c["n"] == 0 and np.isnan(c["precision"])
+
+
+def test_reliability_at_a_threshold_above_every_probability():
+    ia = labels.SN_TYPES.index("Ia-norm") * labels.N_AGE_BINS + 5
+    probs = np.array([_one_hot("Ia-norm", 5, 0.9), _one_hot("Ia-norm", 5, 0.6)])
+    r = interpret.reliability_at(probs, np.array([ia, ia]), 0.7)
+    assert r == {"threshold": 0.7, "precision": 1.0, "coverage": 0.5, "n": 2}
+    r = interpret.reliability_at(probs, np.array([ia, ia]), 0.95)
+    assert np.isnan(r["precision"]) and r["coverage"] == 0.0 and r["n"] == 2
