@@ -181,3 +181,10 @@ def test_table_with_old_mac_line_ends_is_counted_too():
     data = b"4000 1\r" * (MAX_POINTS + 1)
     with pytest.raises(SpectrumReadError, match="cr.dat: more than 1,000,000 lines"):
         ad.read_spectrum(data, filename="cr.dat")
+
+
+def test_json_with_a_flood_of_tiny_spectra_is_refused_before_parsing():
+    one = b'{"data":[[4000,1],[4001,2]]}'
+    doc = b'{"SN":{"spectra":[' + b",".join([one] * 5000) + b"]}}"
+    with pytest.raises(SpectrumReadError, match="flood.json: JSON holds more than 1,000 spectra"):
+        ad.read_spectrum(doc, filename="flood.json")
