@@ -758,6 +758,22 @@ def campaign(n_inputs: int, *, seed: int = 1, hyp_fraction: float = 0.2, time_li
     return report
 
 
+def recheck(directory: Path, time_limit: float = 1.0, memory_limit_mb: int = 200) -> list[dict]:
+    """Judge again every failing input a campaign wrote to ``directory`` (after fixes: are they gone?)."""
+    import warnings
+
+    warnings.simplefilter("ignore")
+    _warm_up()
+    out = []
+    for path in sorted(directory.glob("fail_*")):
+        name = path.name.split("_", 2)[2]
+        r = judge(name, path.read_bytes(), time_limit, memory_limit_mb * 1024 * 1024)
+        out.append({"file": path.name, "outcome": r["outcome"], "flags": r["flags"],
+                    "cpu_seconds": round(r["seconds"], 3), "peak_mb": round(r["peak"] / 2 ** 20, 1),
+                    "detail": r["detail"][-200:]})
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--inputs", type=int, default=100_000)
@@ -767,7 +783,13 @@ def main(argv=None) -> int:
     ap.add_argument("--memory-limit-mb", type=int, default=200, help="rise of resident memory per input")
     ap.add_argument("--max-real", type=int, default=300, help="real files sampled as seeds (0: all)")
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "fuzz")
+    ap.add_argument("--recheck", type=Path, metavar="DIR", help="only judge again the failing inputs in DIR")
     args = ap.parse_args(argv)
+    if args.recheck:
+        rows = recheck(args.recheck, args.time_limit, args.memory_limit_mb)
+        for row in rows:
+            print(json.dumps(row))
+        return 1 if any(r["outcome"] not in ("read", "rejected") or r["flags"] for r in rows) else 0
     report = campaign(args.inputs, seed=args.seed, hyp_fraction=args.hyp_fraction, time_limit=args.time_limit,
                       memory_limit_mb=args.memory_limit_mb, max_real=args.max_real or None, out=args.out)
     print(json.dumps({k: v for k, v in report.items() if k != "failures"}, indent=1))

@@ -188,3 +188,10 @@ def test_json_with_a_flood_of_tiny_spectra_is_refused_before_parsing():
     doc = b'{"SN":{"spectra":[' + b",".join([one] * 5000) + b"]}}"
     with pytest.raises(SpectrumReadError, match="flood.json: JSON holds more than 1,000 spectra"):
         ad.read_spectrum(doc, filename="flood.json")
+
+
+def test_duplicate_rows_with_the_smallest_error_keep_a_positive_error():
+    # two rows at one wavelength with error 5e-324 averaged to an error of 0 (the campaign's invalid spectrum)
+    rows = [f"{4000 + k} 1.0 0.1" for k in range(1, 15)] + ["4000 1.0 5e-324", "4000 1.0 5e-324"]
+    s = ad.read_spectrum(_table(rows), filename="tiny.dat")
+    assert s.error[0] > 0
