@@ -35,7 +35,6 @@ import gzip
 import io
 import json
 import multiprocessing as mp
-import os
 import random
 import re
 import sys
