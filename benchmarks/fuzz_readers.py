@@ -55,6 +55,9 @@ EXAMPLES = REPO / "examples"
 #: A read still running after this many seconds is stopped (in the worker, by an alarm) and counted as hung.
 HANG_SECONDS = 30.0
 
+#: Largest input made by mutation (duplicated lines compound: an uncapped one reached 2 GB).
+MAX_INPUT_BYTES = 400 * 1024 * 1024
+
 #: Every how many mutation inputs one is a 10^7-row text file (they take ~1 s each to build and read).
 BIG_EVERY = 5000
 
@@ -386,7 +389,7 @@ def make_input(seeds, index: int, seed: int) -> tuple[str, bytes, str]:
                 data = gzip.decompress(data)
             except (OSError, EOFError, zlib.error):
                 pass
-        data = MUTATORS[mut](rng, data)
+        data = MUTATORS[mut](rng, data)[:MAX_INPUT_BYTES]
         applied.append(mut)
     roll = rng.random()
     if roll < 0.1:
@@ -696,7 +699,10 @@ def campaign(n_inputs: int, *, seed: int = 1, hyp_fraction: float = 0.2, time_li
                 if isinstance(r["index"], int):
                     if seeds_for_saving is None:
                         seeds_for_saving = load_seeds(max_real, seed)
-                    data = make_input(seeds_for_saving, r["index"], seed)[1]
+                    try:
+                        data = make_input(seeds_for_saving, r["index"], seed)[1]
+                    except MemoryError:
+                        data = None
                 elif r.get("data"):
                     data = bytes.fromhex(r["data"])
                 if data is not None:
@@ -706,6 +712,13 @@ def campaign(n_inputs: int, *, seed: int = 1, hyp_fraction: float = 0.2, time_li
             r.pop("data", None)
             failures.append(r)
 
+    import signal
+
+    def _stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)  # a stopped campaign still writes its report
+    stopped = False
     try:
         proc, conn = start()
         for job in jobs:
@@ -728,7 +741,10 @@ def campaign(n_inputs: int, *, seed: int = 1, hyp_fraction: float = 0.2, time_li
                      "how": "?" if job[0] == "hyp" else "?", "name": "?", "size": 0}
                 if job[0] == "mut":
                     seeds_for_saving = seeds_for_saving or load_seeds(max_real, seed)
-                    r["name"], _, r["how"] = make_input(seeds_for_saving, job[1], seed)
+                    try:
+                        r["name"], _, r["how"] = make_input(seeds_for_saving, job[1], seed)
+                    except MemoryError:
+                        pass
                 record(r)
                 proc, conn = start()
                 continue
@@ -737,6 +753,8 @@ def campaign(n_inputs: int, *, seed: int = 1, hyp_fraction: float = 0.2, time_li
             if progress and (done % 2000 < len(results)):
                 rate = done / max(1e-9, time.time() - t_start)
                 print(f"  {done:,} inputs, {rate:.0f}/s: {dict(outcomes)}", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        stopped = True
     finally:
         if conn is not None and proc is not None and proc.is_alive():
             conn.send(None)
@@ -745,7 +763,7 @@ def campaign(n_inputs: int, *, seed: int = 1, hyp_fraction: float = 0.2, time_li
                 proc.kill()
     slowest.sort(reverse=True)
     biggest.sort(reverse=True)
-    report = {"inputs": done, "seconds": round(time.time() - t_start, 1), "seed": seed,
+    report = {"inputs": done, "stopped_early": stopped, "seconds": round(time.time() - t_start, 1), "seed": seed,
               "time_limit_s": time_limit, "memory_limit_mb": memory_limit_mb,
               "outcomes": dict(outcomes), "by_mutation": {k: dict(v) for k, v in sorted(by_how.items())},
               "slowest": [{"seconds": round(s, 3), "index": i, "how": h} for s, i, h in slowest[:10]],
