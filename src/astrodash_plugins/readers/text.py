@@ -69,7 +69,7 @@ class AsciiReader(Reader):
         _check_rows(data, filename)
         values, counts, skipped = parse_table(np.frombuffer(data, dtype=np.uint8), 3)
         if values.shape[0] == 0:
-            if _ONE_NUMBER.search(data):
+            if _ONE_NUMBER.search(data, 0, 1 << 20):  # the message only: a 200 MB file is not searched whole
                 raise SpectrumReadError("only one numeric column; need wavelength and flux", filename)
             raise SpectrumReadError("non-numeric content: no line holds a wavelength and a flux", filename)
         wave, flux, error = _columns_from(values, counts, filename)
