@@ -15,7 +15,8 @@ and records the input that killed it.  An input *fails* when
 - it raises anything but ``SpectrumReadError``, or a ``SpectrumReadError`` whose ``filename`` is not the file's;
 - it returns spectra that break the Spectrum invariants (wavelength finite, positive, strictly increasing,
   flux finite, at least 10 points);
-- it takes more than ``--time-limit`` seconds (re-timed, best of three, before it counts: the machine is shared);
+- it takes more than ``--time-limit`` seconds of CPU time (the process's own, so a worker starved by other
+  work on a shared machine is not blamed; re-timed, best of three, before it counts);
 - reading it raises the worker's resident memory more than ``--memory-limit-mb`` above what it was before
   (Linux peak RSS, reset before each input, so C allocations count; the input's own bytes are not counted;
   tracemalloc's peak where /proc is not available).
@@ -34,7 +35,6 @@ import gzip
 import io
 import json
 import multiprocessing as mp
-import os
 import random
 import re
 import sys
@@ -54,6 +54,9 @@ EXAMPLES = REPO / "examples"
 
 #: A read still running after this many seconds is stopped (in the worker, by an alarm) and counted as hung.
 HANG_SECONDS = 30.0
+
+#: Largest input made by mutation (duplicated lines compound: an uncapped one reached 2 GB).
+MAX_INPUT_BYTES = 400 * 1024 * 1024
 
 #: Every how many mutation inputs one is a 10^7-row text file (they take ~1 s each to build and read).
 BIG_EVERY = 5000
@@ -386,7 +389,7 @@ def make_input(seeds, index: int, seed: int) -> tuple[str, bytes, str]:
                 data = gzip.decompress(data)
             except (OSError, EOFError, zlib.error):
                 pass
-        data = MUTATORS[mut](rng, data)
+        data = MUTATORS[mut](rng, data)[:MAX_INPUT_BYTES]
         applied.append(mut)
     roll = rng.random()
     if roll < 0.1:
@@ -542,7 +545,7 @@ def run_one(name: str, data: bytes, *, measure: bool = True, hang_seconds: float
 
         signal.signal(signal.SIGALRM, _alarm)
         signal.setitimer(signal.ITIMER_REAL, hang_seconds)
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     try:
         try:
             spectra = read_spectra(data, filename=name)
@@ -563,7 +566,7 @@ def run_one(name: str, data: bytes, *, measure: bool = True, hang_seconds: float
         problem = _invariants(spectra)
         outcome, detail = ("invalid-spectrum", problem) if problem else ("read", "")
         del spectra
-    seconds = time.perf_counter() - t0
+    seconds = time.process_time() - t0
     peak = 0
     if measure and rss_before is not None:
         peak = max(0, _status("VmHWM") - rss_before)
@@ -696,7 +699,10 @@ def campaign(n_inputs: int, *, seed: int = 1, hyp_fraction: float = 0.2, time_li
                 if isinstance(r["index"], int):
                     if seeds_for_saving is None:
                         seeds_for_saving = load_seeds(max_real, seed)
-                    data = make_input(seeds_for_saving, r["index"], seed)[1]
+                    try:
+                        data = make_input(seeds_for_saving, r["index"], seed)[1]
+                    except MemoryError:
+                        data = None
                 elif r.get("data"):
                     data = bytes.fromhex(r["data"])
                 if data is not None:
@@ -706,6 +712,13 @@ def campaign(n_inputs: int, *, seed: int = 1, hyp_fraction: float = 0.2, time_li
             r.pop("data", None)
             failures.append(r)
 
+    import signal
+
+    def _stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)  # a stopped campaign still writes its report
+    stopped = False
     try:
         proc, conn = start()
         for job in jobs:
@@ -728,7 +741,10 @@ def campaign(n_inputs: int, *, seed: int = 1, hyp_fraction: float = 0.2, time_li
                      "how": "?" if job[0] == "hyp" else "?", "name": "?", "size": 0}
                 if job[0] == "mut":
                     seeds_for_saving = seeds_for_saving or load_seeds(max_real, seed)
-                    r["name"], _, r["how"] = make_input(seeds_for_saving, job[1], seed)
+                    try:
+                        r["name"], _, r["how"] = make_input(seeds_for_saving, job[1], seed)
+                    except MemoryError:
+                        pass
                 record(r)
                 proc, conn = start()
                 continue
@@ -737,6 +753,8 @@ def campaign(n_inputs: int, *, seed: int = 1, hyp_fraction: float = 0.2, time_li
             if progress and (done % 2000 < len(results)):
                 rate = done / max(1e-9, time.time() - t_start)
                 print(f"  {done:,} inputs, {rate:.0f}/s: {dict(outcomes)}", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        stopped = True
     finally:
         if conn is not None and proc is not None and proc.is_alive():
             conn.send(None)
@@ -745,7 +763,7 @@ def campaign(n_inputs: int, *, seed: int = 1, hyp_fraction: float = 0.2, time_li
                 proc.kill()
     slowest.sort(reverse=True)
     biggest.sort(reverse=True)
-    report = {"inputs": done, "seconds": round(time.time() - t_start, 1), "seed": seed,
+    report = {"inputs": done, "stopped_early": stopped, "seconds": round(time.time() - t_start, 1), "seed": seed,
               "time_limit_s": time_limit, "memory_limit_mb": memory_limit_mb,
               "outcomes": dict(outcomes), "by_mutation": {k: dict(v) for k, v in sorted(by_how.items())},
               "slowest": [{"seconds": round(s, 3), "index": i, "how": h} for s, i, h in slowest[:10]],
@@ -757,16 +775,38 @@ def campaign(n_inputs: int, *, seed: int = 1, hyp_fraction: float = 0.2, time_li
     return report
 
 
+def recheck(directory: Path, time_limit: float = 1.0, memory_limit_mb: int = 200) -> list[dict]:
+    """Judge again every failing input a campaign wrote to ``directory`` (after fixes: are they gone?)."""
+    import warnings
+
+    warnings.simplefilter("ignore")
+    _warm_up()
+    out = []
+    for path in sorted(directory.glob("fail_*")):
+        name = path.name.split("_", 2)[2]
+        r = judge(name, path.read_bytes(), time_limit, memory_limit_mb * 1024 * 1024)
+        out.append({"file": path.name, "outcome": r["outcome"], "flags": r["flags"],
+                    "cpu_seconds": round(r["seconds"], 3), "peak_mb": round(r["peak"] / 2 ** 20, 1),
+                    "detail": r["detail"][-200:]})
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--inputs", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--hyp-fraction", type=float, default=0.2, help="share of inputs generated by hypothesis")
-    ap.add_argument("--time-limit", type=float, default=1.0, help="seconds per input")
+    ap.add_argument("--time-limit", type=float, default=1.0, help="CPU seconds per input")
     ap.add_argument("--memory-limit-mb", type=int, default=200, help="rise of resident memory per input")
     ap.add_argument("--max-real", type=int, default=300, help="real files sampled as seeds (0: all)")
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "fuzz")
+    ap.add_argument("--recheck", type=Path, metavar="DIR", help="only judge again the failing inputs in DIR")
     args = ap.parse_args(argv)
+    if args.recheck:
+        rows = recheck(args.recheck, args.time_limit, args.memory_limit_mb)
+        for row in rows:
+            print(json.dumps(row))
+        return 1 if any(r["outcome"] not in ("read", "rejected") or r["flags"] for r in rows) else 0
     report = campaign(args.inputs, seed=args.seed, hyp_fraction=args.hyp_fraction, time_limit=args.time_limit,
                       memory_limit_mb=args.memory_limit_mb, max_real=args.max_real or None, out=args.out)
     print(json.dumps({k: v for k, v in report.items() if k != "failures"}, indent=1))

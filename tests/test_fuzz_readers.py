@@ -141,7 +141,7 @@ def test_snid_template_with_absurd_epoch_count_is_refused_before_allocating():
 
 def test_table_longer_than_a_spectrum_is_refused_before_parsing():
     data = b"4000 1\n" * (MAX_POINTS + 1)
-    with pytest.raises(SpectrumReadError, match="long.dat: 1,000,001 lines"):
+    with pytest.raises(SpectrumReadError, match="long.dat: more than 1,000,000 lines"):
         ad.read_spectrum(data, filename="long.dat")
 
 
@@ -174,3 +174,24 @@ def test_fits_header_with_a_negative_axis_length_is_refused_before_astropy_loops
     data = buf.getvalue().replace(b"NAXIS1  =                  600", b"NAXIS1  =                 -906")
     with pytest.raises(SpectrumReadError, match=r"neg.fits: invalid FITS header: NAXIS1 = -906"):
         ad.read_spectrum(data, filename="neg.fits")
+
+
+def test_table_with_old_mac_line_ends_is_counted_too():
+    # the campaign's slow/memory case: 11.5 million CR-terminated rows (320 MB), once copied whole by strip()
+    data = b"4000 1\r" * (MAX_POINTS + 1)
+    with pytest.raises(SpectrumReadError, match="cr.dat: more than 1,000,000 lines"):
+        ad.read_spectrum(data, filename="cr.dat")
+
+
+def test_json_with_a_flood_of_tiny_spectra_is_refused_before_parsing():
+    one = b'{"data":[[4000,1],[4001,2]]}'
+    doc = b'{"SN":{"spectra":[' + b",".join([one] * 5000) + b"]}}"
+    with pytest.raises(SpectrumReadError, match="flood.json: JSON holds more than 1,000 spectra"):
+        ad.read_spectrum(doc, filename="flood.json")
+
+
+def test_duplicate_rows_with_the_smallest_error_keep_a_positive_error():
+    # two rows at one wavelength with error 5e-324 averaged to an error of 0 (the campaign's invalid spectrum)
+    rows = [f"{4000 + k} 1.0 0.1" for k in range(1, 15)] + ["4000 1.0 5e-324", "4000 1.0 5e-324"]
+    s = ad.read_spectrum(_table(rows), filename="tiny.dat")
+    assert s.error[0] > 0

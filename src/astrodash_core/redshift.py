@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import labels
-from .templates import PER_CLASS, TemplateBank, default_bank
+from .templates import PER_CLASS, TemplateBank
 
 Z_MIN, Z_MAX = -0.01, 1.0
 AGREE_FRACTION = 0.8

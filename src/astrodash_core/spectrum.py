@@ -211,5 +211,7 @@ def _merge_duplicates(wave, flux, error):
         scale = np.maximum.reduceat(error, start)  # NaN when one is NaN
         with np.errstate(invalid="ignore", divide="ignore"):
             rel = error / np.repeat(scale, counts)
-            error = scale * np.sqrt(np.add.reduceat(rel * rel, start)) / counts
+            error = scale * (np.sqrt(np.add.reduceat(rel * rel, start)) / counts)
+            # errors at the bottom of the float range (5e-324) must not round to zero: they stay positive
+            error = np.where((error == 0) & (scale > 0), np.finfo(np.float64).smallest_subnormal, error)
     return uniq, flux, error

@@ -23,7 +23,7 @@ import numpy as np
 from .. import labels
 from ..errors import AstrodashError
 from .evaluation import broad_sums, by_object
-from .manifest import FIELDS, MANIFEST, read_manifest  # noqa: F401 - read_manifest was defined here
+from .manifest import FIELDS, MANIFEST, read_manifest  # noqa: F401 - FIELDS and read_manifest were defined here
 from .real_split import SPLIT_FILE, Z_RANGES, load_real_split, select_part, z_range
 
 SLSN_TYPES = ("SLSN-I", "SLSN-II")

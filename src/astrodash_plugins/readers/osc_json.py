@@ -72,6 +72,8 @@ class OscJsonReader(Reader):
         if len(data) > MAX_JSON_BYTES:
             raise SpectrumReadError(f"JSON of {len(data):,} bytes; at most {MAX_JSON_BYTES:,} are read (a catalogue "
                                     "file this large: extract the spectra wanted into a smaller file)", filename)
+        if data.count(b'"data"') > MAX_SPECTRA:  # checked before parsing: 200,000 tiny spectra take seconds
+            raise SpectrumReadError(f"JSON holds more than {MAX_SPECTRA:,} spectra", filename)
         gc_was_enabled = gc.isenabled()
         gc.disable()  # a parsed JSON document holds no reference cycles: collections during parsing are wasted
         try:

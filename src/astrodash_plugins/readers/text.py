@@ -35,10 +35,16 @@ def _redshift_from_comments(head: bytes):
 
 
 def _check_rows(data: bytes, filename: str) -> None:
-    """Refuse a table with more lines than a spectrum may have points, before parsing it."""
-    lines = max(data.count(b"\n"), data.count(b"\r"))
-    if lines > MAX_POINTS:
-        raise SpectrumReadError(f"{lines:,} lines; a spectrum of at most {MAX_POINTS:,} points is read", filename)
+    """Refuse a table with more lines than a spectrum may have points, before parsing it (counting stops as
+    soon as the limit is passed, so a huge file is refused after its first tens of megabytes)."""
+    lf = cr = 0
+    step = 4 * 1024 * 1024
+    for start in range(0, len(data), step):
+        lf += data.count(b"\n", start, start + step)
+        cr += data.count(b"\r", start, start + step)
+        if max(lf, cr) > MAX_POINTS:
+            raise SpectrumReadError(f"more than {MAX_POINTS:,} lines; a spectrum of at most {MAX_POINTS:,} points "
+                                    "is read", filename)
 
 
 def _columns_from(values: np.ndarray, counts: np.ndarray, filename: str):
@@ -63,7 +69,7 @@ class AsciiReader(Reader):
         _check_rows(data, filename)
         values, counts, skipped = parse_table(np.frombuffer(data, dtype=np.uint8), 3)
         if values.shape[0] == 0:
-            if _ONE_NUMBER.search(data):
+            if _ONE_NUMBER.search(data, 0, 1 << 20):  # the message only: a 200 MB file is not searched whole
                 raise SpectrumReadError("only one numeric column; need wavelength and flux", filename)
             raise SpectrumReadError("non-numeric content: no line holds a wavelength and a flux", filename)
         wave, flux, error = _columns_from(values, counts, filename)
