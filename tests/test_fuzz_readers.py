@@ -154,26 +154,20 @@ def test_gzip_bomb_is_refused(monkeypatch):
         ad.read_spectrum(bomb, filename="bomb.dat.gz")
 
 
-def test_fits_header_with_an_absurd_axis_count_is_refused_before_astropy_loops_over_it():
+@pytest.mark.parametrize("card, bad, name", [
     # NAXIS = 2147483647 kept astropy's header parsing busy for hours (the campaign's one hang)
-    from astropy.io import fits
-
-    buf = io.BytesIO()
-    fits.PrimaryHDU(np.ones(600)).writeto(buf)
-    data = buf.getvalue().replace(b"NAXIS   =                    1", b"NAXIS   =           2147483647")
-    with pytest.raises(SpectrumReadError, match=r"axes.fits: invalid FITS header: NAXIS = 2147483647"):
-        ad.read_spectrum(data, filename="axes.fits")
-
-
-def test_fits_header_with_a_negative_axis_length_is_refused_before_astropy_loops_forever():
+    (b"NAXIS   =                    1", b"NAXIS   =           2147483647", "NAXIS = 2147483647"),
     # NAXIS1 = -906 made astropy read the primary HDU at offset 0 again and again (a hypothesis-built header)
+    (b"NAXIS1  =                  600", b"NAXIS1  =                 -906", "NAXIS1 = -906"),
+])
+def test_fits_header_with_absurd_axes_is_refused_before_astropy_loops_over_them(card, bad, name):
     from astropy.io import fits
 
     buf = io.BytesIO()
     fits.PrimaryHDU(np.ones(600)).writeto(buf)
-    data = buf.getvalue().replace(b"NAXIS1  =                  600", b"NAXIS1  =                 -906")
-    with pytest.raises(SpectrumReadError, match=r"neg.fits: invalid FITS header: NAXIS1 = -906"):
-        ad.read_spectrum(data, filename="neg.fits")
+    data = buf.getvalue().replace(card, bad)
+    with pytest.raises(SpectrumReadError, match=rf"axes.fits: invalid FITS header: {name}"):
+        ad.read_spectrum(data, filename="axes.fits")
 
 
 def test_table_with_old_mac_line_ends_is_counted_too():
