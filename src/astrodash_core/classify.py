@@ -24,15 +24,12 @@ REDSHIFT = Variant.REDSHIFT
 
 
 def _source_name(source) -> str:
+    """What to call a source in an error: its name, else the file it names, else its type."""
     if isinstance(source, Spectrum):
         return source.name
-    if isinstance(source, (str, bytes)) and not isinstance(source, bytes):
-        return str(source)
-    if hasattr(source, "__fspath__"):
-        return str(source)
     if isinstance(source, tuple) and len(source) == 2:
         return str(source[1])
-    return getattr(source, "name", None) or type(source).__name__
+    return _source_file(source) or getattr(source, "name", None) or type(source).__name__
 
 
 def _source_file(source) -> str | None:
@@ -148,9 +145,9 @@ class Classifier:
     def _estimate_redshifts(self, items, smoothing, min_wave, max_wave, results):
         """Redshifts of spectra given none (:func:`astrodash_core.redshift.estimate_observed`: the redshift
         model, or the templates of the classes the agnostic model finds likely).  Returns [(index, spectrum,
-        z, z_error)] for the known-z pass; spectra that cannot be estimated are classified by the agnostic
-        model alone (redshift None).  Each item also carries the estimate's alternatives (other redshifts the
-        redshift model's posterior allows, with weights), over which the known-z pass averages."""
+        z, z_error, estimate)] for the known-z pass; spectra that cannot be estimated are classified by the agnostic
+        model alone (redshift None).  The :class:`RedshiftEstimate` carries the alternatives (other redshifts
+        the redshift model's posterior allows, with their masses), over which the known-z pass averages."""
         model = self.model_for(AGNOSTIC)
         bank = self.bank()
         settings = PreprocessSettings.from_dict(model.preprocessing)
@@ -222,17 +219,13 @@ class Classifier:
                 results[i] = Classification(name=spec.name, error=f"redshift {z!r} is not a finite number above -1")
                 continue
             known.append((i, spec, z, "given", None))
-        alternatives = {}  # row of `known` -> other redshifts to average over ((z, weight), ...)
         estimates = {}  # row of `known` -> its RedshiftEstimate
         if unknown:
             for i, s, z, err, est in self._estimate_redshifts(unknown, smoothing, min_wave, max_wave, results):
                 estimates[len(known)] = est
-                if est.alternatives:
-                    # the estimate counts as the posterior's highest peak (it is one, unless the templates
-                    # overruled the network at the end of its range)
-                    ref = max(est.mass or 0.0, est.top_mass or 0.0) or 1.0
-                    alternatives[len(known)] = tuple((za, m / ref) for za, m in est.alternatives)
                 known.append((i, s, z, "estimated", err))
+        # row of `known` -> other redshifts to average over ((z, weight relative to the estimate), ...)
+        alternatives = {j: _relative_alternatives(est) for j, est in estimates.items() if est.alternatives}
         if known:
             model = self.model_for(KNOWN_Z)
             bank = self.bank() if rlap else None
@@ -255,7 +248,7 @@ class Classifier:
                 else:
                     results[i] = self._result(spec, model, probs[j], pre, j, z, z_source, z_err, top_n,
                                               probabilities, include_spectrum)
-                    if j in estimates and estimates[j].alternatives:
+                    if j in alternatives:
                         results[i].redshift_alternatives = tuple(estimates[j].alternatives)
                         results[i].redshift_mass = estimates[j].mass
                     classified.append((j, results[i]))
@@ -274,6 +267,13 @@ class Classifier:
         for r, source in zip(results, sources):
             r.file = _source_file(source)
         return results
+
+
+def _relative_alternatives(est) -> tuple:
+    """An estimate's alternatives with their masses relative to the estimate's own: the estimate counts as the
+    posterior's highest peak (it is one, unless the templates overruled the network at the end of its range)."""
+    ref = max(est.mass or 0.0, est.top_mass or 0.0) or 1.0
+    return tuple((z, m / ref) for z, m in est.alternatives)
 
 
 def _average_over_alternatives(model, settings, known, alternatives, ok, probs, smoothing, min_wave, max_wave):
