@@ -16,13 +16,17 @@ def _bank(state):
     return bank
 
 
-async def analysis_options(request: Request):
-    state = await app_state(request)
+async def _options(state) -> dict:
+    """The bank's {subtype: age bins with templates}, computed once per app."""
     if state.analysis_options is None:
         from astrodash_core.templates import analysis_options as options
 
         state.analysis_options = await anyio.to_thread.run_sync(options, _bank(state))
-    by_type = state.analysis_options
+    return state.analysis_options
+
+
+async def analysis_options(request: Request):
+    by_type = await _options(await app_state(request))
     return respond(request, {"sn_types": list(by_type), "age_bins_by_type": by_type})
 
 
@@ -46,7 +50,7 @@ async def template_spectrum(request: Request):
 
     bank = _bank(state)
     try:
-        found = nearest_template_age(sn_type, age_bin, bank)
+        found = nearest_template_age(sn_type, age_bin, bank, await _options(state))
     except KeyError as exc:
         raise not_found(f"Template not found for SN type {sn_type!r}: {exc.args[0]}") from None
     wave, flux = await anyio.to_thread.run_sync(_template, bank, sn_type, found)

@@ -159,10 +159,11 @@ def analysis_options(bank: TemplateBank | None = None) -> dict[str, list[str]]:
     return out
 
 
-def nearest_template_age(sn_type: str, age_bin, bank: TemplateBank | None = None) -> str:
+def nearest_template_age(sn_type: str, age_bin, bank: TemplateBank | None = None, options: dict | None = None) -> str:
     """The age-bin label nearest ``age_bin`` at which ``sn_type`` (a subtype or a broad type) has templates
-    (the earlier bin on a tie).  Raises KeyError naming the types that have templates when it has none."""
-    options = analysis_options(bank)
+    (the earlier bin on a tie).  ``options``: the bank's :func:`analysis_options`, when the caller keeps them.
+    Raises KeyError naming the types that have templates when it has none."""
+    options = options if options is not None else analysis_options(bank)
     want = labels.age_bin_index(age_bin)
     have = sorted({labels.AGE_LABELS.index(a) for t in labels.subtypes_of(sn_type) for a in options.get(t, ())})
     if not have:
