@@ -73,14 +73,20 @@ REDSHIFT_RANGE = (-0.01, 2.0)
 _ESTIMATE = {"", "-", "nan", "none", "null", "?"}
 
 
+def _outside_range(z: float) -> str | None:
+    """Why ``z`` is refused, or None when it is within REDSHIFT_RANGE."""
+    lo, hi = REDSHIFT_RANGE
+    return None if lo <= z <= hi else f"{z:g} is outside {lo:g} to {hi:g}"
+
+
 def _redshift_arg(text: str) -> float:
     try:
         z = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    lo, hi = REDSHIFT_RANGE
-    if not lo <= z <= hi:
-        raise argparse.ArgumentTypeError(f"{z:g} is outside {lo:g} to {hi:g}")
+    why = _outside_range(z)
+    if why:
+        raise argparse.ArgumentTypeError(why)
     return z
 
 
@@ -109,8 +115,9 @@ def _read_redshift_file(path: str) -> dict[str, float | None]:
                 continue  # the header
             bad.append(f"line {n}: {line!r}")
             continue
-        if z is not None and not REDSHIFT_RANGE[0] <= z <= REDSHIFT_RANGE[1]:
-            bad.append(f"line {n}: redshift {z:g} is outside {REDSHIFT_RANGE[0]:g} to {REDSHIFT_RANGE[1]:g}")
+        why = None if z is None else _outside_range(z)
+        if why:
+            bad.append(f"line {n}: redshift {why}")
             continue
         table[cells[0]] = z
     if bad:
