@@ -75,29 +75,28 @@ async def run(base: str, pid: int, archive: bytes, interval: float) -> dict:
         done.set()
         return {"status": status, "seconds": seconds, "first_byte_s": first, "bytes": size}
 
-    async def health_fresh():
+    async def health(times, client=None):
+        """/health every ``interval`` until the batch ends: on ``client`` (kept alive) or a new connection each time."""
         while not done.is_set():
             t0 = time.perf_counter()
             try:
-                async with httpx.AsyncClient(base_url=base, timeout=60) as c:
-                    ok = (await c.get("/health")).status_code == 200
+                if client is None:
+                    async with httpx.AsyncClient(base_url=base, timeout=60) as c:
+                        ok = (await c.get("/health")).status_code == 200
+                else:
+                    ok = (await client.get("/health")).status_code == 200
             except httpx.HTTPError:
                 ok = False
-            fresh.append(time.perf_counter() - t0)
+            times.append(time.perf_counter() - t0)
             failures["health"] += not ok
             await asyncio.sleep(interval)
 
+    async def health_fresh():
+        await health(fresh)
+
     async def health_kept():
         async with httpx.AsyncClient(base_url=base, timeout=60) as c:
-            while not done.is_set():
-                t0 = time.perf_counter()
-                try:
-                    ok = (await c.get("/health")).status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                kept.append(time.perf_counter() - t0)
-                failures["health"] += not ok
-                await asyncio.sleep(interval)
+            await health(kept, c)
 
     async def singles():
         data = SPECTRUM.read_bytes()
