@@ -6,9 +6,11 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from . import batch, docs_page, health, lines, models, openapi, spectrum, templates
+from .jobs import progress as job_progress
+from .jobs import routes as jobs
 from .errors import EXCEPTION_HANDLERS
 from .middleware import (BodyLimitMiddleware, InternalErrorMiddleware, RateLimitGate, RateLimitMiddleware, RequestContextMiddleware,
                          SlowBodyMiddleware, TokenBucket)
@@ -43,6 +45,12 @@ def routes() -> list[Route]:
         Route(f"{v1}/models/owner/{{owner}}", models.list_models, methods=["GET"]),
         # one route for the three methods, so a 405 lists them all in Allow
         Route(f"{v1}/models/{{model_id}}", models.model_resource, methods=["GET", "PUT", "DELETE"]),
+        Route(f"{jobs.PREFIX}/submit", jobs.submit_batch, methods=["POST"]),
+        Route(f"{jobs.PREFIX}/status/{{batch_id}}", jobs.status, methods=["GET"]),
+        Route(f"{jobs.PREFIX}/results/{{batch_id}}", jobs.results, methods=["GET"]),
+        Route(f"{jobs.PREFIX}/batches", jobs.list_batches, methods=["GET"]),
+        Route(f"{jobs.PREFIX}/cancel/{{batch_id}}", jobs.cancel, methods=["DELETE"]),
+        WebSocketRoute("/ws/batch-processor", job_progress.progress),
     ]
 
 
@@ -57,6 +65,7 @@ def create_app(settings: Settings | None = None, classifier=None) -> Starlette:
     async def lifespan(app):
         await state.startup()
         yield
+        await state.shutdown()
 
     bucket = TokenBucket(settings.rate_limit_per_minute, settings.rate_limit_burst)
     # outermost first: the request id and log line see everything; rate-limit headers go on every response;

@@ -63,9 +63,9 @@ def unavailable(exc: Exception) -> ApiError:
 RLAP_DECIMALS = 2
 
 
-def payload(result, model_type: str, model_id: str | None) -> dict:
+def payload(result, model_type: str, model_id: str | None, include_spectrum: bool = True) -> dict:
     """AstroDASH 2.0's result shape (``spectrum``, ``classification``, ``model_type``) plus astrodash's keys."""
-    d = result.to_dict(include_spectrum=True)
+    d = result.to_dict(include_spectrum=include_spectrum)
     classification = d.get("classification") or {}
     for match in [classification.get("best_match"), *classification.get("best_matches", ())]:
         if match and match.get("rlap") is not None:

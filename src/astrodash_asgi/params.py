@@ -86,6 +86,11 @@ def parse_params(raw: str | None, model_id: str | None = None, max_bytes: int = 
         params = {}
     elif not isinstance(params, dict):
         raise invalid("params", "must be a JSON object")
+    return options_from(params, model_id)
+
+
+def options_from(params: dict, model_id: str | None = None) -> Options:
+    """:class:`Options` from an already parsed ``params`` object (422 naming the field of a bad value)."""
     osc_ref = params.get("oscRef") or None
     if osc_ref is not None and not isinstance(osc_ref, str):
         raise invalid("oscRef", "must be a supernova name such as 'SN 2002er'")

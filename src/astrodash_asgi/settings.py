@@ -65,6 +65,15 @@ class Settings:
     overload_retry_after_s: int = 2
     top_n: int = 5
     warmup: bool = True
+    # batch jobs (/api/batch-processor): finished batches and their results are deleted after job_ttl seconds;
+    # items per batch; items the engine takes at a time (a cancel stops a running batch within one chunk);
+    # seconds between looks for work submitted to other server processes; how fast waiting raises a batch's
+    # priority (see astrodash_asgi.jobs.scheduling)
+    job_ttl: int = 7 * 24 * 3600
+    job_max_items: int = 100_000
+    job_chunk: int = 32
+    job_poll_s: float = 0.5
+    job_ageing_s: float = 30.0
 
     @classmethod
     def from_env(cls, environ=None, **overrides) -> "Settings":

@@ -26,6 +26,9 @@ class AppState:
         self.settings = settings
         self.classifier = classifier or Classifier()
         self.batcher = MicroBatcher(self.run_batch, settings.micro_batch_max, settings.micro_batch_wait_ms / 1000)
+        from .jobs import Engine
+
+        self.engine = Engine(self)
         self.started_at = time.time()
         self.ready = False
         self.problems: dict[str, str] = {}
@@ -48,6 +51,11 @@ class AppState:
             if not self.ready:
                 await anyio.to_thread.run_sync(self.load)
                 self.ready = True
+                if "storage" not in self.problems:  # batches accepted before a restart go on at once
+                    self.engine.ensure_running()
+
+    async def shutdown(self) -> None:
+        await self.engine.stop()
 
     def load(self) -> None:
         for variant in (KNOWN_Z, AGNOSTIC):

@@ -45,10 +45,11 @@ class Archive:
     """A zip whose directory passed the whole-archive limits; entries are inflated one at a time by
     :meth:`read`, so a batch holds only the chunk it is working on."""
 
-    def __init__(self, data: bytes, zip_name: str, limits: ZipLimits):
+    def __init__(self, data: bytes | str, zip_name: str, limits: ZipLimits):
+        """``data``: the archive's bytes, or the path of a file holding them."""
         self.name, self.limits = zip_name, limits
         try:
-            self._zf = zipfile.ZipFile(io.BytesIO(data))
+            self._zf = zipfile.ZipFile(data if isinstance(data, str) else io.BytesIO(data))
             infos = [i for i in self._zf.infolist() if not i.is_dir() and not _skipped(i.filename)]
         except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as exc:
             raise bad_file(zip_name, f"not a readable zip archive ({exc})") from None
@@ -65,6 +66,9 @@ class Archive:
                                 f"{limits.max_ratio:g}); refusing a possible zip bomb")
         self.infos = infos
         self._inflated = 0
+
+    def close(self) -> None:
+        self._zf.close()
 
     def names(self) -> list[str]:
         return [i.orig_filename for i in self.infos]

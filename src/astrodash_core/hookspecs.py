@@ -24,7 +24,8 @@ Model provider
     ``astrodash_core.models``); ``default_for`` is ``"known-z"`` or ``"agnostic"`` to offer a default.
 Storage backend
     ``register(scheme, factory)``: ``factory(url: str)`` returns a storage object for URLs of that scheme
-    (see ``astrodash_plugins.storage``).
+    (see ``astrodash_plugins.storage``).  A backend that can also hold batch jobs gives its storage object a
+    ``jobs()`` method returning a :class:`JobStore`; without it the batch-processor API answers 503.
 Catalogue
     ``register(name, factory)``: ``factory()`` returns an object with ``spectra(name: str) -> list[Spectrum]``
     (see ``astrodash_core.catalogue``), or None when it is not configured.
@@ -84,6 +85,66 @@ class ModelStore(Protocol):
     def update(self, model_id: str, fields: dict[str, Any]) -> dict[str, Any] | None: ...
 
     def delete(self, model_id: str) -> bool: ...
+
+
+class BatchExists(Exception):
+    """A batch with this id is already stored."""
+
+    def __init__(self, batch_id: str):
+        super().__init__(f"batch {batch_id!r} already exists")
+        self.batch_id = batch_id
+
+
+class IdempotencyMismatch(Exception):
+    """An idempotency key was used before with a different request."""
+
+    def __init__(self, key: str, batch_id: str):
+        super().__init__(f"idempotency key {key!r} was used for batch {batch_id!r} with a different request")
+        self.key, self.batch_id = key, batch_id
+
+
+@runtime_checkable
+class JobStore(Protocol):
+    """Durable batch jobs (synchronous, thread-safe, shared by every server process that uses the same store).
+
+    Batches are dicts with ``id``, ``owner``, ``status`` (queued, processing, completed, failed, cancelled),
+    ``priority``, ``created_at``/``started_at``/``finished_at`` (epoch seconds), ``params``, ``opts_key``,
+    ``metadata``, ``timeout_ms``, ``total``, ``completed``, ``failed``, ``processing_ms``, ``error``, ``archive``.
+    Items are numbered 0.. within their batch.  ``astrodash_plugins.storage.jobs_sqlite`` is the reference
+    implementation; its docstrings give each method's contract."""
+
+    def save_archive(self, batch_id: str, data: bytes) -> str: ...
+
+    def drop_archive(self, path: str | None) -> None: ...
+
+    def create_batch(self, batch: dict[str, Any], items: Any, idempotency: tuple[str, str] | None = None
+                     ) -> tuple[dict[str, Any], bool]: ...
+
+    def get_batch(self, batch_id: str) -> dict[str, Any] | None: ...
+
+    def list_batches(self, statuses: tuple[str, ...] | None = None, owner: str | None = None, limit: int = 100,
+                     after: tuple[float, str] | None = None) -> list[dict[str, Any]]: ...
+
+    def results(self, batch_id: str, after_seq: int = 0, limit: int | None = 100) -> list[dict[str, Any]]: ...
+
+    def queue_positions(self) -> list[tuple[str, str, float, int]]: ...
+
+    def queue_length(self) -> int: ...
+
+    def claim(self, worker: str, limit: int, score: Any, dead: Any = ..., now: float | None = None,
+              lease_s: float = ...) -> list[dict[str, Any]]: ...
+
+    def complete(self, worker: str, outcomes: list[dict[str, Any]], now: float | None = None) -> int: ...
+
+    def renew(self, worker: str, now: float | None = None, lease_s: float = ...) -> None: ...
+
+    def fail_batch(self, batch_id: str, error: str, now: float | None = None) -> None: ...
+
+    def cancel(self, batch_id: str, now: float | None = None) -> dict[str, Any] | None: ...
+
+    def expire(self, ttl_s: float, key_ttl_s: float, now: float | None = None) -> int: ...
+
+    def release_archives(self) -> int: ...
 
 
 class StorageFactory(Protocol):

@@ -15,6 +15,8 @@ and, optionally (the HTTP API falls back to ``list()`` without them, which is sl
 - ``count(owner=None) -> int``                how many records
 - ``usage() -> tuple[int, int]``              (number of models, total bytes of their files), for the quota
 - ``find(sha256) -> dict | None``             a record whose file has this SHA-256, for de-duplication
+- ``jobs() -> JobStore``                      durable batch jobs (``astrodash_core.hookspecs.JobStore``; the
+  batch-processor API answers 503 without it); the SQLite backend keeps them in the same database
 
 The embedded default needs no server: SQLite for the metadata and a directory for the files.
 ``sqlite:///srv/astrodash/models.db`` (files in ``/srv/astrodash/models/``; ``?data_dir=/elsewhere`` moves

@@ -75,6 +75,15 @@ class SQLiteModelStore:
         finally:
             db.close()
 
+    def jobs(self):
+        """The batch-job store in the same database (see :mod:`.jobs_sqlite`), made once."""
+        with self._lock:
+            if getattr(self, "_jobs", None) is None:
+                from .jobs_sqlite import SQLiteJobStore
+
+                self._jobs = SQLiteJobStore(self.db_path, self.db_path.parent / "jobs")
+            return self._jobs
+
     def _file(self, model_id: str) -> Path:
         if not model_id or not all(c in "0123456789abcdef" for c in model_id):
             raise KeyError(model_id)

@@ -1,0 +1,300 @@
+"""The batch-job engine: one per server process, running stored batches through the app's micro-batcher.
+
+It loops: lease a chunk of queued items from the job store (the batch chosen by :mod:`.scheduling`, filled up
+with items of other batches that have the same model and options), read them, classify them through the same
+:class:`~astrodash_asgi.batching.MicroBatcher` as ``/process`` (so concurrent requests and batches share forward
+passes), and store the results, all in one transaction per chunk.  Every server process runs one; the store's
+leases make sure each item runs once.  Items leased by a process that died are queued again (at once for a
+process of this host that is gone, after the lease otherwise), so after a crash and a restart every accepted
+batch finishes and finished items are kept as they are.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections import OrderedDict
+from datetime import datetime, timezone
+
+import anyio
+import anyio.to_thread
+import msgpack
+
+from astrodash_core.errors import AstrodashError, ModelFileError
+
+from ..common import payload, read_upload
+from ..errors import ApiError
+from ..params import options_from
+from ..zips import Archive, ZipLimits
+from . import inputs, scheduling
+
+log = logging.getLogger("astrodash.jobs")
+FINISHED = ("completed", "failed", "cancelled")
+ACTIVE = ("queued", "processing")
+#: Spectra per second assumed for estimates until this process has measured its own throughput.
+PRIOR_RATE = 100.0
+HOUSEKEEPING_S = 60.0
+OPEN_ARCHIVES = 4
+
+
+def iso(t: float | None) -> str | None:
+    return None if t is None else datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Engine:
+    def __init__(self, state):
+        self.state = state
+        s = state.settings
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.chunk = max(1, int(s.job_chunk))
+        self.weights = dict(scheduling.WEIGHTS)
+        self.ageing_s = float(s.job_ageing_s)
+        self.rate = PRIOR_RATE  # spectra per second, moving average over chunks
+        self.processed = 0  # items this process has run
+        self._task: asyncio.Task | None = None
+        self._wake: asyncio.Event | None = None
+        self._archives: OrderedDict[str, Archive] = OrderedDict()
+        self._last_housekeeping = 0.0
+
+    # --- the store ----------------------------------------------------------------------------------------------
+    @property
+    def store(self):
+        """The job store of the app's storage backend; 503 when there is none."""
+        try:
+            storage = self.state.storage
+        except Exception as exc:  # noqa: BLE001 - any backend failure is "unavailable" to the client
+            raise ApiError(503, f"batch jobs unavailable: the store cannot be opened ({exc})") from None
+        jobs = getattr(storage, "jobs", None)
+        if jobs is None:
+            raise ApiError(503, "batch jobs unavailable: the storage backend does not hold jobs")
+        return jobs()
+
+    # --- life cycle ---------------------------------------------------------------------------------------------
+    def ensure_running(self) -> None:
+        """Start the loop on the running event loop, unless it runs already."""
+        loop = asyncio.get_running_loop()
+        if self._task is not None and not self._task.done() and self._task.get_loop() is loop:
+            return
+        self._wake = asyncio.Event()
+        self._task = loop.create_task(self._loop(), name="astrodash-jobs")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+        self._close_archives()
+
+    def wake(self) -> None:
+        """New work was stored: look for it now instead of at the next poll."""
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _loop(self) -> None:
+        idle = float(self.state.settings.job_poll_s)
+        while True:
+            try:
+                store = self.store
+                if time.time() - self._last_housekeeping > HOUSEKEEPING_S:
+                    self._last_housekeeping = time.time()
+                    await anyio.to_thread.run_sync(self._housekeeping, store)
+                items = await anyio.to_thread.run_sync(self._claim, store)
+                if items:
+                    await self.run_chunk(store, items)
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the loop must outlive any one failure
+                log.exception("batch-job loop failed; retrying")
+                await asyncio.sleep(1.0)
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), idle)
+            except asyncio.TimeoutError:
+                pass
+
+    def _housekeeping(self, store) -> None:
+        ttl = float(self.state.settings.job_ttl)
+        gone = store.expire(ttl, max(ttl, 86400.0))
+        store.release_archives()
+        if gone:
+            log.info("expired %d finished batches", gone)
+
+    # --- scheduling -----------------------------------------------------------------------------------------------
+    def score(self, batch: dict, now: float) -> float:
+        return scheduling.score(batch, now, self.weights, self.ageing_s)
+
+    def _claim(self, store) -> list[dict]:
+        return store.claim(self.worker, self.chunk, self.score, dead=self._dead)
+
+    def _dead(self, owner: str) -> bool:
+        """Whether the process that holds a lease is gone (only known for processes of this host)."""
+        host, _, rest = owner.partition(":")
+        pid = rest.partition(":")[0]
+        if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            return False
+        return False
+
+    # --- running a chunk ------------------------------------------------------------------------------------------
+    async def run_chunk(self, store, items: list[dict]) -> None:
+        started = time.perf_counter()
+        batches: dict[str, dict] = {}
+        for it in items:
+            batches.setdefault(it["batch"]["id"], it["batch"])
+        usable = []
+        for bid, b in batches.items():
+            opts = options_from(b["params"], b["params"].get("model_id"))
+            b["opts"] = opts
+            if opts.model_id:
+                try:
+                    await anyio.to_thread.run_sync(self.state.classifier_for, opts.model_id)
+                except (KeyError, ModelFileError) as exc:
+                    why = "no longer stored" if isinstance(exc, KeyError) else str(exc)
+                    await anyio.to_thread.run_sync(store.fail_batch, bid, f"model {opts.model_id}: {why}")
+                    continue
+            usable.append(bid)
+        items = [it for it in items if it["batch"]["id"] in usable]
+        prepared = await anyio.to_thread.run_sync(self._prepare, items)
+        results: list = [None] * len(prepared)
+        t0 = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for k, (it, spec, z, error, _) in enumerate(prepared):
+                if error is None:
+                    tg.start_soon(self._classify, k, it["batch"]["opts"], spec, z, results)
+        n_run = sum(1 for p in prepared if p[3] is None)
+        share_ms = (time.perf_counter() - t0) * 1000.0 / max(n_run, 1)
+        outcomes = await anyio.to_thread.run_sync(self._outcomes, prepared, results, share_ms)
+        await anyio.to_thread.run_sync(store.complete, self.worker, outcomes)
+        elapsed = time.perf_counter() - started
+        if items and elapsed > 0:
+            self.rate = 0.8 * self.rate + 0.2 * (len(items) / elapsed) if self.processed else len(items) / elapsed
+        self.processed += len(items)
+
+    async def _classify(self, k: int, opts, spec, z, results: list) -> None:
+        key = (opts.model_id, opts.smoothing, opts.min_wave, opts.max_wave, opts.rlap)
+        try:
+            results[k] = await self.state.batcher.submit(key, (spec, z))
+        except Exception as exc:  # noqa: BLE001 - becomes this item's error
+            results[k] = exc
+
+    def _prepare(self, items: list[dict]) -> list[tuple]:
+        """(item, spectrum, redshift, error, read ms) for each item, in a worker thread."""
+        out = []
+        for it in items:
+            t0 = time.perf_counter()
+            opts = it["batch"]["opts"]
+            spec = z = error = None
+            try:
+                spec, z = self._spectrum(it, opts)
+            except AstrodashError as exc:
+                error = str(exc)
+            except ApiError as exc:
+                error = str(exc.detail)
+            except Exception as exc:  # noqa: BLE001 - a reader bug is this item's error, not the batch's
+                log.exception("reading batch item %s/%s failed", it["batch"]["id"], it["idx"])
+                error = f"not read: {type(exc).__name__}"
+            out.append((it, spec, z, error, (time.perf_counter() - t0) * 1000.0))
+        return out
+
+    def _spectrum(self, it: dict, opts):
+        data = inputs.decode(it["input"])
+        z = opts.redshift
+        if "arrays" in data:
+            spec, own_z = inputs.spectrum_from_arrays(data["arrays"], it["name"])
+            return spec, own_z if own_z is not None else z
+        if "member" in data:
+            archive = self._archive(it["batch"])
+            name, content, error = archive.read(archive.infos[data["member"]])
+            if error is not None:
+                raise AstrodashError(f"{name}: {error}")
+            return read_upload(content, name, opts.known_z), z
+        return read_upload(data["data"], data["file"], opts.known_z), z
+
+    def _archive(self, batch: dict) -> Archive:
+        bid = batch["id"]
+        if bid in self._archives:
+            self._archives.move_to_end(bid)
+            return self._archives[bid]
+        if not batch.get("archive") or not os.path.exists(batch["archive"]):
+            raise AstrodashError("the batch's archive is no longer stored")
+        s = self.state.settings
+        limits = ZipLimits(max(s.job_max_items, s.zip_max_entries), s.zip_max_total_bytes, s.zip_max_ratio,
+                           s.max_file_bytes)
+        archive = Archive(batch["archive"], os.path.basename(batch["archive"]), limits)
+        self._archives[bid] = archive
+        while len(self._archives) > OPEN_ARCHIVES:
+            self._archives.popitem(last=False)[1].close()
+        return archive
+
+    def _close_archives(self) -> None:
+        while self._archives:
+            self._archives.popitem()[1].close()
+
+    def _outcomes(self, prepared: list[tuple], results: list, share_ms: float) -> list[dict]:
+        outcomes = []
+        for (it, _, _, error, read_ms), r in zip(prepared, results):
+            b = it["batch"]
+            opts = b["opts"]
+            ms = read_ms + (share_ms if error is None else 0.0)
+            out = {"batch_id": b["id"], "idx": it["idx"], "processing_ms": round(ms, 3)}
+            if error is None and isinstance(r, Exception):
+                error = f"not classified: {r}" if isinstance(r, (AstrodashError, ModelFileError)) else \
+                    f"not classified: {type(r).__name__}"
+            if error is None and r.error:
+                error = r.error
+            if error is None and b.get("timeout_ms") and ms > b["timeout_ms"]:
+                error = f"took {ms:.0f} ms, more than timeout_ms ({b['timeout_ms']})"
+            if error is not None:
+                out["error"] = error
+            else:
+                body = payload(r, opts.model_type, opts.model_id,
+                               include_spectrum=bool(b["params"].get("includeSpectrum")))
+                out["result"] = msgpack.packb(body, use_bin_type=True)
+            outcomes.append(out)
+        return outcomes
+
+    # --- what clients see -----------------------------------------------------------------------------------------
+    def view(self, batch: dict, active: list[dict] | None = None, now: float | None = None) -> dict:
+        """The status document of ``batch`` (``active``: every unfinished batch, for its queue position)."""
+        now = time.time() if now is None else now
+        total, done = batch["total"], batch["completed"] + batch["failed"]
+        status = batch["status"]
+        position, eta = 0, batch.get("finished_at")
+        if status in ACTIVE:
+            ordered = scheduling.order(active or [batch], now, self.weights, self.ageing_s)
+            ids = [b["id"] for b in ordered]
+            pos = ids.index(batch["id"]) if batch["id"] in ids else 0
+            ahead = sum(b["total"] - b["completed"] - b["failed"] for b in ordered[:pos])
+            position = pos if status == "queued" else 0
+            eta = now + (ahead + total - done) / max(self.rate, 1e-3)
+        started = batch.get("started_at")
+        elapsed = 0.0 if started is None else ((batch.get("finished_at") or now) - started) * 1000.0
+        view = {"batch_id": batch["id"], "status": status,
+                "progress": round(100.0 * done / total, 2) if total else 100.0,
+                "completed_requests": batch["completed"], "failed_requests": batch["failed"],
+                "total_requests": total, "estimated_completion_time": iso(eta),
+                "processing_time_ms": round(elapsed, 1), "queue_position": position,
+                "priority": batch["priority"], "created_at": iso(batch["created_at"]),
+                "started_at": iso(started), "finished_at": iso(batch.get("finished_at")),
+                "metadata": batch.get("metadata") or {}}
+        if batch.get("error"):
+            view["error"] = batch["error"]
+        if status in FINISHED:
+            view["total_time_ms"] = round(((batch.get("finished_at") or now) - batch["created_at"]) * 1000.0, 1)
+        return view
+
+    def active(self, store) -> list[dict]:
+        return store.list_batches(ACTIVE, limit=100_000)
