@@ -4,6 +4,8 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from .negotiation import respond
+from .openapi_jobs import PATHS as JOB_PATHS
+from .openapi_jobs import SCHEMAS as JOB_SCHEMAS
 
 _ERR = {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _PARAMS_DOC = ("JSON object: smoothing (int >= 0), knownZ (bool; false = estimate the redshift), zValue (number, "
@@ -157,7 +159,9 @@ COMPONENTS = {"schemas": {
                                                                         "reliable": {"type": "boolean"},
                                                                         "rlap_warning": _NBOOL}}]},
             "reliable_matches": {"type": "boolean"}}}}},
+    **JOB_SCHEMAS,
 }}
+PATHS.update(JOB_PATHS)
 
 
 def document(root_path: str = "") -> dict:

@@ -128,11 +128,11 @@ class Engine:
             log.info("expired %d finished batches", gone)
 
     # --- scheduling -----------------------------------------------------------------------------------------------
-    def score(self, batch: dict, now: float) -> float:
-        return scheduling.score(batch, now, self.weights, self.ageing_s)
+    def order(self, batches: list[dict], now: float) -> list[dict]:
+        return scheduling.order(batches, now, self.weights, self.ageing_s)
 
     def _claim(self, store) -> list[dict]:
-        return store.claim(self.worker, self.chunk, self.score, dead=self._dead)
+        return store.claim(self.worker, self.chunk, self.order, dead=self._dead)
 
     def _dead(self, owner: str) -> bool:
         """Whether the process that holds a lease is gone (only known for processes of this host)."""
@@ -274,7 +274,7 @@ class Engine:
         status = batch["status"]
         position, eta = 0, batch.get("finished_at")
         if status in ACTIVE:
-            ordered = scheduling.order(active or [batch], now, self.weights, self.ageing_s)
+            ordered = self.order(active or [batch], now)
             ids = [b["id"] for b in ordered]
             pos = ids.index(batch["id"]) if batch["id"] in ids else 0
             ahead = sum(b["total"] - b["completed"] - b["failed"] for b in ordered[:pos])

@@ -25,5 +25,7 @@ def score(batch: dict, now: float, weights: dict | None = None, ageing_s: float 
 
 
 def order(batches: list[dict], now: float, weights: dict | None = None, ageing_s: float = AGEING_S) -> list[dict]:
-    """``batches`` in the order they would be served next (highest score, then oldest)."""
-    return sorted(batches, key=lambda b: (-score(b, now, weights, ageing_s), b["created_at"], b["id"]))
+    """``batches`` in the order they would be served next: highest score, then the one served longest ago
+    (never served first), then the oldest."""
+    return sorted(batches, key=lambda b: (-score(b, now, weights, ageing_s), b.get("last_served") or 0.0,
+                                          b["created_at"], b["id"]))

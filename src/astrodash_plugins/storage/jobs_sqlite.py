@@ -93,10 +93,13 @@ class SQLiteJobStore:
         self.archive_dir = Path(archive_dir) if archive_dir else self.db_path.parent / "jobs"
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self.archive_dir.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
+        db = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
+        try:
             db.execute("PRAGMA journal_mode=WAL")
             for statement in _SCHEMA:
                 db.execute(statement)
+        finally:
+            db.close()
 
     @contextmanager
     def _connect(self, write: bool = False):
@@ -234,11 +237,11 @@ class SQLiteJobStore:
             return db.execute("SELECT COUNT(*) FROM batch_items WHERE status = 'queued'").fetchone()[0]
 
     # --- run ----------------------------------------------------------------------------------------------------
-    def claim(self, worker: str, limit: int, score: Callable[[dict, float], float],
+    def claim(self, worker: str, limit: int, order: Callable[[list, float], list],
               dead: Callable[[str], bool] = lambda owner: False, now: float | None = None,
               lease_s: float = LEASE_S) -> list[dict]:
-        """Lease up to ``limit`` queued items to ``worker``: those of the batch with the highest ``score(batch,
-        now)``, then items of other batches with the same options (``opts_key``), so that they share forward
+        """Lease up to ``limit`` queued items to ``worker``: those of the batch that ``order(batches, now)`` puts
+        first, then items of other batches with the same options (``opts_key``), so that they share forward
         passes.  Items leased by a ``dead(owner)`` worker or whose lease ran out are queued again first.  Each
         item comes with ``input`` and its batch (``batch``: id, params, opts_key, archive, timeout_ms)."""
         now = time.time() if now is None else now
@@ -256,7 +259,7 @@ class SQLiteJobStore:
                               "i.batch_id = b.id AND i.status = 'queued')").fetchall()
             if not rows:
                 return []
-            batches = sorted((_batch(r) for r in rows), key=lambda b: (-score(b, now), b["created_at"], b["id"]))
+            batches = order([_batch(r) for r in rows], now)
             first = batches[0]
             chosen = [first] + [b for b in batches[1:] if b["opts_key"] == first["opts_key"]]
             claimed: list[dict] = []
