@@ -27,9 +27,11 @@ def free_port(host: str = HOST) -> int:
 
 
 class ServerProcess:
-    def __init__(self, workdir, env: dict[str, str] | None = None, *, host: str = HOST, timeout: float = 120):
+    def __init__(self, workdir, env: dict[str, str] | None = None, *, host: str = HOST, timeout: float = 120,
+                 workers: int = 1, port: int | None = None):
         self.workdir = Path(workdir)
-        self.host, self.port = host, free_port(host)
+        self.workers = workers
+        self.host, self.port = host, port or free_port(host)
         self.base = f"http://{host}:{self.port}"
         self.log_path = self.workdir / f"server-{self.port}.log"
         self.env = {**os.environ, "ASTRODASH_STORAGE_URL": f"sqlite:///{self.workdir}/models.db", **(env or {})}
@@ -42,8 +44,8 @@ class ServerProcess:
 
         exe = shutil.which("astrodash")
         cmd = ([exe] if exe else [sys.executable, "-m", "astrodash_core.cli"]) + [
-            "serve", "--host", self.host, "--port", str(self.port)]
-        self._log = open(self.log_path, "wb")
+            "serve", "--host", self.host, "--port", str(self.port), "--workers", str(self.workers)]
+        self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
@@ -63,8 +65,15 @@ class ServerProcess:
     def log_tail(self, chars: int = 2000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash would end it (one worker: the server is that one process)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
     def stop(self) -> None:
-        if self.proc is None:
+        if self.proc is None or self._log.closed:
             return
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
