@@ -2,7 +2,9 @@
 
 Each caller queues its item; whoever finds no batch in progress leads: it waits up to ``max_wait`` seconds
 (or until ``max_batch`` items are queued), takes up to ``max_batch`` items and runs ``run(key, items)`` in
-a worker thread, one call per distinct ``key`` (items with different options are never mixed).  While a
+a worker thread, one call per distinct ``key`` (items with different options are never mixed).  A batch job's
+chunk (:meth:`MicroBatcher.submit_many`) is one queued job that runs whole, in its own pass or with small requests
+that fit beside it.  While a
 batch runs, new requests queue up and form the next one.  No background task is needed, so it works the
 same in a mounted sub-application whose lifespan never ran.  ``max_batch <= 1`` runs every item alone.
 """
@@ -16,10 +18,12 @@ import anyio.to_thread
 
 
 class _Job:
-    __slots__ = ("key", "item", "done", "result", "error")
+    """One caller's items (one for :meth:`MicroBatcher.submit`, several for ``submit_many``), run in one pass."""
 
-    def __init__(self, key, item):
-        self.key, self.item = key, item
+    __slots__ = ("key", "items", "done", "result", "error")
+
+    def __init__(self, key, items: list):
+        self.key, self.items = key, items
         self.done = False
         self.result = self.error = None
 
@@ -51,9 +55,21 @@ class MicroBatcher:
             self.batches += 1
             self.items += 1
             return (await anyio.to_thread.run_sync(self.run, key, [item]))[0]
-        job = _Job(key, item)
+        return (await self._submit(_Job(key, [item])))[0]
+
+    async def submit_many(self, key: Hashable, items: list) -> list:
+        """The results of ``items``, run together in one pass (with other callers' items of the same key when
+        they fit under ``max_batch``), queued behind the requests already waiting: a batch job's chunk."""
+        if not items:
+            return []
+        return await self._submit(_Job(key, list(items)))
+
+    def _queued_items(self) -> int:
+        return sum(len(j.items) for j in self._queue)
+
+    async def _submit(self, job: _Job) -> list:
         self._queue.append(job)
-        if self._full is not None and len(self._queue) >= self.max_batch:
+        if self._full is not None and self._queued_items() >= self.max_batch:
             self._full.set()
         try:
             while not job.done:
@@ -73,11 +89,15 @@ class MicroBatcher:
     async def _lead(self) -> None:
         self._leading = True
         try:
-            if len(self._queue) < self.max_batch and self.max_wait > 0:
+            if self._queued_items() < self.max_batch and self.max_wait > 0:
                 self._full = anyio.Event()
                 await self._wait(self._full, self.max_wait)
                 self._full = None
-            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch:]
+            take, size = 0, 0  # whole jobs, in order, up to max_batch items (at least one job)
+            while take < len(self._queue) and (take == 0 or size + len(self._queue[take].items) <= self.max_batch):
+                size += len(self._queue[take].items)
+                take += 1
+            batch, self._queue = self._queue[:take], self._queue[take:]
             with anyio.CancelScope(shield=True):  # a started batch always delivers its results
                 await anyio.to_thread.run_sync(self._run_batch, batch)
         finally:
@@ -91,12 +111,15 @@ class MicroBatcher:
         for job in batch:
             groups[job.key].append(job)
         for key, jobs in groups.items():
+            items = [item for j in jobs for item in j.items]
             self.batches += 1
-            self.items += len(jobs)
+            self.items += len(items)
             try:
-                results = self.run(key, [j.item for j in jobs])
-                for j, r in zip(jobs, results):
-                    j.result = r
+                results = self.run(key, items)
+                start = 0
+                for j in jobs:
+                    j.result = results[start:start + len(j.items)]
+                    start += len(j.items)
             except Exception as exc:  # delivered to every caller of the group
                 for j in jobs:
                     j.error = exc

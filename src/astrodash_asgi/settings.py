@@ -71,7 +71,7 @@ class Settings:
     # priority (see astrodash_asgi.jobs.scheduling)
     job_ttl: int = 7 * 24 * 3600
     job_max_items: int = 100_000
-    job_chunk: int = 32
+    job_chunk: int = 256
     job_poll_s: float = 0.5
     job_ageing_s: float = 30.0
 
