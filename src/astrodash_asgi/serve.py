@@ -16,6 +16,33 @@ def log_config(level: str = "info") -> dict:
     return config
 
 
+def check_settings(environ=None) -> str | None:
+    """Why the ``ASTRODASH_*`` environment cannot start a server (an unknown variable, a malformed value), or
+    None when it can."""
+    from .settings import Settings, SettingsError
+
+    try:
+        Settings.from_env(environ)
+    except SettingsError as exc:
+        return str(exc)
+    return None
+
+
+def print_settings(environ=None, out=None) -> None:
+    """One line per setting: ``VARIABLE=value`` and its source (default or environment)."""
+    import sys
+
+    from .settings import describe
+
+    out = out or sys.stdout
+    rows = describe(environ)
+    width = max(len(f"{r['variable']}={r['value']}") for r in rows)
+    for r in rows:
+        pair = f"{r['variable']}={r['value']}"
+        note = f"  ({r['note']})" if r.get("note") else ""
+        print(f"{pair:<{width}}  # {r['source']}{note}", file=out)
+
+
 def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level: str = "info") -> None:
     """Run the app (settings from ``ASTRODASH_*`` variables); ``workers > 1`` starts that many processes."""
     import uvicorn
