@@ -207,4 +207,5 @@ async def test_ready_is_503_until_models_are_loaded(tmp_path):
         after = await c.get("/ready")
     assert before.status_code == 503 and before.json()["ready"] is False
     assert after.status_code == (503 if state.problems else 200)
-    assert after.json() == {"ready": not state.problems, "problems": state.problems}
+    assert before.json()["checks"]["models"]["state"] == "loading"
+    assert after.json()["ready"] is (not state.problems) and after.json()["problems"] == state.problems

@@ -13,7 +13,7 @@ from .errors import EXCEPTION_HANDLERS
 from .middleware import (BodyLimitMiddleware, InternalErrorMiddleware, RateLimitGate, RateLimitMiddleware, RequestContextMiddleware,
                          SlowBodyMiddleware, TokenBucket)
 from .settings import Settings
-from .state import AppState
+from .state import AppState, StartupError
 
 EXPOSED_HEADERS = ["X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After",
                    "X-Total-Count", "Link"]
@@ -56,6 +56,9 @@ def create_app(settings: Settings | None = None, classifier=None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app):
         await state.startup()
+        fatal = state.fatal_problems()
+        if fatal and settings.strict_startup:
+            raise StartupError(fatal)
         yield
 
     bucket = TokenBucket(settings.rate_limit_per_minute, settings.rate_limit_burst)

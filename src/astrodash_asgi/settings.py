@@ -85,6 +85,11 @@ class Settings:
     overload_retry_after_s: int = 2
     top_n: int = 5
     warmup: bool = True
+    # start-up (when the ASGI server runs the app's lifespan, as astrodash serve does): a model that cannot be
+    # loaded or a model store that cannot be opened stops it; false starts degraded (/ready says why)
+    strict_startup: bool = True
+    # /ready answers 503 while more than this many items wait in the queue
+    ready_max_queue: int = 1000
 
     @classmethod
     def from_env(cls, environ=None, strict: bool = True, **overrides) -> "Settings":

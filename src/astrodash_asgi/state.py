@@ -63,7 +63,7 @@ class AppState:
         if self.settings.warmup and KNOWN_Z not in self.problems:
             self._warm_pipeline()
         try:
-            self.storage
+            self.check_storage()
         except Exception as exc:  # the service still classifies without a model store
             self.problems["storage"] = f"{type(exc).__name__}: {exc}"
             log.warning("model storage unavailable: %s", exc)
@@ -77,6 +77,23 @@ class AppState:
             self.classifier.classify([spec, spec], [0.0, None], rlap=True)  # given and estimated z
         except Exception as exc:  # warm-up is best effort
             log.warning("warm-up classification failed: %s", exc)
+
+    #: problems that stop a strict start-up (ASTRODASH_STRICT_STARTUP): the models and the model store; a
+    #: missing template bank only costs redshift estimates and rlap, so the server starts without one
+    FATAL = (KNOWN_Z, AGNOSTIC, "storage")
+
+    def fatal_problems(self) -> dict[str, str]:
+        return {k: v for k, v in self.problems.items() if k in self.FATAL}
+
+    def queue_length(self) -> int:
+        """Items waiting to be processed (none are queued outside a request today), for /ready's bound."""
+        return 0
+
+    def check_storage(self) -> None:
+        """Raise when the model store cannot be opened or written (its ``check()`` when it has one)."""
+        store = self.storage
+        if hasattr(store, "check"):
+            store.check()
 
     @property
     def storage(self):
@@ -139,6 +156,17 @@ class AppState:
         return clf.classify([s for s, _ in items], [z for _, z in items], top_n=self.settings.top_n,
                             smoothing=smoothing, min_wave=min_wave, max_wave=max_wave, include_spectrum=True,
                             rlap=rlap)
+
+
+class StartupError(RuntimeError):
+    """A model or the model store cannot be opened at start-up (``ASTRODASH_STRICT_STARTUP``)."""
+
+    def __init__(self, problems: dict[str, str]):
+        self.problems = dict(problems)
+        what = "; ".join(f"{k}: {v}" for k, v in problems.items())
+        super().__init__(f"astrodash cannot start: {what} (fix it, or set ASTRODASH_STRICT_STARTUP=0 to start "
+                         "without it and let /ready report it)")
+        log.error("%s", self)
 
 
 class Admission:

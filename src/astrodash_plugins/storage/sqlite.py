@@ -75,6 +75,19 @@ class SQLiteModelStore:
         finally:
             db.close()
 
+    def check(self) -> None:
+        """Raise unless the database exists with its table, takes a write lock, and the data directory is
+        writable (for /ready; creates nothing)."""
+        db = sqlite3.connect(f"{self.db_path.resolve().as_uri()}?mode=rw", uri=True, timeout=1)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("SELECT 1 FROM models LIMIT 1").fetchall()
+            db.rollback()
+        finally:
+            db.close()
+        if not os.access(self.data_dir, os.W_OK | os.X_OK):
+            raise PermissionError(f"model directory {self.data_dir} is not writable")
+
     def _file(self, model_id: str) -> Path:
         if not model_id or not all(c in "0123456789abcdef" for c in model_id):
             raise KeyError(model_id)
