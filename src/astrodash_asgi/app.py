@@ -16,7 +16,7 @@ from .settings import Settings
 from .state import AppState, StartupError
 
 EXPOSED_HEADERS = ["X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After",
-                   "X-Total-Count", "Link"]
+                   "X-Total-Count", "Link", "ETag", "X-Cache"]
 
 
 def routes() -> list[Route]:

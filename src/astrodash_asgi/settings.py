@@ -85,6 +85,9 @@ class Settings:
     overload_retry_after_s: int = 2
     top_n: int = 5
     warmup: bool = True
+    # the /process result cache (per worker process): entries and bytes of encoded answers (0 turns it off)
+    result_cache_max_entries: int = 1024
+    result_cache_max_bytes: int = 64 * MB
     # start-up (when the ASGI server runs the app's lifespan, as astrodash serve does): a model that cannot be
     # loaded or a model store that cannot be opened stops it; false starts degraded (/ready says why)
     strict_startup: bool = True

@@ -15,6 +15,7 @@ from astrodash_core.classify import AGNOSTIC, KNOWN_Z, Classifier
 from astrodash_core.errors import ModelFileError
 
 from .batching import MicroBatcher
+from .result_cache import ResultCache
 from .settings import Settings
 
 log = logging.getLogger("astrodash.server")
@@ -30,6 +31,7 @@ class AppState:
         self.ready = False
         self.problems: dict[str, str] = {}
         self.analysis_options: dict | None = None  # cached answer of /analysis-options
+        self.results = ResultCache(settings.result_cache_max_entries, settings.result_cache_max_bytes)
         self._start_lock: anyio.Lock | None = None
         self._storage = None
         self._lock = threading.Lock()
@@ -146,8 +148,10 @@ class AppState:
         return clf
 
     def forget(self, model_id: str) -> None:
+        """Drop an uploaded model's classifier and cached results (it was replaced, changed or deleted)."""
         with self._lock:
             self._user.pop(model_id, None)
+        self.results.invalidate_model(model_id)
 
     def run_batch(self, key, items: list) -> list:
         """One classification pass for micro-batched /process requests sharing the same options."""
