@@ -9,6 +9,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
 from . import batch, docs_page, health, lines, models, openapi, spectrum, templates
+from .auth import ApiKeyGate, ApiKeyMiddleware, keyring_for
 from .errors import EXCEPTION_HANDLERS
 from .middleware import (BodyLimitMiddleware, InternalErrorMiddleware, RateLimitGate, RateLimitMiddleware, RequestContextMiddleware,
                          SlowBodyMiddleware, TokenBucket)
@@ -62,16 +63,22 @@ def create_app(settings: Settings | None = None, classifier=None) -> Starlette:
         yield
 
     bucket = TokenBucket(settings.rate_limit_per_minute, settings.rate_limit_burst)
-    # outermost first: the request id and log line see everything; rate-limit headers go on every response;
-    # CORS headers on everything below it (429 and 500 included); the body limit guards the endpoints
+    ring = keyring_for(settings, lambda: state.storage)
+    per_key = settings.rate_limit_per_key
+    key_bucket = TokenBucket(per_key, min(settings.rate_limit_burst, per_key)) if ring and per_key else None
+    # outermost first: the request id and log line see everything; the API key is known before rate limiting
+    # (which also counts per key); rate-limit headers go on every response; CORS headers on everything below
+    # it (401, 429 and 500 included); the body limit guards the endpoints
     middleware = [
         Middleware(RequestContextMiddleware),
+        Middleware(ApiKeyMiddleware, ring=ring),
         Middleware(RateLimitMiddleware, bucket=bucket, trusted_proxies=settings.trusted_proxies,
-                   enabled=settings.rate_limit_enabled),
+                   enabled=settings.rate_limit_enabled, key_bucket=key_bucket),
         Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_headers=["*"], max_age=3600,
                    allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"], expose_headers=EXPOSED_HEADERS),
         Middleware(InternalErrorMiddleware),
         Middleware(RateLimitGate),
+        Middleware(ApiKeyGate),
         Middleware(BodyLimitMiddleware, max_request_bytes=settings.max_request_bytes),
         Middleware(SlowBodyMiddleware, chunk_timeout=settings.body_timeout_s, min_rate=settings.body_min_rate),
     ]

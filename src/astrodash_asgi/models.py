@@ -17,6 +17,7 @@ from astrodash_core import labels
 from astrodash_core.classify import AGNOSTIC, KNOWN_Z, Classifier
 from astrodash_core.errors import ModelFileError
 
+from .auth import require_scope
 from .common import app_state, form_of
 from .forms import read_small_body
 from .errors import ApiError, bad_file, invalid, not_found, too_large
@@ -97,6 +98,7 @@ def describe(record: dict) -> dict:
 
 
 async def upload_model(request: Request):
+    require_scope(request, "admin")
     state = await app_state(request)
     form = await form_of(request, state)
     upload = form.required_file("file", "a model file (.npz) is required")
@@ -222,6 +224,7 @@ async def get_model(request: Request):
 
 
 async def update_model(request: Request):
+    require_scope(request, "admin")
     state = request.app.state.astrodash
     model_id = request.path_params["model_id"]
     await _record(state, model_id)
@@ -245,6 +248,7 @@ async def update_model(request: Request):
 
 
 async def delete_model(request: Request):
+    require_scope(request, "admin")
     state = request.app.state.astrodash
     model_id = request.path_params["model_id"]
     if not await anyio.to_thread.run_sync(_storage(state).delete, model_id):

@@ -17,14 +17,20 @@ def log_config(level: str = "info") -> dict:
 
 
 def check_settings(environ=None) -> str | None:
-    """Why the ``ASTRODASH_*`` environment cannot start a server (an unknown variable, a malformed value), or
-    None when it can."""
+    """Why the ``ASTRODASH_*`` environment cannot start a server (an unknown variable, a malformed value, an
+    unreadable keys file), or None when it can."""
+    from astrodash_core.apikeys import read_keys_file
+
     from .settings import Settings, SettingsError
 
     try:
-        Settings.from_env(environ)
+        settings = Settings.from_env(environ)
+        if settings.require_api_key and settings.api_keys_file:
+            read_keys_file(settings.api_keys_file)
     except SettingsError as exc:
         return str(exc)
+    except ValueError as exc:
+        return f"ASTRODASH_API_KEYS_FILE: {exc}"
     return None
 
 

@@ -70,6 +70,13 @@ class Settings:
     rate_limit_enabled: bool = True
     rate_limit_per_minute: int = 600
     rate_limit_burst: int = 100
+    # API keys (off by default): X-API-Key on every request but the probes and the API description; keys from
+    # api_keys_file and from the storage plugin (astrodash keys add), re-read every api_keys_refresh_s seconds;
+    # with keys on, each key also has its own bucket of rate_limit_per_key requests a minute (0: none)
+    require_api_key: bool = False
+    api_keys_file: str = ""
+    api_keys_refresh_s: float = 1.0
+    rate_limit_per_key: int = 600
     trusted_proxies: list[str] = field(default_factory=list)
     cors_origins: list[str] = field(default_factory=lambda: ["*"])
     storage_url: str = field(default_factory=default_storage_url)

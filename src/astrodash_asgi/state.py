@@ -101,14 +101,9 @@ class AppState:
     def storage(self):
         with self._lock:
             if self._storage is None:
-                from astrodash_core.plugins import get_storage_backends
+                from astrodash_core.plugins import open_storage
 
-                url = self.settings.storage_url
-                scheme = url.split(":", 1)[0].lower()
-                backends = get_storage_backends()
-                if scheme not in backends:
-                    raise ValueError(f"no storage backend for {scheme!r} URLs (have: {', '.join(sorted(backends))})")
-                self._storage = backends[scheme](url)
+                self._storage = open_storage(self.settings.storage_url)
             return self._storage
 
     # --- admission control ------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import sys
 
 from . import __version__
 from .catalogue import CatalogueError
+from .cli_keys import add_keys_command
 from .cli_plugins import add_plugins_command
 from .errors import AstrodashError
 from .variants import VARIANTS
@@ -515,6 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_read)
 
     add_plugins_command(sub)
+    add_keys_command(sub)
 
     p = sub.add_parser("classify", help="classify spectra: type, age, redshift, reliability")
     p.add_argument("paths", nargs="*", metavar="PATH", help="files, directories or globs")

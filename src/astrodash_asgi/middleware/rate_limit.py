@@ -91,9 +91,11 @@ def _exempt(scope) -> bool:
 
 
 class RateLimitMiddleware:
-    def __init__(self, app, bucket: TokenBucket, trusted_proxies=(), enabled: bool = True):
+    def __init__(self, app, bucket: TokenBucket, trusted_proxies=(), enabled: bool = True,
+                 key_bucket: TokenBucket | None = None):
         self.app = app
         self.bucket = bucket
+        self.key_bucket = key_bucket  # with API keys: a bucket per key as well (request.state.api_key)
         self.trusted = parse_networks(trusted_proxies)
         self.enabled = enabled
 
@@ -104,9 +106,15 @@ class RateLimitMiddleware:
         allowed, tokens, wait, reset = self.bucket.take(client)
         state = scope.setdefault("state", {})
         state["client"] = client
+        limit = self.bucket.per_minute
+        key = state.get("api_key")
+        if allowed and key and self.key_bucket is not None:
+            k_allowed, k_tokens, k_wait, k_reset = self.key_bucket.take(key)
+            if not k_allowed or k_tokens < tokens:  # the headers describe the tighter of the two buckets
+                allowed, tokens, wait, reset, limit = k_allowed, k_tokens, k_wait, k_reset, self.key_bucket.per_minute
         if not allowed:
             state["rate_limit_retry_after"] = max(1, math.ceil(wait))
-        extra = [(b"x-ratelimit-limit", str(int(self.bucket.per_minute)).encode()),
+        extra = [(b"x-ratelimit-limit", str(int(limit)).encode()),
                  (b"x-ratelimit-remaining", str(int(math.floor(tokens))).encode()),
                  (b"x-ratelimit-reset", str(math.ceil(reset)).encode())]
 
