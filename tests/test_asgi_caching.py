@@ -140,3 +140,16 @@ def test_caching_through_a_real_server(tmp_path):
     assert json.loads(runs[1].content)["classification"]["best_match"]["type"]
     assert again.status_code == 304 and again.headers["etag"] == lines.headers["etag"]
     assert "etag" in runs[0].headers.get("access-control-expose-headers", "etag").lower()
+
+
+def test_the_api_description_tells_of_etags_and_x_cache():
+    from astrodash_asgi.openapi import document
+
+    paths = document()["paths"]
+    cached = [p for p, ops in paths.items() if "304" in ops.get("get", {}).get("responses", {})]
+    assert sorted(cached) == sorted(["/api/v1/analysis-options", "/api/v1/template-spectrum", "/api/v1/line-list",
+                                     "/api/v1/line-list/elements", "/api/v1/line-list/element/{element}",
+                                     "/api/v1/line-list/filter", "/api/v1/models", "/api/v1/models/owner/{owner}",
+                                     "/api/v1/models/{model_id}"])
+    assert "ETag" in paths["/api/v1/line-list"]["get"]["responses"]["200"]["headers"]
+    assert "X-Cache" in paths["/api/v1/process"]["post"]["responses"]["200"]["headers"]

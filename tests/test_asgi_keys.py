@@ -188,3 +188,17 @@ def test_keys_through_a_real_server(tmp_path):
     assert revoked.status_code == 401 and root_still.status_code == 200
     log = server.log_path.read_text()
     assert '"api_key": "root"' in log and alice not in log and root not in log  # names logged, never keys
+
+
+def test_the_api_description_tells_of_keys():
+    from astrodash_asgi.openapi import document
+
+    doc = document()
+    assert doc["components"]["securitySchemes"]["ApiKey"] == {**doc["components"]["securitySchemes"]["ApiKey"],
+                                                              "type": "apiKey", "in": "header", "name": "X-API-Key"}
+    ops = [(p, m, op) for p, methods in doc["paths"].items() for m, op in methods.items()]
+    assert all("401" in op["responses"] for p, m, op in ops if p.startswith("/api/v1"))
+    admin = {(p, m) for p, m, op in ops if "403" in op["responses"]}
+    assert admin == {("/api/v1/upload-model", "post"), ("/api/v1/models/{model_id}", "put"),
+                     ("/api/v1/models/{model_id}", "delete")}
+    assert doc["paths"]["/health"]["get"]["security"] == [{}]

@@ -73,7 +73,8 @@ _RESULT_CACHED = {**_ok("Result", _RESULT), "headers": {"X-Cache": {
 
 PATHS = {
     "/": {"get": _op("Service information", _ok("Service information"))},
-    "/health": {"get": _op("Health and readiness (never blocks, never rate limited)", _ok("Health"))},
+    "/health": {"get": _op("Liveness: 200 while the process answers, with its state, problems and load (never "
+                           "blocks, never rate limited, never needs an API key)", _ok("Health"))},
     "/ready": {"get": _op("Readiness: 200 when the models and template bank are loaded, the model store is "
                           "writable and the queue is within ASTRODASH_READY_MAX_QUEUE; else 503 (never rate limited)",
                           _ok("ready, checks {models, template_bank, storage, queue: {ok, state, ...}}, problems",
@@ -193,6 +194,31 @@ COMPONENTS = {"schemas": {
 }}
 
 
+#: operations that need an API key with the admin scope when keys are required
+ADMIN_OPERATIONS = (("/api/v1/upload-model", "post"), ("/api/v1/models/{model_id}", "put"),
+                    ("/api/v1/models/{model_id}", "delete"))
+_KEYS_DOC = ("With ASTRODASH_REQUIRE_API_KEY every /api/v1 request needs X-API-Key: 401 without a valid key "
+             "(the same answer for a wrong and an unknown key), 403 for a key without the admin scope on model "
+             "upload, change and delete. Off by default.")
+
+
+def _with_keys(paths: dict) -> dict:
+    """401 on every /api/v1 operation and 403 on the admin ones (the API-key responses)."""
+    out = {}
+    for path, ops in paths.items():
+        out[path] = {}
+        for method, op in ops.items():
+            if path.startswith("/api/v1"):
+                extra = {"401": {**_ERR, "description": "No valid API key (only when keys are required)"}}
+                if (path, method) in ADMIN_OPERATIONS:
+                    extra["403"] = {**_ERR, "description": "The API key lacks the admin scope"}
+                op = {**op, "responses": {**op["responses"], **extra}}
+            else:
+                op = {**op, "security": [{}]}  # the probes and this description need no key
+            out[path][method] = op
+    return out
+
+
 def document(root_path: str = "") -> dict:
     from .health import _version
 
@@ -200,8 +226,11 @@ def document(root_path: str = "") -> dict:
             "info": {"title": "astrodash", "version": _version(),
                      "description": "Supernova spectrum classification; AstroDASH 2.0 compatible. Every response "
                                     "carries X-Request-ID and X-RateLimit-Limit/Remaining/Reset; send "
-                                    "Accept: application/msgpack for msgpack."},
-            "servers": [{"url": root_path or "/"}], "paths": PATHS, "components": COMPONENTS}
+                                    "Accept: application/msgpack for msgpack. " + _KEYS_DOC},
+            "servers": [{"url": root_path or "/"}], "paths": _with_keys(PATHS),
+            "components": {**COMPONENTS, "securitySchemes": {"ApiKey": {
+                "type": "apiKey", "in": "header", "name": "X-API-Key", "description": _KEYS_DOC}}},
+            "security": [{"ApiKey": []}, {}]}
 
 
 async def openapi(request: Request):
