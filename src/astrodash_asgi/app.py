@@ -12,7 +12,8 @@ from . import batch, docs_page, health, lines, models, openapi, spectrum, templa
 from .auth import ApiKeyGate, ApiKeyMiddleware, keyring_for
 from .errors import EXCEPTION_HANDLERS
 from .middleware import (BodyLimitMiddleware, InternalErrorMiddleware, RateLimitGate, RateLimitMiddleware, RequestContextMiddleware,
-                         SlowBodyMiddleware, TokenBucket)
+                         SlowBodyMiddleware)
+from .middleware.shared_bucket import make_bucket
 from .settings import Settings
 from .state import AppState, StartupError
 
@@ -62,10 +63,12 @@ def create_app(settings: Settings | None = None, classifier=None) -> Starlette:
             raise StartupError(fatal)
         yield
 
-    bucket = TokenBucket(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    shared = settings.rate_limit_state_file if settings.rate_limit_enabled else ""
+    bucket = make_bucket(settings.rate_limit_per_minute, settings.rate_limit_burst, shared, "client")
     ring = keyring_for(settings, lambda: state.storage)
     per_key = settings.rate_limit_per_key
-    key_bucket = TokenBucket(per_key, min(settings.rate_limit_burst, per_key)) if ring and per_key else None
+    key_bucket = make_bucket(per_key, min(settings.rate_limit_burst, per_key), shared, "key") \
+        if ring and per_key else None
     # outermost first: the request id and log line see everything; the API key is known before rate limiting
     # (which also counts per key); rate-limit headers go on every response; CORS headers on everything below
     # it (401, 429 and 500 included); the body limit guards the endpoints

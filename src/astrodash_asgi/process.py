@@ -27,8 +27,10 @@ def free_port(host: str = HOST) -> int:
 
 
 class ServerProcess:
-    def __init__(self, workdir, env: dict[str, str] | None = None, *, host: str = HOST, timeout: float = 120):
+    def __init__(self, workdir, env: dict[str, str] | None = None, *, host: str = HOST, timeout: float = 120,
+                 workers: int = 1):
         self.workdir = Path(workdir)
+        self.workers = workers
         self.host, self.port = host, free_port(host)
         self.base = f"http://{host}:{self.port}"
         self.log_path = self.workdir / f"server-{self.port}.log"
@@ -42,7 +44,7 @@ class ServerProcess:
 
         exe = shutil.which("astrodash")
         cmd = ([exe] if exe else [sys.executable, "-m", "astrodash_core.cli"]) + [
-            "serve", "--host", self.host, "--port", str(self.port)]
+            "serve", "--host", self.host, "--port", str(self.port), "--workers", str(self.workers)]
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self.timeout

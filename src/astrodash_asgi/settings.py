@@ -70,6 +70,9 @@ class Settings:
     rate_limit_enabled: bool = True
     rate_limit_per_minute: int = 600
     rate_limit_burst: int = 100
+    # a file the worker processes share the buckets through (astrodash serve --workers N makes one for its
+    # workers; set it to share them between servers of one host; empty: each process counts on its own)
+    rate_limit_state_file: str = ""
     # API keys (off by default): X-API-Key on every request but the probes and the API description; keys from
     # api_keys_file and from the storage plugin (astrodash keys add), re-read every api_keys_refresh_s seconds;
     # with keys on, each key also has its own bucket of rate_limit_per_key requests a minute (0: none)

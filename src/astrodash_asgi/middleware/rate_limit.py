@@ -1,7 +1,7 @@
 """Token-bucket rate limiting per client: ``per_minute`` tokens a minute, bursts up to ``burst``.
 
 ``RateLimitMiddleware`` (outside CORS) takes a token and puts ``X-RateLimit-Limit`` (tokens per minute),
-``X-RateLimit-Remaining`` (whole tokens left) and ``X-RateLimit-Reset`` (seconds until the bucket is full)
+``X-RateLimit-Remaining`` (whole tokens left) and ``X-RateLimit-Reset`` (when the bucket is full: Unix time, s)
 on every response; ``RateLimitGate`` (inside CORS, so browsers can read it) answers 429 with
 ``Retry-After`` (seconds until a token is available).  The client is the socket peer; when the peer is a
 trusted proxy, the right-most untrusted address of ``X-Forwarded-For``.
@@ -92,8 +92,9 @@ def _exempt(scope) -> bool:
 
 class RateLimitMiddleware:
     def __init__(self, app, bucket: TokenBucket, trusted_proxies=(), enabled: bool = True,
-                 key_bucket: TokenBucket | None = None):
+                 key_bucket: TokenBucket | None = None, wall=time.time):
         self.app = app
+        self.wall = wall  # the Unix-time clock of X-RateLimit-Reset
         self.bucket = bucket
         self.key_bucket = key_bucket  # with API keys: a bucket per key as well (request.state.api_key)
         self.trusted = parse_networks(trusted_proxies)
@@ -116,7 +117,7 @@ class RateLimitMiddleware:
             state["rate_limit_retry_after"] = max(1, math.ceil(wait))
         extra = [(b"x-ratelimit-limit", str(int(limit)).encode()),
                  (b"x-ratelimit-remaining", str(int(math.floor(tokens))).encode()),
-                 (b"x-ratelimit-reset", str(math.ceil(reset)).encode())]
+                 (b"x-ratelimit-reset", str(math.ceil(self.wall() + reset)).encode())]
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
