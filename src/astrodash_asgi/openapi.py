@@ -209,7 +209,8 @@ def _with_keys(paths: dict) -> dict:
         out[path] = {}
         for method, op in ops.items():
             if path.startswith("/api/v1"):
-                extra = {"401": {**_ERR, "description": "No valid API key (only when keys are required)"}}
+                extra = {"401": {**_ERR, "description": "No valid API key (only when keys are required)",
+                                 "headers": {"WWW-Authenticate": {"schema": _STR}}}}
                 if (path, method) in ADMIN_OPERATIONS:
                     extra["403"] = {**_ERR, "description": "The API key lacks the admin scope"}
                 op = {**op, "responses": {**op["responses"], **extra}}
