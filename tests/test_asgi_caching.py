@@ -93,9 +93,11 @@ def test_if_none_match_parsing():
     assert not none_match('"x"', tag) and not none_match(None, tag) and not none_match(tag[:-2] + '"', tag)
 
 
-@pytest.mark.parametrize("path", ["/api/v1/line-list", "/api/v1/line-list/elements", "/api/v1/line-list/element/Si%20II",
+@pytest.mark.parametrize("path", ["/api/v1/line-list", "/api/v1/line-list/elements",
+                                  "/api/v1/line-list/element/Si%20II",
                                   "/api/v1/line-list/filter?min_wavelength=5000&max_wavelength=7000",
-                                  "/api/v1/analysis-options", "/api/v1/template-spectrum?sn_type=Ia&age_bin=2%20to%206"])
+                                  "/api/v1/analysis-options",
+                                  "/api/v1/template-spectrum?sn_type=Ia&age_bin=2%20to%206"])
 async def test_read_only_resources_have_etags_and_answer_304(tmp_path, path):
     async with client(make_app(tmp_path)) as c:
         first = await c.get(path)

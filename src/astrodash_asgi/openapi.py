@@ -197,18 +197,18 @@ COMPONENTS = {"schemas": {
 #: operations that need an API key with the admin scope when keys are required
 ADMIN_OPERATIONS = (("/api/v1/upload-model", "post"), ("/api/v1/models/{model_id}", "put"),
                     ("/api/v1/models/{model_id}", "delete"))
-_KEYS_DOC = ("With ASTRODASH_REQUIRE_API_KEY every /api/v1 request needs X-API-Key: 401 without a valid key "
-             "(the same answer for a wrong and an unknown key), 403 for a key without the admin scope on model "
+_KEYS_DOC = ("With ASTRODASH_REQUIRE_API_KEY every /api/ request (and WebSocket) needs X-API-Key: 401 without a "
+             "valid key (the same answer for a wrong and an unknown key), 403 for a key without the admin scope on model "
              "upload, change and delete. Off by default.")
 
 
 def _with_keys(paths: dict) -> dict:
-    """401 on every /api/v1 operation and 403 on the admin ones (the API-key responses)."""
+    """401 on every /api/ operation and 403 on the admin ones (the API-key responses)."""
     out = {}
     for path, ops in paths.items():
         out[path] = {}
         for method, op in ops.items():
-            if path.startswith("/api/v1"):
+            if path.startswith("/api/"):
                 extra = {"401": {**_ERR, "description": "No valid API key (only when keys are required)",
                                  "headers": {"WWW-Authenticate": {"schema": _STR}}}}
                 if (path, method) in ADMIN_OPERATIONS:

@@ -4,7 +4,8 @@ the parsed options and the model, so a repeated request is answered with the byt
 Keys are SHA-256 digests of (file bytes, file name, options, model identity, response format, astrodash version);
 the model identity is a digest of the default models' weights, or of an uploaded model's stored record (id,
 file SHA-256, metadata, update time), so a replaced, changed or deleted model never answers from the cache (in
-any worker: the record is read from the store on each request).  Bounded by entries and bytes (least recently used go first); ``X-Cache: hit|miss``.
+any worker: the record is read from the store on each request).  Bounded by entries and bytes (the least
+recently used go first); ``X-Cache: hit|miss``.
 """
 from __future__ import annotations
 
@@ -88,7 +89,8 @@ def default_identity(state) -> str:
         parts = []
         for variant in (KNOWN_Z, AGNOSTIC, REDSHIFT):
             try:
-                model = state.classifier.redshift_model() if variant == REDSHIFT else state.classifier.model_for(variant)
+                clf = state.classifier
+                model = clf.redshift_model() if variant == REDSHIFT else clf.model_for(variant)
             except Exception as exc:  # a missing model answers 503 anyway; it still names the configuration
                 parts.append(f"{variant}: unavailable ({type(exc).__name__})")
                 continue
