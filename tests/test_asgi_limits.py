@@ -1,6 +1,7 @@
 """Limits the documentation promises: 413 while streaming, safe zips, rate limits, request ids, logs."""
 import json
 import logging
+import time
 
 import pytest
 
@@ -109,7 +110,7 @@ async def test_rate_limit_token_bucket(tmp_path):
     assert codes == [200] * 5
     assert r.status_code == 429 and r.json()["detail"].startswith("Rate limit exceeded")
     assert int(r.headers["retry-after"]) >= 1 and r.headers["x-ratelimit-remaining"] == "0"
-    assert r.headers["x-ratelimit-limit"] == "60" and int(r.headers["x-ratelimit-reset"]) >= 1
+    assert r.headers["x-ratelimit-limit"] == "60" and 0 < int(r.headers["x-ratelimit-reset"]) - time.time() <= 6
     assert o.status_code == 200 and o.headers["x-ratelimit-remaining"] == "4"
 
 
@@ -207,4 +208,5 @@ async def test_ready_is_503_until_models_are_loaded(tmp_path):
         after = await c.get("/ready")
     assert before.status_code == 503 and before.json()["ready"] is False
     assert after.status_code == (503 if state.problems else 200)
-    assert after.json() == {"ready": not state.problems, "problems": state.problems}
+    assert before.json()["checks"]["models"]["state"] == "loading"
+    assert after.json()["ready"] is (not state.problems) and after.json()["problems"] == state.problems

@@ -96,7 +96,7 @@ def _app(bucket, enabled=True):
         return PlainTextResponse(request.state.client if enabled else "ok")  # the client the limiter saw
 
     return Starlette(routes=[Route("/", ok)],
-                     middleware=[Middleware(RateLimitMiddleware, bucket=bucket, enabled=enabled),
+                     middleware=[Middleware(RateLimitMiddleware, bucket=bucket, enabled=enabled, wall=bucket.clock),
                                  Middleware(RateLimitGate)])
 
 
@@ -118,19 +118,20 @@ async def test_retry_after_and_ratelimit_headers_follow_the_clock():
         later = await c.get("/")
     h = first.headers
     assert first.text == "10.0.0.1"
+    # X-RateLimit-Reset: the Unix time (here the fake clock's, which starts at 1000) when the bucket is full
     assert (first.status_code, h["x-ratelimit-limit"], h["x-ratelimit-remaining"], h["x-ratelimit-reset"]) == \
-        (200, "30", "4", "2")
+        (200, "30", "4", "1002")
     assert (last_ok.status_code, last_ok.headers["x-ratelimit-remaining"], last_ok.headers["x-ratelimit-reset"]) \
-        == (200, "0", "10")
+        == (200, "0", "1010")
     assert refused.status_code == 429 and refused.headers["retry-after"] == "2"
-    assert refused.json()["retry_after"] == 2 and refused.headers["x-ratelimit-reset"] == "10"
-    # 0.75 of a token: the next is 0.5 s away (Retry-After never says 0), full in 8.5 s
+    assert refused.json()["retry_after"] == 2 and refused.headers["x-ratelimit-reset"] == "1010"
+    # 0.75 of a token: the next is 0.5 s away (Retry-After never says 0), full in 8.5 s: still at 1010
     assert still.status_code == 429 and still.headers["retry-after"] == "1"
-    assert still.headers["x-ratelimit-reset"] == "9"
+    assert still.headers["x-ratelimit-reset"] == "1010"
     assert again.status_code == 200 and again.headers["x-ratelimit-remaining"] == "0"
     # 7 s later: 3.5 tokens, one spent: 2.5 left (2 whole), full in (5 - 2.5) / 0.5 = 5 s
     assert later.status_code == 200 and later.headers["x-ratelimit-remaining"] == "2"
-    assert later.headers["x-ratelimit-reset"] == "5"
+    assert later.headers["x-ratelimit-reset"] == str(1009 + 5)
 
 
 # --- the micro-batcher's wait ------------------------------------------------------------------------------------

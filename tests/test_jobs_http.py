@@ -258,3 +258,29 @@ def test_progress_websocket_reports_until_completed(tmp_path):
         assert done == sorted(done) and done[-1] == 40 and "total_time_ms" in seen[-1]
         assert seen[-1] == c.get(f"{JOBS}/status/{bid}").json() | {"estimated_completion_time":
                                                                      seen[-1]["estimated_completion_time"]}
+
+
+async def test_with_api_keys_a_batch_is_seen_only_by_the_key_that_submitted_it(tmp_path):
+    keys = tmp_path / "keys"
+    keys.write_text("alice-key-0123456789abcdef alice\nbob-key-0123456789abcdefgh bob\n")
+    app = make_app(tmp_path, rate_limit_enabled=False, require_api_key=True, api_keys_file=str(keys))
+    alice = {"x-api-key": "alice-key-0123456789abcdef"}
+    bob = {"x-api-key": "bob-key-0123456789abcdefgh"}
+    try:
+        async with client(app) as c:
+            assert (await c.post(f"{JOBS}/submit", json={"data": [{"input": arrays(1)}]})).status_code == 401
+            r = await c.post(f"{JOBS}/submit", json={"data": [{"input": arrays(1)}]}, headers=alice)
+            bid = r.json()["batch_id"]
+            assert (await c.get(f"{JOBS}/status/{bid}", headers=alice)).status_code == 200
+            for path in (f"status/{bid}", f"results/{bid}"):
+                assert (await c.get(f"{JOBS}/{path}", headers=bob)).status_code == 404
+            assert (await c.delete(f"{JOBS}/cancel/{bid}", headers=bob)).status_code == 404
+            assert (await c.get(f"{JOBS}/batches", headers=bob)).json()["batches"] == []
+            mine = (await c.get(f"{JOBS}/batches", headers=alice)).json()["batches"]
+            assert [b["batch_id"] for b in mine] == [bid]
+            # the same batch id is free for another key's idempotency keys but not for its id
+            again = await c.post(f"{JOBS}/submit", json={"data": [{"input": arrays(1)}], "batch_id": bid},
+                                 headers=bob)
+            assert again.status_code == 409
+    finally:
+        await app.state.astrodash.shutdown()

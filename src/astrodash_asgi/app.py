@@ -9,16 +9,18 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
 
 from . import batch, docs_page, health, lines, models, openapi, spectrum, templates
+from .auth import ApiKeyGate, ApiKeyMiddleware, keyring_for
 from .jobs import progress as job_progress
 from .jobs import routes as jobs
 from .errors import EXCEPTION_HANDLERS
 from .middleware import (BodyLimitMiddleware, InternalErrorMiddleware, RateLimitGate, RateLimitMiddleware, RequestContextMiddleware,
-                         SlowBodyMiddleware, TokenBucket)
+                         SlowBodyMiddleware)
+from .middleware.shared_bucket import make_bucket
 from .settings import Settings
-from .state import AppState
+from .state import AppState, StartupError
 
 EXPOSED_HEADERS = ["X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After",
-                   "X-Total-Count", "Link"]
+                   "X-Total-Count", "Link", "ETag", "X-Cache"]
 
 
 def routes() -> list[Route]:
@@ -64,20 +66,31 @@ def create_app(settings: Settings | None = None, classifier=None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app):
         await state.startup()
+        fatal = state.fatal_problems()
+        if fatal and settings.strict_startup:
+            raise StartupError(fatal)
         yield
         await state.shutdown()
 
-    bucket = TokenBucket(settings.rate_limit_per_minute, settings.rate_limit_burst)
-    # outermost first: the request id and log line see everything; rate-limit headers go on every response;
-    # CORS headers on everything below it (429 and 500 included); the body limit guards the endpoints
+    shared = settings.rate_limit_state_file if settings.rate_limit_enabled else ""
+    bucket = make_bucket(settings.rate_limit_per_minute, settings.rate_limit_burst, shared, "client")
+    ring = keyring_for(settings, lambda: state.storage)
+    per_key = settings.rate_limit_per_key
+    key_bucket = make_bucket(per_key, min(settings.rate_limit_burst, per_key), shared, "key") \
+        if ring and per_key else None
+    # outermost first: the request id and log line see everything; the API key is known before rate limiting
+    # (which also counts per key); rate-limit headers go on every response; CORS headers on everything below
+    # it (401, 429 and 500 included); the body limit guards the endpoints
     middleware = [
         Middleware(RequestContextMiddleware),
+        Middleware(ApiKeyMiddleware, ring=ring),
         Middleware(RateLimitMiddleware, bucket=bucket, trusted_proxies=settings.trusted_proxies,
-                   enabled=settings.rate_limit_enabled),
+                   enabled=settings.rate_limit_enabled, key_bucket=key_bucket),
         Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_headers=["*"], max_age=3600,
                    allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"], expose_headers=EXPOSED_HEADERS),
         Middleware(InternalErrorMiddleware),
         Middleware(RateLimitGate),
+        Middleware(ApiKeyGate),
         Middleware(BodyLimitMiddleware, max_request_bytes=settings.max_request_bytes),
         Middleware(SlowBodyMiddleware, chunk_timeout=settings.body_timeout_s, min_rate=settings.body_min_rate),
     ]

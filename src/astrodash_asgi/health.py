@@ -1,4 +1,5 @@
-"""``GET /`` and ``GET /health``: in-memory answers only, never waiting on models or the disk."""
+"""``GET /``, ``GET /health`` (liveness: in-memory answers only, never waiting on models or the disk) and
+``GET /ready`` (readiness: models, template bank, a writable model store, the queue within its bound)."""
 from __future__ import annotations
 
 import time
@@ -29,12 +30,51 @@ async def health(request: Request):
                              "load": {"in_progress": dict(state.pending), "rejected_busy": dict(state.rejected)}})
 
 
+def _check(state: str, ok: bool, detail: str | None = None, **extra) -> dict:
+    out = {"ok": ok, "state": state, **extra}
+    if detail:
+        out["detail"] = detail
+    return out
+
+
+def _storage_check(state) -> dict:
+    try:
+        state.check_storage()
+    except Exception as exc:
+        return _check("unavailable", False, f"{type(exc).__name__}: {exc}")
+    return _check("writable", True)
+
+
 async def ready(request: Request):
-    """200 once models are loaded and nothing is missing, 503 before that or when degraded (for load
-    balancers and orchestrators; never rate limited)."""
+    """Readiness (for load balancers and orchestrators; never rate limited): 200 when the models are loaded,
+    the template bank is there, the model store is writable and the queue is within ``ready_max_queue``; else
+    503.  ``checks`` gives each one's state."""
+    import anyio.to_thread
+
     state = request.app.state.astrodash
-    ok = state.ready and not state.problems
-    return respond(request, {"ready": ok, "problems": dict(state.problems)}, status_code=200 if ok else 503)
+    problems = dict(state.problems)
+    if not state.ready:
+        models = _check("loading", False)
+        bank = _check("loading", False)
+    else:
+        failed = {k: v for k, v in problems.items() if k in ("known-z", "agnostic")}
+        models = _check("failed", False, "; ".join(f"{k}: {v}" for k, v in failed.items())) if failed \
+            else _check("loaded", True)
+        bank = _check("missing", False, problems["template_bank"]) if "template_bank" in problems \
+            else _check("loaded", True)
+    storage = await anyio.to_thread.run_sync(_storage_check, state)
+    length, bound = await anyio.to_thread.run_sync(state.queue_length), state.settings.ready_max_queue
+    queue = _check("over bound" if length > bound else "ok", length <= bound, length=length, max=bound)
+    checks = {"models": models, "template_bank": bank, "storage": storage, "queue": queue}
+    if storage["ok"]:  # the live check replaces what start-up found (a store can come back)
+        state.problems.pop("storage", None)
+        problems.pop("storage", None)
+    else:
+        state.problems["storage"] = problems["storage"] = storage["detail"]
+    if not queue["ok"]:
+        problems["queue"] = f"{length} items queued, more than {bound} (ASTRODASH_READY_MAX_QUEUE)"
+    ok = all(c["ok"] for c in checks.values()) and not problems
+    return respond(request, {"ready": ok, "checks": checks, "problems": problems}, status_code=200 if ok else 503)
 
 
 async def root(request: Request):

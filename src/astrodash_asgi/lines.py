@@ -9,7 +9,7 @@ from starlette.requests import Request
 from astrodash_core import lines as core_lines
 
 from .errors import invalid, not_found
-from .negotiation import respond
+from .http_cache import respond_cached
 
 
 def _by_element(items) -> dict[str, list[float]]:
@@ -20,11 +20,11 @@ def _by_element(items) -> dict[str, list[float]]:
 
 
 async def line_list(request: Request):
-    return respond(request, _by_element(core_lines.all_lines()))
+    return respond_cached(request, _by_element(core_lines.all_lines()))
 
 
 async def elements(request: Request):
-    return respond(request, {"elements": core_lines.elements()})
+    return respond_cached(request, {"elements": core_lines.elements()})
 
 
 async def element(request: Request):
@@ -33,7 +33,7 @@ async def element(request: Request):
         found = core_lines.element_lines(name)
     except KeyError:
         raise not_found(f"Element {name!r} not found in line list.") from None
-    return respond(request, {"element": found[0]["element"], "wavelengths": [l["wavelength"] for l in found],
+    return respond_cached(request, {"element": found[0]["element"], "wavelengths": [l["wavelength"] for l in found],
                              "count": len(found), "lines": found})
 
 
@@ -62,5 +62,5 @@ async def filter_lines(request: Request):
         raise invalid("redshift", "must be above -1")
     found = core_lines.lines_in_range(lo, hi, redshift=z, observed=z != 0.0)
     by_element = _by_element(found)
-    return respond(request, {"min_wavelength": lo, "max_wavelength": hi, "redshift": z, "elements": by_element,
+    return respond_cached(request, {"min_wavelength": lo, "max_wavelength": hi, "redshift": z, "elements": by_element,
                              "count": len(found), "lines": found})

@@ -17,10 +17,12 @@ from astrodash_core import labels
 from astrodash_core.classify import AGNOSTIC, KNOWN_Z, Classifier
 from astrodash_core.errors import ModelFileError
 
+from .auth import require_scope
 from .common import app_state, form_of
 from .forms import read_small_body
 from .errors import ApiError, bad_file, invalid, not_found, too_large
 from .forms import size_text
+from .http_cache import REVALIDATE, respond_cached
 from .negotiation import respond
 from .params import json_field
 
@@ -96,6 +98,7 @@ def describe(record: dict) -> dict:
 
 
 async def upload_model(request: Request):
+    require_scope(request, "admin")
     state = await app_state(request)
     form = await form_of(request, state)
     upload = form.required_file("file", "a model file (.npz) is required")
@@ -211,15 +214,17 @@ async def list_models(request: Request):
     if offset + len(records) < total:
         url = request.url.include_query_params(limit=limit, offset=offset + limit)
         headers["link"] = f'<{url}>; rel="next"'
-    return respond(request, [describe(r) for r in records], headers=headers)
+    return respond_cached(request, [describe(r) for r in records], cache_control=REVALIDATE, headers=headers)
 
 
 async def get_model(request: Request):
     state = request.app.state.astrodash
-    return respond(request, describe(await _record(state, request.path_params["model_id"])))
+    return respond_cached(request, describe(await _record(state, request.path_params["model_id"])),
+                          cache_control=REVALIDATE)
 
 
 async def update_model(request: Request):
+    require_scope(request, "admin")
     state = request.app.state.astrodash
     model_id = request.path_params["model_id"]
     await _record(state, model_id)
@@ -238,10 +243,12 @@ async def update_model(request: Request):
         if k in ("name", "description", "owner") and not isinstance(v, str):
             raise invalid(k, "must be a string")
     updated = await anyio.to_thread.run_sync(_storage(state).update, model_id, fields)
+    state.forget(model_id)
     return respond(request, {"status": "success", "model_id": model_id, "model": describe(updated)})
 
 
 async def delete_model(request: Request):
+    require_scope(request, "admin")
     state = request.app.state.astrodash
     model_id = request.path_params["model_id"]
     if not await anyio.to_thread.run_sync(_storage(state).delete, model_id):

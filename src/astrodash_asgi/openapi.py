@@ -52,13 +52,35 @@ _PAGED = {"description": "One page of models, newest first; X-Total-Count gives 
           "headers": {"X-Total-Count": {"schema": {"type": "integer"}}, "Link": {"schema": _STR}},
           "content": {"application/json": {"schema": _MODELS}, "application/msgpack": {}}}
 _MODEL_ID = _q("model_id", _STR, where="path")
+_IF_NONE_MATCH = _q("If-None-Match", _STR, where="header",
+                    doc="an ETag of an earlier answer: 304 without a body when it is still current")
+
+
+def _cached(op: dict) -> dict:
+    """A read-only GET: ETag and Cache-Control on 200, 304 for a matching If-None-Match."""
+    ok = op["responses"]["200"] = dict(op["responses"]["200"])
+    ok["headers"] = {**ok.get("headers", {}),
+                     "ETag": {"schema": _STR, "description": "SHA-256 of this representation's body"},
+                     "Cache-Control": {"schema": _STR, "description": "public (private when API keys are required), "
+                                       "max-age=3600 for data of the installed version, no-cache for the models"}}
+    op["responses"]["304"] = {"description": "Not modified: the If-None-Match tag is current",
+                              "headers": {"ETag": {"schema": _STR}}}
+    op["parameters"] = [*op.get("parameters", ()), _IF_NONE_MATCH]
+    return op
 _RESULT = {"$ref": "#/components/schemas/Result"}
+_RESULT_CACHED = {**_ok("Result", _RESULT), "headers": {"X-Cache": {
+    "schema": {"type": "string", "enum": ["hit", "miss"]},
+    "description": "hit: the byte-identical answer to an earlier request with the same file, name, params and "
+                   "model; miss: computed now (absent for oscRef and when the cache is off)"}}}
 
 PATHS = {
     "/": {"get": _op("Service information", _ok("Service information"))},
-    "/health": {"get": _op("Health and readiness (never blocks, never rate limited)", _ok("Health"))},
-    "/ready": {"get": _op("200 when models are loaded and nothing is missing, else 503 (never rate limited)",
-                          _ok("Ready"), (503,))},
+    "/health": {"get": _op("Liveness: 200 while the process answers, with its state, problems and load (never "
+                           "blocks, never rate limited, never needs an API key)", _ok("Health"))},
+    "/ready": {"get": _op("Readiness: 200 when the models and template bank are loaded, the model store is "
+                          "writable and the queue is within ASTRODASH_READY_MAX_QUEUE; else 503 (never rate limited)",
+                          _ok("ready, checks {models, template_bank, storage, queue: {ok, state, ...}}, problems",
+                              {"$ref": "#/components/schemas/Ready"}), (503,))},
     "/openapi.json": {"get": _op("This document", _ok("OpenAPI document"))},
     "/docs": {"get": {"summary": "This document in Swagger UI (served from the package, no CDN)",
                       "responses": {"200": {"description": "HTML page", "content": {"text/html": {}}}}}},
@@ -69,7 +91,8 @@ PATHS = {
                                  "application/javascript": {}, "text/css": {}}},
                                  "404": {"description": "No such file", "content": {"text/plain": {}}}}}},
     "/api/v1/process": {"post": _op(
-        "Classify one spectrum (concurrent requests share batched forward passes)", _ok("Result", _RESULT),
+        "Classify one spectrum (concurrent requests share batched forward passes; repeated requests are answered "
+        "from a result cache)", _RESULT_CACHED,
         (400, 404, 408, 413, 422, 502, 503, 504),
         {"file": {**_FILE, "description": "the spectrum (required unless params.oscRef names a supernova)"},
          "params": {"type": "string", "description": _PARAMS_DOC},
@@ -90,27 +113,27 @@ PATHS = {
         "Redshift by cross-correlation with the templates of a type/age (or the likely classes)",
         _ok("estimated_redshift, estimated_redshift_error, rlap, template, method (network or templates)"), (400, 404, 408, 413, 422, 503),
         {"file": _FILE, "sn_type": _STR, "age_bin": _STR}, ("file",))},
-    "/api/v1/analysis-options": {"get": _op("Supernova types and their age bins with templates",
-                                            _ok("sn_types, age_bins_by_type"), (503,))},
-    "/api/v1/template-spectrum": {"get": _op(
+    "/api/v1/analysis-options": {"get": _cached(_op("Supernova types and their age bins with templates",
+                                            _ok("sn_types, age_bins_by_type"), (503,)))},
+    "/api/v1/template-spectrum": {"get": _cached(_op(
         "Mean template spectrum of a type and age bin", _ok("x, y"), (404, 422, 503),
-        params=(_q("sn_type", _STR, doc="default Ia"), _q("age_bin", _STR, doc="default '2 to 6'")))},
-    "/api/v1/line-list": {"get": _op("Every line: {element: [rest wavelengths]}", _ok("Line list"))},
-    "/api/v1/line-list/elements": {"get": _op("Species in the line list", _ok("elements"))},
-    "/api/v1/line-list/element/{element}": {"get": _op(
+        params=(_q("sn_type", _STR, doc="default Ia"), _q("age_bin", _STR, doc="default '2 to 6'"))))},
+    "/api/v1/line-list": {"get": _cached(_op("Every line: {element: [rest wavelengths]}", _ok("Line list")))},
+    "/api/v1/line-list/elements": {"get": _cached(_op("Species in the line list", _ok("elements")))},
+    "/api/v1/line-list/element/{element}": {"get": _cached(_op(
         "Lines of one species", _ok("element, wavelengths, count"), (404,),
-        params=(_q("element", _STR, where="path"),))},
-    "/api/v1/line-list/filter": {"get": _op(
+        params=(_q("element", _STR, where="path"),)))},
+    "/api/v1/line-list/filter": {"get": _cached(_op(
         "Lines in a wavelength range (observed frame when redshift is given)", _ok("elements, count"), (422,),
         params=(_q("min_wavelength", _NUM, True), _q("max_wavelength", _NUM, True),
                 _q("redshift", {"type": "number", "exclusiveMinimum": -1},
-                   doc="observed-frame redshift; omit it for rest wavelengths (an empty value is refused)")))},
-    "/api/v1/models": {"get": _op("Uploaded models", _PAGED, (422, 503), params=_PAGE)},
-    "/api/v1/models/owner/{owner}": {"get": _op(
-        "Uploaded models of one owner", _PAGED, (422, 503), params=(_q("owner", _STR, where="path"), *_PAGE))},
+                   doc="observed-frame redshift; omit it for rest wavelengths (an empty value is refused)"))))},
+    "/api/v1/models": {"get": _cached(_op("Uploaded models", _PAGED, (422, 503), params=_PAGE))},
+    "/api/v1/models/owner/{owner}": {"get": _cached(_op(
+        "Uploaded models of one owner", _PAGED, (422, 503), params=(_q("owner", _STR, where="path"), *_PAGE)))},
     "/api/v1/models/{model_id}": {
-        "get": _op("One uploaded model", _ok("Model", {"$ref": "#/components/schemas/ModelInfo"}), (404, 405),
-                   params=(_MODEL_ID,)),
+        "get": _cached(_op("One uploaded model", _ok("Model", {"$ref": "#/components/schemas/ModelInfo"}),
+                           (404, 405), params=(_MODEL_ID,))),
         "put": _op("Change name, description or owner", _ok("Updated"), (404, 405, 413, 422), params=(_MODEL_ID,),
                    body={"content": {"application/json": {"schema": {"type": "object", "properties": {
                        "name": _STR, "description": _STR, "owner": _STR}}}}}),
@@ -124,7 +147,18 @@ PATHS = {
          "input_shape": {"type": "string", "description": "optional JSON shape, checked"}}, ("file",))},
 }
 
+_CHECK = {"type": "object", "required": ["ok", "state"], "properties": {"ok": {"type": "boolean"}, "state": _STR,
+                                                                       "detail": _STR}}
 COMPONENTS = {"schemas": {
+    "Ready": {"type": "object", "required": ["ready", "checks", "problems"], "properties": {
+        "ready": {"type": "boolean"}, "problems": {"type": "object", "additionalProperties": _STR},
+        "checks": {"type": "object", "properties": {
+            "models": {**_CHECK, "description": "state loading, loaded or failed"},
+            "template_bank": {**_CHECK, "description": "state loading, loaded or missing"},
+            "storage": {**_CHECK, "description": "state writable or unavailable"},
+            "queue": {**_CHECK, "description": "state ok or over bound, with length and max",
+                      "properties": {**_CHECK["properties"], "length": {"type": "integer"},
+                                     "max": {"type": "integer"}}}}}}},
     "Error": {"type": "object", "required": ["detail"], "properties": {"detail": {}, "field": _STR}},
     "ModelInfo": {"type": "object", "required": ["id", "model_id", "name", "owner"], "properties": {
         "id": _STR, "model_id": _STR, "name": _STR, "owner": _STR, "description": _STR, "model_filename": _STR,
@@ -164,6 +198,32 @@ COMPONENTS = {"schemas": {
 PATHS.update(JOB_PATHS)
 
 
+#: operations that need an API key with the admin scope when keys are required
+ADMIN_OPERATIONS = (("/api/v1/upload-model", "post"), ("/api/v1/models/{model_id}", "put"),
+                    ("/api/v1/models/{model_id}", "delete"))
+_KEYS_DOC = ("With ASTRODASH_REQUIRE_API_KEY every /api/ request (and WebSocket) needs X-API-Key: 401 without a "
+             "valid key (the same answer for a wrong and an unknown key), 403 for a key without the admin scope on model "
+             "upload, change and delete. Off by default.")
+
+
+def _with_keys(paths: dict) -> dict:
+    """401 on every /api/ operation and 403 on the admin ones (the API-key responses)."""
+    out = {}
+    for path, ops in paths.items():
+        out[path] = {}
+        for method, op in ops.items():
+            if path.startswith("/api/"):
+                extra = {"401": {**_ERR, "description": "No valid API key (only when keys are required)",
+                                 "headers": {"WWW-Authenticate": {"schema": _STR}}}}
+                if (path, method) in ADMIN_OPERATIONS:
+                    extra["403"] = {**_ERR, "description": "The API key lacks the admin scope"}
+                op = {**op, "responses": {**op["responses"], **extra}}
+            else:
+                op = {**op, "security": [{}]}  # the probes and this description need no key
+            out[path][method] = op
+    return out
+
+
 def document(root_path: str = "") -> dict:
     from .health import _version
 
@@ -171,8 +231,11 @@ def document(root_path: str = "") -> dict:
             "info": {"title": "astrodash", "version": _version(),
                      "description": "Supernova spectrum classification; AstroDASH 2.0 compatible. Every response "
                                     "carries X-Request-ID and X-RateLimit-Limit/Remaining/Reset; send "
-                                    "Accept: application/msgpack for msgpack."},
-            "servers": [{"url": root_path or "/"}], "paths": PATHS, "components": COMPONENTS}
+                                    "Accept: application/msgpack for msgpack. " + _KEYS_DOC},
+            "servers": [{"url": root_path or "/"}], "paths": _with_keys(PATHS),
+            "components": {**COMPONENTS, "securitySchemes": {"ApiKey": {
+                "type": "apiKey", "in": "header", "name": "X-API-Key", "description": _KEYS_DOC}}},
+            "security": [{"ApiKey": []}, {}]}
 
 
 async def openapi(request: Request):

@@ -6,6 +6,7 @@ from starlette.requests import Request
 
 from astrodash_core.errors import ModelFileError
 
+from . import result_cache
 from .common import app_state, check_model, form_of, payload, read_upload_async, unavailable
 from .errors import bad_file, invalid, not_found
 from .negotiation import respond
@@ -28,6 +29,9 @@ async def _process(request: Request, state):
         spec, source = await catalogue_spectrum(opts.osc_ref, opts.spectrum_index, opts.known_z)
     else:
         upload = form.required_file("file", "a spectrum file is required (or params.oscRef, a supernova name)")
+        cache_key, hit = await result_cache.lookup(request, state, upload.data, upload.filename, opts)
+        if hit is not None:
+            return hit
         spec, source = await read_upload_async(upload.data, upload.filename, opts.known_z), upload.filename
     await check_model(state, opts.model_id)
     key = (opts.model_id, opts.smoothing, opts.min_wave, opts.max_wave, opts.rlap)
@@ -42,7 +46,8 @@ async def _process(request: Request, state):
     if opts.osc_ref:
         body["file"], body["index"] = source, opts.spectrum_index
         body["observation"] = {k: spec.meta.get(k) for k in ("time", "instrument") if spec.meta.get(k)}
-    return respond(request, body)
+        return respond(request, body)  # a catalogue's spectra can change: not cached
+    return result_cache.remember(state, cache_key, respond(request, body), opts.model_id)
 
 
 def _catalogue_spectrum(name, index, known_z):

@@ -15,6 +15,7 @@ from astrodash_core.classify import AGNOSTIC, KNOWN_Z, Classifier
 from astrodash_core.errors import ModelFileError
 
 from .batching import MicroBatcher
+from .result_cache import ResultCache
 from .settings import Settings
 
 log = logging.getLogger("astrodash.server")
@@ -33,6 +34,7 @@ class AppState:
         self.ready = False
         self.problems: dict[str, str] = {}
         self.analysis_options: dict | None = None  # cached answer of /analysis-options
+        self.results = ResultCache(settings.result_cache_max_entries, settings.result_cache_max_bytes)
         self._start_lock: anyio.Lock | None = None
         self._storage = None
         self._lock = threading.Lock()
@@ -71,7 +73,7 @@ class AppState:
         if self.settings.warmup and KNOWN_Z not in self.problems:
             self._warm_pipeline()
         try:
-            self.storage
+            self.check_storage()
         except Exception as exc:  # the service still classifies without a model store
             self.problems["storage"] = f"{type(exc).__name__}: {exc}"
             log.warning("model storage unavailable: %s", exc)
@@ -86,18 +88,34 @@ class AppState:
         except Exception as exc:  # warm-up is best effort
             log.warning("warm-up classification failed: %s", exc)
 
+    #: problems that stop a strict start-up (ASTRODASH_STRICT_STARTUP): the models and the model store; a
+    #: missing template bank only costs redshift estimates and rlap, so the server starts without one
+    FATAL = (KNOWN_Z, AGNOSTIC, "storage")
+
+    def fatal_problems(self) -> dict[str, str]:
+        return {k: v for k, v in self.problems.items() if k in self.FATAL}
+
+    def queue_length(self) -> int:
+        """Batch-job items waiting to run, over all batches (0 without a job store), for /ready's bound.
+        Reads the store: call it from a worker thread."""
+        try:
+            return int(self.engine.store.queue_length())
+        except Exception:  # noqa: BLE001 - no store, no queue; /ready reports the store separately
+            return 0
+
+    def check_storage(self) -> None:
+        """Raise when the model store cannot be opened or written (its ``check()`` when it has one)."""
+        store = self.storage
+        if hasattr(store, "check"):
+            store.check()
+
     @property
     def storage(self):
         with self._lock:
             if self._storage is None:
-                from astrodash_core.plugins import get_storage_backends
+                from astrodash_core.plugins import open_storage
 
-                url = self.settings.storage_url
-                scheme = url.split(":", 1)[0].lower()
-                backends = get_storage_backends()
-                if scheme not in backends:
-                    raise ValueError(f"no storage backend for {scheme!r} URLs (have: {', '.join(sorted(backends))})")
-                self._storage = backends[scheme](url)
+                self._storage = open_storage(self.settings.storage_url)
             return self._storage
 
     # --- admission control ------------------------------------------------------------------------------------
@@ -137,8 +155,10 @@ class AppState:
         return clf
 
     def forget(self, model_id: str) -> None:
+        """Drop an uploaded model's classifier and cached results (it was replaced, changed or deleted)."""
         with self._lock:
             self._user.pop(model_id, None)
+        self.results.invalidate_model(model_id)
 
     def run_batch(self, key, items: list) -> list:
         """One classification pass for micro-batched /process requests sharing the same options."""
@@ -147,6 +167,17 @@ class AppState:
         return clf.classify([s for s, _ in items], [z for _, z in items], top_n=self.settings.top_n,
                             smoothing=smoothing, min_wave=min_wave, max_wave=max_wave, include_spectrum=True,
                             rlap=rlap)
+
+
+class StartupError(RuntimeError):
+    """A model or the model store cannot be opened at start-up (``ASTRODASH_STRICT_STARTUP``)."""
+
+    def __init__(self, problems: dict[str, str]):
+        self.problems = dict(problems)
+        what = "; ".join(f"{k}: {v}" for k, v in problems.items())
+        super().__init__(f"astrodash cannot start: {what} (fix it, or set ASTRODASH_STRICT_STARTUP=0 to start "
+                         "without it and let /ready report it)")
+        log.error("%s", self)
 
 
 class Admission:

@@ -6,7 +6,7 @@ from starlette.requests import Request
 
 from .common import app_state, unavailable
 from .errors import invalid, not_found
-from .negotiation import respond
+from .http_cache import respond_cached
 
 
 def _bank(state):
@@ -27,7 +27,7 @@ async def _options(state) -> dict:
 
 async def analysis_options(request: Request):
     by_type = await _options(await app_state(request))
-    return respond(request, {"sn_types": list(by_type), "age_bins_by_type": by_type})
+    return respond_cached(request, {"sn_types": list(by_type), "age_bins_by_type": by_type})
 
 
 def _template(bank, sn_type, age_bin):
@@ -57,4 +57,4 @@ async def template_spectrum(request: Request):
     body = {"x": [float(v) for v in wave], "y": [float(v) for v in flux], "sn_type": sn_type, "age_bin": found}
     if age_bin_index(found) != age_bin_index(age_bin):
         body["requested_age_bin"] = age_bin  # none at the age asked for: the nearest age bin with templates
-    return respond(request, body)
+    return respond_cached(request, body)

@@ -7,6 +7,7 @@ import sys
 
 from . import __version__
 from .catalogue import CatalogueError
+from .cli_keys import add_keys_command
 from .cli_plugins import add_plugins_command
 from .errors import AstrodashError
 from .variants import VARIANTS
@@ -483,8 +484,15 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from astrodash_asgi.serve import serve
+    from astrodash_asgi.serve import check_settings, print_settings, serve
 
+    problem = check_settings()
+    if problem:
+        print(f"astrodash serve: {problem}", file=sys.stderr)
+        return 2
+    if args.print_settings:
+        print_settings()
+        return 0
     serve(host=args.host, port=args.port, workers=args.workers)
     return 0
 
@@ -508,6 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_read)
 
     add_plugins_command(sub)
+    add_keys_command(sub)
 
     p = sub.add_parser("classify", help="classify spectra: type, age, redshift, reliability")
     p.add_argument("paths", nargs="*", metavar="PATH", help="files, directories or globs")
@@ -632,6 +641,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1, help="worker processes")
+    p.add_argument("--print-settings", action="store_true",
+                   help="print the effective ASTRODASH_* settings and where each comes from, then exit")
     p.set_defaults(func=cmd_serve)
     return parser
 

@@ -12,7 +12,8 @@ and calls ``register`` once for each thing it provides::
 Contracts
 ---------
 Written out as the ``typing.Protocol`` classes below (:class:`SpectrumReader`, :class:`ModelLoader`,
-:class:`ModelStore`, :class:`StorageFactory`, and the ``register`` callables each hook receives).
+:class:`ModelStore` with the optional :class:`KeyStore`, :class:`StorageFactory`, and the ``register`` callables
+each hook receives).
 
 Reader
     ``name: str``; ``suffixes: tuple[str, ...]`` (lower case, with the dot, e.g. ``(".dat", ".txt")``);
@@ -145,6 +146,18 @@ class JobStore(Protocol):
     def expire(self, ttl_s: float, key_ttl_s: float, now: float | None = None) -> int: ...
 
     def release_archives(self) -> int: ...
+@runtime_checkable
+class KeyStore(Protocol):
+    """Optional API-key methods of a storage backend (``astrodash keys``; ``ASTRODASH_REQUIRE_API_KEY``).
+    Only a key's SHA-256 (hex) is stored; scopes are names such as ``"admin"``."""
+
+    def add_key(self, name: str, key_hash: str, scopes: tuple[str, ...] = ()) -> dict[str, Any]: ...
+
+    def list_keys(self) -> list[dict[str, Any]]: ...
+
+    def key_hashes(self) -> list[dict[str, Any]]: ...
+
+    def revoke_key(self, name: str) -> bool: ...
 
 
 class StorageFactory(Protocol):

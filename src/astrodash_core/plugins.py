@@ -183,6 +183,15 @@ def get_storage_backends() -> dict[str, Callable]:
     return _collect("register_storage", lambda items: {args[0]: args[1] for args, _ in reversed(items)})
 
 
+def open_storage(url: str):
+    """The storage backend for ``url`` (by its scheme); ValueError when no plugin handles that scheme."""
+    scheme = url.split(":", 1)[0].lower()
+    backends = get_storage_backends()
+    if scheme not in backends:
+        raise ValueError(f"no storage backend for {scheme!r} URLs (have: {', '.join(sorted(backends))})")
+    return backends[scheme](url)
+
+
 def get_catalogues() -> dict:
     """``{name: catalogue or None}`` of every registered catalogue (None: not configured), third-party first.
     Catalogues are made anew on each call, so a change of their environment variables takes effect."""

@@ -1,7 +1,7 @@
 """Token-bucket rate limiting per client: ``per_minute`` tokens a minute, bursts up to ``burst``.
 
 ``RateLimitMiddleware`` (outside CORS) takes a token and puts ``X-RateLimit-Limit`` (tokens per minute),
-``X-RateLimit-Remaining`` (whole tokens left) and ``X-RateLimit-Reset`` (seconds until the bucket is full)
+``X-RateLimit-Remaining`` (whole tokens left) and ``X-RateLimit-Reset`` (when the bucket is full: Unix time, s)
 on every response; ``RateLimitGate`` (inside CORS, so browsers can read it) answers 429 with
 ``Retry-After`` (seconds until a token is available).  The client is the socket peer; when the peer is a
 trusted proxy, the right-most untrusted address of ``X-Forwarded-For``.
@@ -91,9 +91,12 @@ def _exempt(scope) -> bool:
 
 
 class RateLimitMiddleware:
-    def __init__(self, app, bucket: TokenBucket, trusted_proxies=(), enabled: bool = True):
+    def __init__(self, app, bucket: TokenBucket, trusted_proxies=(), enabled: bool = True,
+                 key_bucket: TokenBucket | None = None, wall=time.time):
         self.app = app
+        self.wall = wall  # the Unix-time clock of X-RateLimit-Reset
         self.bucket = bucket
+        self.key_bucket = key_bucket  # with API keys: a bucket per key as well (request.state.api_key)
         self.trusted = parse_networks(trusted_proxies)
         self.enabled = enabled
 
@@ -104,11 +107,17 @@ class RateLimitMiddleware:
         allowed, tokens, wait, reset = self.bucket.take(client)
         state = scope.setdefault("state", {})
         state["client"] = client
+        limit = self.bucket.per_minute
+        key = state.get("api_key")
+        if allowed and key and self.key_bucket is not None:
+            k_allowed, k_tokens, k_wait, k_reset = self.key_bucket.take(key)
+            if not k_allowed or k_tokens < tokens:  # the headers describe the tighter of the two buckets
+                allowed, tokens, wait, reset, limit = k_allowed, k_tokens, k_wait, k_reset, self.key_bucket.per_minute
         if not allowed:
             state["rate_limit_retry_after"] = max(1, math.ceil(wait))
-        extra = [(b"x-ratelimit-limit", str(int(self.bucket.per_minute)).encode()),
+        extra = [(b"x-ratelimit-limit", str(int(limit)).encode()),
                  (b"x-ratelimit-remaining", str(int(math.floor(tokens))).encode()),
-                 (b"x-ratelimit-reset", str(math.ceil(reset)).encode())]
+                 (b"x-ratelimit-reset", str(math.ceil(self.wall() + reset)).encode())]
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":

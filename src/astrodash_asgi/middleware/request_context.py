@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 import uuid
@@ -90,4 +91,6 @@ class RequestContextMiddleware:
                 "request_id": rid, "method": scope.get("method"), "path": scope.get("path"),
                 "status": status["code"], "duration_ms": round((time.perf_counter() - start) * 1000, 2),
                 "spectra": state.get("spectra", 0), "client": state.get("client") or (client[0] if client else None),
+                "pid": os.getpid(),
+                **({"api_key": state["api_key"]} if state.get("api_key") else {}),
             }))

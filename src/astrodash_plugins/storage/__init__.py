@@ -17,6 +17,15 @@ and, optionally (the HTTP API falls back to ``list()`` without them, which is sl
 - ``find(sha256) -> dict | None``             a record whose file has this SHA-256, for de-duplication
 - ``jobs() -> JobStore``                      durable batch jobs (``astrodash_core.hookspecs.JobStore``; the
   batch-processor API answers 503 without it); the SQLite backend keeps them in the same database
+- ``check() -> None``                         raise unless the store can be opened and written (``/ready``)
+
+API keys (optional; a backend without them serves keys from ``ASTRODASH_API_KEYS_FILE`` only, and
+``astrodash keys`` says it cannot keep them).  Only a key's SHA-256 (hex) is ever stored:
+
+- ``add_key(name, key_hash, scopes=()) -> dict``  keep a key; KeyError when ``name`` is taken
+- ``list_keys() -> list[dict]``               ``{name, scopes, created_at}`` of every key (no hashes)
+- ``key_hashes() -> list[dict]``              ``{name, key_hash, scopes}`` of every key, for the server's check
+- ``revoke_key(name) -> bool``                forget a key (False when there was none of that name)
 
 The embedded default needs no server: SQLite for the metadata and a directory for the files.
 ``sqlite:///srv/astrodash/models.db`` (files in ``/srv/astrodash/models/``; ``?data_dir=/elsewhere`` moves

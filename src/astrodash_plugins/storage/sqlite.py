@@ -24,6 +24,13 @@ CREATE TABLE IF NOT EXISTS models (
     sha256 TEXT NOT NULL,
     meta TEXT NOT NULL DEFAULT '{}'
 )"""
+_KEYS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_keys (
+    name TEXT PRIMARY KEY,
+    key_hash TEXT NOT NULL UNIQUE,
+    scopes TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL
+)"""
 _COLUMNS = ("id", "name", "description", "owner", "model_filename", "created_at", "updated_at", "size", "sha256",
             "meta")
 EDITABLE = ("name", "description", "owner")
@@ -53,6 +60,7 @@ class SQLiteModelStore:
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(_SCHEMA)
+            db.execute(_KEYS_SCHEMA)
             db.execute("CREATE INDEX IF NOT EXISTS models_sha256 ON models (sha256)")
             db.execute("CREATE INDEX IF NOT EXISTS models_owner ON models (owner, created_at)")
 
@@ -83,6 +91,18 @@ class SQLiteModelStore:
 
                 self._jobs = SQLiteJobStore(self.db_path, self.db_path.parent / "jobs")
             return self._jobs
+    def check(self) -> None:
+        """Raise unless the database exists with its table, takes a write lock, and the data directory is
+        writable (for /ready; creates nothing)."""
+        db = sqlite3.connect(f"{self.db_path.resolve().as_uri()}?mode=rw", uri=True, timeout=1)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("SELECT 1 FROM models LIMIT 1").fetchall()
+            db.rollback()
+        finally:
+            db.close()
+        if not os.access(self.data_dir, os.W_OK | os.X_OK):
+            raise PermissionError(f"model directory {self.data_dir} is not writable")
 
     def _file(self, model_id: str) -> Path:
         if not model_id or not all(c in "0123456789abcdef" for c in model_id):
@@ -177,3 +197,30 @@ class SQLiteModelStore:
         if gone:
             self._file(model_id).unlink(missing_ok=True)
         return gone
+
+    # --- API keys (hashed; the key itself is never stored) ---------------------------------------------------
+    def add_key(self, name: str, key_hash: str, scopes=()) -> dict:
+        """Keep a key's hash under ``name``; KeyError when that name is taken."""
+        row = (name, key_hash, ",".join(scopes), _now())
+        try:
+            with self._lock, self._connect() as db:
+                db.execute("INSERT INTO api_keys (name, key_hash, scopes, created_at) VALUES (?, ?, ?, ?)", row)
+        except sqlite3.IntegrityError:
+            raise KeyError(name) from None
+        return {"name": name, "scopes": list(scopes), "created_at": row[3]}
+
+    def list_keys(self) -> list[dict]:
+        """``{name, scopes, created_at}`` of every key, by name (no hashes)."""
+        with self._connect() as db:
+            rows = db.execute("SELECT name, scopes, created_at FROM api_keys ORDER BY name").fetchall()
+        return [{"name": n, "scopes": [s for s in scopes.split(",") if s], "created_at": c} for n, scopes, c in rows]
+
+    def key_hashes(self) -> list[dict]:
+        """``{name, key_hash, scopes}`` of every key, for the server's check."""
+        with self._connect() as db:
+            rows = db.execute("SELECT name, key_hash, scopes FROM api_keys").fetchall()
+        return [{"name": n, "key_hash": h, "scopes": [s for s in scopes.split(",") if s]} for n, h, scopes in rows]
+
+    def revoke_key(self, name: str) -> bool:
+        with self._lock, self._connect() as db:
+            return db.execute("DELETE FROM api_keys WHERE name = ?", (name,)).rowcount > 0
