@@ -17,11 +17,8 @@ _PRIORITY = {"type": "string", "enum": ["critical", "high", "normal", "low"]}
 _PARAMS = {"type": "object", "description": "as /process's params (smoothing, knownZ, zValue, minWave, maxWave, "
            "calculateRlap, modelType, model_id), plus includeSpectrum (bool, default false: results carry the "
            "preprocessed spectrum only when asked)"}
-_ITEM_INPUT = {"oneOf": [
-    {"type": "object", "required": ["wave", "flux"], "properties": {
-        "wave": {"type": "array", "items": _NUM}, "flux": {"type": "array", "items": _NUM},
-        "error": {"type": "array", "items": _NUM}, "redshift": _NUM, "name": _STR}},
-    {"type": "array", "items": {"type": "array", "items": _NUM, "minItems": 2, "maxItems": 3}}]}
+_ITEM_INPUT = {"description": "{wave, flux, error?, redshift?, name?} or rows [[wave, flux(, error)], ...]; an "
+               "input that is not a readable spectrum is that item's error, not the request's"}
 
 
 def _json(description: str, ref: str) -> dict:
@@ -43,10 +40,11 @@ PATHS = {
             "application/json": {"schema": {"type": "object", "required": ["data"], "properties": {
                 "data": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["input"],
                                                                    "properties": {"input": _ITEM_INPUT,
-                                                                                  "request_id": _STR,
-                                                                                  "name": _STR}}},
-                "priority": _PRIORITY, "batch_id": _STR, "timeout_ms": {"type": "integer", "minimum": 1},
-                "metadata": {"type": "object"}, "params": _PARAMS}}},
+                                                                                  "request_id": _NSTR,
+                                                                                  "name": _NSTR}}},
+                "priority": {"anyOf": [_PRIORITY, {"type": "null"}]}, "batch_id": _NSTR,
+                "timeout_ms": {"type": ["integer", "null"], "minimum": 1, "maximum": 3600000},
+                "metadata": {"type": ["object", "null"]}, "params": {**_PARAMS, "type": ["object", "null"]}}}},
             "multipart/form-data": {"schema": {"type": "object", "properties": {
                 "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
                 "zip_file": {"type": "string", "format": "binary"},
@@ -63,7 +61,7 @@ PATHS = {
         "summary": "Results so far, one page (cursor or offset); Accept: application/x-ndjson, text/csv or "
                    "application/msgpack streams every result instead",
         "parameters": [_ID, _LIMIT, _CURSOR, {"name": "offset", "in": "query", "required": False,
-                                              "schema": {"type": "integer", "minimum": 0}}],
+                                              "schema": {"type": "integer", "minimum": 0, "maximum": 2 ** 62}}],
         "responses": {"200": {"description": "A page of results, or the stream", "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/BatchResults"}},
             "application/x-ndjson": {}, "text/csv": {}, "application/msgpack": {}}}, **_errors(404, 422, 503)}}},

@@ -30,7 +30,7 @@ def decode_cursor(cursor: str) -> int:
     except (ValueError, UnicodeDecodeError):
         raise ValueError("not a cursor given by this server") from None
     kind, _, value = text.partition(":")
-    if kind != "r" or not value.isdigit():
+    if kind != "r" or not value.isdigit() or len(value) > 18:
         raise ValueError("not a cursor given by this server")
     return int(value)
 

@@ -23,6 +23,7 @@ PREFIX = "/api/batch-processor"
 STATUSES = ("queued", "processing", "completed", "failed", "cancelled")
 PAGE = (1, 1000, 100)  # limit: least, most, default
 IDEMPOTENCY_HEADERS = ("idempotency-key", "x-idempotency-key")
+MAX_OFFSET = 2 ** 62
 
 
 def owner_of(request: Request) -> str:
@@ -150,8 +151,8 @@ async def results(request: Request):
         except ValueError as exc:
             raise invalid("cursor", str(exc)) from None
     elif offset is not None:
-        if not offset.isdigit():
-            raise invalid("offset", f"must be a whole number from 0, got {offset!r}")
+        if not offset.isdigit() or int(offset) > MAX_OFFSET:
+            raise invalid("offset", f"must be a whole number from 0 to {MAX_OFFSET}, got {offset!r}")
         after = int(offset)
     rows = await anyio.to_thread.run_sync(store.results, batch["id"], after, limit + 1)
     has_more = len(rows) > limit

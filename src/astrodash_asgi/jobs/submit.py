@@ -120,11 +120,12 @@ def from_json(raw: bytes, max_bytes: int, max_depth: int, max_items: int) -> Sub
     for i, item in enumerate(data):
         if not isinstance(item, dict) or "input" not in item:
             raise invalid(f"data[{i}]", "must be an object with an input")
-        rid = item.get("request_id")
-        if rid is not None and not isinstance(rid, str):
-            raise invalid(f"data[{i}].request_id", "must be a string")
+        rid, name = item.get("request_id"), item.get("name")
+        for key, v in (("request_id", rid), ("name", name)):
+            if v is not None and not isinstance(v, str):
+                raise invalid(f"data[{i}].{key}", "must be a string")
         value = item["input"]
-        name = item.get("name") if isinstance(item.get("name"), str) else inputs.array_name(value, f"item {i}")
+        name = name or inputs.array_name(value, f"item {i}")
         sub.items.append({"request_id": (rid or str(i))[:128], "name": name[:256],
                           "input": inputs.array_input(value)})
     sub.digest = _digest([b"json", json.dumps(body, sort_keys=True, separators=(",", ":"))])
