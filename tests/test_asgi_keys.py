@@ -202,3 +202,21 @@ def test_the_api_description_tells_of_keys():
     assert admin == {("/api/v1/upload-model", "post"), ("/api/v1/models/{model_id}", "put"),
                      ("/api/v1/models/{model_id}", "delete")}
     assert doc["paths"]["/health"]["get"]["security"] == [{}]
+
+
+def test_a_keys_file_broken_while_serving_keeps_the_keys_read_before(tmp_path):
+    path = tmp_path / "keys"
+    path.write_text(f"{FILE_KEY} ops\n")
+    clock = [0.0]
+    ring = KeyRing(str(path), refresh_s=1.0, clock=lambda: clock[0])
+    ring.load()
+    path.write_text("short\n")
+    clock[0] = 2.0
+    assert ring.due()
+    ring.refresh()
+    assert "line 1" in ring.file_error and ring.authenticate(FILE_KEY).name == "ops" and not ring.due()
+    path.write_text(f"{FILE_KEY}x ops2\n")
+    clock[0] = 4.0
+    ring.refresh()
+    assert ring.file_error is None and ring.authenticate(FILE_KEY) is None
+    assert ring.authenticate(FILE_KEY + "x").name == "ops2"

@@ -82,7 +82,9 @@ class ApiKeyMiddleware:
         if self.ring is None or _open(scope):
             return await self.app(scope, receive, send)
         if self.ring.due():
-            await anyio.to_thread.run_sync(self.ring.load)
+            await anyio.to_thread.run_sync(self.ring.refresh)
+            if self.ring.file_error:
+                log.error("ASTRODASH_API_KEYS_FILE: %s; serving the keys read before", self.ring.file_error)
         presented = _presented(scope)
         entry = self.ring.authenticate(presented)
         if entry is not None:

@@ -109,6 +109,7 @@ class KeyRing:
     clock: object = time.monotonic
     entries: list[KeyEntry] = field(default_factory=list)
     store_error: str | None = None
+    file_error: str | None = None
     _loaded_at: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -125,6 +126,16 @@ class KeyRing:
                 error = f"{type(exc).__name__}: {exc}"
         with self._lock:
             self.entries, self.store_error, self._loaded_at = entries, error, self.clock()
+
+    def refresh(self) -> None:
+        """:meth:`load` while serving: a keys file broken since start-up keeps the keys read before (and says
+        so in ``file_error``) instead of failing every request."""
+        try:
+            self.load()
+            self.file_error = None
+        except ValueError as exc:
+            with self._lock:
+                self.file_error, self._loaded_at = str(exc), self.clock()
 
     def authenticate(self, presented: str | None) -> KeyEntry | None:
         """The entry whose key is ``presented``, or None; every entry is compared, in constant time each."""
