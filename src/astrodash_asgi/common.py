@@ -1,6 +1,8 @@
 """Helpers shared by the resource modules: the app state, uploads read as spectra, result payloads."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import anyio.to_thread
 from starlette.requests import Request
 
@@ -8,7 +10,9 @@ from astrodash_core.errors import AstrodashError, ModelFileError
 
 from .errors import ApiError, bad_file, not_found
 from .forms import Form, read_form
-from .state import AppState
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .state import AppState
 
 
 async def app_state(request: Request) -> AppState:
