@@ -12,6 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._threads import blas_threads
+
+#: BLAS threads of the forward pass's matrix products (see ``_threads``); None leaves BLAS as it is.
+BLAS_THREADS: int | None = 1
+
 #: The shipped architecture: two conv blocks then two dense layers over the 1024-bin spectrum.
 DASH1D = [
     {"type": "conv", "in": 1, "out": 16, "k": 9, "pool": 4},
@@ -127,7 +132,8 @@ class Network:
         x = np.ascontiguousarray(x, dtype=np.float32)
         if x.ndim != 2:
             raise ValueError(f"network input must be [n, nw], got shape {x.shape}")
-        outs = [self._forward_block(x[s:s + block]) for s in range(0, x.shape[0], block)]
+        with blas_threads(BLAS_THREADS):
+            outs = [self._forward_block(x[s:s + block]) for s in range(0, x.shape[0], block)]
         if not outs:
             return np.empty((0, self._layers[-1][1].shape[1]), dtype=np.float32)
         return np.concatenate(outs) if len(outs) > 1 else outs[0]

@@ -1,0 +1,64 @@
+"""The forward pass runs its matrix products on BLAS_THREADS threads and leaves the process's BLAS settings
+as they were (the library never changes them globally)."""
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from astrodash_core import nn
+from test_models import make_model
+
+
+def blas_threads_now() -> list[int]:
+    """Threads of numpy's own BLAS (the one its matrix products use; other packages may load others)."""
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas" and "numpy" in i["filepath"]]
+
+
+def blas_by_library() -> dict[str, int]:
+    return {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+
+@pytest.fixture
+def two_blas_threads():
+    if not blas_threads_now():
+        pytest.skip("numpy has no BLAS that threadpoolctl can see")
+    with threadpool_limits(limits=2, user_api="blas"):
+        yield
+
+
+def test_forward_uses_one_blas_thread_and_restores_the_setting(monkeypatch, two_blas_threads):
+    model = make_model()
+    seen = []
+    original = nn.Network._forward_block
+
+    def spy(self, x):
+        seen.append(blas_threads_now())
+        return original(self, x)
+
+    monkeypatch.setattr(nn.Network, "_forward_block", spy)
+    model.predict(np.zeros((1, int(model.grid["nw"])), dtype=np.float32))  # every BLAS library loaded
+    seen.clear()
+    before = blas_by_library()
+    probs = model.predict(np.random.default_rng(0).random((40, int(model.grid["nw"])), dtype=np.float32))
+    assert set(before.values()) == {2}
+    assert seen and all(set(s) == {1} for s in seen)  # during the products
+    assert blas_by_library() == before  # and put back afterwards
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_blas_threads_none_leaves_blas_alone(monkeypatch, two_blas_threads):
+    model = make_model()
+    seen = []
+    original = nn.Network._forward_block
+    monkeypatch.setattr(nn, "BLAS_THREADS", None)
+    monkeypatch.setattr(nn.Network, "_forward_block", lambda self, x: seen.append(blas_threads_now()) or
+                        original(self, x))
+    model.predict(np.zeros((3, int(model.grid["nw"])), dtype=np.float32))
+    assert len(seen) == 1 and set(seen[0]) == {2}
+
+
+def test_results_do_not_depend_on_the_thread_count(monkeypatch):
+    model = make_model()
+    x = np.random.default_rng(1).random((70, int(model.grid["nw"])), dtype=np.float32)
+    one = model.predict(x)
+    monkeypatch.setattr(nn, "BLAS_THREADS", None)
+    np.testing.assert_allclose(model.predict(x), one, rtol=1e-5, atol=1e-7)
