@@ -189,6 +189,27 @@ def test_preprocess_unpacks_as_flux_and_valid_ranges():
 
 def test_import_compiles_nothing():
     code = ("import astrodash_core, astrodash_core.preprocess, astrodash_core._kernels as K; "
-            "import sys; print(sum(len(f.signatures) for f in (K._rebin_batch, K._finish_batch, K._rebin_one)))")
+            "import sys; print(sum(len(f.signatures) for f in (K._rebin_batch, K._finish_batch, K._rebin_serial, "
+            "K._finish_serial, K._rebin_one)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "0"
+
+
+def test_small_batches_run_serial_kernels_with_the_same_answer(monkeypatch):
+    """Below SERIAL_BELOW spectra the serial drivers run; each row is what the threaded ones give it."""
+    from astrodash_core import _kernels as K
+
+    rng = np.random.default_rng(3)
+    spectra = [Spectrum(np.linspace(3000 + 50 * k, 9500 - 40 * k, 700 + 30 * k),
+                        1 + 0.2 * rng.random(700 + 30 * k), name=f"s{k}") for k in range(K.SERIAL_BELOW + 2)]
+    called = []
+    for name in ("_rebin_serial", "_rebin_batch", "_finish_serial", "_finish_batch"):
+        kernel = getattr(K, name)
+        monkeypatch.setattr(K, name, lambda *a, _k=kernel, _n=name: called.append(_n) or _k(*a))
+    many, valid_many = preprocess(spectra, redshift=0.01)
+    assert called == ["_rebin_batch", "_finish_batch"]
+    called.clear()
+    few, valid_few = preprocess(spectra[:3], redshift=0.01)
+    assert called == ["_rebin_serial", "_finish_serial"]
+    np.testing.assert_array_equal(few, many[:3])
+    np.testing.assert_array_equal(valid_few, valid_many[:3])

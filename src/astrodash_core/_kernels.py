@@ -285,6 +285,43 @@ def _finish_batch(out, lo, hi, smooth_half, n_intervals, floor_frac, taper_frac,
 
 
 @njit(cache=True, nogil=True)
+def _rebin_serial(wave, flux, offsets, z, wmin_obs, wmax_obs, grid_edges, out, lo, hi):
+    """:func:`_rebin_batch` without threads, for small batches (see :data:`SERIAL_BELOW`)."""
+    for i in range(offsets.size - 1):
+        a, b = offsets[i], offsets[i + 1]
+        lo[i], hi[i] = _rebin_one(wave[a:b], flux[a:b], z[i], wmin_obs[i], wmax_obs[i], grid_edges, out[i])
+
+
+@njit(cache=True, nogil=True)
+def _finish_serial(out, lo, hi, smooth_half, n_intervals, floor_frac, taper_frac, outside, dest):
+    """:func:`_finish_batch` without threads, for small batches (see :data:`SERIAL_BELOW`)."""
+    for i in range(out.shape[0]):
+        row = out[i]
+        if hi[i] > lo[i]:
+            _median_smooth_one(row, lo[i], hi[i], smooth_half)
+            _continuum_remove_one(row, lo[i], hi[i], n_intervals[i], floor_frac)
+        _normalise_taper_one(row, lo[i], hi[i], taper_frac, outside, dest[i])
+
+
+#: Batches of fewer spectra than this run the serial drivers: waking Numba's thread pool for one spectrum costs
+#: more than the work, and far more when the other cores are busy (one file at a time through a warm
+#: ``Classifier``, a ``/process`` request).
+SERIAL_BELOW = 8
+
+
+def rebin_batch(wave, flux, offsets, z, wmin_obs, wmax_obs, grid_edges, out, lo, hi) -> None:
+    """:func:`_rebin_one` over every spectrum, threaded from :data:`SERIAL_BELOW` spectra."""
+    kernel = _rebin_serial if offsets.size - 1 < SERIAL_BELOW else _rebin_batch
+    kernel(wave, flux, offsets, z, wmin_obs, wmax_obs, grid_edges, out, lo, hi)
+
+
+def finish_batch(out, lo, hi, smooth_half, n_intervals, floor_frac, taper_frac, outside, dest) -> None:
+    """Smoothing, continuum removal, normalisation and taper of every row, threaded from :data:`SERIAL_BELOW`."""
+    kernel = _finish_serial if out.shape[0] < SERIAL_BELOW else _finish_batch
+    kernel(out, lo, hi, smooth_half, n_intervals, floor_frac, taper_frac, outside, dest)
+
+
+@njit(cache=True, nogil=True)
 def _normalise_taper_batch(rows, lo, hi, taper_frac, outside, dest):
     """_normalise_taper_one over every row (used to re-trim spectra to an overlap, as SNID does).
 

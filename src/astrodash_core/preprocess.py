@@ -198,7 +198,7 @@ def preprocess(spectra, redshift=None, grid: Grid | None = None, smoothing: int 
     lo = np.zeros(n, dtype=np.int64)
     hi = np.zeros(n, dtype=np.int64)
     if n:
-        K._rebin_batch(wave, flux, offsets, z, wmin, wmax, g.edges, work, lo, hi)
+        K.rebin_batch(wave, flux, offsets, z, wmin, wmax, g.edges, work, lo, hi)
 
     errors: list = [None] * n
     short = np.nonzero(hi - lo < settings.min_bins)[0]
@@ -216,7 +216,7 @@ def preprocess(spectra, redshift=None, grid: Grid | None = None, smoothing: int 
     n_intervals = np.maximum(1, np.rint((hi - lo) * g.dwlog / settings.continuum_spacing)).astype(np.int64)
     out = np.empty((n, g.nw), dtype=np.float32)
     if n:
-        K._finish_batch(work, lo, hi, int(settings.smoothing), n_intervals, float(settings.continuum_floor),
+        K.finish_batch(work, lo, hi, int(settings.smoothing), n_intervals, float(settings.continuum_floor),
                         float(settings.taper), float(settings.outside), out)
     return Preprocessed(out, lo, hi, z, settings, errors, [s.name for s in spectra])
 
@@ -239,6 +239,6 @@ def rebin(spectra: Iterable[Spectrum], redshift=None, grid: Grid | None = None):
     lo = np.zeros(n, dtype=np.int64)
     hi = np.zeros(n, dtype=np.int64)
     if n:
-        K._rebin_batch(np.concatenate([s.wave for s in spectra]), np.concatenate([s.flux for s in spectra]),
+        K.rebin_batch(np.concatenate([s.wave for s in spectra]), np.concatenate([s.flux for s in spectra]),
                        offsets, z, np.zeros(n), np.full(n, np.inf), g.edges, work, lo, hi)
     return work, lo, hi
