@@ -207,8 +207,11 @@ async def test_cancel_keeps_results_so_far_and_runs_nothing_more(app):
                                                   "params": {"knownZ": True, "zValue": 0.0}})
         bid = r.json()["batch_id"]
         store = engine.store
-        await engine.run_chunk(store, store.claim(engine.worker, 2, engine.order))
+        engine.chunk = 2
+        await engine.run_chunk(store, await engine.fetch_chunk(store))
+        fetched = await engine.fetch_chunk(store)  # leased and read, as the next chunk is while one runs
         cancelled = await c.delete(f"{JOBS}/cancel/{bid}")
+        await engine.run_chunk(store, fetched)  # dropped: fetched before the cancel, never run
         assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
         assert store.claim(engine.worker, 10, engine.order) == []
         s = (await c.get(f"{JOBS}/status/{bid}")).json()

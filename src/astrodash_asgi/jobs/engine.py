@@ -98,27 +98,36 @@ class Engine:
 
     async def _loop(self) -> None:
         idle = float(self.state.settings.job_poll_s)
-        while True:
-            try:
-                store = self.store
-                if time.time() - self._last_housekeeping > HOUSEKEEPING_S:
-                    self._last_housekeeping = time.time()
-                    await anyio.to_thread.run_sync(self._housekeeping, store)
-                items = await anyio.to_thread.run_sync(self._claim, store)
-                if items:
-                    await self.run_chunk(store, items)
+        ahead: asyncio.Task | None = None  # the next chunk, claimed and read while this one is classified
+        try:
+            while True:
+                try:
+                    store = self.store
+                    if time.time() - self._last_housekeeping > HOUSEKEEPING_S:
+                        self._last_housekeeping = time.time()
+                        await anyio.to_thread.run_sync(self._housekeeping, store)
+                    if ahead is not None:
+                        chunk, ahead = await ahead, None
+                    else:
+                        chunk = await self.fetch_chunk(store)
+                    if chunk is not None:
+                        ahead = asyncio.get_running_loop().create_task(self.fetch_chunk(store))
+                        await self.run_chunk(store, chunk)
+                        continue
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - the loop must outlive any one failure
+                    log.exception("batch-job loop failed; retrying")
+                    await asyncio.sleep(1.0)
                     continue
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - the loop must outlive any one failure
-                log.exception("batch-job loop failed; retrying")
-                await asyncio.sleep(1.0)
-                continue
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), idle)
-            except asyncio.TimeoutError:
-                pass
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), idle)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            if ahead is not None:
+                ahead.cancel()
 
     def _housekeeping(self, store) -> None:
         ttl = float(self.state.settings.job_ttl)
@@ -149,12 +158,16 @@ class Engine:
         return False
 
     # --- running a chunk ------------------------------------------------------------------------------------------
-    async def run_chunk(self, store, items: list[dict]) -> None:
-        started = time.perf_counter()
+    async def fetch_chunk(self, store) -> list[tuple] | None:
+        """Lease the next chunk and read its spectra: [(item, spectrum, redshift, error, read ms)], or None when
+        there is no work.  A batch whose uploaded model is gone fails here, whole."""
+        items = await anyio.to_thread.run_sync(self._claim, store)
+        if not items:
+            return None
         batches: dict[str, dict] = {}
         for it in items:
             batches.setdefault(it["batch"]["id"], it["batch"])
-        usable = []
+        usable = set()
         for bid, b in batches.items():
             opts = options_from(b["params"], b["params"].get("model_id"))
             b["opts"] = opts
@@ -165,30 +178,44 @@ class Engine:
                     why = "no longer stored" if isinstance(exc, KeyError) else str(exc)
                     await anyio.to_thread.run_sync(store.fail_batch, bid, f"model {opts.model_id}: {why}")
                     continue
-            usable.append(bid)
-        items = [it for it in items if it["batch"]["id"] in usable]
-        prepared = await anyio.to_thread.run_sync(self._prepare, items)
+            usable.add(bid)
+        return await anyio.to_thread.run_sync(self._prepare, [it for it in items if it["batch"]["id"] in usable])
+
+    async def run_chunk(self, store, prepared: list[tuple]) -> None:
+        """Classify a fetched chunk and store its outcomes.  Items of a batch cancelled since the chunk was
+        fetched are dropped (cancelled), not run."""
+        started = time.perf_counter()
+        ids = {it["batch"]["id"] for it, *_ in prepared}
+        cancelled = await anyio.to_thread.run_sync(store.drop_cancelled, self.worker, sorted(ids))
+        prepared = [p for p in prepared if p[0]["batch"]["id"] not in cancelled]
         results: list = [None] * len(prepared)
+        groups: dict = {}
+        for k, (it, spec, z, error, _) in enumerate(prepared):
+            if error is None:
+                o = it["batch"]["opts"]
+                groups.setdefault((o.model_id, o.smoothing, o.min_wave, o.max_wave, o.rlap), []).append((k, spec, z))
         t0 = time.perf_counter()
         async with anyio.create_task_group() as tg:
-            for k, (it, spec, z, error, _) in enumerate(prepared):
-                if error is None:
-                    tg.start_soon(self._classify, k, it["batch"]["opts"], spec, z, results)
-        n_run = sum(1 for p in prepared if p[3] is None)
+            for key, members in groups.items():
+                tg.start_soon(self._classify, key, members, results)
+        n_run = sum(len(m) for m in groups.values())
         share_ms = (time.perf_counter() - t0) * 1000.0 / max(n_run, 1)
         outcomes = await anyio.to_thread.run_sync(self._outcomes, prepared, results, share_ms)
         await anyio.to_thread.run_sync(store.complete, self.worker, outcomes)
         elapsed = time.perf_counter() - started
-        if items and elapsed > 0:
-            self.rate = 0.8 * self.rate + 0.2 * (len(items) / elapsed) if self.processed else len(items) / elapsed
-        self.processed += len(items)
+        if prepared and elapsed > 0:
+            rate = len(prepared) / elapsed
+            self.rate = 0.8 * self.rate + 0.2 * rate if self.processed else rate
+        self.processed += len(prepared)
 
-    async def _classify(self, k: int, opts, spec, z, results: list) -> None:
-        key = (opts.model_id, opts.smoothing, opts.min_wave, opts.max_wave, opts.rlap)
+    async def _classify(self, key, members: list[tuple], results: list) -> None:
+        """Classify ``members`` ((index, spectrum, redshift)) as one micro-batcher job; results by index."""
         try:
-            results[k] = await self.state.batcher.submit(key, (spec, z))
-        except Exception as exc:  # noqa: BLE001 - becomes this item's error
-            results[k] = exc
+            out = await self.state.batcher.submit_many(key, [(spec, z) for _, spec, z in members])
+        except Exception as exc:  # noqa: BLE001 - becomes these items' error
+            out = [exc] * len(members)
+        for (k, _, _), r in zip(members, out):
+            results[k] = r
 
     def _prepare(self, items: list[dict]) -> list[tuple]:
         """(item, spectrum, redshift, error, read ms) for each item, in a worker thread."""

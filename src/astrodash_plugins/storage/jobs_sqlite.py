@@ -320,6 +320,20 @@ class SQLiteJobStore:
                                "IN ('queued', 'processing')", (now, bid))
         return written
 
+    def drop_cancelled(self, worker: str, batch_ids: list[str]) -> set[str]:
+        """Of ``batch_ids``, those cancelled; the items of them that ``worker`` holds become cancelled (they were
+        leased before the cancel and will not run)."""
+        if not batch_ids:
+            return set()
+        with self._connect(write=True) as db:
+            marks = ", ".join("?" * len(batch_ids))
+            gone = {r[0] for r in db.execute(f"SELECT id FROM batches WHERE id IN ({marks}) AND status = "
+                                             "'cancelled'", batch_ids).fetchall()}
+            for bid in gone:
+                db.execute("UPDATE batch_items SET status = 'cancelled', input = NULL, lease_owner = NULL WHERE "
+                           "batch_id = ? AND status = 'running' AND lease_owner = ?", (bid, worker))
+        return gone
+
     def renew(self, worker: str, now: float | None = None, lease_s: float = LEASE_S) -> None:
         """Extend the leases ``worker`` holds (called while a long chunk runs)."""
         now = time.time() if now is None else now
