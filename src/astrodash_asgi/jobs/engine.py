@@ -120,9 +120,11 @@ class Engine:
                     log.exception("batch-job loop failed; retrying")
                     await asyncio.sleep(1.0)
                     continue
-                self._wake.clear()
+                wake = self._wake
+                assert wake is not None  # set by ensure_running before the loop starts
+                wake.clear()
                 try:
-                    await asyncio.wait_for(self._wake.wait(), idle)
+                    await asyncio.wait_for(wake.wait(), idle)
                 except asyncio.TimeoutError:
                     pass
         finally:
@@ -245,8 +247,8 @@ class Engine:
         if "member" in data:
             archive = self._archive(it["batch"])
             name, content, error = archive.read(archive.infos[data["member"]])
-            if error is not None:
-                raise AstrodashError(f"{name}: {error}")
+            if error is not None or content is None:
+                raise AstrodashError(f"{name}: {error or 'no content'}")
             return read_upload(content, name, opts.known_z), z
         return read_upload(data["data"], data["file"], opts.known_z), z
 

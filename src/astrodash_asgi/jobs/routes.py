@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 import anyio.to_thread
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import StreamingResponse
 
 from astrodash_core.hookspecs import BatchExists, IdempotencyMismatch
@@ -26,7 +26,7 @@ IDEMPOTENCY_HEADERS = ("idempotency-key", "x-idempotency-key")
 MAX_OFFSET = 2 ** 62
 
 
-def owner_of(request: Request) -> str:
+def owner_of(request: HTTPConnection) -> str:
     return getattr(request.state, "api_key", None) or ""
 
 
@@ -196,18 +196,18 @@ def _stream(store, batch: dict, media: str):
 async def list_batches(request: Request):
     _, engine, store = await _engine(request)
     wanted = request.query_params.get("status")
-    statuses = None
+    statuses: tuple[str, ...] | None = None
     if wanted:
-        statuses = []
+        chosen: list[str] = []
         for s in wanted.split(","):
             s = s.strip()
             if s == "active":
-                statuses += ["queued", "processing"]
+                chosen += ["queued", "processing"]
             elif s in STATUSES:
-                statuses.append(s)
+                chosen.append(s)
             else:
                 raise invalid("status", f"{s!r} is not one of active, {', '.join(STATUSES)}")
-        statuses = tuple(dict.fromkeys(statuses))
+        statuses = tuple(dict.fromkeys(chosen))
     limit = _limit(request)
     after = None
     cursor = request.query_params.get("cursor")

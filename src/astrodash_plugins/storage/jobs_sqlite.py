@@ -194,7 +194,8 @@ class SQLiteJobStore:
     def list_batches(self, statuses: tuple[str, ...] | None = None, owner: str | None = None, limit: int = 100,
                      after: tuple[float, str] | None = None) -> list[dict]:
         """Batches newest first; ``after`` = (created_at, id) of the last one of the previous page."""
-        where, args = [], []
+        where: list[str] = []
+        args: list = []
         if statuses:
             where.append(f"status IN ({', '.join('?' * len(statuses))})")
             args += list(statuses)
