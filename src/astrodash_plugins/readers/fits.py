@@ -281,18 +281,27 @@ def _camera_images(hdul, filename: str):
 #: Header cards that give sizes.  The FITS standard allows at most 999 axes or fields, and none may be negative;
 #: astropy loops over the declared number of axes while opening a file (NAXIS = 2147483647 kept it busy for
 #: hours) and a negative NAXISn makes it read the same HDU again and again, forever.
-_SIZE_CARDS = re.compile(rb"(NAXIS\d{0,3}|ZNAXIS\d{0,2}|TFIELDS|PCOUNT|GCOUNT|ZPCOUNT|ZGCOUNT|THEAP) *= *([-+]?\d+)")
+_SIZE_CARDS = re.compile(rb"(NAXIS\d{0,3}|ZNAXIS\d{0,2}|TFIELDS|PCOUNT|GCOUNT|ZPCOUNT|ZGCOUNT|THEAP|Z?BITPIX) *= *"
+                         rb"([-+]?\d+)")
+#: The values the FITS standard allows for BITPIX (and ZBITPIX): astropy sizes its buffers from any other one
+#: (BITPIX = -271176 in a fuzzed header made it allocate 680 MB before failing)
+_BITPIX = (8, 16, 32, 64, -32, -64)
 _COUNT_KEYS = (b"NAXIS", b"ZNAXIS", b"TFIELDS")
 _MAX_COUNT = 999
 
 
 def _check_counts(data: bytes, filename: str) -> None:
     """Refuse, before astropy parses the headers, a size card that is negative or (NAXIS/ZNAXIS/TFIELDS)
-    above 999."""
+    above 999, and a BITPIX/ZBITPIX the standard does not allow."""
     for m in _SIZE_CARDS.finditer(data):
         if m.start() % 80 or m.group(0)[8:9] != b"=":
             continue
         key, value = m.group(1), int(m.group(2))
+        if key.endswith(b"BITPIX"):
+            if value not in _BITPIX:
+                raise SpectrumReadError(f"invalid FITS header: {key.decode()} = {value} (the standard allows "
+                                        f"{', '.join(map(str, _BITPIX))})", filename)
+            continue
         if value < 0 or (key in _COUNT_KEYS and value > _MAX_COUNT):
             limit = f"0 to {_MAX_COUNT}" if key in _COUNT_KEYS else "no negative value"
             raise SpectrumReadError(f"invalid FITS header: {key.decode()} = {value} (the standard allows {limit})",
