@@ -277,11 +277,16 @@ def _finish_batch(out, lo, hi, smooth_half, n_intervals, floor_frac, taper_frac,
     ``outside`` everywhere.
     """
     for i in prange(out.shape[0]):
-        row = out[i]
-        if hi[i] > lo[i]:
-            _median_smooth_one(row, lo[i], hi[i], smooth_half)
-            _continuum_remove_one(row, lo[i], hi[i], n_intervals[i], floor_frac)
-        _normalise_taper_one(row, lo[i], hi[i], taper_frac, outside, dest[i])
+        _finish_one(out[i], lo[i], hi[i], smooth_half, n_intervals[i], floor_frac, taper_frac, outside, dest[i])
+
+
+@njit(cache=True, nogil=True)
+def _finish_one(row, lo, hi, smooth_half, n_intervals, floor_frac, taper_frac, outside, dest):
+    """One row's smoothing, continuum removal (when it has data), normalisation and taper into ``dest``."""
+    if hi > lo:
+        _median_smooth_one(row, lo, hi, smooth_half)
+        _continuum_remove_one(row, lo, hi, n_intervals, floor_frac)
+    _normalise_taper_one(row, lo, hi, taper_frac, outside, dest)
 
 
 @njit(cache=True, nogil=True)
@@ -296,11 +301,7 @@ def _rebin_serial(wave, flux, offsets, z, wmin_obs, wmax_obs, grid_edges, out, l
 def _finish_serial(out, lo, hi, smooth_half, n_intervals, floor_frac, taper_frac, outside, dest):
     """:func:`_finish_batch` without threads, for small batches (see :data:`SERIAL_BELOW`)."""
     for i in range(out.shape[0]):
-        row = out[i]
-        if hi[i] > lo[i]:
-            _median_smooth_one(row, lo[i], hi[i], smooth_half)
-            _continuum_remove_one(row, lo[i], hi[i], n_intervals[i], floor_frac)
-        _normalise_taper_one(row, lo[i], hi[i], taper_frac, outside, dest[i])
+        _finish_one(out[i], lo[i], hi[i], smooth_half, n_intervals[i], floor_frac, taper_frac, outside, dest[i])
 
 
 #: Batches of fewer spectra than this run the serial drivers: waking Numba's thread pool for one spectrum costs
