@@ -1,4 +1,5 @@
-"""Mutation testing of the numeric kernels, interpretation, redshift and the rate limiter (not part of CI).
+"""Mutation testing of the numeric kernels, interpretation, redshift, the rate limiter, the micro-batcher and the
+batch-job store and scheduling (not part of CI).
 
 Mutants are mutmut's (``pip install "mutmut<3"``: its operators, one source change each); each one is run
 against the tests that cover its module in a process forked from a parent that has already imported numpy,
@@ -45,6 +46,9 @@ MODULES = {
     "rate_limit": ("src/astrodash_asgi/middleware/rate_limit.py",
                    ["tests/test_clocks.py", "tests/test_asgi_limits.py", "-k", "bucket or client or retry or rate"]),
     "batching": ("src/astrodash_asgi/batching.py", ["tests/test_clocks.py", "tests/test_asgi_batching.py"]),
+    "job_store": ("src/astrodash_plugins/storage/jobs_sqlite.py", ["tests/test_job_store.py"]),
+    "scheduling": ("src/astrodash_asgi/jobs/scheduling.py",
+                   ["tests/test_jobs_scheduling.py", "tests/test_job_store.py", "tests/test_jobs_http.py"]),
 }
 EQUIVALENT = ROOT / "scripts" / "mutation_equivalent.txt"
 #: a mutant of a Numba decorator's options (cache, nogil, parallel) changes how a kernel is compiled, never what

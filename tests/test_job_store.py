@@ -114,6 +114,22 @@ def test_cancel_stops_queued_items_and_keeps_results_so_far(tmp_path):
     b = store.get_batch("b")
     assert (b["status"], b["completed"]) == ("cancelled", 2) and len(store.results("b")) == 2
     assert store.cancel("missing") is None
+    first = store.get_batch("b")["finished_at"]
+    assert store.cancel("b", now=now + 50)["finished_at"] == first  # cancelling again changes nothing
+
+
+@pytest.mark.parametrize("end", ["completed", "failed"])
+def test_a_finished_batch_cannot_be_cancelled(tmp_path, end):
+    store = SQLiteJobStore(tmp_path / "j.db")
+    make_batch(store, "b", 1)
+    now = store.get_batch("b")["created_at"]
+    got = _claim(store, "w", 1, now)
+    if end == "completed":
+        store.complete("w", [{"batch_id": "b", "idx": got[0]["idx"], "result": b"r"}], now=now)
+    else:
+        store.fail_batch("b", "gone", now=now)
+    after = store.cancel("b", now=now + 5)
+    assert after["status"] == end and after["finished_at"] == now
 
 
 def test_fail_batch_fails_every_unfinished_item(tmp_path):
