@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 from itertools import islice
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -60,7 +60,7 @@ class Classifier:
     """
 
     def __init__(self, model=None, agnostic_model=None, redshift_model=None):
-        self._spec = {KNOWN_Z: model, AGNOSTIC: agnostic_model, REDSHIFT: redshift_model}
+        self._spec: dict[str, Any] = {KNOWN_Z: model, AGNOSTIC: agnostic_model, REDSHIFT: redshift_model}
         self._models: dict = {}
         self._lock = threading.Lock()
 
@@ -246,12 +246,13 @@ class Classifier:
                     results[i] = Classification(name=spec.name, error=pre.errors[j], model=model.name,
                                                 redshift=z, redshift_source=z_source)
                 else:
-                    results[i] = self._result(spec, model, probs[j], pre, j, z, z_source, z_err, top_n,
-                                              probabilities, include_spectrum)
+                    result = self._result(spec, model, probs[j], pre, j, z, z_source, z_err, top_n,
+                                          probabilities, include_spectrum)
                     if j in alternatives:
-                        results[i].redshift_alternatives = tuple(estimates[j].alternatives)
-                        results[i].redshift_mass = estimates[j].mass
-                    classified.append((j, results[i]))
+                        result.redshift_alternatives = tuple(estimates[j].alternatives)
+                        result.redshift_mass = estimates[j].mass
+                    results[i] = result
+                    classified.append((j, result))
             if bank is not None and classified:
                 rlap_pre = pre
                 try:
@@ -262,11 +263,15 @@ class Classifier:
                                           max_wave=max_wave, on_error="collect")
                     classified = [(j, r) for j, r in classified if rlap_pre.ok[j]]
                 _add_rlap(rlap_pre, bank, classified)
-        for i, w in read_warnings.items():
-            results[i].warnings = w
+        final: list[Classification] = []
         for r, source in zip(results, sources):
+            if r is None:  # every source is classified or has its error by now
+                raise RuntimeError(f"no result for {_source_name(source)}")
             r.file = _source_file(source)
-        return results
+            final.append(r)
+        for i, w in read_warnings.items():
+            final[i].warnings = w
+        return final
 
 
 def _relative_alternatives(est) -> tuple:

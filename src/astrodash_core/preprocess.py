@@ -144,11 +144,11 @@ def _redshifts(redshift, spectra: Sequence[Spectrum]) -> np.ndarray:
             raise ValueError(f"got {len(z)} redshifts for {n} spectra")
         z = [s.redshift if zi is None and s.redshift is not None else (0.0 if zi is None else zi)
              for zi, s in zip(z, spectra)]
-    z = np.asarray(z, dtype=np.float64)
-    bad = ~np.isfinite(z) | (z <= -1)
+    values = np.asarray(z, dtype=np.float64)
+    bad = ~np.isfinite(values) | (values <= -1)
     if bad.any():
-        raise ValueError(f"redshift {z[bad][0]!r} is not a finite number above -1")
-    return z
+        raise ValueError(f"redshift {values[bad][0]!r} is not a finite number above -1")
+    return values
 
 
 def _window(value, n: int, default: float) -> np.ndarray:

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +20,11 @@ from .errors import ModelFileError
 from .grid import Grid
 from .preprocess import PreprocessSettings, preprocess
 from .spectrum import Spectrum
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from .training.templates_data import TemplateSpectrum
 
 BANK_FILE = "template_bank.npz"
 #: Templates of one class that redshift estimation and rlap correlate with (the Ia-norm classes hold ~100).
@@ -115,13 +121,14 @@ class TemplateBank:
             raise ModelFileError(f"{path}: unreadable template bank ({exc})") from None
 
 
-def build_template_bank(templates, settings: PreprocessSettings | None = None, exclude_objects=()) -> TemplateBank:
+def build_template_bank(templates: Iterable[TemplateSpectrum], settings: PreprocessSettings | None = None,
+                        exclude_objects: Iterable[str] = ()) -> TemplateBank:
     """Bank of one epoch per (object, age bin) of ``templates`` (``TemplateSpectrum`` list), nearest the
     bin centre, leaving out ``exclude_objects``."""
     settings = settings or PreprocessSettings()
     exclude = set(exclude_objects)
     centres = 0.5 * (labels.AGE_EDGES[:-1] + labels.AGE_EDGES[1:])
-    chosen: dict[tuple[str, int], object] = {}
+    chosen: dict[tuple[str, int], TemplateSpectrum] = {}
     for t in templates:
         if t.object in exclude:
             continue
@@ -141,7 +148,7 @@ def build_template_bank(templates, settings: PreprocessSettings | None = None, e
 @lru_cache(maxsize=1)
 def default_bank() -> TemplateBank:
     """The shipped template bank (loaded once)."""
-    path = resources.files("astrodash_core").joinpath("data", BANK_FILE)
+    path = resources.files("astrodash_core") / "data" / BANK_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no template bank at {path}: run `astrodash build-templates`")
     with resources.as_file(path) as p:
