@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import interpret, labels
 from ..nn import DEFAULT_ARCHITECTURE
-from ..preprocess import PreprocessSettings
+from ..preprocess import Preprocessed, PreprocessSettings
 from ..variants import Variant
 from .augment import (DEGRADED, REDSHIFT_SURVEY, REDSHIFT_SURVEY_HOST_LINES, AugmentConfig, Augmenter, balanced_weights,
                       objects_of)
@@ -293,17 +293,18 @@ def evaluate_model(model, test, aug: Augmenter, seed: int, bank=None, redshift_m
             out[key]["reliability"] = interpret.reliability_at(probs, yd, threshold)
         out[key]["conditions"] = degradation.describe()
         if bank is not None and model.variant == "agnostic" and len(yd):
-            z_est = estimate_batch(Xd, lo, hi, probs, bank, redshift_model)
+            rows = Preprocessed(Xd, lo, hi, np.zeros(len(Xd)), aug.settings)  # observed frame (agnostic)
+            z_est = estimate_batch(rows, probs, bank, redshift_model)
             out[key]["redshift"] = redshift_metrics(z_est, zd, objects)
     return out
 
 
-def estimate_batch(X, lo, hi, probs, bank, redshift_model=None) -> np.ndarray:
+def estimate_batch(pre: Preprocessed, probs, bank, redshift_model=None) -> np.ndarray:
     """Redshift estimates of preprocessed observed-frame rows, as ``classify`` makes them without a redshift
     (:func:`astrodash_core.redshift.estimate_observed`)."""
     from ..redshift import estimate_observed
 
-    return np.array([e.redshift for e in estimate_observed(X, lo, hi, probs, bank, redshift_model, match=False)])
+    return np.array([e.redshift for e in estimate_observed(pre, probs, bank, redshift_model, match=False)])
 
 
 def evaluate_pipeline(known_model, agnostic_model, test, aug: Augmenter, seed: int,
