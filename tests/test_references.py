@@ -15,7 +15,7 @@ from scipy import interpolate, ndimage
 
 from astrodash_core import Grid, Spectrum
 from astrodash_core import _kernels as K
-from astrodash_core.preprocess import PreprocessSettings, preprocess, rebin
+from astrodash_core.preprocess import Preprocessed, PreprocessSettings, preprocess, rebin
 from astrodash_core.redshift import estimate_from_rows
 from astrodash_core.rlap import rlap_at, rlap_pairs
 
@@ -289,7 +289,8 @@ def test_redshift_of_bank_templates_shifted_by_whole_bins(bank, shift):
     row = int(rng.integers(len(bank.names)))
     s, lo, hi = _shifted(bank, row, shift, 0.2, rng)
     rows = bank.rows(labels.split_class(int(bank.label[row]))[0])
-    est = estimate_from_rows(s, lo, hi, bank, rows)
+    est = estimate_from_rows(Preprocessed(s[None], np.array([lo]), np.array([hi]), np.zeros(1), bank.settings), bank,
+                             rows)
     z_true = float(np.expm1(shift * bank.grid.dwlog))
     assert est.redshift == pytest.approx(z_true, abs=0.5 * bank.grid.dwlog * (1 + z_true))
     assert est.error < 0.01 and est.rlap > 5

@@ -32,8 +32,12 @@ def bank_of(fluxes):
     return build_template_bank(ts)
 
 
+def observed_pre(z, rng=None, noise=0.0):
+    return preprocess(Spectrum(WAVE * (1 + z), sn_like(rng, noise)), redshift=0.0, min_wave=3700, max_wave=8800)
+
+
 def observed(z, rng=None, noise=0.0):
-    p = preprocess(Spectrum(WAVE * (1 + z), sn_like(rng, noise)), redshift=0.0, min_wave=3700, max_wave=8800)
+    p = observed_pre(z, rng, noise)
     return p.flux[0], int(p.lo[0]), int(p.hi[0])
 
 
@@ -64,8 +68,7 @@ def test_redshift_recovered_including_negative(z):
     rng = np.random.default_rng(2)
     deeper = sn_like() * (1 - 0.2 * np.exp(-0.5 * ((WAVE - 4600) / 80) ** 2))
     bank = bank_of([sn_like(), deeper])
-    flux, lo, hi = observed(z, rng, 0.05)
-    est = estimate_from_rows(flux, lo, hi, bank, np.arange(2))
+    est = estimate_from_rows(observed_pre(z, rng, 0.05), bank, np.arange(2))
     assert est.redshift == pytest.approx(z, abs=0.01 * (1 + z))
     assert 0 < est.error < 0.05 and est.rlap > RLAP_WARNING
 
@@ -169,7 +172,7 @@ def test_template_correlation_redshifts_of_bank_templates_are_unbiased(_bank):
     z = rng.uniform(0.0, 0.8, rows.size)
     pre = preprocess([_as_observed(_bank, r, zz) for r, zz in zip(rows, z)], redshift=0.0, settings=_bank.settings)
     rows_of = [_bank.rows(labels.split_class(int(_bank.label[r]))[0]) for r in rows]
-    err = np.array([e.redshift for e in estimate_many(pre.flux, pre.lo, pre.hi, rows_of, _bank)]) - z
+    err = np.array([e.redshift for e in estimate_many(pre, rows_of, _bank)]) - z
     assert abs(np.median(err)) <= 0.001
     assert np.mean(np.abs(err) <= 0.005) >= 0.88
     assert np.all(np.abs(err[z < 0.2]) <= 0.01)
@@ -191,3 +194,51 @@ def test_rlap_refuses_rows_preprocessed_differently_from_the_bank():
     same = preprocess([example], redshift=0.0, settings=bank.settings)
     _add_rlap(same, bank, [(0, result)])
     assert result.best_match.rlap is not None and result.best_match.rlap > 5
+
+
+def test_redshift_correlation_refuses_rows_preprocessed_differently_from_the_bank():
+    """Rows reach the bank's templates only through the bank, which checks they were preprocessed its way: the
+    error names the template bank and the setting that differs, whichever path correlates them."""
+    from dataclasses import replace
+
+    from astrodash_core.errors import ModelFileError
+    from astrodash_core.redshift import estimate_many, estimate_observed
+
+    bank = bank_of([sn_like(), sn_like(shift=1.02)])
+    spec = Spectrum(WAVE * 1.1, sn_like())
+    other = preprocess(spec, redshift=0.0, settings=replace(bank.settings, taper=0.2))
+    same = preprocess(spec, redshift=0.0, settings=bank.settings)
+    probs = np.full((1, labels.N_CLASSES), 1.0 / labels.N_CLASSES)
+    calls = [lambda pre: estimate_from_rows(pre, bank, np.arange(2)),
+             lambda pre: estimate_many(pre, [np.arange(2)], bank),
+             lambda pre: estimate_observed(pre, probs, bank),
+             lambda pre: bank.peaks_near(pre, [np.arange(2)], [0.1]),
+             lambda pre: bank.rlap_pairs(pre, [0, 0], [0, 1], [0.1])]
+    for call in calls:
+        with pytest.raises(ModelFileError, match=r"differ from the template bank's: \{'taper': \(0\.05, 0\.2\)\}"):
+            call(other)
+    assert estimate_from_rows(same, bank, np.arange(2)).redshift == pytest.approx(0.1, abs=0.005)
+    assert estimate_observed(same, probs, bank)[0].redshift == pytest.approx(0.1, abs=0.005)
+    matched, shifted = bank.rlap_pairs(same, [0, 0], [0, 1], [0.1])  # the second template's lines are 2 % off
+    assert matched > 5 > shifted
+    with pytest.raises(ValueError, match="one preprocessed spectrum"):
+        estimate_from_rows(preprocess([spec, spec], redshift=0.0, settings=bank.settings), bank, np.arange(2))
+
+
+def test_an_agnostic_model_preprocessing_unlike_the_bank_still_gets_template_redshifts():
+    """classify without a redshift correlates the bank's templates with rows made the bank's way when the
+    agnostic model preprocesses differently (not with the model's rows, and not failing)."""
+    from dataclasses import replace
+
+    from astrodash_core.classify import Classifier
+    from astrodash_core.models import default_model
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "sn1994D_p02.dat"  # z = 0.0015: at the edge
+    agnostic = default_model("agnostic")
+    tapered = replace(agnostic, preprocessing={**agnostic.preprocessing, "taper": 0.2}, name="tapered")
+    base = Classifier().classify([example], rlap=False)[0]
+    got = Classifier(agnostic_model=tapered).classify([example], rlap=False)[0]
+    assert base.error is None and got.error is None, (base.error, got.error)
+    assert got.redshift_source == base.redshift_source == "estimated"
+    assert got.redshift == pytest.approx(base.redshift, abs=0.003)
+    assert got.redshift == pytest.approx(0.0015, abs=0.005)

@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from . import batch, docs_page, health, lines, models, openapi, spectrum, templates
 from .auth import ApiKeyGate, ApiKeyMiddleware, keyring_for
@@ -23,7 +23,7 @@ EXPOSED_HEADERS = ["X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining",
                    "X-Total-Count", "Link", "ETag", "X-Cache"]
 
 
-def routes() -> list[Route]:
+def routes() -> list[BaseRoute]:
     v1 = "/api/v1"
     return [
         Route("/", health.root, methods=["GET"]),

@@ -22,6 +22,7 @@ from astrodash_core.errors import AstrodashError, ModelFileError
 
 from .common import app_state, check_model, form_of, payload, read_upload, unavailable, unique_names
 from .errors import ApiError, invalid
+from .forms import UploadedFile
 from .negotiation import JSON, MSGPACK, wants_msgpack
 from .params import parse_params
 from .zips import Archive, ZipLimits
@@ -59,19 +60,19 @@ def classify_entries(state, entries, opts, names=None) -> dict:
 class _Batch:
     """The batch's entries (archive members read lazily, or uploaded files) and how to encode its parts."""
 
-    def __init__(self, state, opts, archive: Archive | None, files, use_msgpack: bool):
+    def __init__(self, state, opts, archive: Archive | None, files: list[UploadedFile], use_msgpack: bool):
         self.state, self.opts, self.archive, self.use_msgpack = state, opts, archive, use_msgpack
-        self.items = archive.infos if archive is not None else files
+        self.files = files if archive is None else []  # the entries when there is no archive
         raw = archive.names() if archive is not None else [f.filename for f in files]
         self.names = unique_names(raw)
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.archive.infos) if self.archive is not None else len(self.files)
 
     def _entries(self, start: int, stop: int) -> list:
         if self.archive is not None:
-            return [self.archive.read(i) for i in self.items[start:stop]]
-        return [(f.filename, f.data, None) for f in self.items[start:stop]]
+            return [self.archive.read(i) for i in self.archive.infos[start:stop]]
+        return [(f.filename, f.data, None) for f in self.files[start:stop]]
 
     def chunk(self, start: int, stop: int) -> bytes:
         """The encoded ``name: result`` pairs of entries [start, stop) (JSON: comma-led after the first)."""

@@ -25,7 +25,8 @@ class _Job:
     def __init__(self, key, items: list):
         self.key, self.items = key, items
         self.done = False
-        self.result = self.error = None
+        self.result: list = []  # set by the pass that runs the job, before ``done``
+        self.error: BaseException | None = None
 
 
 async def wait_at_most(event: anyio.Event, seconds: float) -> None:

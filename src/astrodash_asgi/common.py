@@ -58,7 +58,7 @@ async def check_model(state: AppState, model_id: str | None) -> None:
         raise ApiError(500, f"stored model '{model_id}' cannot be used: {exc}") from None
 
 
-def unavailable(exc: Exception) -> ApiError:
+def unavailable(exc: Exception | str) -> ApiError:
     """503 when a model or the template bank is not installed on this server."""
     return ApiError(503, f"service not ready: {exc}")
 

@@ -8,7 +8,7 @@ from importlib import resources
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
-STATIC = resources.files("astrodash_asgi").joinpath("static", "swagger-ui")
+STATIC = resources.files("astrodash_asgi") / "static" / "swagger-ui"
 ASSETS = {"swagger-ui-bundle.js": "application/javascript", "swagger-ui.css": "text/css"}
 
 # Relative URLs throughout, so the page works where the app is mounted as a sub-app.

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.responses import Response
 
 from .negotiation import respond
 
@@ -35,7 +36,9 @@ def too_large(message: str) -> ApiError:
     return ApiError(413, message)
 
 
-async def http_error_handler(request: Request, exc: HTTPException):
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    # Starlette types every handler as taking an Exception; this one is registered for HTTPException only
+    assert isinstance(exc, HTTPException)
     body = {"detail": exc.detail}
     body.update(getattr(exc, "extra", None) or {})
     return respond(request, body, status_code=exc.status_code, headers=exc.headers)

@@ -6,11 +6,15 @@ the read at once with 413, long before the rest of the body arrives.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
 
 from .errors import ApiError, invalid, too_large
 
@@ -73,7 +77,7 @@ class _Collector:
         self._hname = bytearray()
         self._hvalue = bytearray()
 
-    def callbacks(self) -> dict:
+    def callbacks(self) -> MultipartCallbacks:
         return {"on_part_begin": self.on_part_begin, "on_part_data": self.on_part_data,
                 "on_part_end": self.on_part_end, "on_header_field": self.on_header_field,
                 "on_header_value": self.on_header_value, "on_header_end": self.on_header_end,

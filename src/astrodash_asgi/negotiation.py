@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import msgpack
 from starlette.requests import Request
@@ -35,13 +36,13 @@ def encode(data, msgpack_wanted: bool) -> tuple[bytes, str]:
     return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode(), JSON
 
 
-def _response(body: bytes, media: str, status_code: int, headers: dict | None) -> Response:
+def _response(body: bytes, media: str, status_code: int, headers: Mapping[str, str] | None) -> Response:
     response = Response(body, status_code=status_code, media_type=media, headers=headers)
     response.headers["vary"] = "Accept"
     return response
 
 
-def respond(request: Request, data, status_code: int = 200, headers: dict | None = None) -> Response:
+def respond(request: Request, data, status_code: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     """A JSON or msgpack response for ``data`` according to the request's Accept header."""
     body, media = encode(data, wants_msgpack(request.headers.get("accept", "")))
     return _response(body, media, status_code, headers)

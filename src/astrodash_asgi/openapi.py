@@ -1,6 +1,8 @@
 """``GET /openapi.json``: an OpenAPI 3.1 description of every endpoint."""
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 
 from .negotiation import respond
@@ -147,8 +149,8 @@ PATHS = {
          "input_shape": {"type": "string", "description": "optional JSON shape, checked"}}, ("file",))},
 }
 
-_CHECK = {"type": "object", "required": ["ok", "state"], "properties": {"ok": {"type": "boolean"}, "state": _STR,
-                                                                       "detail": _STR}}
+_CHECK: dict[str, Any] = {"type": "object", "required": ["ok", "state"],
+                          "properties": {"ok": {"type": "boolean"}, "state": _STR, "detail": _STR}}
 COMPONENTS = {"schemas": {
     "Ready": {"type": "object", "required": ["ready", "checks", "problems"], "properties": {
         "ready": {"type": "boolean"}, "problems": {"type": "object", "additionalProperties": _STR},
@@ -208,7 +210,7 @@ _KEYS_DOC = ("With ASTRODASH_REQUIRE_API_KEY every /api/ request (and WebSocket)
 
 def _with_keys(paths: dict) -> dict:
     """401 on every /api/ operation and 403 on the admin ones (the API-key responses)."""
-    out = {}
+    out: dict[str, dict] = {}
     for path, ops in paths.items():
         out[path] = {}
         for method, op in ops.items():

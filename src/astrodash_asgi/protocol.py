@@ -13,6 +13,7 @@ Body reads are guarded by :class:`~astrodash_asgi.middleware.SlowBodyMiddleware`
 """
 from __future__ import annotations
 
+import asyncio
 import json
 
 import h11
@@ -38,7 +39,7 @@ def guarded_protocol(header_timeout: float, max_per_client: int) -> type:
 
         def connection_made(self, transport) -> None:
             super().connection_made(transport)
-            self._header_timer = None
+            self._header_timer: asyncio.TimerHandle | None = None
             self._peer = self.client[0] if self.client else None
             n = per_client.get(self._peer, 0) + 1 if self._peer is not None else 0
             if self._peer is not None:

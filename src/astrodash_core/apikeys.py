@@ -16,7 +16,9 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 #: scopes a key may carry: ``admin`` may upload, change and delete models (and configure the service)
 SCOPES = ("admin",)
@@ -104,9 +106,9 @@ class KeyRing:
     ``refresh_s`` seconds (so a key added or revoked with ``astrodash keys`` counts in every worker)."""
 
     keys_file: str = ""
-    store: object = None  # a callable returning the storage backend (or raising when it is unavailable)
+    store: Callable[[], Any] | None = None  # returns the storage backend (or raises when it is unavailable)
     refresh_s: float = 1.0
-    clock: object = time.monotonic
+    clock: Callable[[], float] = time.monotonic
     entries: list[KeyEntry] = field(default_factory=list)
     store_error: str | None = None
     file_error: str | None = None

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 from itertools import islice
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -60,7 +60,7 @@ class Classifier:
     """
 
     def __init__(self, model=None, agnostic_model=None, redshift_model=None):
-        self._spec = {KNOWN_Z: model, AGNOSTIC: agnostic_model, REDSHIFT: redshift_model}
+        self._spec: dict[str, Any] = {KNOWN_Z: model, AGNOSTIC: agnostic_model, REDSHIFT: redshift_model}
         self._models: dict = {}
         self._lock = threading.Lock()
 
@@ -167,13 +167,25 @@ class Classifier:
                 to_estimate.append(j)
         if not to_estimate:
             return []
+        rows = pre.take(to_estimate)  # what the bank's templates are correlated with
+        try:
+            bank.check_rows(rows)
+        except ModelFileError:  # the agnostic model preprocesses differently: those rows made the bank's way
+            rows = preprocess([items[j][1] for j in to_estimate], redshift=0.0, settings=bank.settings,
+                              smoothing=smoothing, min_wave=min_wave, max_wave=max_wave, on_error="collect")
+            for j in (j for j, usable in zip(to_estimate, rows.ok) if not usable):
+                i, spec = items[j]
+                results[i] = self._result(spec, model, probs[j], pre, j, None, "estimated", None)
+            to_estimate = [j for j, usable in zip(to_estimate, rows.ok) if usable]
+            rows = rows.take(rows.ok)
+            if not to_estimate:
+                return []
 
         z_model = self.redshift_model()
         network = None if z_model is None else trimmed_network_redshifts(
             z_model, [items[j][1] for j in to_estimate], smoothing, min_wave, max_wave,
             uncut=pre.flux[to_estimate] if z_model.preprocessing == model.preprocessing else None)
-        estimates = estimate_observed(pre.flux[to_estimate], pre.lo[to_estimate], pre.hi[to_estimate],
-                                      probs[to_estimate], bank, z_model, match=False, network=network)
+        estimates = estimate_observed(rows, probs[to_estimate], bank, z_model, match=False, network=network)
         return [(*items[j], est.redshift, est.error, est) for j, est in zip(to_estimate, estimates)]
 
     def _result(self, spec, model, probs, pre, j, z, z_source, z_error, top_n=5, probabilities=False,
@@ -246,27 +258,32 @@ class Classifier:
                     results[i] = Classification(name=spec.name, error=pre.errors[j], model=model.name,
                                                 redshift=z, redshift_source=z_source)
                 else:
-                    results[i] = self._result(spec, model, probs[j], pre, j, z, z_source, z_err, top_n,
-                                              probabilities, include_spectrum)
+                    result = self._result(spec, model, probs[j], pre, j, z, z_source, z_err, top_n,
+                                          probabilities, include_spectrum)
                     if j in alternatives:
-                        results[i].redshift_alternatives = tuple(estimates[j].alternatives)
-                        results[i].redshift_mass = estimates[j].mass
-                    classified.append((j, results[i]))
+                        result.redshift_alternatives = tuple(estimates[j].alternatives)
+                        result.redshift_mass = estimates[j].mass
+                    results[i] = result
+                    classified.append((j, result))
             if bank is not None and classified:
                 rlap_pre = pre
                 try:
-                    bank.settings.check_compatible(settings)
+                    bank.check_rows(pre)
                 except ModelFileError:  # the model preprocesses differently: rows for rlap made the bank's way
                     rlap_pre = preprocess([s for _, s, _, _, _ in known], redshift=[z for _, _, z, _, _ in known],
                                           settings=bank.settings, smoothing=smoothing, min_wave=min_wave,
                                           max_wave=max_wave, on_error="collect")
                     classified = [(j, r) for j, r in classified if rlap_pre.ok[j]]
                 _add_rlap(rlap_pre, bank, classified)
-        for i, w in read_warnings.items():
-            results[i].warnings = w
+        final: list[Classification] = []
         for r, source in zip(results, sources):
+            if r is None:  # every source is classified or has its error by now
+                raise RuntimeError(f"no result for {_source_name(source)}")
             r.file = _source_file(source)
-        return results
+            final.append(r)
+        for i, w in read_warnings.items():
+            final[i].warnings = w
+        return final
 
 
 def _relative_alternatives(est) -> tuple:
@@ -315,10 +332,10 @@ def _add_rlap(pre, bank, items, n_top: int = 3) -> None:
 
     The rows of ``pre`` were de-redshifted by ``preprocess`` at each result's redshift, so they are correlated
     with the (rest-frame) templates at lag 0, within the usual tolerance: passing the redshift again would shift
-    them twice.  They must have been preprocessed as the bank's templates were (``check_compatible``)."""
-    from .rlap import RLAP_WARNING, rlap_pairs
+    them twice.  They must have been preprocessed as the bank's templates were (:meth:`TemplateBank.check_rows`)."""
+    from .rlap import RLAP_WARNING
 
-    bank.settings.check_compatible(pre.settings)
+    bank.check_rows(pre)
 
     plans, spec, t_row = [], [], []
     offset = 0
@@ -332,9 +349,7 @@ def _add_rlap(pre, bank, items, n_top: int = 3) -> None:
         t_row.append(rows)
     if offset == 0:
         return
-    rlap = rlap_pairs(pre.flux, np.asarray(pre.lo, dtype=np.int64), np.asarray(pre.hi, dtype=np.int64),
-                      np.concatenate(spec), bank.flux, bank.lo, bank.hi, np.concatenate(t_row), np.zeros(len(pre.flux)),
-                      bank.grid.dwlog)
+    rlap = bank.rlap_pairs(pre, np.concatenate(spec), np.concatenate(t_row), np.zeros(len(pre)))
     for start, rows, targets, groups, best in plans:
         by_row = dict(zip(rows.tolist(), rlap[start:start + rows.size].tolist()))
         for m, g in zip(targets, groups):
@@ -403,13 +418,13 @@ def estimate_redshift(source, sn_type: str | None = None, age_bin=None, *, bank:
         rows = bank.rows(sn_type, age_bin)
         if rows.size == 0:
             raise KeyError(f"no template for type {sn_type!r} at age {age_bin!r}")
-        return estimate_from_rows(pre.flux[0], int(pre.lo[0]), int(pre.hi[0]), bank, rows, z_min, z_max)
+        return estimate_from_rows(pre, bank, rows, z_min, z_max)
     classifier = classifier or default_classifier()
     probs = classifier.model_for(AGNOSTIC).predict(pre.flux)
     if (z_min, z_max) != (Z_MIN, Z_MAX):
-        return estimate_many(pre.flux, pre.lo, pre.hi, [candidate_rows(bank, probs[0])], bank, z_min, z_max)[0]
+        return estimate_many(pre, [candidate_rows(bank, probs[0])], bank, z_min, z_max)[0]
     model = classifier.redshift_model()
     network = None if model is None else trimmed_network_redshifts(
         model, [spec], smoothing, min_wave, max_wave,
         uncut=pre.flux if model.preprocessing == bank.settings.to_dict() else None)
-    return estimate_observed(pre.flux, pre.lo, pre.hi, probs, bank, model, network=network)[0]
+    return estimate_observed(pre, probs, bank, model, network=network)[0]

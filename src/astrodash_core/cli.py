@@ -102,7 +102,7 @@ def _read_redshift_file(path: str) -> dict[str, float | None]:
     except OSError as exc:
         raise UsageError(f"--redshift-file {path}: {exc.strerror or exc}") from None
     table: dict[str, float | None] = {}
-    bad = []
+    bad: list[str] = []
     for n, line in enumerate(lines, 1):
         line = line.strip()
         if not line or line.startswith("#"):

@@ -18,8 +18,8 @@ def cmd_plugins(args) -> int:
                  ",".join(h.removeprefix("register_") for h in r["hooks"]) or "-", r["status"]) for r in info]
         header = ("NAME", "VERSION", "DISTRIBUTION", "KIND", "PROVIDES", "STATUS")
         widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-        for row in (header, *rows):
-            print("  ".join(str(c).ljust(w) for c, w in zip(row[:-1], widths)) + "  " + str(row[-1]))
+        for line in (header, *rows):
+            print("  ".join(str(c).ljust(w) for c, w in zip(line[:-1], widths)) + "  " + str(line[-1]))
     return 1 if any(r["status"].startswith("failed") for r in info) else 0
 
 

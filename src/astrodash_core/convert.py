@@ -17,6 +17,7 @@ import numpy as np
 from . import labels as label_space
 from .errors import ModelFileError
 from .preprocess import PreprocessSettings
+from .variants import Variant
 
 #: Where a state dict may sit inside a training checkpoint.
 _CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model")
@@ -139,7 +140,7 @@ def model_from_state_dict(data: bytes, name: str = "model", class_mapping: Any =
     classes = _labels_of(class_mapping, arch[-1]["out"])
     pre = settings.to_dict()
     return Model(arch=arch, weights=weights, labels=classes, grid=dict(pre["grid"]), preprocessing=pre,
-                 variant="known-z", provenance={"name": name, "architecture": arch_name,
+                 variant=Variant.KNOWN_Z, provenance={"name": name, "architecture": arch_name,
                                                 "converted_from": "pytorch state dict"}, name=name)
 
 

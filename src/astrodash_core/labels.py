@@ -72,7 +72,7 @@ def age_bin(age: float) -> int:
     """Index of the age bin holding ``age`` (days since maximum), or -1 outside [-20, 50]."""
     if not np.isfinite(age) or age < AGE_MIN or age > AGE_MAX:
         return -1
-    return int(min(np.searchsorted(AGE_EDGES, age, side="right") - 1, N_AGE_BINS - 1))
+    return min(int(np.searchsorted(AGE_EDGES, age, side="right")) - 1, N_AGE_BINS - 1)
 
 
 def age_bin_index(label_or_days) -> int:

@@ -11,13 +11,16 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._npz import MAX_META_BYTES, MAX_META_DEPTH, MAX_UNPACKED_BYTES  # noqa: F401 - the archive's bounds
 from .errors import ModelFileError
 from .variants import VARIANTS, Variant  # noqa: F401 - VARIANTS was defined here
+
+if TYPE_CHECKING:
+    from .nn import Ensemble, Network
 
 FORMAT = "astrodash-model/1"
 #: Most networks in one ensemble model.
@@ -133,13 +136,13 @@ class Model:
             raise ModelFileError(f"model {self.name!r}: {exc}") from None
         if int(self.preprocessing.get("grid", {}).get("nw", -1)) != int(self.grid["nw"]):
             raise ModelFileError(f"model {self.name!r}: grid and preprocessing settings disagree")
-        self._net = None
+        self._net: Network | Ensemble | None = None
 
     def member_weights(self) -> list[dict[str, np.ndarray]]:
         """The weights of each network of the model (one unless it is an ensemble)."""
         if self.members == 1:
             return [self.weights]
-        out = [{} for _ in range(self.members)]
+        out: list[dict[str, np.ndarray]] = [{} for _ in range(self.members)]
         for k, v in self.weights.items():
             prefix, _, rest = k.partition(".")
             j = int(prefix[1:]) if prefix[:1] == "m" and prefix[1:].isdigit() else -1
@@ -149,7 +152,7 @@ class Model:
         return out
 
     @property
-    def network(self):
+    def network(self) -> Network | Ensemble:
         if self._net is None:
             from .nn import Ensemble, Network
 
@@ -178,7 +181,8 @@ class Model:
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
-        arrays = {f"w:{k}": np.asarray(v, dtype=np.float32) for k, v in self.weights.items()}
+        # Any: numpy's stub lets **arrays match savez_compressed's allow_pickle: bool too
+        arrays: dict[str, Any] = {f"w:{k}": np.asarray(v, dtype=np.float32) for k, v in self.weights.items()}
         arrays["meta"] = np.frombuffer(json.dumps(self.meta()).encode(), dtype=np.uint8)
         np.savez_compressed(buf, **arrays)
         return buf.getvalue()

@@ -69,12 +69,13 @@ class PreprocessSettings:
             raise ModelFileError(f"unknown preprocessing settings {sorted(unknown)}")
         return cls(**d)
 
-    def check_compatible(self, other: "PreprocessSettings") -> None:
-        """Raise ModelFileError if ``other`` would preprocess differently (smoothing, a user option, aside)."""
+    def check_compatible(self, other: "PreprocessSettings", whose: str = "the model's") -> None:
+        """Raise ModelFileError if ``other`` would preprocess differently (smoothing, a user option, aside);
+        the message names these settings as ``whose`` and gives each difference as (these, other)."""
         a, b = replace(self, smoothing=0).to_dict(), replace(other, smoothing=0).to_dict()
         diff = {k: (a[k], b[k]) for k in a if a[k] != b[k]}
         if diff:
-            raise ModelFileError(f"preprocessing settings differ from the model's: {diff}")
+            raise ModelFileError(f"preprocessing settings differ from {whose}: {diff}")
 
 
 @dataclass
@@ -106,6 +107,13 @@ class Preprocessed:
         """Boolean [n, nw]: True on each row's valid bins."""
         k = np.arange(self.flux.shape[1])
         return (k >= self.lo[:, None]) & (k < self.hi[:, None])
+
+    def take(self, rows) -> "Preprocessed":
+        """The rows ``rows`` (indices or a boolean mask) as a Preprocessed of their own, same settings."""
+        idx = np.arange(len(self))[rows]
+        return Preprocessed(self.flux[idx], self.lo[idx], self.hi[idx], np.asarray(self.redshift)[idx], self.settings,
+                            [self.errors[i] for i in idx] if self.errors else [],
+                            [self.names[i] for i in idx] if self.names else [])
 
     def __iter__(self):
         return iter((self.flux, self.valid))
@@ -144,11 +152,11 @@ def _redshifts(redshift, spectra: Sequence[Spectrum]) -> np.ndarray:
             raise ValueError(f"got {len(z)} redshifts for {n} spectra")
         z = [s.redshift if zi is None and s.redshift is not None else (0.0 if zi is None else zi)
              for zi, s in zip(z, spectra)]
-    z = np.asarray(z, dtype=np.float64)
-    bad = ~np.isfinite(z) | (z <= -1)
+    values = np.asarray(z, dtype=np.float64)
+    bad = ~np.isfinite(values) | (values <= -1)
     if bad.any():
-        raise ValueError(f"redshift {z[bad][0]!r} is not a finite number above -1")
-    return z
+        raise ValueError(f"redshift {values[bad][0]!r} is not a finite number above -1")
+    return values
 
 
 def _window(value, n: int, default: float) -> np.ndarray:

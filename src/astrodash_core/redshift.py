@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import labels
+from .preprocess import Preprocessed
 from .templates import PER_CLASS, TemplateBank
 
 Z_MIN, Z_MAX = -0.01, 1.0
@@ -58,19 +59,24 @@ def _weighted_median(values, weights):
     return float(values[order][np.searchsorted(cw, 0.5 * cw[-1])])
 
 
-def estimate_from_rows(flux, lo, hi, bank: TemplateBank, rows, z_min=Z_MIN, z_max=Z_MAX) -> RedshiftEstimate:
-    """Redshift of one preprocessed (observed-frame) row against the bank rows ``rows``."""
-    return estimate_many(np.asarray(flux)[None], [lo], [hi], [rows], bank, z_min, z_max)[0]
+def estimate_from_rows(pre: Preprocessed, bank: TemplateBank, rows, z_min=Z_MIN, z_max=Z_MAX) -> RedshiftEstimate:
+    """Redshift of a one-row preprocessed (observed-frame) spectrum ``pre`` against the bank rows ``rows``."""
+    if len(pre) != 1:
+        raise ValueError(f"estimate_from_rows takes one preprocessed spectrum, got {len(pre)}")
+    return estimate_many(pre, [rows], bank, z_min, z_max)[0]
 
 
-def estimate_many(fluxes, lo, hi, rows_of, bank: TemplateBank, z_min=Z_MIN, z_max=Z_MAX) -> list[RedshiftEstimate]:
-    """Redshifts of preprocessed (observed-frame) rows ``fluxes[i]`` against the bank rows ``rows_of[i]``,
-    correlated all at once (:meth:`TemplateBank.correlate_many`).  A peak at the edge of [z_min, z_max] can
-    interpolate to a fraction of a bin beyond it; the estimate is kept inside."""
+def estimate_many(pre: Preprocessed, rows_of, bank: TemplateBank, z_min=Z_MIN, z_max=Z_MAX) -> list[RedshiftEstimate]:
+    """Redshifts of the preprocessed (observed-frame) rows ``pre``, row i against the bank rows ``rows_of[i]``,
+    correlated all at once (:meth:`TemplateBank.correlate_many`; ModelFileError when ``pre`` was preprocessed
+    unlike the bank's templates).  A peak at the edge of [z_min, z_max] can interpolate to a fraction of a bin
+    beyond it; the estimate is kept inside."""
     rows_of = [np.asarray(r) for r in rows_of]
+    if len(rows_of) != len(pre):
+        raise ValueError(f"got {len(rows_of)} template row sets for {len(pre)} spectra")
     if any(r.size == 0 for r in rows_of):
         raise ValueError("no templates to correlate with")
-    all_peaks = bank.correlate_many(fluxes, lo, hi, rows_of, z_min, z_max)
+    all_peaks = bank.correlate_many(pre, rows_of, z_min, z_max)
     out = [_from_peaks(peaks, rows, bank) for peaks, rows in zip(all_peaks, rows_of)]
     for est in out:
         est.redshift = float(min(max(est.redshift, z_min), z_max))
@@ -247,24 +253,26 @@ def trimmed_network_redshifts(model, spectra, smoothing: int = 0, min_wave=None,
     return z, err, post, cut
 
 
-def estimate_observed(fluxes, lo, hi, probs, bank: TemplateBank, redshift_model=None,
+def estimate_observed(pre: Preprocessed, probs, bank: TemplateBank, redshift_model=None,
                       match: bool = True, network=None) -> list[RedshiftEstimate]:
-    """Redshifts of preprocessed observed-frame rows given nothing but the agnostic model's probabilities
-    ``probs`` (what ``classify`` does without a redshift); see the module docstring for the two paths.
+    """Redshifts of the preprocessed observed-frame rows ``pre`` given nothing but the agnostic model's
+    probabilities ``probs`` (what ``classify`` does without a redshift); see the module docstring for the two
+    paths.  ``pre`` must have been preprocessed as the bank's templates were (ModelFileError otherwise).
 
     ``network``: the redshift model's (z, error, posterior) when already read (e.g. from the spectra cut
-    self-consistently, :func:`trimmed_network_redshifts`); by default it reads ``fluxes`` as they are.
+    self-consistently, :func:`trimmed_network_redshifts`); by default it reads ``pre.flux`` as it is.
     ``match=False`` skips the template match at the network's redshift (rlap NaN, no template): ``classify``
     measures rlap for its own best match anyway, and the match is half the cost of the estimate."""
+    bank.check_rows(pre)  # before the network runs: an incompatible bank fails fast
     if redshift_model is None:
-        return estimate_many(fluxes, lo, hi, [candidate_rows(bank, p) for p in probs], bank)
-    z, err, posterior = network[:3] if network is not None else network_redshifts(redshift_model, fluxes,
+        return estimate_many(pre, [candidate_rows(bank, p) for p in probs], bank)
+    z, err, posterior = network[:3] if network is not None else network_redshifts(redshift_model, pre.flux,
                                                                                     return_posterior=True)
     out = [RedshiftEstimate(redshift=float(zi), error=float(ei), rlap=float("nan"), template="", sn_type="", age="",
                             method="network") for zi, ei in zip(z, err)]
     if match:
         rows_of = [candidate_rows(bank, p) for p in probs]
-        for est, peaks, rows in zip(out, bank.peaks_near(fluxes, lo, hi, rows_of, z, NETWORK_TOLERANCE_BINS), rows_of):
+        for est, peaks, rows in zip(out, bank.peaks_near(pre, rows_of, z, NETWORK_TOLERANCE_BINS), rows_of):
             m = _from_peaks(peaks, rows, bank)
             est.rlap, est.template, est.sn_type, est.age = m.rlap, m.template, m.sn_type, m.age
     # at the ends of the network's range the templates decide, over a window that reaches past them (down to
@@ -274,8 +282,8 @@ def estimate_observed(fluxes, lo, hi, probs, bank: TemplateBank, redshift_model=
                          (z >= bins[-1] - EDGE, (bins[-1] - 2 * EDGE, max(Z_MAX, bins[-1])))):
         idx = np.flatnonzero(side)
         if idx.size:
-            for i, est in zip(idx, estimate_many(np.asarray(fluxes)[idx], np.asarray(lo)[idx], np.asarray(hi)[idx],
-                                                 [candidate_rows(bank, probs[i]) for i in idx], bank, *window)):
+            for i, est in zip(idx, estimate_many(pre.take(idx), [candidate_rows(bank, probs[i]) for i in idx], bank,
+                                                 *window)):
                 out[i] = est
     for est, p in zip(out, posterior):
         est.alternatives, est.mass, est.top_mass = posterior_peaks(p, bins, est.redshift)

@@ -125,8 +125,8 @@ class Spectrum:
         }
 
     def copy(self, **changes) -> "Spectrum":
-        fields = dict(wave=self.wave, flux=self.flux, error=self.error, redshift=self.redshift,
-                      name=self.name, meta=dict(self.meta))
+        fields: dict[str, Any] = dict(wave=self.wave, flux=self.flux, error=self.error, redshift=self.redshift,
+                                      name=self.name, meta=dict(self.meta))
         fields.update(changes)
         return Spectrum(**fields)
 

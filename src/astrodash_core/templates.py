@@ -11,14 +11,20 @@ import json
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import labels
 from .errors import ModelFileError
 from .grid import Grid
-from .preprocess import PreprocessSettings, preprocess
+from .preprocess import Preprocessed, PreprocessSettings, preprocess
 from .spectrum import Spectrum
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from .training.templates_data import TemplateSpectrum
 
 BANK_FILE = "template_bank.npz"
 #: Templates of one class that redshift estimation and rlap correlate with (the Ia-norm classes hold ~100).
@@ -77,20 +83,38 @@ class TemplateBank:
 
         return template_transforms(self.flux)
 
-    def correlate_many(self, fluxes, lo, hi, rows_of, z_min: float, z_max: float):
-        """``rlap.correlate_many``: preprocessed rows ``fluxes[i]`` with the bank rows ``rows_of[i]``, for z in
-        [z_min, z_max], using the bank's precomputed template transforms."""
+    def check_rows(self, pre: Preprocessed) -> None:
+        """Raise ModelFileError, naming the differences, unless the rows ``pre`` were preprocessed as the bank's
+        templates were (only such rows correlate meaningfully with them)."""
+        self.settings.check_compatible(pre.settings, "the template bank's")
+
+    def correlate_many(self, pre: Preprocessed, rows_of, z_min: float, z_max: float):
+        """``rlap.correlate_many``: the preprocessed rows ``pre`` (row i with the bank rows ``rows_of[i]``), for z
+        in [z_min, z_max], using the bank's precomputed template transforms (:meth:`check_rows` first)."""
         from .rlap import correlate_many
 
-        return correlate_many(fluxes, lo, hi, rows_of, self.flux, self.lo, self.hi, self.grid.dwlog, z_min, z_max,
-                              transforms=self.transforms)
+        self.check_rows(pre)
+        return correlate_many(pre.flux, pre.lo, pre.hi, rows_of, self.flux, self.lo, self.hi, self.grid.dwlog,
+                              z_min, z_max, transforms=self.transforms)
 
-    def peaks_near(self, fluxes, lo, hi, rows_of, z, tolerance_bins: int = 2):
-        """``rlap.peaks_near``: correlation peaks of rows ``fluxes[i]`` with the bank rows ``rows_of[i]`` within
-        ``tolerance_bins`` of the lag of redshift ``z[i]``."""
+    def peaks_near(self, pre: Preprocessed, rows_of, z, tolerance_bins: int = 2):
+        """``rlap.peaks_near``: correlation peaks of the preprocessed rows ``pre`` (row i with the bank rows
+        ``rows_of[i]``) within ``tolerance_bins`` of the lag of redshift ``z[i]`` (:meth:`check_rows` first)."""
         from .rlap import peaks_near
 
-        return peaks_near(fluxes, lo, hi, rows_of, self.flux, self.lo, self.hi, z, self.grid.dwlog, tolerance_bins)
+        self.check_rows(pre)
+        return peaks_near(pre.flux, pre.lo, pre.hi, rows_of, self.flux, self.lo, self.hi, z, self.grid.dwlog,
+                          tolerance_bins)
+
+    def rlap_pairs(self, pre: Preprocessed, spec, t_row, z, tolerance_bins: int = 2) -> np.ndarray:
+        """``rlap.rlap_pairs``: rlap of each pair (row ``spec[p]`` of ``pre``, bank row ``t_row[p]``) at the lag of
+        its spectrum's redshift ``z[spec[p]]`` within ``tolerance_bins`` (:meth:`check_rows` first)."""
+        from .rlap import rlap_pairs
+
+        self.check_rows(pre)
+        return rlap_pairs(pre.flux, np.asarray(pre.lo, dtype=np.int64), np.asarray(pre.hi, dtype=np.int64),
+                          np.asarray(spec, dtype=np.int64), self.flux, self.lo, self.hi,
+                          np.asarray(t_row, dtype=np.int64), z, self.grid.dwlog, tolerance_bins)
 
     def save(self, path) -> None:
         meta = {"format": _FORMAT, "version": 1, "names": self.names, "preprocessing": self.settings.to_dict()}
@@ -115,13 +139,14 @@ class TemplateBank:
             raise ModelFileError(f"{path}: unreadable template bank ({exc})") from None
 
 
-def build_template_bank(templates, settings: PreprocessSettings | None = None, exclude_objects=()) -> TemplateBank:
+def build_template_bank(templates: Iterable[TemplateSpectrum], settings: PreprocessSettings | None = None,
+                        exclude_objects: Iterable[str] = ()) -> TemplateBank:
     """Bank of one epoch per (object, age bin) of ``templates`` (``TemplateSpectrum`` list), nearest the
     bin centre, leaving out ``exclude_objects``."""
     settings = settings or PreprocessSettings()
     exclude = set(exclude_objects)
     centres = 0.5 * (labels.AGE_EDGES[:-1] + labels.AGE_EDGES[1:])
-    chosen: dict[tuple[str, int], object] = {}
+    chosen: dict[tuple[str, int], TemplateSpectrum] = {}
     for t in templates:
         if t.object in exclude:
             continue
@@ -141,7 +166,7 @@ def build_template_bank(templates, settings: PreprocessSettings | None = None, e
 @lru_cache(maxsize=1)
 def default_bank() -> TemplateBank:
     """The shipped template bank (loaded once)."""
-    path = resources.files("astrodash_core").joinpath("data", BANK_FILE)
+    path = resources.files("astrodash_core") / "data" / BANK_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no template bank at {path}: run `astrodash build-templates`")
     with resources.as_file(path) as p:

@@ -88,6 +88,7 @@ class SharedTokenBucket:
                 if oldest is None or stamp < oldest[1]:
                     oldest = (at, stamp)
             if offset is None:  # a full window: take over the slot touched longest ago
+                assert oldest is not None  # WINDOW >= 1 slots were looked at
                 offset = oldest[0]
             allowed = tokens >= 1.0
             if allowed:

@@ -71,7 +71,7 @@ def weight_shapes(arch: list[dict], nw: int, n_classes: int) -> dict[str, tuple[
             c_in, c_out, k, pool = (_int(layer, key, i) for key in ("in", "out", "k", "pool"))
             if c_in != channels or k % 2 != 1:
                 raise ValueError(f"layer {i}: conv expects {channels} input channels and an odd kernel")
-            shape = (c_out, c_in, k)
+            shape: tuple[int, ...] = (c_out, c_in, k)
             channels, length = c_out, length // pool
         elif t == "dense":
             d_in, d_out = _int(layer, "in", i), _int(layer, "out", i)

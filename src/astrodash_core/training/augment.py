@@ -241,7 +241,7 @@ class Augmenter:
         p = preprocess(spectra, redshift=z_used, min_wave=d.window[0], max_wave=d.window[1],
                        settings=self.settings, on_error="collect")
         ok = p.ok
-        out = (p.flux[ok], np.array([t.label for t in templates])[ok], z_true[ok])
+        out: tuple[np.ndarray, ...] = (p.flux[ok], np.array([t.label for t in templates])[ok], z_true[ok])
         if return_ranges:
             out += (p.lo[ok], p.hi[ok])
         return (*out, objects_of(templates, ok)) if return_objects else out

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,7 @@ def cross_validate(variant: str = "known-z", *, folds: int = 5, seed: int = 0, d
     if variant not in VARIANTS:
         raise ValueError(f"cross-validation measures the models {VARIANTS}, not {variant!r}")
     check_unlabelled(variant, unlabelled)
-    epochs = epochs or EPOCHS[variant]
+    epochs = epochs or EPOCHS[Variant(variant)]
     t0 = time.time()
     root = find_data_root(data)
     templates = load_templates(root, log)
@@ -103,7 +104,8 @@ def save_outputs(path, kept: dict, header: dict) -> None:
     """One npz: for each condition ``{key}/output`` [n, outputs] float32, ``{key}/truth`` (true z, or 0),
     ``{key}/label``, ``{key}/object``, ``{key}/fold``, the folds' rows in order; ``meta``: the run's ``header``
     (variant, seed, folds, epochs, architecture, augmentation) as JSON."""
-    arrays = {"meta": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
+    # Any: numpy's stub lets **arrays match savez_compressed's allow_pickle: bool too
+    arrays: dict[str, Any] = {"meta": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
     for key in kept:
         arrays.update({f"{key}/{name}": a for name, a in zip(OUTPUT_FIELDS, _pooled(kept, key))})
     np.savez_compressed(path, **arrays)
@@ -140,7 +142,7 @@ def _cross_validate_classes(variant, templates, aug, fold_of, *, seed, folds, ep
             _keep(kept, key, k, part[0], np.zeros(len(part[1])), part[1], part[2])
         per_fold.append({key: {m: v for m, v in metrics(*part).items() if m != "confusion"}
                          for key, part in sets.items()})
-    out = {"per_fold": per_fold}
+    out: dict[str, Any] = {"per_fold": per_fold}
     for key in sets:
         probs, _, y, objects, _ = _pooled(kept, key)
         out[key] = metrics(probs, y, objects)
@@ -183,7 +185,8 @@ def _redshift_summary(kept: dict) -> dict:
     :func:`~astrodash_core.redshift.posterior_redshifts`)."""
     from ..redshift import posterior_redshifts
 
-    out, per_fold = {}, {}
+    out: dict[str, Any] = {}
+    per_fold: dict[int, dict[str, dict]] = {}
     for key in (key for key in REDSHIFT_CONDITIONS if key in kept):
         posterior, z, y, objects, fold = _pooled(kept, key)
         z_hat = posterior_redshifts(posterior, labels.REDSHIFT_BINS)[0]

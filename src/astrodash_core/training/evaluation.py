@@ -1,6 +1,8 @@
 """Honest evaluation on held-out objects: accuracies, confusion matrix, clean and degraded."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .. import labels
@@ -76,8 +78,9 @@ def redshift_metrics(z_est: np.ndarray, z_true: np.ndarray, objects=None) -> dic
     """Median |dz|, 95th percentile and share within 0.02 and 0.005 of estimated against true redshifts;
     with the spectra's ``objects``, the interval over objects of the share within 0.02 (see :func:`by_object`)."""
     dz = np.abs(np.asarray(z_est) - np.asarray(z_true))
-    out = {"n": int(dz.size), "median_abs_dz": float(np.median(dz)), "p95_abs_dz": float(np.percentile(dz, 95)),
-           "within_0.02": float(np.mean(dz <= 0.02)), "within_0.005": float(np.mean(dz <= 0.005))}
+    out: dict[str, Any] = {"n": int(dz.size), "median_abs_dz": float(np.median(dz)),
+                           "p95_abs_dz": float(np.percentile(dz, 95)), "within_0.02": float(np.mean(dz <= 0.02)),
+                           "within_0.005": float(np.mean(dz <= 0.005))}
     if objects is not None and dz.size:
         out["by_object"] = {"within_0.02": by_object(dz <= 0.02, objects)}
     return out

@@ -17,6 +17,7 @@ import os
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -80,9 +81,10 @@ def score_run(rows: list[dict], results: list, estimated: bool = False) -> dict:
     if len(rows) != len(results):
         raise ValueError("one result per manifest row")
     recs = []
-    slsn = {"n": 0, "classified": 0, "reliable": 0, "called": Counter()}
-    failed, unknown = [], []
-    sources = Counter()
+    slsn: dict[str, Any] = {"n": 0, "classified": 0, "reliable": 0, "called": Counter()}
+    failed: list[str] = []
+    unknown: list[str] = []
+    sources: Counter[str] = Counter()
     for row, r in zip(rows, results):
         t = row.get("type")
         if t in SLSN_TYPES:
@@ -110,8 +112,8 @@ def score_run(rows: list[dict], results: list, estimated: bool = False) -> dict:
             "instrument": row.get("instrument") or "unknown", "z": row.get("z"),
             "z_est": r.redshift if r.redshift_source == "estimated" else None,
         })
-    out = {"n": len(recs), "failed": len(failed), "unknown_type": len(unknown), "redshift_source": dict(sources),
-           "slsn": {**slsn, "called": dict(slsn["called"])}}
+    out: dict[str, Any] = {"n": len(recs), "failed": len(failed), "unknown_type": len(unknown),
+                           "redshift_source": dict(sources), "slsn": {**slsn, "called": dict(slsn["called"])}}
     if not recs:
         return out
 
@@ -224,7 +226,7 @@ def evaluate_real(directory, part: str = "all", split=None, classifier=None, rla
     todo = [i for i, p in enumerate(paths) if os.path.isfile(p)]
     present = set(todo)
     missing = [rows[i]["file"] for i in range(len(rows)) if i not in present]
-    result = {
+    result: dict[str, Any] = {
         "directory": str(directory), "part": part, "split": split_path, "rlap": bool(rlap),
         "n_spectra": len(rows), "n_objects": len({r["name"] for r in rows}),
         "n_slsn": sum(r["type"] in SLSN_TYPES for r in rows),

@@ -19,7 +19,7 @@ PARTS = ("test", "val", "train")
 DEFAULT_FRACTIONS = (("test", 0.35), ("val", 0.20), ("train", 0.45))
 #: The smallest share of objects the test part may hold; make_real_split refuses a split below it.
 MIN_TEST_SHARE = 0.30
-SPLIT_FILE = resources.files("astrodash_core").joinpath("data", "real_split.csv")
+SPLIT_FILE = resources.files("astrodash_core") / "data" / "real_split.csv"
 SPLIT_HEADER = ("# made by astrodash_core.training.real_split.make_real_split(seed=1) from shared/data/real/manifest.csv; "
                 "do not regenerate: the test part is fixed")
 
@@ -90,7 +90,7 @@ def make_real_split(manifest_rows, seed: int = 1, fractions=DEFAULT_FRACTIONS) -
     for key in sorted(strata):
         objs = sorted(strata[key])
         shuffle = rng.permutation(len(objs))
-        objs = [objs[i] for i in np.lexsort((shuffle, [first[o].get("type") or "" for o in objs]))]
+        objs = [objs[i] for i in np.lexsort((shuffle, np.asarray([first[o].get("type") or "" for o in objs])))]
         counts = _counts(len(objs), frac, rng)
         # interleave: part p's j-th slot sits at (j + u_p) / count_p along the stratum
         slots = [((j + rng.random()) / c, p) for p, c in enumerate(counts) for j in range(c)]
@@ -144,7 +144,7 @@ if __name__ == "__main__":  # pragma: no cover - how the shipped file was made; 
 
     from .manifest import read_manifest
 
-    if SPLIT_FILE.exists():
+    if SPLIT_FILE.is_file():
         sys.exit(f"{SPLIT_FILE} exists and is not remade: its test part is fixed")
     write_real_split(make_real_split(read_manifest(sys.argv[1]), seed=1))
     print(f"wrote {SPLIT_FILE}")

@@ -21,7 +21,7 @@ def evaluation_report(model_paths=(), data=None) -> str:
     redshift_model = next((m for m in models if m.variant == "redshift"), redshift_model)
     root = find_data_root(data)
     templates = load_templates(root, log=lambda *_: None)
-    hosts = {"galaxies": load_galaxies(root), "line_galaxies": load_galaxies(root, lines=True)}  # read once
+    galaxies, line_galaxies = load_galaxies(root), load_galaxies(root, lines=True)  # read once
     out = []
     for model in models:
         test_objects = set(model.provenance.get("split", {}).get("test", ()))
@@ -36,8 +36,8 @@ def evaluation_report(model_paths=(), data=None) -> str:
             bank = default_bank()
         except FileNotFoundError:
             bank = None
-        result = evaluate_model(model, test, Augmenter(variant=model.variant, **hosts), seed, bank=bank,
-                                redshift_model=redshift_model)
+        aug = Augmenter(galaxies, model.variant, line_galaxies=line_galaxies)
+        result = evaluate_model(model, test, aug, seed, bank=bank, redshift_model=redshift_model)
         out.append(f"## {model.name} ({model.variant}), {len(test_objects)} held-out objects\n")
         if model.variant == "redshift":
             out.append(format_redshift_report(result))
@@ -48,7 +48,6 @@ def evaluation_report(model_paths=(), data=None) -> str:
                 out.append(format_report(f"{key.replace('_', ' ')}: {result[key]['conditions']}", result[key]))
         if model.variant == "known-z" and bank is not None:
             agnostic = next((m for m in models if m.variant == "agnostic"), None) or default_model("agnostic")
-            pipeline = evaluate_pipeline(model, agnostic, test, Augmenter(variant=model.variant, **hosts), seed,
-                                         redshift_model=redshift_model)
+            pipeline = evaluate_pipeline(model, agnostic, test, aug, seed, redshift_model=redshift_model)
             out.append(format_report(f"classify without a redshift: {pipeline['conditions']}", pipeline))
     return "\n".join(out)

@@ -10,7 +10,8 @@ import numpy as np
 
 from .. import interpret, labels
 from ..nn import DEFAULT_ARCHITECTURE
-from ..preprocess import PreprocessSettings
+from ..preprocess import Preprocessed, PreprocessSettings
+from ..variants import Variant
 from .augment import (DEGRADED, REDSHIFT_SURVEY, REDSHIFT_SURVEY_HOST_LINES, AugmentConfig, Augmenter, balanced_weights,
                       objects_of)
 from .evaluation import metrics, redshift_metrics
@@ -178,7 +179,7 @@ def slsn_templates(root, side: dict, log=print) -> dict:
 
     from .templates_data import load_unlabelled
 
-    out = {"train": [], "val": []}
+    out: dict[str, list] = {"train": [], "val": []}
     for t in load_unlabelled(root, log=lambda *_: None):
         if t.sn_type == "SLSN" and side.get(t.object, "train") in out:
             out[side.get(t.object, "train")].append(replace(t, label=labels.OUTSIDE))
@@ -249,7 +250,7 @@ def fit_recipe(variant: str, objects, aug: Augmenter, X_monitor, y_monitor, *, s
         history.append(h)
     settings = PreprocessSettings()
     model = Model(arch=arch, weights=nn_weights, labels=out_labels, grid=settings.grid.to_dict(),
-                  preprocessing=settings.to_dict(), variant=variant, provenance={}, members=members)
+                  preprocessing=settings.to_dict(), variant=Variant(variant), provenance={}, members=members)
     return model, history[0] if members == 1 else history
 
 
@@ -281,10 +282,10 @@ def evaluate_model(model, test, aug: Augmenter, seed: int, bank=None, redshift_m
     out = {"clean": metrics(probs, y, objects)}
     if threshold is not None:
         out["clean"]["reliability"] = interpret.reliability_at(probs, y, threshold)
-    conditions = {"degraded": DEGRADED}
+    degraded_sets = {"degraded": DEGRADED}
     if bank is not None and model.variant == "agnostic":
-        conditions["redshift_survey"] = REDSHIFT_SURVEY
-    for key, degradation in conditions.items():
+        degraded_sets["redshift_survey"] = REDSHIFT_SURVEY
+    for key, degradation in degraded_sets.items():
         Xd, yd, zd, lo, hi, objects = aug.degraded(test, rng, degradation, return_ranges=True, return_objects=True)
         probs = model.predict(Xd)
         out[key] = metrics(probs, yd, objects)
@@ -292,17 +293,18 @@ def evaluate_model(model, test, aug: Augmenter, seed: int, bank=None, redshift_m
             out[key]["reliability"] = interpret.reliability_at(probs, yd, threshold)
         out[key]["conditions"] = degradation.describe()
         if bank is not None and model.variant == "agnostic" and len(yd):
-            z_est = estimate_batch(Xd, lo, hi, probs, bank, redshift_model)
+            rows = Preprocessed(Xd, lo, hi, np.zeros(len(Xd)), aug.settings)  # observed frame (agnostic)
+            z_est = estimate_batch(rows, probs, bank, redshift_model)
             out[key]["redshift"] = redshift_metrics(z_est, zd, objects)
     return out
 
 
-def estimate_batch(X, lo, hi, probs, bank, redshift_model=None) -> np.ndarray:
+def estimate_batch(pre: Preprocessed, probs, bank, redshift_model=None) -> np.ndarray:
     """Redshift estimates of preprocessed observed-frame rows, as ``classify`` makes them without a redshift
     (:func:`astrodash_core.redshift.estimate_observed`)."""
     from ..redshift import estimate_observed
 
-    return np.array([e.redshift for e in estimate_observed(X, lo, hi, probs, bank, redshift_model, match=False)])
+    return np.array([e.redshift for e in estimate_observed(pre, probs, bank, redshift_model, match=False)])
 
 
 def evaluate_pipeline(known_model, agnostic_model, test, aug: Augmenter, seed: int,

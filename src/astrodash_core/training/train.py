@@ -6,6 +6,7 @@ one-to-one onto the model file's weight names, so what was trained is exactly wh
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 
@@ -68,7 +69,8 @@ def soft_targets(age_sigma: float, smoothing: float) -> np.ndarray:
 
 
 #: The shipped models' loss settings (recorded in each model file's provenance).
-LOSS = {"kind": "hierarchical", "age_sigma": 0.6, "smoothing": 0.02, "type_weight": 1.0, "broad_weight": 0.5}
+LOSS: dict[str, Any] = {"kind": "hierarchical", "age_sigma": 0.6, "smoothing": 0.02, "type_weight": 1.0,
+                        "broad_weight": 0.5}
 
 
 def hierarchical_loss(*, age_sigma: float = LOSS["age_sigma"], smoothing: float = LOSS["smoothing"],
@@ -84,11 +86,11 @@ def hierarchical_loss(*, age_sigma: float = LOSS["age_sigma"], smoothing: float 
     import torch
 
     targets = torch.from_numpy(soft_targets(age_sigma, smoothing))
-    broad_of = [labels.BROAD_TYPES.index(labels.BROAD_TYPE[t]) for t in labels.SN_TYPES]
+    broad_index = [labels.BROAD_TYPES.index(labels.BROAD_TYPE[t]) for t in labels.SN_TYPES]
     broad_mask = torch.full((len(labels.BROAD_TYPES), labels.N_TYPES), float("-inf"))
-    for k, b in enumerate(broad_of):
+    for k, b in enumerate(broad_index):
         broad_mask[b, k] = 0.0
-    broad_of = torch.tensor(broad_of)
+    broad_of = torch.tensor(broad_index)
 
     allowed = torch.where(torch.from_numpy(labels.allowed_classes()), 0.0, float("-inf"))
 
@@ -116,7 +118,7 @@ def hierarchical_loss(*, age_sigma: float = LOSS["age_sigma"], smoothing: float 
 
 
 #: The redshift model's loss settings: cross-entropy towards a Gaussian over the redshift bins.
-REDSHIFT_LOSS = {"kind": "gaussian-bins", "target_sigma": labels.REDSHIFT_TARGET_SIGMA}
+REDSHIFT_LOSS: dict[str, Any] = {"kind": "gaussian-bins", "target_sigma": labels.REDSHIFT_TARGET_SIGMA}
 
 
 def redshift_loss(*, target_sigma: float = REDSHIFT_LOSS["target_sigma"]):

@@ -266,11 +266,12 @@ def _camera_images(hdul, filename: str):
     if len(n_targets) != 1:
         raise SpectrumReadError(f"cameras hold different numbers of targets ({sorted(n_targets)})", filename)
     wave = np.concatenate(waves)
-    with_errors = all(e is not None for e in errors)
+    known_errors = [e for e in errors if e is not None]
+    with_errors = len(known_errors) == len(errors)
     out = []
     for t in range(n_targets.pop()):
         flux = np.concatenate([f[t] for f in fluxes])
-        error = np.concatenate([e[t] for e in errors]) if with_errors else None
+        error = np.concatenate([e[t] for e in known_errors]) if with_errors else None
         meta = {"format": "fits", "hdu": "+".join(f"{c}_FLUX" for c in cameras), "target_index": t}
         out.append(make_spectrum(wave, flux, error, filename=filename, meta=meta, wave_unit=wave_unit or "Angstrom",
                                  flux_unit=flux_unit, name=f"{hdul[0].header.get('OBJECT') or 'target'}[{t}]",

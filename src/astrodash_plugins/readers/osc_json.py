@@ -12,6 +12,7 @@ import numpy as np
 
 from astrodash_core.errors import SpectrumReadError
 from astrodash_core.reader_base import Reader, make_spectrum
+from astrodash_core.spectrum import Spectrum
 
 
 #: Largest JSON document read: parsing builds Python objects ~8x the text's size (10 MB of numbers as strings
@@ -87,7 +88,7 @@ class OscJsonReader(Reader):
                 gc.enable()
         if not isinstance(doc, dict):
             raise SpectrumReadError("JSON is not an object keyed by supernova name", filename)
-        out = []
+        out: list[Spectrum] = []
         for obj_name, obj in doc.items():
             if not isinstance(obj, dict) or not isinstance(obj.get("spectra"), list):
                 continue

@@ -1,6 +1,7 @@
 """The embedded model store: SQLite metadata plus one file per model in a data directory."""
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import sqlite3
@@ -136,7 +137,10 @@ class SQLiteModelStore:
         except Exception:
             path.unlink(missing_ok=True)
             raise
-        return self.get(model_id)
+        stored = self.get(model_id)
+        if stored is None:  # deleted by another process between the insert and this read
+            raise KeyError(model_id)
+        return stored
 
     def get(self, model_id: str) -> dict | None:
         with self._connect() as db:
@@ -209,13 +213,13 @@ class SQLiteModelStore:
             raise KeyError(name) from None
         return {"name": name, "scopes": list(scopes), "created_at": row[3]}
 
-    def list_keys(self) -> list[dict]:
+    def list_keys(self) -> builtins.list[dict]:
         """``{name, scopes, created_at}`` of every key, by name (no hashes)."""
         with self._connect() as db:
             rows = db.execute("SELECT name, scopes, created_at FROM api_keys ORDER BY name").fetchall()
         return [{"name": n, "scopes": [s for s in scopes.split(",") if s], "created_at": c} for n, scopes, c in rows]
 
-    def key_hashes(self) -> list[dict]:
+    def key_hashes(self) -> builtins.list[dict]:
         """``{name, key_hash, scopes}`` of every key, for the server's check."""
         with self._connect() as db:
             rows = db.execute("SELECT name, key_hash, scopes FROM api_keys").fetchall()
