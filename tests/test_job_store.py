@@ -24,6 +24,23 @@ def test_the_sqlite_backend_offers_a_job_store_in_the_same_database(tmp_path):
     assert isinstance(jobs, JobStore) and jobs.db_path == models.db_path and models.jobs() is jobs
 
 
+def test_reopening_a_store_keeps_its_batches_metadata_and_archives(tmp_path):
+    store = SQLiteJobStore(tmp_path / "j.db")
+    assert store.archive_dir == tmp_path / "jobs"
+    path = store.save_archive("b", b"PK")
+    store.create_batch({"id": "b", "priority": "low", "opts_key": "k", "archive": path,
+                        "metadata": {"night": "2026-11-29", "n": [1, 2]}, "params": {"knownZ": True}},
+                       [{"request_id": "0", "name": "x", "input": b"i"}])
+    again = SQLiteJobStore(tmp_path / "j.db")  # a restarted server opens the same files
+    got = again.get_batch("b")
+    assert got["metadata"] == {"night": "2026-11-29", "n": [1, 2]} and got["params"] == {"knownZ": True}
+    assert got["archive"] == path and open(path, "rb").read() == b"PK"
+    again.drop_archive(path)
+    again.drop_archive(path)  # already gone: nothing to do
+    again.drop_archive(None)
+    assert not list((tmp_path / "jobs").glob("*"))
+
+
 def test_create_stores_batch_and_items_and_refuses_an_existing_id(tmp_path):
     store = SQLiteJobStore(tmp_path / "j.db")
     batch, created = make_batch(store, "b1", 3)
