@@ -8,8 +8,10 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
 
-from . import batch, docs_page, health, lines, models, openapi, spectrum, templates
+from . import batch, docs_page, health, lines, metrics, models, openapi, spectrum, templates
 from .auth import ApiKeyGate, ApiKeyMiddleware, keyring_for
+from .jobs import configure as job_configure
+from .jobs import stats as job_stats
 from .jobs import progress as job_progress
 from .jobs import routes as jobs
 from .errors import EXCEPTION_HANDLERS
@@ -30,6 +32,7 @@ def routes() -> list[Route]:
         Route("/health", health.health, methods=["GET"]),
         Route("/ready", health.ready, methods=["GET"]),
         Route("/openapi.json", openapi.openapi, methods=["GET"]),
+        Route("/metrics", metrics.metrics, methods=["GET"]),
         Route("/docs", docs_page.docs, methods=["GET"]),
         Route("/docs/{name}", docs_page.asset, methods=["GET"]),
         Route(f"{v1}/process", spectrum.process, methods=["POST"]),
@@ -52,6 +55,9 @@ def routes() -> list[Route]:
         Route(f"{jobs.PREFIX}/results/{{batch_id}}", jobs.results, methods=["GET"]),
         Route(f"{jobs.PREFIX}/batches", jobs.list_batches, methods=["GET"]),
         Route(f"{jobs.PREFIX}/cancel/{{batch_id}}", jobs.cancel, methods=["DELETE"]),
+        Route(f"{jobs.PREFIX}/metrics", job_stats.metrics, methods=["GET"]),
+        Route(f"{jobs.PREFIX}/analytics", job_stats.analytics, methods=["GET"]),
+        Route(f"{jobs.PREFIX}/configure", job_configure.configure, methods=["GET", "POST"]),
         WebSocketRoute("/ws/batch-processor", job_progress.progress),
     ]
 
@@ -78,12 +84,14 @@ def create_app(settings: Settings | None = None, classifier=None) -> Starlette:
     per_key = settings.rate_limit_per_key
     key_bucket = make_bucket(per_key, min(settings.rate_limit_burst, per_key), shared, "key") \
         if ring and per_key else None
-    # outermost first: the request id and log line see everything; the API key is known before rate limiting
+    # outermost first: request counts and latencies by route; the request id and log line see everything; the API key is known before rate limiting
     # (which also counts per key); rate-limit headers go on every response; CORS headers on everything below
     # it (401, 429 and 500 included); the body limit guards the endpoints
+    app_routes = routes()
     middleware = [
+        Middleware(metrics.MetricsMiddleware, metrics=state.metrics, routes=app_routes),
         Middleware(RequestContextMiddleware),
-        Middleware(ApiKeyMiddleware, ring=ring),
+        Middleware(ApiKeyMiddleware, ring=ring, open_paths=("/metrics",) if settings.metrics_public else ()),
         Middleware(RateLimitMiddleware, bucket=bucket, trusted_proxies=settings.trusted_proxies,
                    enabled=settings.rate_limit_enabled, key_bucket=key_bucket),
         Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_headers=["*"], max_age=3600,
@@ -94,7 +102,7 @@ def create_app(settings: Settings | None = None, classifier=None) -> Starlette:
         Middleware(BodyLimitMiddleware, max_request_bytes=settings.max_request_bytes),
         Middleware(SlowBodyMiddleware, chunk_timeout=settings.body_timeout_s, min_rate=settings.body_min_rate),
     ]
-    app = Starlette(routes=routes(), middleware=middleware, exception_handlers=EXCEPTION_HANDLERS,
+    app = Starlette(routes=app_routes, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS,
                     lifespan=lifespan)
     app.state.astrodash = state
     return app

@@ -82,6 +82,13 @@ PATHS = {
                           _ok("ready, checks {models, template_bank, storage, queue: {ok, state, ...}}, problems",
                               {"$ref": "#/components/schemas/Ready"}), (503,))},
     "/openapi.json": {"get": _op("This document", _ok("OpenAPI document"))},
+    "/metrics": {"get": {"summary": "Prometheus metrics in the text format, summed over every worker process: "
+                                    "requests by route template and status, latency histograms, spectra "
+                                    "classified, micro-batch sizes, queue length, active batches, model load "
+                                    "times, rate-limited requests (with API keys: the admin scope, unless "
+                                    "ASTRODASH_METRICS_PUBLIC)",
+                         "responses": {"200": {"description": "The metrics", "content": {"text/plain": {}}},
+                                       "429": _ERR, "500": _ERR}}},
     "/docs": {"get": {"summary": "This document in Swagger UI (served from the package, no CDN)",
                       "responses": {"200": {"description": "HTML page", "content": {"text/html": {}}}}}},
     "/docs/{name}": {"get": {"summary": "The Swagger UI page's script and style sheet",
@@ -200,10 +207,11 @@ PATHS.update(JOB_PATHS)
 
 #: operations that need an API key with the admin scope when keys are required
 ADMIN_OPERATIONS = (("/api/v1/upload-model", "post"), ("/api/v1/models/{model_id}", "put"),
-                    ("/api/v1/models/{model_id}", "delete"))
+                    ("/api/v1/models/{model_id}", "delete"), ("/api/batch-processor/configure", "post"),
+                    ("/metrics", "get"))
 _KEYS_DOC = ("With ASTRODASH_REQUIRE_API_KEY every /api/ request (and WebSocket) needs X-API-Key: 401 without a "
              "valid key (the same answer for a wrong and an unknown key), 403 for a key without the admin scope on model "
-             "upload, change and delete. Off by default.")
+             "upload, change and delete, /api/batch-processor/configure (POST) and /metrics. Off by default.")
 
 
 def _with_keys(paths: dict) -> dict:
@@ -212,7 +220,7 @@ def _with_keys(paths: dict) -> dict:
     for path, ops in paths.items():
         out[path] = {}
         for method, op in ops.items():
-            if path.startswith("/api/"):
+            if path.startswith("/api/") or path == "/metrics":
                 extra = {"401": {**_ERR, "description": "No valid API key (only when keys are required)",
                                  "headers": {"WWW-Authenticate": {"schema": _STR}}}}
                 if (path, method) in ADMIN_OPERATIONS:

@@ -80,6 +80,9 @@ class Settings:
     api_keys_file: str = ""
     api_keys_refresh_s: float = 1.0
     rate_limit_per_key: int = 600
+    # GET /metrics (Prometheus): with API keys on it needs a key with the admin scope, unless this opens it to
+    # every client (then keep it off the public side of the reverse proxy)
+    metrics_public: bool = False
     trusted_proxies: list[str] = field(default_factory=list)
     cors_origins: list[str] = field(default_factory=lambda: ["*"])
     storage_url: str = field(default_factory=default_storage_url)

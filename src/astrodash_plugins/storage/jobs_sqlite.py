@@ -61,6 +61,7 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS batch_items_seq ON batch_items (batch_id, seq)",
     "CREATE INDEX IF NOT EXISTS batch_items_running ON batch_items (status, lease_owner)",
     "CREATE INDEX IF NOT EXISTS batches_status ON batches (status, created_at)",
+    "CREATE INDEX IF NOT EXISTS batch_items_finished ON batch_items (finished_at)",
     """CREATE TABLE IF NOT EXISTS batch_idempotency (
         owner TEXT NOT NULL,
         key TEXT NOT NULL,
@@ -68,6 +69,11 @@ _SCHEMA = (
         batch_id TEXT NOT NULL,
         created_at REAL NOT NULL,
         PRIMARY KEY (owner, key)
+    )""",
+    """CREATE TABLE IF NOT EXISTS job_config (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated_at REAL NOT NULL
     )""",
 )
 _BATCH_COLUMNS = ("id", "owner", "status", "priority", "created_at", "started_at", "finished_at", "last_served",
@@ -235,6 +241,60 @@ class SQLiteJobStore:
         """Items waiting to run (queued) over all batches."""
         with self._connect() as db:
             return db.execute("SELECT COUNT(*) FROM batch_items WHERE status = 'queued'").fetchone()[0]
+
+    def active_batches(self) -> int:
+        """Batches queued or processing."""
+        with self._connect() as db:
+            return db.execute("SELECT COUNT(*) FROM batches WHERE status IN ('queued', 'processing')").fetchone()[0]
+
+    # --- activity (metrics and analytics) ---------------------------------------------------------------------
+    def activity(self, since: float) -> dict:
+        """Counts for the metrics, in one read: ``queue_length``, ``active_batches``; over every stored batch
+        ``completed``, ``failed`` (items) and ``processing_ms`` (their summed processing time); over items that
+        finished at or after ``since``: ``recent_finished``, ``recent_failed`` and ``recent_latency_s`` (summed
+        time from their batch's submission to their result)."""
+        with self._connect() as db:
+            queue = db.execute("SELECT COUNT(*) FROM batch_items WHERE status = 'queued'").fetchone()[0]
+            active = db.execute("SELECT COUNT(*) FROM batches WHERE status IN ('queued', 'processing')").fetchone()[0]
+            done, failed, ms = db.execute("SELECT COALESCE(SUM(completed), 0), COALESCE(SUM(failed), 0), "
+                                          "COALESCE(SUM(processing_ms), 0.0) FROM batches").fetchone()
+            n, n_failed, latency = db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(i.status = 'failed'), 0), COALESCE(SUM(i.finished_at - "
+                "b.created_at), 0.0) FROM batch_items i JOIN batches b ON b.id = i.batch_id WHERE i.finished_at "
+                ">= ? AND i.status IN ('done', 'failed')", (since,)).fetchone()
+        return {"queue_length": queue, "active_batches": active, "completed": done, "failed": failed,
+                "processing_ms": float(ms), "recent_finished": n, "recent_failed": n_failed,
+                "recent_latency_s": float(latency)}
+
+    def finished_series(self, start: float, end: float, step: float) -> list[dict]:
+        """Items finished in [start, end) grouped in buckets of ``step`` seconds from ``start``: one dict per
+        bucket with any, ``{bucket (0, 1, ...), finished, failed, processing_ms (sum), timed (items with a
+        processing time), latency_s (summed time from submission to result)}``."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT CAST((i.finished_at - ?) / ? AS INTEGER) AS k, COUNT(*), COALESCE(SUM(i.status = "
+                "'failed'), 0), COALESCE(SUM(i.processing_ms), 0.0), COUNT(i.processing_ms), "
+                "COALESCE(SUM(i.finished_at - b.created_at), 0.0) FROM batch_items i JOIN batches b ON b.id = "
+                "i.batch_id WHERE i.finished_at >= ? AND i.finished_at < ? AND i.status IN ('done', 'failed') "
+                "GROUP BY k ORDER BY k", (start, step, start, end)).fetchall()
+        return [{"bucket": k, "finished": n, "failed": f, "processing_ms": float(ms), "timed": timed,
+                 "latency_s": float(lat)} for k, n, f, ms, timed, lat in rows]
+
+    # --- configuration shared by every server process ---------------------------------------------------------
+    def get_config(self, name: str) -> tuple[dict, float] | None:
+        """``(value, updated_at)`` of a stored configuration, or None."""
+        with self._connect() as db:
+            row = db.execute("SELECT value, updated_at FROM job_config WHERE name = ?", (name,)).fetchone()
+        return None if row is None else (json.loads(row[0]), row[1])
+
+    def set_config(self, name: str, value: dict, now: float | None = None) -> float:
+        """Store (replace) a configuration; its ``updated_at``."""
+        now = time.time() if now is None else now
+        with self._connect(write=True) as db:
+            db.execute("INSERT INTO job_config (name, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (name) DO "
+                       "UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                       (name, json.dumps(value, sort_keys=True), now))
+        return now
 
     # --- run ----------------------------------------------------------------------------------------------------
     def claim(self, worker: str, limit: int, order: Callable[[list, float], list],
