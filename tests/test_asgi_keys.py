@@ -197,10 +197,11 @@ def test_the_api_description_tells_of_keys():
     assert doc["components"]["securitySchemes"]["ApiKey"] == {**doc["components"]["securitySchemes"]["ApiKey"],
                                                               "type": "apiKey", "in": "header", "name": "X-API-Key"}
     ops = [(p, m, op) for p, methods in doc["paths"].items() for m, op in methods.items()]
-    assert all("401" in op["responses"] for p, m, op in ops if p.startswith("/api/"))
+    assert all("401" in op["responses"] for p, m, op in ops if p.startswith("/api/") or p == "/metrics")
     admin = {(p, m) for p, m, op in ops if "403" in op["responses"]}
     assert admin == {("/api/v1/upload-model", "post"), ("/api/v1/models/{model_id}", "put"),
-                     ("/api/v1/models/{model_id}", "delete")}
+                     ("/api/v1/models/{model_id}", "delete"), ("/api/batch-processor/configure", "post"),
+                     ("/metrics", "get")}
     assert doc["paths"]["/health"]["get"]["security"] == [{}]
 
 

@@ -28,6 +28,7 @@ async def health(request: Request):
                              "uptime_s": round(time.time() - state.started_at, 1), "pid": os.getpid(), "problems": problems,
                              "micro_batch": {"max_batch": b.max_batch, "max_wait_ms": b.max_wait * 1000,
                                              "passes": b.batches, "spectra": b.items},
+                             "scheduler": {"priority_weights": dict(state.engine.weights)},
                              "load": {"in_progress": dict(state.pending), "rejected_busy": dict(state.rejected)}})
 
 

@@ -24,7 +24,6 @@ import anyio.to_thread
 from starlette.requests import Request
 
 from ..auth import require_scope
-from ..common import app_state
 from ..errors import ApiError, invalid
 from ..forms import read_small_body
 from ..negotiation import respond
@@ -172,7 +171,7 @@ def _store(state):
 
 
 async def get_configure(request: Request):
-    state = await app_state(request)
+    state = request.app.state.astrodash  # no models needed
     state.config.ensure_running()
     await state.config.refresh()
     return respond(request, state.config.view(), headers={"cache-control": "no-store"})
@@ -180,7 +179,7 @@ async def get_configure(request: Request):
 
 async def post_configure(request: Request):
     require_scope(request, "admin")
-    state = await app_state(request)
+    state = request.app.state.astrodash
     state.config.ensure_running()
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/json":
