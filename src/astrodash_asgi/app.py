@@ -8,7 +8,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
 
-from . import batch, docs_page, health, lines, metrics, models, openapi, spectrum, templates
+from . import batch, docs_page, health, lines, metrics, models, openapi, spectrum, templates, uploads
 from .auth import ApiKeyGate, ApiKeyMiddleware, keyring_for
 from .jobs import configure as job_configure
 from .jobs import stats as job_stats
@@ -22,7 +22,7 @@ from .settings import Settings
 from .state import AppState, StartupError
 
 EXPOSED_HEADERS = ["X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After",
-                   "X-Total-Count", "Link", "ETag", "X-Cache"]
+                   "X-Total-Count", "Link", "ETag", "X-Cache", "Location", "Upload-Offset", "Upload-Length"]
 
 
 def routes() -> list[Route]:
@@ -50,6 +50,8 @@ def routes() -> list[Route]:
         Route(f"{v1}/models/owner/{{owner}}", models.list_models, methods=["GET"]),
         # one route for the three methods, so a 405 lists them all in Allow
         Route(f"{v1}/models/{{model_id}}", models.model_resource, methods=["GET", "PUT", "DELETE"]),
+        Route(uploads.PREFIX, uploads.create, methods=["POST"]),
+        Route(f"{uploads.PREFIX}/{{upload_id}}", uploads.resource, methods=["GET", "PATCH", "DELETE"]),
         Route(f"{jobs.PREFIX}/submit", jobs.submit_batch, methods=["POST"]),
         Route(f"{jobs.PREFIX}/status/{{batch_id}}", jobs.status, methods=["GET"]),
         Route(f"{jobs.PREFIX}/results/{{batch_id}}", jobs.results, methods=["GET"]),
@@ -95,7 +97,7 @@ def create_app(settings: Settings | None = None, classifier=None) -> Starlette:
         Middleware(RateLimitMiddleware, bucket=bucket, trusted_proxies=settings.trusted_proxies,
                    enabled=settings.rate_limit_enabled, key_bucket=key_bucket),
         Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_headers=["*"], max_age=3600,
-                   allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"], expose_headers=EXPOSED_HEADERS),
+                   allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], expose_headers=EXPOSED_HEADERS),
         Middleware(InternalErrorMiddleware),
         Middleware(RateLimitGate),
         Middleware(ApiKeyGate),

@@ -48,6 +48,8 @@ PATHS = {
             "multipart/form-data": {"schema": {"type": "object", "properties": {
                 "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
                 "zip_file": {"type": "string", "format": "binary"},
+                "upload_id": {"type": "string", "description": "a complete resumable upload (/api/v1/uploads) "
+                              "holding the zip, in place of zip_file"},
                 "params": {"type": "string", "description": "JSON: " + _PARAMS["description"]},
                 "priority": _PRIORITY, "batch_id": _STR, "timeout_ms": _STR, "metadata": _STR,
                 "model_id": _STR}}}}},

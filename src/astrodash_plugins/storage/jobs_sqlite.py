@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable
 
-from astrodash_core.hookspecs import BatchExists, IdempotencyMismatch
+from astrodash_core.hookspecs import BatchExists, IdempotencyMismatch, UploadSpaceError
 
 FINISHED = ("completed", "failed", "cancelled")
 
@@ -70,6 +70,19 @@ _SCHEMA = (
         created_at REAL NOT NULL,
         PRIMARY KEY (owner, key)
     )""",
+    """CREATE TABLE IF NOT EXISTS uploads (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL DEFAULT '',
+        filename TEXT NOT NULL,
+        total_size INTEGER NOT NULL,
+        sha256 TEXT,
+        received INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL,
+        batch_id TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        expires_at REAL NOT NULL
+    )""",
     """CREATE TABLE IF NOT EXISTS job_config (
         name TEXT PRIMARY KEY,
         value TEXT NOT NULL,
@@ -81,6 +94,8 @@ _BATCH_COLUMNS = ("id", "owner", "status", "priority", "created_at", "started_at
                   "error", "archive")
 _ITEM_COLUMNS = ("batch_id", "idx", "request_id", "name", "status", "seq", "result", "error", "processing_ms",
                  "attempts")
+_UPLOAD_COLUMNS = ("id", "owner", "filename", "total_size", "sha256", "received", "status", "batch_id",
+                   "created_at", "updated_at", "expires_at")
 #: The seconds a lease lasts: an item leased by a process that neither finishes nor renews it within this
 #: time is queued again (a process on this host that has died is noticed at once, see ``claim``).
 LEASE_S = 120.0
@@ -279,6 +294,91 @@ class SQLiteJobStore:
                 "GROUP BY k ORDER BY k", (start, step, start, end)).fetchall()
         return [{"bucket": k, "finished": n, "failed": f, "processing_ms": float(ms), "timed": timed,
                  "latency_s": float(lat)} for k, n, f, ms, timed, lat in rows]
+
+    # --- resumable uploads ----------------------------------------------------------------------------------------
+    def upload_file(self, upload_id: str) -> str:
+        """Where an upload's bytes are kept (the file is written by the caller, under its own lock)."""
+        return str(self.upload_dir / f"{upload_id}.part")
+
+    @property
+    def upload_dir(self) -> Path:
+        d = self.archive_dir / "uploads"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def create_upload(self, upload: dict, ttl_s: float, max_total_bytes: int, now: float | None = None) -> dict:
+        """Reserve room for an upload (``id``, ``owner``, ``filename``, ``total_size``, ``sha256`` or None) and
+        make its empty file; :class:`UploadSpaceError` when the open uploads' declared sizes would pass
+        ``max_total_bytes``.  Expired uploads are removed first."""
+        now = time.time() if now is None else now
+        self.expire_uploads(now)
+        with self._connect(write=True) as db:
+            held = db.execute("SELECT COALESCE(SUM(total_size), 0) FROM uploads WHERE status IN ('open', "
+                              "'complete')").fetchone()[0]
+            if held + upload["total_size"] > max_total_bytes:
+                raise UploadSpaceError(held, max_total_bytes)
+            row = {"id": upload["id"], "owner": upload.get("owner") or "", "filename": upload["filename"],
+                   "total_size": int(upload["total_size"]), "sha256": upload.get("sha256"), "received": 0,
+                   "status": "open", "batch_id": None, "created_at": now, "updated_at": now,
+                   "expires_at": now + ttl_s}
+            db.execute(f"INSERT INTO uploads ({', '.join(_UPLOAD_COLUMNS)}) VALUES "
+                       f"({', '.join('?' * len(_UPLOAD_COLUMNS))})", [row[c] for c in _UPLOAD_COLUMNS])
+            open(self.upload_file(upload["id"]), "wb").close()
+        return row
+
+    def get_upload(self, upload_id: str, now: float | None = None) -> dict | None:
+        """The upload, or None when there is none or it has expired."""
+        now = time.time() if now is None else now
+        with self._connect() as db:
+            row = db.execute(f"SELECT {', '.join(_UPLOAD_COLUMNS)} FROM uploads WHERE id = ? AND expires_at >= ?",
+                             (upload_id, now)).fetchone()
+        return None if row is None else dict(zip(_UPLOAD_COLUMNS, row))
+
+    def record_upload(self, upload_id: str, received: int, ttl_s: float, complete: bool = False,
+                      sha256: str | None = None, now: float | None = None) -> dict | None:
+        """After a chunk: the bytes received, a new expiry (``ttl_s`` from now), ``complete`` (with the file's
+        SHA-256) or open again (``received`` 0 after a checksum mismatch)."""
+        now = time.time() if now is None else now
+        with self._connect(write=True) as db:
+            db.execute("UPDATE uploads SET received = ?, status = ?, sha256 = COALESCE(?, sha256), updated_at = ?, "
+                       "expires_at = ? WHERE id = ? AND status IN ('open', 'complete')",
+                       (received, "complete" if complete else "open", sha256, now, now + ttl_s, upload_id))
+        return self.get_upload(upload_id, now)
+
+    def link_upload(self, upload_id: str, batch_id: str) -> str:
+        """A complete upload's bytes as a batch archive (a hard link, or a copy across file systems): its path.
+        The upload is kept until :meth:`finish_upload` (so a batch that is not stored leaves it as it was)."""
+        path = self.archive_dir / f"{batch_id}-{upload_id[:8]}.zip"  # never another batch's archive
+        path.unlink(missing_ok=True)
+        try:
+            os.link(self.upload_file(upload_id), path)
+        except OSError:
+            import shutil
+
+            shutil.copyfile(self.upload_file(upload_id), path)
+        return str(path)
+
+    def finish_upload(self, upload_id: str, batch_id: str) -> None:
+        """The upload became batch ``batch_id``: its file is dropped; the record says so until it expires."""
+        with self._connect(write=True) as db:
+            db.execute("UPDATE uploads SET status = 'submitted', batch_id = ? WHERE id = ?", (batch_id, upload_id))
+        Path(self.upload_file(upload_id)).unlink(missing_ok=True)
+
+    def delete_upload(self, upload_id: str) -> bool:
+        with self._connect(write=True) as db:
+            gone = db.execute("DELETE FROM uploads WHERE id = ?", (upload_id,)).rowcount
+        Path(self.upload_file(upload_id)).unlink(missing_ok=True)
+        return bool(gone)
+
+    def expire_uploads(self, now: float | None = None) -> int:
+        """Remove uploads whose time ran out (``ASTRODASH_UPLOAD_TTL`` after their last chunk) and their files."""
+        now = time.time() if now is None else now
+        with self._connect(write=True) as db:
+            ids = [r[0] for r in db.execute("SELECT id FROM uploads WHERE expires_at < ?", (now,)).fetchall()]
+            db.execute("DELETE FROM uploads WHERE expires_at < ?", (now,))
+        for i in ids:
+            Path(self.upload_file(i)).unlink(missing_ok=True)
+        return len(ids)
 
     # --- configuration shared by every server process ---------------------------------------------------------
     def get_config(self, name: str) -> tuple[dict, float] | None:
