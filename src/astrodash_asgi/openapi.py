@@ -167,7 +167,7 @@ PATHS.update({
             "type": "object", "required": ["total_size"], "additionalProperties": False, "properties": {
                 "total_size": {"type": "integer", "minimum": 1, "description": "bytes of the whole file "
                                "(at most ASTRODASH_UPLOAD_MAX_BYTES)"},
-                "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$",
+                "sha256": {"type": ["string", "null"], "pattern": "^[0-9a-fA-F]{64}$",
                            "description": "the whole file's SHA-256, checked when the last byte is in"},
                 "filename": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^/\\\\\u0000]+$"}}}}}},
         "responses": {"201": {**_UPLOAD_OK, "description": "Created; Location is the upload's URL",

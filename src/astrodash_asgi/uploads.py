@@ -82,15 +82,15 @@ def _creation(body, max_bytes: int) -> dict:
         size = int(size)
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise invalid("total_size", f"must be a whole number of bytes, at least 1, got {size!r}")
-    if size > max_bytes:
-        raise ApiError(413, f"total_size: {size} bytes; at most {max_bytes} are accepted "
-                            "(ASTRODASH_UPLOAD_MAX_BYTES)", field="total_size")
     sha = body.get("sha256")
-    if sha is not None and (not isinstance(sha, str) or not SHA256_RE.match(sha.lower())):
+    if sha is not None and (not isinstance(sha, str) or not SHA256_RE.fullmatch(sha.lower())):
         raise invalid("sha256", "must be 64 hexadecimal digits (the SHA-256 of the whole file)")
     name = body.get("filename", "upload.zip")
-    if not isinstance(name, str) or not FILENAME_RE.match(name):
+    if not isinstance(name, str) or not FILENAME_RE.fullmatch(name):
         raise invalid("filename", "must be a file name of 1-255 characters, without '/', '\\' or NUL")
+    if size > max_bytes:  # after the checks of form, so a malformed request is a 422 whatever its size
+        raise ApiError(413, f"total_size: {size} bytes; at most {max_bytes} are accepted "
+                            "(ASTRODASH_UPLOAD_MAX_BYTES)", field="total_size")
     return {"total_size": size, "sha256": sha.lower() if sha else None, "filename": name}
 
 
@@ -137,7 +137,7 @@ def _range(request: Request, total: int) -> tuple[int, int]:
     raw = request.headers.get("content-range")
     if raw is None:
         raise invalid("Content-Range", "send the chunk's place as Content-Range: bytes START-END/TOTAL")
-    m = RANGE_RE.match(raw.strip())
+    m = RANGE_RE.fullmatch(raw.strip())
     if not m:
         raise invalid("Content-Range", f"must read bytes START-END/TOTAL (END inclusive), got {raw!r}")
     start, end = int(m.group(1)), int(m.group(2))
@@ -259,7 +259,7 @@ async def _write_body(request: Request, fh, start: int, length: int) -> int:
 def resolve(store, upload_id: str, owner: str) -> dict:
     """The complete upload ``upload_id`` of ``owner`` (for submit); 404, or 409 when it is not complete or was
     submitted already.  Call it from a worker thread."""
-    if not isinstance(upload_id, str) or not re.match(r"^[0-9a-f]{32}$", upload_id):
+    if not isinstance(upload_id, str) or not re.fullmatch(r"[0-9a-f]{32}", upload_id):
         raise invalid("upload_id", "must be the upload_id POST /api/v1/uploads answered")
     u = store.get_upload(upload_id)
     if u is None or u["owner"] != owner:

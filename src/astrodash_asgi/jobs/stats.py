@@ -118,7 +118,7 @@ async def metrics(request: Request):
 
 def parse_span(field: str, raw: str) -> int:
     """Seconds in ``15m``, ``1h``, ``7d`` (422 naming ``field`` otherwise)."""
-    m = PERIOD_RE.match(raw)
+    m = PERIOD_RE.fullmatch(raw)
     if not m:
         raise invalid(field, f"must be a number and a unit m, h or d, such as 15m, 1h or 7d; got {raw!r}")
     return int(m.group(1)) * UNITS[m.group(2)]

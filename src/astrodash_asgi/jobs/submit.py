@@ -127,7 +127,7 @@ def from_json(raw: bytes, max_bytes: int, max_depth: int, max_items: int) -> Sub
                 raise invalid(f"data[{i}].{key}", "must be a string")
         value = item["input"]
         name = name or inputs.array_name(value, f"item {i}")
-        sub.items.append({"request_id": (rid or str(i))[:128], "name": name[:256],
+        sub.items.append({"request_id": inputs.text((rid or str(i))[:128]), "name": inputs.text(name[:256]),
                           "input": inputs.array_input(value)})
     sub.digest = _digest([b"json", json.dumps(body, sort_keys=True, separators=(",", ":"))])
     return sub
