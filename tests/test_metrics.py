@@ -229,3 +229,17 @@ def test_a_metrics_directory_is_fresh_and_those_of_dead_servers_are_removed(tmp_
     made = make_metrics_dir(str(tmp_path))
     assert not dead.exists() and alive.exists() and other.exists()
     assert os.path.basename(made).startswith(f"{METRICS_DIR_PREFIX}{os.getpid()}-") and os.listdir(made) == []
+
+
+async def test_a_mounted_app_labels_its_own_route_templates(tmp_path):
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    outer = Starlette(routes=[Mount("/astrodash", make_app(tmp_path, rate_limit_enabled=False))])
+    async with client(outer) as c:
+        assert (await c.get("/astrodash/api/v1/line-list/element/H%20I")).status_code == 200
+        assert (await c.get("/astrodash/nothing")).status_code == 404
+        r = await c.get("/astrodash/metrics")
+    got = samples(r.text)
+    assert value(got, "astrodash_http_requests_total", method="GET", route=ELEMENT, status="200") == 1
+    assert value(got, "astrodash_http_requests_total", method="GET", route="unmatched", status="404") == 1

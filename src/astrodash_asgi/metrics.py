@@ -146,7 +146,8 @@ def route_template(scope, routes) -> str:
     """The path template of the route that serves ``scope`` (set by the router, or matched here for answers
     given before routing: 401, 429), or ``unmatched``."""
     route = scope.get("route")
-    if route is None:
+    if route is None or not any(route is r for r in routes):  # e.g. the Mount of an app this one is mounted in
+        route = None
         for candidate in routes:
             match, _ = candidate.matches(scope)
             if match == Match.FULL:

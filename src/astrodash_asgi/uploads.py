@@ -224,7 +224,10 @@ async def append(request: Request):
                 raise ApiError(422, f"sha256: the {received} bytes received hash to {digest}, not the declared "
                                     f"{u['sha256']}; the upload was emptied, send it again from 0",
                                field="sha256", headers=_headers({**u, "received": 0}))
-        u = await anyio.to_thread.run_sync(lambda: store.record_upload(u["id"], received, ttl, complete, digest))
+        upload_id = u["id"]
+        u = await anyio.to_thread.run_sync(lambda: store.record_upload(upload_id, received, ttl, complete, digest))
+        if u is None:  # deleted (or expired) while this chunk was written
+            raise not_found(f"upload {upload_id!r} not found (deleted while the chunk was written)")
     finally:
         await anyio.to_thread.run_sync(locked.__exit__, None, None, None)
     return respond(request, view(u, request.scope.get("root_path", "")), headers=_headers(u))
