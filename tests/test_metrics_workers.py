@@ -132,3 +132,27 @@ def test_the_multiprocess_directory_lives_as_long_as_the_server(tmp_path):
         directory = Path(found[0])
         assert directory.is_dir() and any(directory.glob("*.db"))
     assert not directory.exists()
+
+
+def test_an_upload_sent_chunk_by_chunk_to_both_workers_becomes_a_batch(server):
+    import hashlib
+
+    from asgi_support import make_zip
+
+    data = make_zip({f"sn{k}.dat": spectrum_bytes(0.02 + 0.01 * k) for k in range(2)})
+    made = call(server, "POST", "/api/v1/uploads", json={"total_size": len(data),
+                                                          "sha256": hashlib.sha256(data).hexdigest()})
+    assert made.status_code == 201, made.text
+    uid, step = made.json()["upload_id"], len(data) // 5 + 1
+    for start in range(0, len(data), step):
+        chunk = data[start:start + step]
+        r = call(server, "PATCH", f"/api/v1/uploads/{uid}", content=chunk,
+                 headers={"content-range": f"bytes {start}-{start + len(chunk) - 1}/{len(data)}"})
+        assert r.status_code == 200, r.text
+        replay = call(server, "PATCH", f"/api/v1/uploads/{uid}", content=chunk,  # a retry of the same chunk
+                      headers={"content-range": f"bytes {start}-{start + len(chunk) - 1}/{len(data)}"})
+        assert replay.status_code == 409 and replay.headers["upload-offset"] == str(start + len(chunk))
+    pids = access_pids(server, f"/api/v1/uploads/{uid}")
+    assert r.json()["complete"] and len(pids) == 2, pids
+    sub = call(server, "POST", f"{JOBS}/submit", data={"upload_id": uid})
+    assert sub.status_code == 202 and sub.json()["request_count"] == 2, sub.text
