@@ -5,15 +5,14 @@ belong to their API key."""
 from __future__ import annotations
 
 import hashlib
-import io
+import os
 import time
 import zipfile
 
-import anyio
-import httpx
 import pytest
 
 from asgi_support import anyio_backend, client, make_app, make_zip, spectrum_bytes  # noqa: F401
+from test_jobs_http import wait_done
 
 pytestmark = pytest.mark.anyio
 UP = "/api/v1/uploads"
@@ -33,16 +32,6 @@ async def patch(c, uid: str, data: bytes, start: int, total: int | str, **header
     return await c.patch(f"{UP}/{uid}", content=data,
                          headers={"content-range": f"bytes {start}-{end}/{total}",
                                   "content-type": "application/offset+octet-stream", **headers})
-
-
-async def wait_done(c, batch_id: str, timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        s = (await c.get(f"{JOBS}/status/{batch_id}")).json()
-        if s["status"] in ("completed", "failed", "cancelled"):
-            return s
-        await anyio.sleep(0.05)
-    raise AssertionError(f"batch {batch_id} did not finish")
 
 
 async def test_chunks_resume_refuse_overlaps_and_become_a_batch_like_the_whole_archive(tmp_path):
@@ -164,5 +153,4 @@ async def test_abandoned_uploads_expire_and_uploads_belong_to_their_key(tmp_path
     assert made.status_code == 201 and chunk.json()["offset"] == 40
     assert [r.status_code for r in as_b] == [404, 404, 404]
     assert still.status_code == 200 and still.json()["offset"] == 40
-    import os
     assert not os.path.exists(path) and store.get_upload(uid) is None

@@ -161,31 +161,24 @@ def from_form(form, max_json_bytes: int, max_depth: int, max_items: int, zip_lim
         sub.items.append({"request_id": str(len(sub.items)), "name": f.filename,
                           "input": inputs.file_input(f.filename, f.data)})
         parts += [f.filename, f.data]
-    if zips:
-        z = zips[0]
+    if zips or upload is not None:
         limits = ZipLimits(min(max_items, zip_limits.max_entries), zip_limits.max_total_bytes,
                            zip_limits.max_ratio, zip_limits.max_file_bytes)
-        archive = Archive(z.data, z.filename, limits)  # 400/413 for the whole archive, before anything is stored
+        # 400/413 for the whole archive, before anything is stored; an upload is read from its file
+        source, zip_name = (zips[0].data, zips[0].filename) if zips else (upload["path"], upload["filename"])
+        archive = Archive(source, zip_name, limits)
         try:
             for k, name in enumerate(archive.names()):
                 sub.items.append({"request_id": str(len(sub.items)), "name": name,
                                   "input": inputs.member_input(k, name)})
         finally:
             archive.close()
-        sub.archive = z.data
-        parts += [z.filename, z.data]
-    if upload is not None:
-        limits = ZipLimits(min(max_items, zip_limits.max_entries), zip_limits.max_total_bytes,
-                           zip_limits.max_ratio, zip_limits.max_file_bytes)
-        archive = Archive(upload["path"], upload["filename"], limits)  # read from its file, not into memory
-        try:
-            for k, name in enumerate(archive.names()):
-                sub.items.append({"request_id": str(len(sub.items)), "name": name,
-                                  "input": inputs.member_input(k, name)})
-        finally:
-            archive.close()
-        sub.upload = upload
-        parts += [upload["filename"], upload["sha256"]]
+        if zips:
+            sub.archive = zips[0].data
+            parts += [zips[0].filename, zips[0].data]
+        else:
+            sub.upload = upload
+            parts += [upload["filename"], upload["sha256"]]
     if not sub.items:
         raise invalid("zip_file", "the archive holds no spectra")
     if len(sub.items) > max_items:
