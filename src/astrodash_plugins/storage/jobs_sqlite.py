@@ -11,6 +11,7 @@ import json
 import os
 import sqlite3
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable
@@ -141,8 +142,9 @@ class SQLiteJobStore:
 
     # --- archives ---------------------------------------------------------------------------------------------
     def save_archive(self, batch_id: str, data: bytes) -> str:
-        """Keep an uploaded archive for a batch (written whole, then renamed into place); its path."""
-        path = self.archive_dir / f"{batch_id}.zip"
+        """Keep an uploaded archive for a batch (written whole, then renamed into place); its path.  The name is
+        new every time, so a submit refused for a batch id already taken never touches that batch's archive."""
+        path = self.archive_dir / f"{batch_id}-{uuid.uuid4().hex[:8]}.zip"
         tmp = path.with_suffix(".tmp")
         with open(tmp, "wb") as fh:
             fh.write(data)
