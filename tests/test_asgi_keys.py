@@ -76,6 +76,11 @@ def test_keys_file_format():
             parse_keys_file(bad)
 
 
+def _wrong(key: str) -> str:
+    """``key`` with its last character changed (a key may end in "A" already)."""
+    return key[:-1] + ("A" if key[-1] != "A" else "B")
+
+
 def test_every_key_is_compared_whatever_matches(monkeypatch):
     keys = [generate_key() for _ in range(5)]
     ring = KeyRing()
@@ -88,8 +93,7 @@ def test_every_key_is_compared_whatever_matches(monkeypatch):
 
     monkeypatch.setattr(apikeys.hmac, "compare_digest", counting)
     counts = {}
-    wrong = keys[2][:-1] + ("B" if keys[2].endswith("A") else "A")  # one character off, never the key itself
-    for label, presented in [("first", keys[0]), ("last", keys[-1]), ("wrong", wrong),
+    for label, presented in [("first", keys[0]), ("last", keys[-1]), ("wrong", _wrong(keys[2])),
                              ("unknown", generate_key())]:
         calls.clear()
         found = ring.authenticate(presented)
@@ -134,7 +138,7 @@ async def test_websockets_authenticate_before_the_handshake_is_accepted():
         await send({"type": "websocket.send", "text": scope["state"]["api_key"]})
 
     app = ApiKeyMiddleware(endpoint, ring)
-    refused = [await _handshake(app), await _handshake(app, headers=[(b"x-api-key", (key[:-1] + "A").encode())]),
+    refused = [await _handshake(app), await _handshake(app, headers=[(b"x-api-key", _wrong(key).encode())]),
                await _handshake(app, query=b"api_key=nope")]
     assert [m[0]["type"] for m in refused] == ["websocket.close"] * 3 and all(len(m) == 1 for m in refused)
     assert [m[0]["code"] for m in refused] == [4401] * 3
@@ -198,10 +202,11 @@ def test_the_api_description_tells_of_keys():
     assert doc["components"]["securitySchemes"]["ApiKey"] == {**doc["components"]["securitySchemes"]["ApiKey"],
                                                               "type": "apiKey", "in": "header", "name": "X-API-Key"}
     ops = [(p, m, op) for p, methods in doc["paths"].items() for m, op in methods.items()]
-    assert all("401" in op["responses"] for p, m, op in ops if p.startswith("/api/"))
+    assert all("401" in op["responses"] for p, m, op in ops if p.startswith("/api/") or p == "/metrics")
     admin = {(p, m) for p, m, op in ops if "403" in op["responses"]}
     assert admin == {("/api/v1/upload-model", "post"), ("/api/v1/models/{model_id}", "put"),
-                     ("/api/v1/models/{model_id}", "delete")}
+                     ("/api/v1/models/{model_id}", "delete"), ("/api/batch-processor/configure", "post"),
+                     ("/metrics", "get")}
     assert doc["paths"]["/health"]["get"]["security"] == [{}]
 
 

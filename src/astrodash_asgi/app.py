@@ -8,8 +8,10 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from . import batch, docs_page, health, lines, models, openapi, spectrum, templates
+from . import batch, docs_page, health, lines, metrics, models, openapi, spectrum, templates, uploads
 from .auth import ApiKeyGate, ApiKeyMiddleware, keyring_for
+from .jobs import configure as job_configure
+from .jobs import stats as job_stats
 from .jobs import progress as job_progress
 from .jobs import routes as jobs
 from .errors import EXCEPTION_HANDLERS
@@ -20,7 +22,7 @@ from .settings import Settings
 from .state import AppState, StartupError
 
 EXPOSED_HEADERS = ["X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After",
-                   "X-Total-Count", "Link", "ETag", "X-Cache"]
+                   "X-Total-Count", "Link", "ETag", "X-Cache", "Location", "Upload-Offset", "Upload-Length"]
 
 
 def routes() -> list[BaseRoute]:
@@ -30,6 +32,7 @@ def routes() -> list[BaseRoute]:
         Route("/health", health.health, methods=["GET"]),
         Route("/ready", health.ready, methods=["GET"]),
         Route("/openapi.json", openapi.openapi, methods=["GET"]),
+        Route("/metrics", metrics.metrics, methods=["GET"]),
         Route("/docs", docs_page.docs, methods=["GET"]),
         Route("/docs/{name}", docs_page.asset, methods=["GET"]),
         Route(f"{v1}/process", spectrum.process, methods=["POST"]),
@@ -47,11 +50,16 @@ def routes() -> list[BaseRoute]:
         Route(f"{v1}/models/owner/{{owner}}", models.list_models, methods=["GET"]),
         # one route for the three methods, so a 405 lists them all in Allow
         Route(f"{v1}/models/{{model_id}}", models.model_resource, methods=["GET", "PUT", "DELETE"]),
+        Route(uploads.PREFIX, uploads.create, methods=["POST"]),
+        Route(f"{uploads.PREFIX}/{{upload_id}}", uploads.resource, methods=["GET", "PATCH", "DELETE"]),
         Route(f"{jobs.PREFIX}/submit", jobs.submit_batch, methods=["POST"]),
         Route(f"{jobs.PREFIX}/status/{{batch_id}}", jobs.status, methods=["GET"]),
         Route(f"{jobs.PREFIX}/results/{{batch_id}}", jobs.results, methods=["GET"]),
         Route(f"{jobs.PREFIX}/batches", jobs.list_batches, methods=["GET"]),
         Route(f"{jobs.PREFIX}/cancel/{{batch_id}}", jobs.cancel, methods=["DELETE"]),
+        Route(f"{jobs.PREFIX}/metrics", job_stats.metrics, methods=["GET"]),
+        Route(f"{jobs.PREFIX}/analytics", job_stats.analytics, methods=["GET"]),
+        Route(f"{jobs.PREFIX}/configure", job_configure.configure, methods=["GET", "POST"]),
         WebSocketRoute("/ws/batch-processor", job_progress.progress),
     ]
 
@@ -78,23 +86,25 @@ def create_app(settings: Settings | None = None, classifier=None) -> Starlette:
     per_key = settings.rate_limit_per_key
     key_bucket = make_bucket(per_key, min(settings.rate_limit_burst, per_key), shared, "key") \
         if ring and per_key else None
-    # outermost first: the request id and log line see everything; the API key is known before rate limiting
+    # outermost first: request counts and latencies by route; the request id and log line see everything; the API key is known before rate limiting
     # (which also counts per key); rate-limit headers go on every response; CORS headers on everything below
     # it (401, 429 and 500 included); the body limit guards the endpoints
+    app_routes = routes()
     middleware = [
+        Middleware(metrics.MetricsMiddleware, metrics=state.metrics, routes=app_routes),
         Middleware(RequestContextMiddleware),
-        Middleware(ApiKeyMiddleware, ring=ring),
+        Middleware(ApiKeyMiddleware, ring=ring, open_paths=("/metrics",) if settings.metrics_public else ()),
         Middleware(RateLimitMiddleware, bucket=bucket, trusted_proxies=settings.trusted_proxies,
                    enabled=settings.rate_limit_enabled, key_bucket=key_bucket),
         Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_headers=["*"], max_age=3600,
-                   allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"], expose_headers=EXPOSED_HEADERS),
+                   allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], expose_headers=EXPOSED_HEADERS),
         Middleware(InternalErrorMiddleware),
         Middleware(RateLimitGate),
         Middleware(ApiKeyGate),
         Middleware(BodyLimitMiddleware, max_request_bytes=settings.max_request_bytes),
         Middleware(SlowBodyMiddleware, chunk_timeout=settings.body_timeout_s, min_rate=settings.body_min_rate),
     ]
-    app = Starlette(routes=routes(), middleware=middleware, exception_handlers=EXCEPTION_HANDLERS,
+    app = Starlette(routes=app_routes, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS,
                     lifespan=lifespan)
     app.state.astrodash = state
     return app

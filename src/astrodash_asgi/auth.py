@@ -51,9 +51,9 @@ def _path(scope) -> str:
     return path[len(root):] if root and path.startswith(root) else path
 
 
-def _open(scope) -> bool:
+def _open(scope, extra=()) -> bool:
     path = _path(scope)
-    if path in OPEN_PATHS or path.startswith("/docs/"):
+    if path in OPEN_PATHS or path in extra or path.startswith("/docs/"):
         return True
     headers = dict(scope.get("headers", ()))
     return scope.get("method") == "OPTIONS" and b"access-control-request-method" in headers  # CORS preflight
@@ -70,16 +70,19 @@ def _presented(scope) -> str | None:
 
 
 class ApiKeyMiddleware:
-    def __init__(self, app, ring: KeyRing | None):
+    def __init__(self, app, ring: KeyRing | None, open_paths=()):
         self.app = app
         self.ring = ring
+        self.open_paths = tuple(open_paths)  # more paths that need no key (/metrics with ASTRODASH_METRICS_PUBLIC)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
         state = scope.setdefault("state", {})
         state["api_key"], state["api_key_scopes"] = None, None if self.ring is None else ()
-        if self.ring is None or _open(scope):
+        if self.ring is None or _open(scope, self.open_paths):
+            if self.ring is not None and self.open_paths and _path(scope) in self.open_paths:
+                state["api_key_scopes"] = None  # an opened path asks for no scope either
             return await self.app(scope, receive, send)
         if self.ring.due():
             await anyio.to_thread.run_sync(self.ring.refresh)

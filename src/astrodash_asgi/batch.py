@@ -52,8 +52,11 @@ def classify_entries(state, entries, opts, names=None) -> dict:
         stream = clf.iter_classify(specs, opts.redshift, top_n=state.settings.top_n, smoothing=opts.smoothing,
                                    min_wave=opts.min_wave, max_wave=opts.max_wave, include_spectrum=True,
                                    rlap=opts.rlap, chunk_size=CHUNK)
+        classified = 0
         for name, r in zip(spec_names, stream):
             results[name] = {"error": r.error} if r.error else payload(r, opts.model_type, opts.model_id)
+            classified += not r.error
+        state.metrics.classified("batch-process", 0, classified)
     return results
 
 

@@ -2,6 +2,7 @@
 ``GET /ready`` (readiness: models, template bank, a writable model store, the queue within its bound)."""
 from __future__ import annotations
 
+import os
 import time
 
 from starlette.requests import Request
@@ -24,9 +25,10 @@ async def health(request: Request):
     b = state.batcher
     status = "healthy" if state.ready and not problems else ("starting" if not state.ready else "degraded")
     return respond(request, {"status": status, "ready": state.ready, "version": _version(),
-                             "uptime_s": round(time.time() - state.started_at, 1), "problems": problems,
+                             "uptime_s": round(time.time() - state.started_at, 1), "pid": os.getpid(), "problems": problems,
                              "micro_batch": {"max_batch": b.max_batch, "max_wait_ms": b.max_wait * 1000,
                                              "passes": b.batches, "spectra": b.items},
+                             "scheduler": {"priority_weights": dict(state.engine.weights)},
                              "load": {"in_progress": dict(state.pending), "rejected_busy": dict(state.rejected)}})
 
 

@@ -84,6 +84,13 @@ PATHS = {
                           _ok("ready, checks {models, template_bank, storage, queue: {ok, state, ...}}, problems",
                               {"$ref": "#/components/schemas/Ready"}), (503,))},
     "/openapi.json": {"get": _op("This document", _ok("OpenAPI document"))},
+    "/metrics": {"get": {"summary": "Prometheus metrics in the text format, summed over every worker process: "
+                                    "requests by route template and status, latency histograms, spectra "
+                                    "classified, micro-batch sizes, queue length, active batches, model load "
+                                    "times, rate-limited requests (with API keys: the admin scope, unless "
+                                    "ASTRODASH_METRICS_PUBLIC)",
+                         "responses": {"200": {"description": "The metrics", "content": {"text/plain": {}}},
+                                       "429": _ERR, "500": _ERR}}},
     "/docs": {"get": {"summary": "This document in Swagger UI (served from the package, no CDN)",
                       "responses": {"200": {"description": "HTML page", "content": {"text/html": {}}}}}},
     "/docs/{name}": {"get": {"summary": "The Swagger UI page's script and style sheet",
@@ -149,6 +156,40 @@ PATHS = {
          "input_shape": {"type": "string", "description": "optional JSON shape, checked"}}, ("file",))},
 }
 
+_UPLOAD_ID = _q("upload_id", _STR, where="path")
+_UPLOAD_HEADERS = {"Upload-Offset": {"schema": {"type": "integer"}, "description": "bytes received so far"},
+                   "Upload-Length": {"schema": {"type": "integer"}, "description": "the declared total_size"}}
+_UPLOAD = {"$ref": "#/components/schemas/Upload"}
+_UPLOAD_OK = {**_ok("The upload: offset (bytes received), complete, expires_at", _UPLOAD), "headers": _UPLOAD_HEADERS}
+PATHS.update({
+    "/api/v1/uploads": {"post": {
+        "summary": "Start a resumable upload of an archive larger than one request may carry: reserve "
+                   "total_size bytes; the answer's upload_id takes the chunks",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["total_size"], "additionalProperties": False, "properties": {
+                "total_size": {"type": "integer", "minimum": 1, "description": "bytes of the whole file "
+                               "(at most ASTRODASH_UPLOAD_MAX_BYTES)"},
+                "sha256": {"type": ["string", "null"], "pattern": "^[0-9a-fA-F]{64}$",
+                           "description": "the whole file's SHA-256, checked when the last byte is in"},
+                "filename": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^/\\\\\u0000]+$"}}}}}},
+        "responses": {"201": {**_UPLOAD_OK, "description": "Created; Location is the upload's URL",
+                              "headers": {**_UPLOAD_HEADERS, "Location": {"schema": _STR}}},
+                      **{str(c): _ERR for c in (413, 415, 422, 429, 500, 503, 507)}}}},
+    "/api/v1/uploads/{upload_id}": {
+        "get": _op("The upload's state; Upload-Offset tells where to resume (HEAD gives the headers only)",
+                   _UPLOAD_OK, (404, 503), params=(_UPLOAD_ID,)),
+        "patch": {"summary": "Append one chunk: Content-Range: bytes START-END/TOTAL (END inclusive), START = the "
+                             "offset received so far; kept whole or not at all",
+                  "parameters": [_UPLOAD_ID, _q("Content-Range", {"type": "string"}, True, where="header",
+                                                doc="bytes START-END/TOTAL")],
+                  "requestBody": {"required": True, "content": {"application/offset+octet-stream": {"schema": _FILE},
+                                                                "application/octet-stream": {"schema": _FILE}}},
+                  "responses": {"200": _UPLOAD_OK,
+                                **{str(c): _ERR for c in (400, 404, 408, 409, 413, 416, 422, 429, 500, 503)}}},
+        "delete": _op("Abandon an upload: its bytes are deleted", _ok("Deleted"), (404, 503),
+                      params=(_UPLOAD_ID,))},
+})
+
 _CHECK: dict[str, Any] = {"type": "object", "required": ["ok", "state"],
                           "properties": {"ok": {"type": "boolean"}, "state": _STR, "detail": _STR}}
 COMPONENTS = {"schemas": {
@@ -162,6 +203,12 @@ COMPONENTS = {"schemas": {
                       "properties": {**_CHECK["properties"], "length": {"type": "integer"},
                                      "max": {"type": "integer"}}}}}}},
     "Error": {"type": "object", "required": ["detail"], "properties": {"detail": {}, "field": _STR}},
+    "Upload": {"type": "object", "required": ["upload_id", "total_size", "offset", "complete", "status"],
+               "properties": {"upload_id": _STR, "filename": _STR, "total_size": {"type": "integer"},
+                              "offset": {"type": "integer"}, "complete": {"type": "boolean"},
+                              "status": {"type": "string", "enum": ["open", "complete", "submitted"]},
+                              "sha256": _NSTR, "batch_id": _NSTR, "created_at": _STR, "expires_at": _STR,
+                              "location": _STR}},
     "ModelInfo": {"type": "object", "required": ["id", "model_id", "name", "owner"], "properties": {
         "id": _STR, "model_id": _STR, "name": _STR, "owner": _STR, "description": _STR, "model_filename": _STR,
         "created_at": _STR, "updated_at": _STR, "size": {"type": "integer"}, "sha256": _STR, "variant": _NSTR,
@@ -202,10 +249,11 @@ PATHS.update(JOB_PATHS)
 
 #: operations that need an API key with the admin scope when keys are required
 ADMIN_OPERATIONS = (("/api/v1/upload-model", "post"), ("/api/v1/models/{model_id}", "put"),
-                    ("/api/v1/models/{model_id}", "delete"))
+                    ("/api/v1/models/{model_id}", "delete"), ("/api/batch-processor/configure", "post"),
+                    ("/metrics", "get"))
 _KEYS_DOC = ("With ASTRODASH_REQUIRE_API_KEY every /api/ request (and WebSocket) needs X-API-Key: 401 without a "
              "valid key (the same answer for a wrong and an unknown key), 403 for a key without the admin scope on model "
-             "upload, change and delete. Off by default.")
+             "upload, change and delete, /api/batch-processor/configure (POST) and /metrics. Off by default.")
 
 
 def _with_keys(paths: dict) -> dict:
@@ -214,7 +262,7 @@ def _with_keys(paths: dict) -> dict:
     for path, ops in paths.items():
         out[path] = {}
         for method, op in ops.items():
-            if path.startswith("/api/"):
+            if path.startswith("/api/") or path == "/metrics":
                 extra = {"401": {**_ERR, "description": "No valid API key (only when keys are required)",
                                  "headers": {"WWW-Authenticate": {"schema": _STR}}}}
                 if (path, method) in ADMIN_OPERATIONS:

@@ -48,6 +48,8 @@ PATHS = {
             "multipart/form-data": {"schema": {"type": "object", "properties": {
                 "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
                 "zip_file": {"type": "string", "format": "binary"},
+                "upload_id": {"type": "string", "description": "a complete resumable upload (/api/v1/uploads) "
+                              "holding the zip, in place of zip_file"},
                 "params": {"type": "string", "description": "JSON: " + _PARAMS["description"]},
                 "priority": _PRIORITY, "batch_id": _STR, "timeout_ms": _STR, "metadata": _STR,
                 "model_id": _STR}}}}},
@@ -79,7 +81,74 @@ PATHS = {
         "responses": {"200": _json("Status after cancelling", "BatchStatus"), **_errors(404, 409, 503)}}},
 }
 
+_WEIGHT = {"type": "number", "minimum": 0, "maximum": 1000}
+_CONFIG_FIELDS = {
+    "max_batch_size": {"type": "integer", "minimum": 1, "maximum": 1024,
+                       "description": "spectra per forward pass (micro-batch)"},
+    "max_wait_time_ms": {"type": "number", "minimum": 0, "maximum": 1000,
+                         "description": "how long a forward pass waits for more spectra"},
+    "enable_dynamic_batching": {"type": "boolean", "description": "false: every spectrum runs alone"},
+    "priority_weights": {"type": "object", "additionalProperties": False, "description": "the scheduler's "
+                         "weights (a batch's score is its weight plus its wait over ASTRODASH_JOB_AGEING_S)",
+                         "properties": {p: _WEIGHT for p in ("critical", "high", "normal", "low")}}}
+_SPAN = {"type": "string", "pattern": "^[1-9][0-9]{0,3}[mhd]$"}
+_CONFIG_OK = _json("The configuration, its source (settings or configured), when it was stored and what the "
+                   "answering worker process runs with now", "BatchConfig")
+_CONFIG_OK["headers"] = {"Cache-Control": {"schema": _STR}}
+
+PATHS.update({
+    "/api/batch-processor/metrics": {"get": {
+        "summary": "The batch processor's numbers: queue, throughput and latency of the last minute, totals over "
+                   "the batches kept, the answering worker's CPU and memory",
+        "responses": {"200": _json("Metrics", "BatchMetrics"), **_errors(503)}}},
+    "/api/batch-processor/analytics": {"get": {
+        "summary": "Time series of finished batch-job items over a period, bucketed (default interval: the "
+                   "shortest of 1m, 5m, 15m, 1h, 6h, 1d giving at most 200 points)",
+        "parameters": [
+            {"name": "period", "in": "query", "required": False, "schema": _SPAN,
+             "description": "how far back: 15m, 1h (default), 24h, 7d; at most 30d"},
+            {"name": "interval", "in": "query", "required": False, "schema": _SPAN,
+             "description": "bucket length, at most the period and at most 1440 buckets"},
+            {"name": "metrics", "in": "query", "required": False, "schema": _STR,
+             "description": "comma-separated: throughput, latency (default both), processing_time, error_rate, "
+                            "completed, failed"}],
+        "responses": {"200": _json("Series", "BatchAnalytics"), **_errors(422, 503)}}},
+    "/api/batch-processor/configure": {
+        "get": {"summary": "The micro-batching and scheduling configuration every worker applies",
+                "responses": {"200": _CONFIG_OK, **_errors(503)}},
+        "post": {"summary": "Change the configuration (admin scope with API keys): the fields given are checked "
+                            "(422 naming the first bad one), stored, and applied by every worker within a second",
+                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                     "type": "object", "additionalProperties": False, "properties": _CONFIG_FIELDS}}}},
+                 "responses": {"200": _CONFIG_OK, **_errors(400, 413, 415, 422, 503)}}},
+})
+
+_POINTS = {"type": "array", "items": {"type": "object", "required": ["timestamp", "value"], "properties": {
+    "timestamp": _STR, "value": {"type": ["number", "null"]}}}}
+
 SCHEMAS = {
+    "BatchConfig": {"type": "object", "required": [*_CONFIG_FIELDS, "source", "updated_at", "worker"],
+                    "properties": {**_CONFIG_FIELDS, "source": {"type": "string", "enum": ["settings", "configured"]},
+                                   "updated_at": _NSTR, "worker": {"type": "object", "properties": {
+                                       "pid": _INT, "max_batch_size": _INT, "max_wait_time_ms": _NUM,
+                                       "priority_weights": {"type": "object"}}}}},
+    "BatchMetrics": {"type": "object", "required": ["current_stats", "performance_stats", "resource_usage"],
+                     "properties": {
+        "current_stats": {"type": "object", "required": ["active_batches", "queue_length", "average_batch_size",
+                                                         "throughput_per_second", "average_latency_ms"],
+                          "properties": {"active_batches": _INT, "queue_length": _INT, "average_batch_size": _NUM,
+                                         "throughput_per_second": _NUM, "average_latency_ms": _NUM}},
+        "performance_stats": {"type": "object", "required": ["total_processed", "success_rate", "error_rate",
+                                                             "average_processing_time_ms"],
+                              "properties": {"total_processed": _INT, "success_rate": _NUM, "error_rate": _NUM,
+                                             "average_processing_time_ms": _NUM}},
+        "resource_usage": {"type": "object", "required": ["cpu_usage_percent", "memory_usage_mb"],
+                           "properties": {"cpu_usage_percent": _NUM, "memory_usage_mb": _NUM, "pid": _INT}},
+        "window_s": _NUM, "timestamp": _STR}},
+    "BatchAnalytics": {"type": "object", "required": ["period", "interval_s", "start", "end", "metrics", "series"],
+                       "properties": {"period": _STR, "interval_s": _INT, "start": _STR, "end": _STR,
+                                      "metrics": {"type": "array", "items": _STR},
+                                      "series": {"type": "object", "additionalProperties": _POINTS}}},
     "BatchSubmitted": {"type": "object", "required": ["batch_id", "status", "request_count"], "properties": {
         "batch_id": _STR, "status": _STATUS, "estimated_completion_time": _NSTR, "queue_position": _INT,
         "request_count": _INT}},

@@ -4,6 +4,8 @@ from __future__ import annotations
 import copy
 
 STATE_FILE_VAR = "ASTRODASH_RATE_LIMIT_STATE_FILE"
+METRICS_DIR_VAR = "PROMETHEUS_MULTIPROC_DIR"
+METRICS_DIR_PREFIX = "astrodash-metrics-"
 
 
 def log_config(level: str = "info") -> dict:
@@ -51,6 +53,34 @@ def print_settings(environ=None, out=None) -> None:
         print(f"{pair:<{width}}  # {r['source']}{note}", file=out)
 
 
+def _pid_alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def make_metrics_dir(tmp: str | None = None) -> str:
+    """A fresh directory for prometheus_client's multiprocess mode (``astrodash-metrics-<pid>-*`` in the temporary
+    directory); those left by servers that were killed (their pid is gone) are removed first."""
+    import os
+    import shutil
+    import tempfile
+
+    tmp = tmp or tempfile.gettempdir()
+    for name in os.listdir(tmp):
+        if name.startswith(METRICS_DIR_PREFIX):
+            pid = name[len(METRICS_DIR_PREFIX):].split("-", 1)[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+                shutil.rmtree(os.path.join(tmp, name), ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{METRICS_DIR_PREFIX}{os.getpid()}-", dir=tmp)
+
+
 def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level: str = "info") -> None:
     """Run the app (settings from ``ASTRODASH_*`` variables); ``workers > 1`` starts that many processes."""
     import os
@@ -65,6 +95,12 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level
         fd, made = tempfile.mkstemp(prefix="astrodash-rate-limits-", suffix=".bin")
         os.close(fd)
         os.environ[STATE_FILE_VAR] = made
+    # and /metrics adds up every worker's values: prometheus_client's multiprocess mode, in a directory made
+    # fresh for this start and removed at the end (unless PROMETHEUS_MULTIPROC_DIR names one already)
+    metrics_dir = None
+    if workers > 1 and not os.environ.get(METRICS_DIR_VAR):
+        metrics_dir = make_metrics_dir()
+        os.environ[METRICS_DIR_VAR] = metrics_dir
     try:
         # the protocol class (astrodash_asgi.protocol) adds the header timeout and the per-client connection
         # bound, and shortens the GIL switch interval in each worker process
@@ -76,3 +112,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level
             os.environ.pop(STATE_FILE_VAR, None)
             if os.path.exists(made):
                 os.unlink(made)
+        if metrics_dir:
+            import shutil
+
+            os.environ.pop(METRICS_DIR_VAR, None)
+            shutil.rmtree(metrics_dir, ignore_errors=True)

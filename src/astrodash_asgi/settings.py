@@ -80,6 +80,9 @@ class Settings:
     api_keys_file: str = ""
     api_keys_refresh_s: float = 1.0
     rate_limit_per_key: int = 600
+    # GET /metrics (Prometheus): with API keys on it needs a key with the admin scope, unless this opens it to
+    # every client (then keep it off the public side of the reverse proxy)
+    metrics_public: bool = False
     trusted_proxies: list[str] = field(default_factory=list)
     cors_origins: list[str] = field(default_factory=lambda: ["*"])
     storage_url: str = field(default_factory=default_storage_url)
@@ -110,6 +113,11 @@ class Settings:
     # start-up (when the ASGI server runs the app's lifespan, as astrodash serve does): a model that cannot be
     # loaded or a model store that cannot be opened stops it; false starts degraded (/ready says why)
     strict_startup: bool = True
+    # resumable uploads (/api/v1/uploads): the largest upload, the bytes every open upload may hold together,
+    # and the seconds after its last chunk an unfinished or unsubmitted upload is deleted
+    upload_max_bytes: int = 512 * MB
+    upload_max_total_bytes: int = 4096 * MB
+    upload_ttl: int = 24 * 3600
     # /ready answers 503 while more than this many batch-job items wait in the queue
     ready_max_queue: int = 1_000_000
 

@@ -15,6 +15,7 @@ from astrodash_core.classify import AGNOSTIC, KNOWN_Z, Classifier
 from astrodash_core.errors import ModelFileError
 
 from .batching import MicroBatcher
+from .metrics import Metrics
 from .result_cache import ResultCache
 from .settings import Settings
 
@@ -30,6 +31,10 @@ class AppState:
         from .jobs import Engine
 
         self.engine = Engine(self)
+        self.metrics = Metrics(self._store_counts)
+        from .jobs.configure import ConfigSync
+
+        self.config = ConfigSync(self)
         self.started_at = time.time()
         self.ready = False
         self.problems: dict[str, str] = {}
@@ -54,15 +59,20 @@ class AppState:
                 await anyio.to_thread.run_sync(self.load)
                 self.ready = True
                 if "storage" not in self.problems:  # batches accepted before a restart go on at once
+                    await self.config.refresh()  # a configuration stored with /configure, before any work
                     self.engine.ensure_running()
+                self.config.ensure_running()
 
     async def shutdown(self) -> None:
+        await self.config.stop()
         await self.engine.stop()
 
     def load(self) -> None:
         for variant in (KNOWN_Z, AGNOSTIC):
             try:
+                t0 = time.perf_counter()
                 model = self.classifier.model_for(variant)
+                self.metrics.model_loaded(variant, time.perf_counter() - t0)
                 if self.settings.warmup:  # compile / load the Numba kernels now, not on the first request
                     model.predict(np.zeros((1, int(model.grid["nw"])), dtype=np.float32))
             except ModelFileError as exc:
@@ -102,6 +112,11 @@ class AppState:
             return int(self.engine.store.queue_length())
         except Exception:  # noqa: BLE001 - no store, no queue; /ready reports the store separately
             return 0
+
+    def _store_counts(self) -> tuple[int, int]:
+        """(queue length, active batches) of the job store, for /metrics (raises without a store)."""
+        store = self.engine.store
+        return store.queue_length(), store.active_batches()
 
     def check_storage(self) -> None:
         """Raise when the model store cannot be opened or written (its ``check()`` when it has one)."""
@@ -145,9 +160,11 @@ class AppState:
                 return self._user[model_id]
         from astrodash_core.models import Model
 
+        t0 = time.perf_counter()
         model = Model.from_bytes(self.storage.read(model_id), model_id)
         clf = Classifier(model=model) if model.variant == KNOWN_Z else Classifier(agnostic_model=model)
         clf.model_for(model.variant)
+        self.metrics.model_loaded("uploaded", time.perf_counter() - t0)
         with self._lock:
             self._user[model_id] = clf
             while len(self._user) > USER_MODEL_CACHE:
@@ -164,9 +181,11 @@ class AppState:
         """One classification pass for micro-batched /process requests sharing the same options."""
         model_id, smoothing, min_wave, max_wave, rlap = key
         clf = self.classifier_for(model_id)
-        return clf.classify([s for s, _ in items], [z for _, z in items], top_n=self.settings.top_n,
-                            smoothing=smoothing, min_wave=min_wave, max_wave=max_wave, include_spectrum=True,
-                            rlap=rlap)
+        results = clf.classify([s for s, _ in items], [z for _, z in items], top_n=self.settings.top_n,
+                               smoothing=smoothing, min_wave=min_wave, max_wave=max_wave, include_spectrum=True,
+                               rlap=rlap)
+        self.metrics.classified("micro-batch", len(items), sum(1 for r in results if not r.error))
+        return results
 
 
 class StartupError(RuntimeError):

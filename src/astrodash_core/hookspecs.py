@@ -104,6 +104,14 @@ class IdempotencyMismatch(Exception):
         self.key, self.batch_id = key, batch_id
 
 
+class UploadSpaceError(Exception):
+    """Another upload would pass the bound on the bytes open uploads may hold."""
+
+    def __init__(self, held: int, bound: int):
+        self.held, self.bound = held, bound
+        super().__init__(f"open uploads hold {held} of the {bound} bytes allowed")
+
+
 @runtime_checkable
 class JobStore(Protocol):
     """Durable batch jobs (synchronous, thread-safe, shared by every server process that uses the same store).
@@ -148,6 +156,42 @@ class JobStore(Protocol):
     def expire(self, ttl_s: float, key_ttl_s: float, now: float | None = None) -> int: ...
 
     def release_archives(self) -> int: ...
+
+    # metrics and analytics (the batch-processor metrics, analytics and /metrics)
+    def active_batches(self) -> int: ...
+
+    def activity(self, since: float) -> dict[str, Any]: ...
+
+    def finished_series(self, start: float, end: float, step: float) -> list[dict[str, Any]]: ...
+
+    # configuration every server process applies (POST /api/batch-processor/configure)
+    def get_config(self, name: str) -> tuple[dict[str, Any], float] | None: ...
+
+    def set_config(self, name: str, value: dict[str, Any], now: float | None = None) -> float: ...
+
+
+@runtime_checkable
+class UploadStore(Protocol):
+    """Resumable uploads (``/api/v1/uploads``), optional on a job store: records and the files their bytes are
+    written to; ``astrodash_plugins.storage.jobs_sqlite`` is the reference implementation."""
+
+    def upload_file(self, upload_id: str) -> str: ...
+
+    def create_upload(self, upload: dict[str, Any], ttl_s: float, max_total_bytes: int,
+                      now: float | None = None) -> dict[str, Any]: ...
+
+    def get_upload(self, upload_id: str, now: float | None = None) -> dict[str, Any] | None: ...
+
+    def record_upload(self, upload_id: str, received: int, ttl_s: float, complete: bool = False,
+                      sha256: str | None = None, now: float | None = None) -> dict[str, Any] | None: ...
+
+    def link_upload(self, upload_id: str, batch_id: str) -> str: ...
+
+    def finish_upload(self, upload_id: str, batch_id: str) -> None: ...
+
+    def delete_upload(self, upload_id: str) -> bool: ...
+
+    def expire_uploads(self, now: float | None = None) -> int: ...
 @runtime_checkable
 class KeyStore(Protocol):
     """Optional API-key methods of a storage backend (``astrodash keys``; ``ASTRODASH_REQUIRE_API_KEY``).

@@ -24,7 +24,28 @@ def member_input(index: int, name: str) -> bytes:
 
 
 def array_input(value) -> bytes:
-    return msgpack.packb({"arrays": value}, use_bin_type=True)
+    try:
+        return msgpack.packb({"arrays": value}, use_bin_type=True)
+    except (OverflowError, UnicodeEncodeError):  # JSON allows what msgpack cannot hold: keep the item, made
+        return msgpack.packb({"arrays": _packable(value)}, use_bin_type=True)  # packable (it fails when read)
+
+
+def text(value: str) -> str:
+    """A string any store can hold: lone surrogates (which JSON allows and UTF-8 does not) replaced."""
+    return value.encode("utf-8", "replace").decode("utf-8")
+
+
+def _packable(value):
+    """``value`` with integers beyond 64 bits as floats and lone surrogates in strings replaced."""
+    if isinstance(value, dict):
+        return {_packable(k): _packable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_packable(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not -2 ** 63 <= value < 2 ** 64:
+        return float(value)
+    if isinstance(value, str):
+        return text(value)
+    return value
 
 
 def array_name(value, default: str) -> str:

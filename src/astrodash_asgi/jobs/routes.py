@@ -16,6 +16,7 @@ from astrodash_core.hookspecs import BatchExists, IdempotencyMismatch
 from ..common import app_state, check_model, form_of
 from ..errors import ApiError, invalid, not_found
 from ..negotiation import respond
+from ..uploads import resolve as resolve_upload
 from ..zips import ZipLimits
 from . import export, submit
 
@@ -71,8 +72,11 @@ async def _submission(request: Request, state) -> submit.Submission:
         form = await form_of(request, state)
         limits = ZipLimits(max(s.job_max_items, s.zip_max_entries), s.zip_max_total_bytes, s.zip_max_ratio,
                            s.max_file_bytes)
+        store = state.engine.store
+        uploads = (lambda uid: resolve_upload(store, uid, owner_of(request))) \
+            if getattr(store, "get_upload", None) is not None else None
         return await anyio.to_thread.run_sync(submit.from_form, form, s.json_max_bytes, s.json_max_depth,
-                                              s.job_max_items, limits)
+                                              s.job_max_items, limits, uploads)
     raise ApiError(415, f"send application/json or multipart/form-data, not {kind or 'no content type'!r}")
 
 
@@ -89,6 +93,8 @@ def _idempotency_key(request: Request) -> str | None:
 
 def _store_batch(store, sub: submit.Submission, owner: str, key: str | None):
     archive = store.save_archive(sub.batch_id, sub.archive) if sub.archive is not None else None
+    if sub.upload is not None:  # the upload's file becomes the archive (linked; the upload stays until stored)
+        archive = store.link_upload(sub.upload["id"], sub.batch_id)
     record = {"id": sub.batch_id, "owner": owner, "priority": sub.priority, "params": sub.params,
               "opts_key": repr((sub.opts.model_id, sub.opts.smoothing, sub.opts.min_wave, sub.opts.max_wave,
                                 sub.opts.rlap)),
@@ -100,6 +106,8 @@ def _store_batch(store, sub: submit.Submission, owner: str, key: str | None):
         raise
     if not created and batch.get("archive") != archive:
         store.drop_archive(archive)
+    if created and sub.upload is not None:
+        store.finish_upload(sub.upload["id"], sub.batch_id)
     return batch, created
 
 

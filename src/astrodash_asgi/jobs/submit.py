@@ -34,6 +34,7 @@ class Submission:
     metadata: dict
     items: list = field(default_factory=list)  # [{"request_id", "name", "input"}]
     archive: bytes | None = None  # a zip whose members are items (after ``items``)
+    upload: dict | None = None  # or a complete resumable upload holding that zip (its record, with ``path``)
     digest: str = ""
 
     @property
@@ -126,20 +127,28 @@ def from_json(raw: bytes, max_bytes: int, max_depth: int, max_items: int) -> Sub
                 raise invalid(f"data[{i}].{key}", "must be a string")
         value = item["input"]
         name = name or inputs.array_name(value, f"item {i}")
-        sub.items.append({"request_id": (rid or str(i))[:128], "name": name[:256],
+        sub.items.append({"request_id": inputs.text((rid or str(i))[:128]), "name": inputs.text(name[:256]),
                           "input": inputs.array_input(value)})
     sub.digest = _digest([b"json", json.dumps(body, sort_keys=True, separators=(",", ":"))])
     return sub
 
 
-def from_form(form, max_json_bytes: int, max_depth: int, max_items: int, zip_limits: ZipLimits) -> Submission:
-    """A multipart submission: repeated ``files`` and/or one ``zip_file``, with ``params`` (JSON), ``priority``,
+def from_form(form, max_json_bytes: int, max_depth: int, max_items: int, zip_limits: ZipLimits,
+              uploads=None) -> Submission:
+    """A multipart submission: repeated ``files`` and/or one ``zip_file`` (or the ``upload_id`` of a complete
+    resumable upload holding one, which ``uploads(upload_id)`` resolves), with ``params`` (JSON), ``priority``,
     ``batch_id``, ``timeout_ms``, ``metadata`` (JSON) and ``model_id`` fields."""
     zips, files = form.files_named("zip_file"), form.files_named("files")
-    if not zips and not files:
-        raise invalid("files", "send one or more files and/or a zip_file")
-    if len(zips) > 1:
-        raise invalid("zip_file", "send one zip archive per batch")
+    upload_id = form.get("upload_id")
+    if not zips and not files and not upload_id:
+        raise invalid("files", "send one or more files and/or a zip_file (or the upload_id of a complete upload)")
+    if len(zips) > 1 or (zips and upload_id):
+        raise invalid("zip_file", "send one zip archive per batch (a zip_file or an upload_id)")
+    upload = None
+    if upload_id:
+        if uploads is None:
+            raise ApiError(503, "uploads unavailable: the storage backend does not hold them")
+        upload = uploads(upload_id)
     raw_params = json_field("params", form.get("params"), max_json_bytes, max_depth)
     params, opts = _params(raw_params, (form.get("model_id") or "").strip() or None)
     metadata = _metadata(json_field("metadata", form.get("metadata"), max_json_bytes, max_depth))
@@ -152,19 +161,28 @@ def from_form(form, max_json_bytes: int, max_depth: int, max_items: int, zip_lim
         sub.items.append({"request_id": str(len(sub.items)), "name": f.filename,
                           "input": inputs.file_input(f.filename, f.data)})
         parts += [f.filename, f.data]
-    if zips:
-        z = zips[0]
+    if zips or upload is not None:
         limits = ZipLimits(min(max_items, zip_limits.max_entries), zip_limits.max_total_bytes,
                            zip_limits.max_ratio, zip_limits.max_file_bytes)
-        archive = Archive(z.data, z.filename, limits)  # 400/413 for the whole archive, before anything is stored
+        # 400/413 for the whole archive, before anything is stored; an upload is read from its file
+        if zips:
+            source, zip_name = zips[0].data, zips[0].filename
+        else:
+            assert upload is not None
+            source, zip_name = upload["path"], upload["filename"]
+        archive = Archive(source, zip_name, limits)
         try:
             for k, name in enumerate(archive.names()):
                 sub.items.append({"request_id": str(len(sub.items)), "name": name,
                                   "input": inputs.member_input(k, name)})
         finally:
             archive.close()
-        sub.archive = z.data
-        parts += [z.filename, z.data]
+        if zips:
+            sub.archive = zips[0].data
+            parts += [zips[0].filename, zips[0].data]
+        elif upload is not None:
+            sub.upload = upload
+            parts += [upload["filename"], upload["sha256"]]
     if not sub.items:
         raise invalid("zip_file", "the archive holds no spectra")
     if len(sub.items) > max_items:

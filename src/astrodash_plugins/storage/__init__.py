@@ -16,7 +16,8 @@ and, optionally (the HTTP API falls back to ``list()`` without them, which is sl
 - ``usage() -> tuple[int, int]``              (number of models, total bytes of their files), for the quota
 - ``find(sha256) -> dict | None``             a record whose file has this SHA-256, for de-duplication
 - ``jobs() -> JobStore``                      durable batch jobs (``astrodash_core.hookspecs.JobStore``; the
-  batch-processor API answers 503 without it); the SQLite backend keeps them in the same database
+  batch-processor API answers 503 without it); the SQLite backend keeps them in the same database, with the
+  item counts the batch-processor metrics and analytics read and the configuration ``/configure`` stores
 - ``check() -> None``                         raise unless the store can be opened and written (``/ready``)
 
 API keys (optional; a backend without them serves keys from ``ASTRODASH_API_KEYS_FILE`` only, and

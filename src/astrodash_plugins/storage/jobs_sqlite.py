@@ -11,11 +11,12 @@ import json
 import os
 import sqlite3
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable
 
-from astrodash_core.hookspecs import BatchExists, IdempotencyMismatch
+from astrodash_core.hookspecs import BatchExists, IdempotencyMismatch, UploadSpaceError
 
 FINISHED = ("completed", "failed", "cancelled")
 
@@ -61,6 +62,7 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS batch_items_seq ON batch_items (batch_id, seq)",
     "CREATE INDEX IF NOT EXISTS batch_items_running ON batch_items (status, lease_owner)",
     "CREATE INDEX IF NOT EXISTS batches_status ON batches (status, created_at)",
+    "CREATE INDEX IF NOT EXISTS batch_items_finished ON batch_items (finished_at)",
     """CREATE TABLE IF NOT EXISTS batch_idempotency (
         owner TEXT NOT NULL,
         key TEXT NOT NULL,
@@ -69,12 +71,32 @@ _SCHEMA = (
         created_at REAL NOT NULL,
         PRIMARY KEY (owner, key)
     )""",
+    """CREATE TABLE IF NOT EXISTS uploads (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL DEFAULT '',
+        filename TEXT NOT NULL,
+        total_size INTEGER NOT NULL,
+        sha256 TEXT,
+        received INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL,
+        batch_id TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        expires_at REAL NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS job_config (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    )""",
 )
 _BATCH_COLUMNS = ("id", "owner", "status", "priority", "created_at", "started_at", "finished_at", "last_served",
                   "params", "opts_key", "metadata", "timeout_ms", "total", "completed", "failed", "processing_ms",
                   "error", "archive")
 _ITEM_COLUMNS = ("batch_id", "idx", "request_id", "name", "status", "seq", "result", "error", "processing_ms",
                  "attempts")
+_UPLOAD_COLUMNS = ("id", "owner", "filename", "total_size", "sha256", "received", "status", "batch_id",
+                   "created_at", "updated_at", "expires_at")
 #: The seconds a lease lasts: an item leased by a process that neither finishes nor renews it within this
 #: time is queued again (a process on this host that has died is noticed at once, see ``claim``).
 LEASE_S = 120.0
@@ -120,8 +142,9 @@ class SQLiteJobStore:
 
     # --- archives ---------------------------------------------------------------------------------------------
     def save_archive(self, batch_id: str, data: bytes) -> str:
-        """Keep an uploaded archive for a batch (written whole, then renamed into place); its path."""
-        path = self.archive_dir / f"{batch_id}.zip"
+        """Keep an uploaded archive for a batch (written whole, then renamed into place); its path.  The name is
+        new every time, so a submit refused for a batch id already taken never touches that batch's archive."""
+        path = self.archive_dir / f"{batch_id}-{uuid.uuid4().hex[:8]}.zip"
         tmp = path.with_suffix(".tmp")
         with open(tmp, "wb") as fh:
             fh.write(data)
@@ -236,6 +259,145 @@ class SQLiteJobStore:
         """Items waiting to run (queued) over all batches."""
         with self._connect() as db:
             return db.execute("SELECT COUNT(*) FROM batch_items WHERE status = 'queued'").fetchone()[0]
+
+    def active_batches(self) -> int:
+        """Batches queued or processing."""
+        with self._connect() as db:
+            return db.execute("SELECT COUNT(*) FROM batches WHERE status IN ('queued', 'processing')").fetchone()[0]
+
+    # --- activity (metrics and analytics) ---------------------------------------------------------------------
+    def activity(self, since: float) -> dict:
+        """Counts for the metrics, in one read: ``queue_length``, ``active_batches``; over every stored batch
+        ``completed``, ``failed`` (items) and ``processing_ms`` (their summed processing time); over items that
+        finished at or after ``since``: ``recent_finished``, ``recent_failed`` and ``recent_latency_s`` (summed
+        time from their batch's submission to their result)."""
+        with self._connect() as db:
+            queue = db.execute("SELECT COUNT(*) FROM batch_items WHERE status = 'queued'").fetchone()[0]
+            active = db.execute("SELECT COUNT(*) FROM batches WHERE status IN ('queued', 'processing')").fetchone()[0]
+            done, failed, ms = db.execute("SELECT COALESCE(SUM(completed), 0), COALESCE(SUM(failed), 0), "
+                                          "COALESCE(SUM(processing_ms), 0.0) FROM batches").fetchone()
+            n, n_failed, latency = db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(i.status = 'failed'), 0), COALESCE(SUM(i.finished_at - "
+                "b.created_at), 0.0) FROM batch_items i JOIN batches b ON b.id = i.batch_id WHERE i.finished_at "
+                ">= ? AND i.status IN ('done', 'failed')", (since,)).fetchone()
+        return {"queue_length": queue, "active_batches": active, "completed": done, "failed": failed,
+                "processing_ms": float(ms), "recent_finished": n, "recent_failed": n_failed,
+                "recent_latency_s": float(latency)}
+
+    def finished_series(self, start: float, end: float, step: float) -> list[dict]:
+        """Items finished in [start, end) grouped in buckets of ``step`` seconds from ``start``: one dict per
+        bucket with any, ``{bucket (0, 1, ...), finished, failed, processing_ms (sum), timed (items with a
+        processing time), latency_s (summed time from submission to result)}``."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT CAST((i.finished_at - ?) / ? AS INTEGER) AS k, COUNT(*), COALESCE(SUM(i.status = "
+                "'failed'), 0), COALESCE(SUM(i.processing_ms), 0.0), COUNT(i.processing_ms), "
+                "COALESCE(SUM(i.finished_at - b.created_at), 0.0) FROM batch_items i JOIN batches b ON b.id = "
+                "i.batch_id WHERE i.finished_at >= ? AND i.finished_at < ? AND i.status IN ('done', 'failed') "
+                "GROUP BY k ORDER BY k", (start, step, start, end)).fetchall()
+        return [{"bucket": k, "finished": n, "failed": f, "processing_ms": float(ms), "timed": timed,
+                 "latency_s": float(lat)} for k, n, f, ms, timed, lat in rows]
+
+    # --- resumable uploads ----------------------------------------------------------------------------------------
+    def upload_file(self, upload_id: str) -> str:
+        """Where an upload's bytes are kept (the file is written by the caller, under its own lock)."""
+        return str(self.upload_dir / f"{upload_id}.part")
+
+    @property
+    def upload_dir(self) -> Path:
+        d = self.archive_dir / "uploads"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def create_upload(self, upload: dict, ttl_s: float, max_total_bytes: int, now: float | None = None) -> dict:
+        """Reserve room for an upload (``id``, ``owner``, ``filename``, ``total_size``, ``sha256`` or None) and
+        make its empty file; :class:`UploadSpaceError` when the open uploads' declared sizes would pass
+        ``max_total_bytes``.  Expired uploads are removed first."""
+        now = time.time() if now is None else now
+        self.expire_uploads(now)
+        with self._connect(write=True) as db:
+            held = db.execute("SELECT COALESCE(SUM(total_size), 0) FROM uploads WHERE status IN ('open', "
+                              "'complete')").fetchone()[0]
+            if held + upload["total_size"] > max_total_bytes:
+                raise UploadSpaceError(held, max_total_bytes)
+            row = {"id": upload["id"], "owner": upload.get("owner") or "", "filename": upload["filename"],
+                   "total_size": int(upload["total_size"]), "sha256": upload.get("sha256"), "received": 0,
+                   "status": "open", "batch_id": None, "created_at": now, "updated_at": now,
+                   "expires_at": now + ttl_s}
+            db.execute(f"INSERT INTO uploads ({', '.join(_UPLOAD_COLUMNS)}) VALUES "
+                       f"({', '.join('?' * len(_UPLOAD_COLUMNS))})", [row[c] for c in _UPLOAD_COLUMNS])
+            open(self.upload_file(upload["id"]), "wb").close()
+        return row
+
+    def get_upload(self, upload_id: str, now: float | None = None) -> dict | None:
+        """The upload, or None when there is none or it has expired."""
+        now = time.time() if now is None else now
+        with self._connect() as db:
+            row = db.execute(f"SELECT {', '.join(_UPLOAD_COLUMNS)} FROM uploads WHERE id = ? AND expires_at >= ?",
+                             (upload_id, now)).fetchone()
+        return None if row is None else dict(zip(_UPLOAD_COLUMNS, row))
+
+    def record_upload(self, upload_id: str, received: int, ttl_s: float, complete: bool = False,
+                      sha256: str | None = None, now: float | None = None) -> dict | None:
+        """After a chunk: the bytes received, a new expiry (``ttl_s`` from now), ``complete`` (with the file's
+        SHA-256) or open again (``received`` 0 after a checksum mismatch)."""
+        now = time.time() if now is None else now
+        with self._connect(write=True) as db:
+            db.execute("UPDATE uploads SET received = ?, status = ?, sha256 = COALESCE(?, sha256), updated_at = ?, "
+                       "expires_at = ? WHERE id = ? AND status IN ('open', 'complete')",
+                       (received, "complete" if complete else "open", sha256, now, now + ttl_s, upload_id))
+        return self.get_upload(upload_id, now)
+
+    def link_upload(self, upload_id: str, batch_id: str) -> str:
+        """A complete upload's bytes as a batch archive (a hard link, or a copy across file systems): its path.
+        The upload is kept until :meth:`finish_upload` (so a batch that is not stored leaves it as it was)."""
+        path = self.archive_dir / f"{batch_id}-{upload_id[:8]}.zip"  # never another batch's archive
+        path.unlink(missing_ok=True)
+        try:
+            os.link(self.upload_file(upload_id), path)
+        except OSError:
+            import shutil
+
+            shutil.copyfile(self.upload_file(upload_id), path)
+        return str(path)
+
+    def finish_upload(self, upload_id: str, batch_id: str) -> None:
+        """The upload became batch ``batch_id``: its file is dropped; the record says so until it expires."""
+        with self._connect(write=True) as db:
+            db.execute("UPDATE uploads SET status = 'submitted', batch_id = ? WHERE id = ?", (batch_id, upload_id))
+        Path(self.upload_file(upload_id)).unlink(missing_ok=True)
+
+    def delete_upload(self, upload_id: str) -> bool:
+        with self._connect(write=True) as db:
+            gone = db.execute("DELETE FROM uploads WHERE id = ?", (upload_id,)).rowcount
+        Path(self.upload_file(upload_id)).unlink(missing_ok=True)
+        return bool(gone)
+
+    def expire_uploads(self, now: float | None = None) -> int:
+        """Remove uploads whose time ran out (``ASTRODASH_UPLOAD_TTL`` after their last chunk) and their files."""
+        now = time.time() if now is None else now
+        with self._connect(write=True) as db:
+            ids = [r[0] for r in db.execute("SELECT id FROM uploads WHERE expires_at < ?", (now,)).fetchall()]
+            db.execute("DELETE FROM uploads WHERE expires_at < ?", (now,))
+        for i in ids:
+            Path(self.upload_file(i)).unlink(missing_ok=True)
+        return len(ids)
+
+    # --- configuration shared by every server process ---------------------------------------------------------
+    def get_config(self, name: str) -> tuple[dict, float] | None:
+        """``(value, updated_at)`` of a stored configuration, or None."""
+        with self._connect() as db:
+            row = db.execute("SELECT value, updated_at FROM job_config WHERE name = ?", (name,)).fetchone()
+        return None if row is None else (json.loads(row[0]), row[1])
+
+    def set_config(self, name: str, value: dict, now: float | None = None) -> float:
+        """Store (replace) a configuration; its ``updated_at``."""
+        now = time.time() if now is None else now
+        with self._connect(write=True) as db:
+            db.execute("INSERT INTO job_config (name, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (name) DO "
+                       "UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                       (name, json.dumps(value, sort_keys=True), now))
+        return now
 
     # --- run ----------------------------------------------------------------------------------------------------
     def claim(self, worker: str, limit: int, order: Callable[[list, float], list],
