@@ -24,6 +24,7 @@ import anyio.to_thread
 from starlette.requests import Request
 
 from ..auth import require_scope
+from ..background import BackgroundLoop
 from ..errors import ApiError, invalid
 from ..forms import read_small_body
 from ..negotiation import respond
@@ -95,7 +96,7 @@ class ConfigSync:
         self.poll_s = poll_s
         self.current = defaults(state.settings)
         self.updated_at: float | None = None
-        self._task: asyncio.Task | None = None
+        self._runner = BackgroundLoop("astrodash-config", self._loop)
 
     @property
     def source(self) -> str:
@@ -134,19 +135,10 @@ class ConfigSync:
         self.apply(config, updated_at)
 
     def ensure_running(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._task is not None and not self._task.done() and self._task.get_loop() is loop:
-            return
-        self._task = loop.create_task(self._loop(), name="astrodash-config")
+        self._runner.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+        await self._runner.stop()
 
     async def _loop(self) -> None:
         while True:

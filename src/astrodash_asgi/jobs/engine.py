@@ -25,6 +25,7 @@ import msgpack
 
 from astrodash_core.errors import AstrodashError, ModelFileError
 
+from ..background import BackgroundLoop
 from ..common import payload, read_upload
 from ..errors import ApiError
 from ..params import options_from
@@ -54,7 +55,7 @@ class Engine:
         self.ageing_s = float(s.job_ageing_s)
         self.rate = PRIOR_RATE  # spectra per second, moving average over chunks
         self.processed = 0  # items this process has run
-        self._task: asyncio.Task | None = None
+        self._runner = BackgroundLoop("astrodash-jobs", self._loop)
         self._wake: asyncio.Event | None = None
         self._archives: OrderedDict[str, Archive] = OrderedDict()
         self._last_housekeeping = 0.0
@@ -75,20 +76,12 @@ class Engine:
     # --- life cycle ---------------------------------------------------------------------------------------------
     def ensure_running(self) -> None:
         """Start the loop on the running event loop, unless it runs already."""
-        loop = asyncio.get_running_loop()
-        if self._task is not None and not self._task.done() and self._task.get_loop() is loop:
-            return
-        self._wake = asyncio.Event()
-        self._task = loop.create_task(self._loop(), name="astrodash-jobs")
+        if not self._runner.running():
+            self._wake = asyncio.Event()
+            self._runner.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+        await self._runner.stop()
         self._close_archives()
 
     def wake(self) -> None:
