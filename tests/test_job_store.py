@@ -43,6 +43,18 @@ def test_reopening_a_store_keeps_its_batches_metadata_and_archives(tmp_path):
     assert not list((tmp_path / "jobs").glob("*"))
 
 
+def test_create_returns_the_batch_as_stored(tmp_path):
+    store = SQLiteJobStore(tmp_path / "j.db")
+    batch, created = store.create_batch({"id": "b", "priority": "high", "opts_key": "k", "owner": "alice",
+                                         "params": {"zValue": 0.1}, "metadata": {"night": 3}, "timeout_ms": 250},
+                                        [{"request_id": "r", "name": "x", "input": b"i"}])
+    assert created
+    stored = store.get_batch("b")
+    for key in ("id", "owner", "priority", "params", "metadata", "timeout_ms", "total", "status", "opts_key"):
+        assert batch[key] == stored[key], key
+    assert (stored["metadata"], stored["timeout_ms"], stored["total"]) == ({"night": 3}, 250, 1)
+
+
 def test_create_stores_batch_and_items_and_refuses_an_existing_id(tmp_path):
     store = SQLiteJobStore(tmp_path / "j.db")
     batch, created = make_batch(store, "b1", 3)
@@ -193,6 +205,11 @@ def test_list_batches_pages_newest_first_by_status_and_owner(tmp_path):
     assert [b["id"] for b in page2] == ["b2", "b1"]
     assert [b["id"] for b in store.list_batches(("queued",), owner="")] == ["b2", "b0"]
     assert [b["id"] for b in store.list_batches(owner="me")] == ["b3", "b1"]
+    # status, owner and a cursor together
+    mine = store.list_batches(("queued", "cancelled"), owner="me", limit=1)
+    assert [b["id"] for b in mine] == ["b3"]
+    rest = store.list_batches(("queued", "cancelled"), owner="me", after=(mine[0]["created_at"], mine[0]["id"]))
+    assert [b["id"] for b in rest] == ["b1"]
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

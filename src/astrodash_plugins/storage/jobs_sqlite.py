@@ -249,12 +249,6 @@ class SQLiteJobStore:
             rows = db.execute(sql, args).fetchall()
         return [dict(zip(_ITEM_COLUMNS, r)) for r in rows]
 
-    def queue_positions(self) -> list[tuple[str, str, float, int]]:
-        """(id, priority, created_at, items not yet finished) of every batch with work left, oldest first."""
-        with self._connect() as db:
-            return db.execute("SELECT id, priority, created_at, total - completed - failed FROM batches "
-                              "WHERE status IN ('queued', 'processing') ORDER BY created_at, id").fetchall()
-
     def queue_length(self) -> int:
         """Items waiting to run (queued) over all batches."""
         with self._connect() as db:
