@@ -93,3 +93,33 @@ async def test_process_requests_are_micro_batched(tmp_path):
     for i, r in results:   # each caller gets its own result back
         assert r.json()["redshift"] == pytest.approx(0.01 + i / 1000)
     assert batcher.batches - before < 12
+
+
+async def test_a_chunk_runs_whole_and_small_requests_of_its_key_join_it():
+    """submit_many: one queued job that is never split; the passes and items are counted for /health."""
+    calls = []
+    b = MicroBatcher(recorder(calls), max_batch=4, max_wait=0.05)
+    out = {}
+
+    async def chunk():
+        out["chunk"] = await b.submit_many("k", ["c0", "c1", "c2", "c3", "c4", "c5"])
+
+    async def single(item):
+        out[item] = await b.submit("k", item)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(single, "s0")  # queued first: leads, and the chunk joins its pass only if it fits
+        tg.start_soon(chunk)
+        tg.start_soon(single, "s1")
+    assert out["chunk"] == [f"k:c{i}" for i in range(6)] and out["s0"] == "k:s0" and out["s1"] == "k:s1"
+    chunk_calls = [items for _, items in calls if "c0" in items]
+    assert len(chunk_calls) == 1 and chunk_calls[0][-6:] == [f"c{i}" for i in range(6)]  # never split
+    assert b.batches == len(calls) and b.items == 8
+    assert await b.submit_many("k", []) == [] and len(calls) == b.batches  # nothing to run, no pass
+
+
+async def test_batching_off_counts_each_pass():
+    calls = []
+    b = MicroBatcher(recorder(calls), max_batch=1)
+    await _submit_all(b, [("k", i) for i in range(3)])
+    assert (b.batches, b.items) == (3, 3) == (len(calls), sum(len(i) for _, i in calls))
