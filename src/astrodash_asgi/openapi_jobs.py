@@ -1,6 +1,8 @@
 """The batch-processor part of the OpenAPI document (``/api/batch-processor/*``)."""
 from __future__ import annotations
 
+from astrodash_core.hookspecs import BATCH_STATUSES
+
 _ERR = {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _STR = {"type": "string"}
 _NSTR = {"type": ["string", "null"]}
@@ -12,7 +14,7 @@ _LIMIT = {"name": "limit", "in": "query", "required": False, "description": "per
           "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}
 _CURSOR = {"name": "cursor", "in": "query", "required": False, "schema": _STR,
            "description": "the cursor of the previous page (opaque)"}
-_STATUS = {"type": "string", "enum": ["queued", "processing", "completed", "failed", "cancelled"]}
+_STATUS = {"type": "string", "enum": list(BATCH_STATUSES)}
 _PRIORITY = {"type": "string", "enum": ["critical", "high", "normal", "low"]}
 _PARAMS = {"type": "object", "description": "as /process's params (smoothing, knownZ, zValue, minWave, maxWave, "
            "calculateRlap, modelType, model_id), plus includeSpectrum (bool, default false: results carry the "

@@ -31,6 +31,12 @@ class Options:
     spectrum_index: int = 0
 
     @property
+    def batch_key(self) -> tuple:
+        """What requests must share to share a classification pass (``AppState.run_batch`` unpacks it): the
+        model and the preprocessing and rlap options; the redshift is per spectrum."""
+        return self.model_id, self.smoothing, self.min_wave, self.max_wave, self.rlap
+
+    @property
     def redshift(self) -> float | None:
         """The redshift to classify at; None asks for an estimate."""
         return self.z if self.known_z else None

@@ -34,7 +34,7 @@ async def _process(request: Request, state):
             return hit
         spec, source = await read_upload_async(upload.data, upload.filename, opts.known_z), upload.filename
     await check_model(state, opts.model_id)
-    key = (opts.model_id, opts.smoothing, opts.min_wave, opts.max_wave, opts.rlap)
+    key = opts.batch_key
     try:
         result = await state.batcher.submit(key, (spec, opts.redshift))
     except ModelFileError as exc:

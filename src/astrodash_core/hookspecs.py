@@ -88,6 +88,12 @@ class ModelStore(Protocol):
     def delete(self, model_id: str) -> bool: ...
 
 
+#: A batch's status while items wait or run, and once it is over (the JobStore contract and the HTTP API's).
+BATCH_ACTIVE = ("queued", "processing")
+BATCH_FINISHED = ("completed", "failed", "cancelled")
+BATCH_STATUSES = BATCH_ACTIVE + BATCH_FINISHED
+
+
 class BatchExists(Exception):
     """A batch with this id is already stored."""
 

@@ -24,6 +24,7 @@ import anyio.to_thread
 import msgpack
 
 from astrodash_core.errors import AstrodashError, ModelFileError
+from astrodash_core.hookspecs import BATCH_ACTIVE, BATCH_FINISHED
 
 from ..background import BackgroundLoop
 from ..common import payload, read_upload
@@ -33,8 +34,6 @@ from ..zips import Archive, ZipLimits
 from . import inputs, scheduling
 
 log = logging.getLogger("astrodash.jobs")
-FINISHED = ("completed", "failed", "cancelled")
-ACTIVE = ("queued", "processing")
 #: Spectra per second assumed for estimates until this process has measured its own throughput.
 PRIOR_RATE = 100.0
 HOUSEKEEPING_S = 60.0
@@ -187,8 +186,7 @@ class Engine:
         groups: dict = {}
         for k, (it, spec, z, error, _) in enumerate(prepared):
             if error is None:
-                o = it["batch"]["opts"]
-                groups.setdefault((o.model_id, o.smoothing, o.min_wave, o.max_wave, o.rlap), []).append((k, spec, z))
+                groups.setdefault(it["batch"]["opts"].batch_key, []).append((k, spec, z))
         t0 = time.perf_counter()
         async with anyio.create_task_group() as tg:
             for key, members in groups.items():
@@ -289,17 +287,24 @@ class Engine:
         return outcomes
 
     # --- what clients see -----------------------------------------------------------------------------------------
-    def view(self, batch: dict, active: list[dict] | None = None, now: float | None = None) -> dict:
-        """The status document of ``batch`` (``active``: every unfinished batch, for its queue position)."""
+    def queue_places(self, active: list[dict], now: float) -> dict[str, tuple[int, int]]:
+        """{batch id: (batches served before it, their items still to run)} for the unfinished ``active``
+        batches, in the order they will be served."""
+        places, ahead = {}, 0
+        for pos, b in enumerate(self.order(active, now)):
+            places[b["id"]] = (pos, ahead)
+            ahead += b["total"] - b["completed"] - b["failed"]
+        return places
+
+    def view(self, batch: dict, places: dict[str, tuple[int, int]] | None = None, now: float | None = None) -> dict:
+        """The status document of ``batch`` (``places``: :meth:`queue_places` of the unfinished batches, for its
+        queue position and estimate)."""
         now = time.time() if now is None else now
         total, done = batch["total"], batch["completed"] + batch["failed"]
         status = batch["status"]
         position, eta = 0, batch.get("finished_at")
-        if status in ACTIVE:
-            ordered = self.order(active or [batch], now)
-            ids = [b["id"] for b in ordered]
-            pos = ids.index(batch["id"]) if batch["id"] in ids else 0
-            ahead = sum(b["total"] - b["completed"] - b["failed"] for b in ordered[:pos])
+        if status in BATCH_ACTIVE:
+            pos, ahead = (places or {}).get(batch["id"], (0, 0))
             position = pos if status == "queued" else 0
             eta = now + (ahead + total - done) / max(self.rate, 1e-3)
         started = batch.get("started_at")
@@ -314,9 +319,15 @@ class Engine:
                 "metadata": batch.get("metadata") or {}}
         if batch.get("error"):
             view["error"] = batch["error"]
-        if status in FINISHED:
+        if status in BATCH_FINISHED:
             view["total_time_ms"] = round(((batch.get("finished_at") or now) - batch["created_at"]) * 1000.0, 1)
         return view
 
     def active(self, store) -> list[dict]:
-        return store.list_batches(ACTIVE, limit=100_000)
+        return store.list_batches(BATCH_ACTIVE, limit=100_000)
+
+    def current_view(self, store, batch: dict) -> dict:
+        """:meth:`view` with the queue as it is now (reads the store: call it from a worker thread)."""
+        now = time.time()
+        places = self.queue_places(self.active(store), now) if batch["status"] in BATCH_ACTIVE else None
+        return self.view(batch, places, now)

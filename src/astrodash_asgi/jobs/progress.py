@@ -64,9 +64,7 @@ async def progress(websocket: WebSocket):
                     watched.pop(bid, None)
                     await websocket.send_json({"error": f"batch {bid!r} not found", "batch_id": bid})
                     continue
-                active = await anyio.to_thread.run_sync(engine.active, store) \
-                    if batch["status"] in ("queued", "processing") else None
-                view = engine.view(batch, active)
+                view = await anyio.to_thread.run_sync(engine.current_view, store, batch)
                 key = _progress_key(view)
                 if watched.get(bid) != key:
                     watched[bid] = key

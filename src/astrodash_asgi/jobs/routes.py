@@ -11,7 +11,7 @@ import anyio.to_thread
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import StreamingResponse
 
-from astrodash_core.hookspecs import BatchExists, IdempotencyMismatch
+from astrodash_core.hookspecs import BATCH_ACTIVE, BATCH_STATUSES, BatchExists, IdempotencyMismatch
 
 from ..common import app_state, check_model, form_of
 from ..errors import ApiError, invalid, not_found
@@ -21,7 +21,6 @@ from ..zips import ZipLimits
 from . import export, submit
 
 PREFIX = "/api/batch-processor"
-STATUSES = ("queued", "processing", "completed", "failed", "cancelled")
 PAGE = (1, 1000, 100)  # limit: least, most, default
 IDEMPOTENCY_HEADERS = ("idempotency-key", "x-idempotency-key")
 MAX_OFFSET = 2 ** 62
@@ -55,9 +54,7 @@ def _limit(request: Request) -> int:
 
 
 async def _view(engine, store, batch: dict) -> dict:
-    active = await anyio.to_thread.run_sync(engine.active, store) if batch["status"] in ("queued", "processing") \
-        else None
-    return engine.view(batch, active)
+    return await anyio.to_thread.run_sync(engine.current_view, store, batch)
 
 
 # --- submit ---------------------------------------------------------------------------------------------------
@@ -96,8 +93,7 @@ def _store_batch(store, sub: submit.Submission, owner: str, key: str | None):
     if sub.upload is not None:  # the upload's file becomes the archive (linked; the upload stays until stored)
         archive = store.link_upload(sub.upload["id"], sub.batch_id)
     record = {"id": sub.batch_id, "owner": owner, "priority": sub.priority, "params": sub.params,
-              "opts_key": repr((sub.opts.model_id, sub.opts.smoothing, sub.opts.min_wave, sub.opts.max_wave,
-                                sub.opts.rlap)),
+              "opts_key": repr(sub.opts.batch_key),
               "metadata": sub.metadata, "timeout_ms": sub.timeout_ms, "archive": archive}
     try:
         batch, created = store.create_batch(record, sub.items, (key, sub.digest) if key else None)
@@ -210,11 +206,11 @@ async def list_batches(request: Request):
         for s in wanted.split(","):
             s = s.strip()
             if s == "active":
-                chosen += ["queued", "processing"]
-            elif s in STATUSES:
+                chosen += BATCH_ACTIVE
+            elif s in BATCH_STATUSES:
                 chosen.append(s)
             else:
-                raise invalid("status", f"{s!r} is not one of active, {', '.join(STATUSES)}")
+                raise invalid("status", f"{s!r} is not one of active, {', '.join(BATCH_STATUSES)}")
         statuses = tuple(dict.fromkeys(chosen))
     limit = _limit(request)
     after = None
@@ -227,10 +223,10 @@ async def list_batches(request: Request):
     rows = await anyio.to_thread.run_sync(lambda: store.list_batches(statuses, owner_of(request), limit + 1, after))
     has_more = len(rows) > limit
     rows = rows[:limit]
-    active = await anyio.to_thread.run_sync(engine.active, store)
     now = time.time()
+    places = engine.queue_places(await anyio.to_thread.run_sync(engine.active, store), now)
     next_cursor = export.encode_batch_cursor(rows[-1]["created_at"], rows[-1]["id"]) if has_more and rows else None
-    return respond(request, {"batches": [engine.view(b, active, now) for b in rows], "cursor": next_cursor,
+    return respond(request, {"batches": [engine.view(b, places, now) for b in rows], "cursor": next_cursor,
                              "has_more": has_more})
 
 

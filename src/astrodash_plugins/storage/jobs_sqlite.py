@@ -16,9 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable
 
-from astrodash_core.hookspecs import BatchExists, IdempotencyMismatch, UploadSpaceError
-
-FINISHED = ("completed", "failed", "cancelled")
+from astrodash_core.hookspecs import BATCH_FINISHED, BatchExists, IdempotencyMismatch, UploadSpaceError
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS batches (
@@ -522,7 +520,7 @@ class SQLiteJobStore:
             row = db.execute("SELECT status FROM batches WHERE id = ?", (batch_id,)).fetchone()
             if row is None:
                 return None
-            if row[0] not in FINISHED:
+            if row[0] not in BATCH_FINISHED:
                 db.execute("UPDATE batch_items SET status = 'cancelled', input = NULL WHERE batch_id = ? "
                            "AND status = 'queued'", (batch_id,))
                 db.execute("UPDATE batches SET status = 'cancelled', finished_at = ? WHERE id = ?", (now, batch_id))
