@@ -25,7 +25,7 @@ from .errors import ApiError, invalid
 from .forms import UploadedFile
 from .negotiation import JSON, MSGPACK, wants_msgpack
 from .params import parse_params
-from .zips import Archive, ZipLimits
+from .zips import Archive, limits_from
 
 CHUNK = 256
 log = logging.getLogger("astrodash.server")
@@ -125,7 +125,7 @@ async def _batch_process(request: Request, state, admission):
     await check_model(state, opts.model_id)
     archive = None
     if zips:
-        limits = ZipLimits(s.zip_max_entries, s.zip_max_total_bytes, s.zip_max_ratio, s.max_file_bytes)
+        limits = limits_from(s, s.zip_max_entries)
         archive = await anyio.to_thread.run_sync(Archive, zips[0].data, zips[0].filename, limits)
     batch = _Batch(state, opts, archive, files, wants_msgpack(request.headers.get("accept", "")))
     del form, zips, files  # the chunks hold what they need; the archive keeps its own bytes

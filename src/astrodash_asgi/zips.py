@@ -23,6 +23,11 @@ class ZipLimits:
     max_file_bytes: int
 
 
+def limits_from(settings, max_entries: int) -> ZipLimits:
+    """The archive limits of the service's ``settings`` (sizes, ratio), with at most ``max_entries`` entries."""
+    return ZipLimits(max_entries, settings.zip_max_total_bytes, settings.zip_max_ratio, settings.max_file_bytes)
+
+
 def _skipped(name: str) -> bool:
     parts = [p for p in name.replace("\\", "/").split("/") if p]
     return not parts or parts[0] == "__MACOSX" or any(p.startswith(".") and p != ".." for p in parts)

@@ -30,7 +30,7 @@ from ..background import BackgroundLoop
 from ..common import payload, read_upload
 from ..errors import ApiError
 from ..params import options_from
-from ..zips import Archive, ZipLimits
+from ..zips import Archive, limits_from
 from . import inputs, scheduling
 
 log = logging.getLogger("astrodash.jobs")
@@ -250,9 +250,8 @@ class Engine:
             return self._archives[bid]
         if not batch.get("archive") or not os.path.exists(batch["archive"]):
             raise AstrodashError("the batch's archive is no longer stored")
-        s = self.state.settings
-        limits = ZipLimits(max(s.job_max_items, s.zip_max_entries), s.zip_max_total_bytes, s.zip_max_ratio,
-                           s.max_file_bytes)
+        s = self.state.settings  # as many entries as a submit accepted, whichever bound was set then
+        limits = limits_from(s, max(s.job_max_items, s.zip_max_entries))
         archive = Archive(batch["archive"], os.path.basename(batch["archive"]), limits)
         self._archives[bid] = archive
         while len(self._archives) > OPEN_ARCHIVES:

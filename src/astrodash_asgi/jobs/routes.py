@@ -17,7 +17,7 @@ from ..common import app_state, check_model, form_of
 from ..errors import ApiError, invalid, not_found
 from ..negotiation import respond
 from ..uploads import resolve as resolve_upload
-from ..zips import ZipLimits
+from ..zips import limits_from
 from . import export, submit
 
 PREFIX = "/api/batch-processor"
@@ -67,8 +67,7 @@ async def _submission(request: Request, state) -> submit.Submission:
                                               s.job_max_items)
     if kind in ("multipart/form-data", "application/x-www-form-urlencoded"):
         form = await form_of(request, state)
-        limits = ZipLimits(max(s.job_max_items, s.zip_max_entries), s.zip_max_total_bytes, s.zip_max_ratio,
-                           s.max_file_bytes)
+        limits = limits_from(s, s.job_max_items)
         store = state.engine.store
         uploads = (lambda uid: resolve_upload(store, uid, owner_of(request))) \
             if getattr(store, "get_upload", None) is not None else None

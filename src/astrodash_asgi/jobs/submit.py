@@ -137,7 +137,8 @@ def from_form(form, max_json_bytes: int, max_depth: int, max_items: int, zip_lim
               uploads=None) -> Submission:
     """A multipart submission: repeated ``files`` and/or one ``zip_file`` (or the ``upload_id`` of a complete
     resumable upload holding one, which ``uploads(upload_id)`` resolves), with ``params`` (JSON), ``priority``,
-    ``batch_id``, ``timeout_ms``, ``metadata`` (JSON) and ``model_id`` fields."""
+    ``batch_id``, ``timeout_ms``, ``metadata`` (JSON) and ``model_id`` fields.  ``zip_limits`` bound the archive;
+    its entries count towards ``max_items`` with the files."""
     zips, files = form.files_named("zip_file"), form.files_named("files")
     upload_id = form.get("upload_id")
     if not zips and not files and not upload_id:
@@ -162,15 +163,13 @@ def from_form(form, max_json_bytes: int, max_depth: int, max_items: int, zip_lim
                           "input": inputs.file_input(f.filename, f.data)})
         parts += [f.filename, f.data]
     if zips or upload is not None:
-        limits = ZipLimits(min(max_items, zip_limits.max_entries), zip_limits.max_total_bytes,
-                           zip_limits.max_ratio, zip_limits.max_file_bytes)
         # 400/413 for the whole archive, before anything is stored; an upload is read from its file
         if zips:
             source, zip_name = zips[0].data, zips[0].filename
         else:
             assert upload is not None
             source, zip_name = upload["path"], upload["filename"]
-        archive = Archive(source, zip_name, limits)
+        archive = Archive(source, zip_name, zip_limits)
         try:
             for k, name in enumerate(archive.names()):
                 sub.items.append({"request_id": str(len(sub.items)), "name": name,
