@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_hostile_upload import memory_kb  # noqa: E402
-from bench_http import ROOT, SPECTRUM  # noqa: E402
+from bench_http import ROOT, SPECTRUM, cycled_zip  # noqa: E402
 
 from astrodash_asgi.process import ServerProcess  # noqa: E402
 
@@ -31,9 +31,6 @@ from astrodash_asgi.process import ServerProcess  # noqa: E402
 def build_small_zip(n: int, points: int = 300) -> bytes:
     """A zip of ``n`` small valid spectra: the example files (and Superfit's when present) read, resampled to
     ``points`` wavelengths and written as two-column text, cycled with unique names."""
-    import io
-    import zipfile
-
     from astrodash_core.reading import read_spectrum
 
     sources = sorted((ROOT / "examples").glob("*.dat"))
@@ -46,12 +43,7 @@ def build_small_zip(n: int, points: int = 300) -> bytes:
         wave = np.linspace(spec.wave[0], spec.wave[-1], points)
         flux = np.interp(wave, spec.wave, spec.flux)
         blobs.append((p.name, "\n".join(f"{w:.1f} {f:.4g}" for w, f in zip(wave, flux)).encode()))
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for i in range(n):
-            name, data = blobs[i % len(blobs)]
-            z.writestr(f"{i:05d}_{name}", data)
-    return buf.getvalue()
+    return cycled_zip(blobs, n, digits=5)
 
 
 async def run(base: str, pid: int, archive: bytes, interval: float) -> dict:

@@ -110,12 +110,16 @@ def build_zip(n: int) -> bytes:
     superfit = Path("/work/shared/data/templates/superfit/sne")
     if superfit.is_dir():
         sources += sorted(superfit.glob("*/*.dat"))[:200]
-    blobs = [(p.name, p.read_bytes()) for p in sources]
+    return cycled_zip([(p.name, p.read_bytes()) for p in sources], n)
+
+
+def cycled_zip(blobs: list[tuple[str, bytes]], n: int, digits: int = 4) -> bytes:
+    """A zip of ``n`` entries cycling through ``blobs`` ((name, content)), each name prefixed by its number."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         for i in range(n):
             name, data = blobs[i % len(blobs)]
-            z.writestr(f"{i:04d}_{name}", data)
+            z.writestr(f"{i:0{digits}d}_{name}", data)
     return buf.getvalue()
 
 
