@@ -15,11 +15,11 @@ import logging
 from urllib.parse import parse_qs
 
 import anyio.to_thread
-from starlette.requests import Request
 
 from astrodash_core.apikeys import KeyRing
 
 from .errors import ApiError
+from .middleware.gate import ScopeGate
 from .negotiation import respond
 from .settings import SettingsError
 
@@ -101,17 +101,13 @@ class ApiKeyMiddleware:
         await self.app(scope, receive, send)
 
 
-class ApiKeyGate:
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        detail = scope.get("state", {}).get("api_key_error") if scope["type"] == "http" else None
+class ApiKeyGate(ScopeGate):
+    def refusal(self, request, state):
+        detail = state.get("api_key_error")
         if detail is None:
-            return await self.app(scope, receive, send)
-        response = respond(Request(scope), {"detail": detail}, status_code=401,
-                           headers={"www-authenticate": 'ApiKey header="X-API-Key"'})
-        await response(scope, receive, send)
+            return None
+        return respond(request, {"detail": detail}, status_code=401,
+                       headers={"www-authenticate": 'ApiKey header="X-API-Key"'})
 
 
 def require_scope(request, scope: str = "admin") -> None:

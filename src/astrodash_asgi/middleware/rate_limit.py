@@ -13,9 +13,9 @@ import math
 import threading
 import time
 
-from starlette.requests import Request
 
 from ..negotiation import respond
+from .gate import ScopeGate
 
 
 class TokenBucket:
@@ -127,15 +127,10 @@ class RateLimitMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-class RateLimitGate:
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        retry = scope.get("state", {}).get("rate_limit_retry_after") if scope["type"] == "http" else None
+class RateLimitGate(ScopeGate):
+    def refusal(self, request, state):
+        retry = state.get("rate_limit_retry_after")
         if retry is None:
-            return await self.app(scope, receive, send)
-        response = respond(Request(scope), {"detail": "Rate limit exceeded. Please try again later.",
-                                            "retry_after": retry},
-                           status_code=429, headers={"retry-after": str(retry)})
-        await response(scope, receive, send)
+            return None
+        return respond(request, {"detail": "Rate limit exceeded. Please try again later.", "retry_after": retry},
+                       status_code=429, headers={"retry-after": str(retry)})
