@@ -287,3 +287,16 @@ async def test_with_api_keys_a_batch_is_seen_only_by_the_key_that_submitted_it(t
             assert again.status_code == 409
     finally:
         await app.state.astrodash.shutdown()
+
+
+def test_results_format_follows_the_accept_header_like_every_other_answer():
+    """The same negotiation as JSON against msgpack elsewhere: q-values first, then the order listed."""
+    from astrodash_asgi.jobs.export import CSV, MSGPACK, NDJSON, streamed_media
+
+    assert streamed_media("") is None and streamed_media("text/html") is None
+    assert streamed_media("application/x-ndjson") == NDJSON and streamed_media("text/csv") == CSV
+    assert streamed_media("application/json, text/csv") is None  # equal preference: the first listed
+    assert streamed_media("application/json;q=0.1, text/csv") == CSV
+    assert streamed_media("text/csv;q=0.5, application/json") is None
+    assert streamed_media("application/msgpack;q=0, text/csv;q=0.2") == CSV  # q=0: not acceptable
+    assert streamed_media("application/x-msgpack") == MSGPACK

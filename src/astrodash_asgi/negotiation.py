@@ -12,10 +12,11 @@ MSGPACK = "application/msgpack"
 JSON = "application/json"
 
 
-def wants_msgpack(accept: str) -> bool:
-    """True when msgpack is acceptable and preferred over JSON (by q-value, then order)."""
+def preferred(accept: str, offered: dict[str, str]) -> str | None:
+    """Of the media types of an Accept header that ``offered`` maps (lower-case type -> what to answer), the
+    answer for the most preferred one: highest q-value, then first listed; None when none is acceptable."""
     best = None
-    for i, part in enumerate(accept.split(",")):
+    for part in accept.split(","):
         items = [p.strip() for p in part.split(";")]
         media, q = items[0].lower(), 1.0
         for p in items[1:]:
@@ -24,10 +25,18 @@ def wants_msgpack(accept: str) -> bool:
                     q = float(p[2:])
                 except ValueError:
                     q = 0.0
-        if media in (MSGPACK, "application/x-msgpack", JSON, "*/*", "application/*") and q > 0:
-            if best is None or q > best[0]:
-                best = (q, media)
-    return best is not None and best[1] in (MSGPACK, "application/x-msgpack")
+        if media in offered and q > 0 and (best is None or q > best[0]):
+            best = (q, offered[media])
+    return None if best is None else best[1]
+
+
+_JSON_OR_MSGPACK = {MSGPACK: MSGPACK, "application/x-msgpack": MSGPACK, JSON: JSON, "*/*": JSON,
+                    "application/*": JSON}
+
+
+def wants_msgpack(accept: str) -> bool:
+    """True when msgpack is acceptable and preferred over JSON (by q-value, then order)."""
+    return preferred(accept, _JSON_OR_MSGPACK) == MSGPACK
 
 
 def encode(data, msgpack_wanted: bool) -> tuple[bytes, str]:

@@ -10,6 +10,8 @@ from typing import Iterator
 
 import msgpack
 
+from ..negotiation import preferred
+
 NDJSON = "application/x-ndjson"
 CSV = "text/csv"
 MSGPACK = "application/msgpack"
@@ -97,16 +99,11 @@ def stream(pages: Iterator[list[dict]], media: str) -> Iterator[bytes]:
             yield b"".join(packer.pack(r) for r in page)
 
 
+_OFFERED = {NDJSON: NDJSON, "application/jsonlines": NDJSON, "application/jsonl": NDJSON, CSV: CSV,
+            MSGPACK: MSGPACK, "application/x-msgpack": MSGPACK, "application/json": "page", "*/*": "page"}
+
+
 def streamed_media(accept: str) -> str | None:
-    """The streaming format the Accept header asks for (NDJSON, CSV or msgpack), or None for a JSON page."""
-    for part in accept.split(","):
-        media = part.split(";")[0].strip().lower()
-        if media in (NDJSON, "application/jsonlines", "application/jsonl"):
-            return NDJSON
-        if media == CSV:
-            return CSV
-        if media in (MSGPACK, "application/x-msgpack"):
-            return MSGPACK
-        if media in ("application/json", "*/*"):
-            return None
-    return None
+    """The streaming format the Accept header prefers (NDJSON, CSV or msgpack), or None for a JSON page."""
+    media = preferred(accept, _OFFERED)
+    return None if media == "page" else media
