@@ -325,8 +325,13 @@ class Engine:
     def active(self, store) -> list[dict]:
         return store.list_batches(BATCH_ACTIVE, limit=100_000)
 
-    def current_view(self, store, batch: dict) -> dict:
-        """:meth:`view` with the queue as it is now (reads the store: call it from a worker thread)."""
+    def current_views(self, store, batches: list[dict]) -> list[dict]:
+        """:meth:`view` of each batch with the queue as it is now, read once (reads the store: call it from a
+        worker thread)."""
         now = time.time()
-        places = self.queue_places(self.active(store), now) if batch["status"] in BATCH_ACTIVE else None
-        return self.view(batch, places, now)
+        unfinished = any(b["status"] in BATCH_ACTIVE for b in batches)
+        places = self.queue_places(self.active(store), now) if unfinished else None
+        return [self.view(b, places, now) for b in batches]
+
+    def current_view(self, store, batch: dict) -> dict:
+        return self.current_views(store, [batch])[0]

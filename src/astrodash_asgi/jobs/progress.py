@@ -58,13 +58,14 @@ async def progress(websocket: WebSocket):
     async def watch():
         nonlocal changed
         while True:
-            for bid in list(watched):
-                batch = await anyio.to_thread.run_sync(store.get_batch, bid)
-                if batch is None or batch["owner"] != owner:
-                    watched.pop(bid, None)
-                    await websocket.send_json({"error": f"batch {bid!r} not found", "batch_id": bid})
+            found, missing = await anyio.to_thread.run_sync(_read, engine, store, list(watched), owner)
+            for bid in missing:
+                watched.pop(bid, None)
+                await websocket.send_json({"error": f"batch {bid!r} not found", "batch_id": bid})
+            for view in found:
+                bid = view["batch_id"]
+                if bid not in watched:  # unsubscribed while the store was read
                     continue
-                view = await anyio.to_thread.run_sync(engine.current_view, store, batch)
                 key = _progress_key(view)
                 if watched.get(bid) != key:
                     watched[bid] = key
@@ -81,6 +82,14 @@ async def progress(websocket: WebSocket):
             tg.start_soon(watch)
     except (WebSocketDisconnect, RuntimeError):
         pass
+
+
+def _read(engine, store, ids: list[str], owner: str) -> tuple[list[dict], list[str]]:
+    """(status documents of the subscribed batches this owner may see, ids of those it may not or that are gone),
+    the queue read once for all of them."""
+    batches = {bid: store.get_batch(bid) for bid in ids}
+    missing = [bid for bid, b in batches.items() if b is None or b["owner"] != owner]
+    return engine.current_views(store, [b for bid, b in batches.items() if bid not in missing]), missing
 
 
 def _command(text: str, watched: dict) -> dict | None:
