@@ -3,6 +3,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from astrodash_core import labels
 from astrodash_core.training.real_data import label_code, load_real_training, real_examples, real_weights
@@ -71,3 +73,36 @@ def test_spectra_outside_the_label_space_are_trained_towards_flat():
     flat = -logp[1].mean() - logp[2].mean()
     assert float(loss(x, y)) == pytest.approx((float(loss(x[:1], y[:1])) + flat) / 3, rel=1e-5)
     assert float(loss(torch.zeros(1, labels.N_CLASSES), y[1:2])) == pytest.approx(np.log(labels.N_CLASSES), rel=1e-5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(30, 400), lo=st.floats(3000, 5000), span=st.floats(1500, 6000))
+def test_a_real_example_variant_is_a_window_of_at_least_the_set_share_tilted_within_its_bound(seed, n, lo, span):
+    from astrodash_core.spectrum import Spectrum
+    from astrodash_core.training import real_data
+
+    wave = np.linspace(lo, lo + span, n)
+    flux = 1.0 + 0.3 * np.sin(wave / 300.0)
+    out = real_data.augment_real(Spectrum(wave, flux), np.random.default_rng(seed))
+    assert wave[0] <= out.wave[0] and out.wave[-1] <= wave[-1]
+    kept = np.isin(wave, out.wave)
+    assert np.array_equal(out.wave, wave[kept])                      # a contiguous window of the same points
+    step = span / (n - 1)
+    assert out.wave[-1] - out.wave[0] >= real_data.REAL_CROP_MIN_SPAN * span - 2 * step or kept.all()
+    ratio = out.flux / flux[kept]                                    # tilt (and noise): the ratio is a power law
+    a = real_data.REAL_TILT_ALPHA
+    bound_lo = np.minimum((out.wave / 6000) ** a, (out.wave / 6000) ** -a)
+    bound_hi = np.maximum((out.wave / 6000) ** a, (out.wave / 6000) ** -a)
+    noise = 8 / real_data.REAL_NOISE_SNR[0] * np.mean(np.abs(out.flux)) / flux[kept]
+    assert np.all(ratio >= bound_lo - noise) and np.all(ratio <= bound_hi + noise)
+
+
+def test_real_examples_augmented_differ_draw_to_draw_but_keep_their_labels():
+    names = {row["name"] for row in read_manifest(SMALL)}
+    items = load_real_training(SMALL, split={n: "train" for n in names}, log=lambda *_: None)
+    idx = np.zeros(6, dtype=int)
+    X1, y1 = real_examples(items, idx, np.random.default_rng(1), variant="known-z", z_error_sigma=0.0, augment=True)
+    X0, y0 = real_examples(items, idx, np.random.default_rng(1), variant="known-z", z_error_sigma=0.0)
+    assert (y1 == items[0].code).all() and (y0 == items[0].code).all()
+    assert np.ptp(X0, axis=0).max() < 1e-6                           # the same spectrum six times, unaugmented
+    assert np.ptp(X1, axis=0).max() > 0.05                           # six different variants

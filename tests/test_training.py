@@ -255,3 +255,36 @@ def test_cross_validated_threshold_goes_into_a_model_of_the_same_split(tmp_path,
     assert m.provenance["reliability_validation"] == before and "cross-validation" in entry["source"]
     with pytest.raises(ValueError, match="other test objects"):
         apply_threshold(other, r)
+
+
+def test_fine_tuning_starts_from_the_initial_weights_on_its_split_and_records_it(tmp_path):
+    from astrodash_core.training.run import run_training
+
+    base = tmp_path / "base.npz"
+    run_training("known-z", base, seed=3, data=_data_root(), epochs=1, examples_per_epoch=256, val_per_spectrum=1,
+                 log=lambda *a: None)
+    tuned = tmp_path / "tuned.npz"
+    # a learning rate of ~0 leaves the weights where they started: the initial model's, not a fresh draw
+    run_training("known-z", tuned, seed=9, data=_data_root(), epochs=1, examples_per_epoch=256, val_per_spectrum=1,
+                 init=str(base), lr=1e-12, log=lambda *a: None)
+    b, t = Model.load(base), Model.load(tuned)
+    for k, w in b.weights.items():
+        np.testing.assert_allclose(t.weights[k], w, atol=1e-6)
+    assert t.provenance["split"] == b.provenance["split"]          # the split seed is the initial model's, not 9
+    assert t.provenance["fine_tuned_from"]["name"] == b.name and len(t.provenance["fine_tuned_from"]["sha256"]) == 64
+    assert t.provenance["reliability"] == b.provenance["reliability"]
+    assert t.provenance["fine_tuning"]["seed"] == 9 and "clean" in t.provenance["test"]
+
+
+def test_fine_tuning_refuses_another_variant_and_a_refit(tmp_path):
+    from astrodash_core.training.run import run_training
+
+    base = tmp_path / "base.npz"
+    run_training("known-z", base, seed=3, data=_data_root(), epochs=1, examples_per_epoch=128, val_per_spectrum=1,
+                 log=lambda *a: None)
+    with pytest.raises(ValueError, match="is a known-z model, not agnostic"):
+        run_training("agnostic", tmp_path / "x.npz", seed=3, data=_data_root(), epochs=1, examples_per_epoch=128,
+                     val_per_spectrum=1, init=str(base), log=lambda *a: None)
+    with pytest.raises(ValueError, match="no refit"):
+        run_training("known-z", tmp_path / "y.npz", seed=3, data=_data_root(), epochs=1, examples_per_epoch=128,
+                     val_per_spectrum=1, init=str(base), refit=True, log=lambda *a: None)

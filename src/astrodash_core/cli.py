@@ -364,7 +364,8 @@ def cmd_train(args) -> int:
     run_training(args.variant, args.out, seed=args.seed, data=args.data, epochs=args.epochs,
                  examples_per_epoch=args.examples, time_budget_s=args.time_budget, arch_name=args.arch,
                  members=args.members, refit=args.refit, unlabelled=args.unlabelled, config=_augment_config(args),
-                 real=args.real, real_fraction=args.real_fraction, slsn_outside=args.slsn_outside)
+                 real=args.real, real_fraction=args.real_fraction, slsn_outside=args.slsn_outside,
+                 real_split=args.real_split, real_augment=args.real_augment, init=args.init, lr=args.lr)
     return 0
 
 
@@ -584,6 +585,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="classifiers: also train on superluminous spectra (SLSN/ templates; with --real, the real "
                         "training part's SLSNe) towards a flat distribution: outside the label space, no class is "
                         "confident")
+    p.add_argument("--real-split", metavar="FILE",
+                   help="with --real: the split file whose training part trains (default: the shipped one)")
+    p.add_argument("--real-augment", action="store_true",
+                   help="with --real: crop, tilt and add noise to each real example")
+    p.add_argument("--init", metavar="MODEL",
+                   help="fine-tune this model file (same variant and architecture) instead of training from scratch; "
+                        "trains once on the template objects it was fitted on and keeps its reliability threshold")
+    p.add_argument("--lr", type=float, help="peak learning rate (default 2e-3; lower, e.g. 5e-4, to fine-tune)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("cross-validate", help="the training recipe's accuracy with every object held out once "

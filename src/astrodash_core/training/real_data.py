@@ -78,11 +78,42 @@ def real_weights(items: list[RealSpectrum], type_power: float = 0.5) -> np.ndarr
     return w / w.sum()
 
 
+#: Real-spectrum augmentation: the shortest share of its wavelength span a crop keeps, the range of the
+#: calibration tilt's power (observing.calibration_tilt), the share of examples given extra noise and the
+#: range of the S/N it is drawn at (per pixel, against the mean absolute flux).
+REAL_CROP_MIN_SPAN = 0.6
+REAL_TILT_ALPHA = 0.7
+REAL_NOISE_SHARE = 0.5
+REAL_NOISE_SNR = (4.0, 40.0)
+
+
+def augment_real(spectrum: Spectrum, rng) -> Spectrum:
+    """One random variant of a real spectrum in its observed frame: a window keeping at least
+    :data:`REAL_CROP_MIN_SPAN` of its span (what other spectrographs and other coverage would have given),
+    a flux-calibration tilt (λ / 6000 Å) ** α with |α| ≤ :data:`REAL_TILT_ALPHA`, and for a share of them extra
+    Gaussian noise.  The label does not change: none of this changes what the supernova is."""
+    from .observing import calibration_tilt
+
+    wave, flux = spectrum.wave, spectrum.flux
+    span = wave[-1] - wave[0]
+    keep = rng.uniform(REAL_CROP_MIN_SPAN, 1.0) * span
+    lo = wave[0] + rng.uniform(0.0, span - keep)
+    sel = (wave >= lo) & (wave <= lo + keep)
+    if sel.sum() < 20:  # too few points to crop: keep all
+        sel = np.ones(wave.size, dtype=bool)
+    wave, flux = wave[sel], calibration_tilt(wave[sel], flux[sel], rng.uniform(-REAL_TILT_ALPHA, REAL_TILT_ALPHA))
+    if rng.random() < REAL_NOISE_SHARE:
+        sigma = (np.mean(np.abs(flux)) or 1.0) / rng.uniform(*REAL_NOISE_SNR)
+        flux = flux + rng.normal(0.0, sigma, flux.size)
+    return Spectrum(wave, flux, name=spectrum.name)
+
+
 def real_examples(items: list[RealSpectrum], index: np.ndarray, rng, *, variant: str, z_error_sigma: float,
-                  settings: PreprocessSettings | None = None):
+                  settings: PreprocessSettings | None = None, augment: bool = False):
     """Preprocessed examples of ``items[index]``: (X float32 [m, nw], codes int64 [m]).  The known-z model sees
     each at its catalogue redshift off by a Gaussian error (``z_error_sigma``, as the templates' examples), the
-    agnostic model in the observed frame.  Spectra left with too little of the grid are dropped."""
+    agnostic model in the observed frame; with ``augment`` each is a random variant (:func:`augment_real`).
+    Spectra left with too little of the grid are dropped."""
     chosen = [items[i] for i in index]
     if variant == "known-z":
         z = np.maximum([r.z for r in chosen] + rng.normal(0, z_error_sigma, len(chosen)), -0.005)
@@ -90,7 +121,8 @@ def real_examples(items: list[RealSpectrum], index: np.ndarray, rng, *, variant:
         z = np.zeros(len(chosen))
     else:
         raise ValueError(f"real spectra with catalogue types can train the classifiers, not a {variant} model")
-    pre = preprocess([r.spectrum for r in chosen], redshift=z, settings=settings or PreprocessSettings(),
+    spectra = [augment_real(r.spectrum, rng) if augment else r.spectrum for r in chosen]
+    pre = preprocess(spectra, redshift=z, settings=settings or PreprocessSettings(),
                      on_error="collect")
     codes = np.array([r.code for r in chosen], dtype=np.int64)
     return pre.flux[pre.ok], codes[pre.ok]

@@ -31,7 +31,7 @@ def _commit() -> str:
 
 
 def prepare(variant: str, seed: int, data=None, log=print, config: AugmentConfig | None = None,
-            unlabelled: bool = False):
+            unlabelled: bool = False, split_seed: int | None = None):
     """Templates split by object, and an augmenter for ``variant``.
 
     ``unlabelled`` (the redshift model only): also the spectra outside the label space
@@ -41,7 +41,7 @@ def prepare(variant: str, seed: int, data=None, log=print, config: AugmentConfig
     check_unlabelled(variant, unlabelled)
     root = find_data_root(data)
     templates = load_templates(root, log)
-    side = split_objects(templates, seed)
+    side = split_objects(templates, seed if split_seed is None else split_seed)
     parts = {s: [t for t in templates if side[t.object] == s] for s in ("train", "val", "test")}
     if unlabelled:
         extra = load_unlabelled(root, log)
@@ -62,7 +62,8 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
                  examples_per_epoch: int = 40000, val_per_spectrum: int = 4, time_budget_s: float = 3000,
                  arch_name: str | None = None, members: int = 1, refit: bool = False,
                  config: AugmentConfig | None = None, unlabelled: bool = False, real=None,
-                 real_fraction: float = 0.1, slsn_outside: bool = False, outside_fraction: float = 0.03, log=print):
+                 real_fraction: float = 0.1, slsn_outside: bool = False, outside_fraction: float = 0.03,
+                 real_split=None, real_augment: bool = False, init=None, lr: float | None = None, log=print):
     """Train one model variant and write it to ``out``; returns the Model.
 
     ``members`` > 1 trains an ensemble: networks from different initialisations and augmented data (member 0
@@ -84,12 +85,30 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
 
     ``slsn_outside`` (classifiers): superluminous spectra (the SNID set's ``SLSN/`` of the training side, and with
     ``real`` the real training part's SLSNe) make up ``outside_fraction`` of each epoch, trained towards a flat
-    distribution over the classes (``labels.OUTSIDE``): outside the label space, nothing should be confident."""
+    distribution over the classes (``labels.OUTSIDE``): outside the label space, nothing should be confident.
+    ``real_split``: the split file whose training part trains (default the shipped ``data/real_split.csv``; a
+    cross-validation fold's file holds its other objects out); ``real_augment``: crop, tilt and noise on each
+    real example (:func:`.real_data.augment_real`).
+
+    ``init`` (a model file or Model of ``variant``): fine-tune it instead of training from scratch, at learning
+    rate ``lr``.  It is trained on the template objects it was fitted on (training, or training + validation
+    when its provenance says so; the test objects stay out), once (``refit`` does not apply), the last epoch
+    kept; its reliability threshold is kept."""
     from .train import LOSS, REDSHIFT_LOSS
 
     t0 = time.time()
     commit = _commit()  # the code that trains, not whatever is checked out when training ends
-    parts, aug, side = prepare(variant, seed, data, log, config, unlabelled)
+    if init is not None:
+        from ..models import Model
+
+        init_path = init if not isinstance(init, Model) else None
+        init = Model.load(init) if init_path is not None else init
+        if refit:
+            raise ValueError("fine-tuning (init) trains once on the objects the initial model was fitted on: no refit")
+    parts, aug, side = prepare(variant, seed, data, log, config, unlabelled,
+                               split_seed=None if init is None else init.provenance.get("seed"))
+    if init is not None:
+        check_same_split(init, parts)
     train, val, test = parts["train"], parts["val"], parts["test"]
     extra_train, extra_val = parts.get("unlabelled_train", []), parts.get("unlabelled_val", [])
     reads_z = variant == "redshift"  # the target is the redshift itself, not the class
@@ -103,7 +122,7 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
             raise ValueError("real spectra with catalogue types can train the classifiers, not the redshift model")
         from .real_data import load_real_training
 
-        real_items = load_real_training(real, log=log, outside=slsn_outside)
+        real_items = load_real_training(real, split=real_split, log=log, outside=slsn_outside)
     outside = {}
     if slsn_outside:
         if reads_z:
@@ -111,12 +130,15 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
         outside = slsn_templates(find_data_root(data), side, log)
     recipe = dict(seed=seed, epochs=epochs, examples_per_epoch=examples_per_epoch, time_budget_s=time_budget_s,
                   arch_name=arch_name, members=members, log=log, real=real_items, real_fraction=real_fraction,
-                  outside_fraction=outside_fraction)
+                  outside_fraction=outside_fraction, real_augment=real_augment, init=init, lr=lr)
 
     def fit(objects, select: str, outside_spectra=None):
         return fit_recipe(variant, objects, aug, X_val, z_val if reads_z else y_val, select=select,
                           outside=outside_spectra, **recipe)
 
+    if init is not None:
+        return finish_fine_tuned(init, init_path, fit, parts, outside, aug, seed, out, t0, commit, log, real_items,
+                                 real_fraction, real_augment, lr)
     model, history = fit(train + extra_train, "best", outside.get("train"))
     if reads_z:
         from ..redshift import network_redshifts
@@ -172,6 +194,56 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
     return model
 
 
+def check_same_split(init, parts) -> None:
+    """Fine-tuning must see the template objects split as the initial model saw them, or its test objects
+    would be trained on (ValueError)."""
+    recorded = init.provenance.get("split") or {}
+    for s in ("val", "test"):
+        if sorted({t.object for t in parts[s]}) != sorted(recorded.get(s, [])):
+            raise ValueError(f"the template {s} objects differ from those the initial model {init.name!r} recorded: "
+                             "fine-tune it on the template set and split seed it was trained with")
+
+
+def finish_fine_tuned(init, init_path, fit, parts, outside, aug, seed, out, t0, commit, log, real_items,
+                      real_fraction, real_augment, lr):
+    """The fine-tuning branch of :func:`run_training`: fit once from ``init``'s weights on the template objects
+    it was fitted on, keep its threshold, evaluate on the test objects and write the model."""
+    import hashlib
+
+    both = init.provenance.get("fit_on") == "train+val"
+    objects = parts["train"] + (parts["val"] if both else [])
+    log(f"fine-tuning {init.name!r} on {len({t.object for t in objects})} template objects "
+        f"({'training + validation' if both else 'training'})")
+    outside_spectra = outside and (outside["train"] + (outside["val"] if both else []))
+    model, history = fit(objects, "last", outside_spectra or None)
+    digest = hashlib.sha256(Path(init_path).read_bytes()).hexdigest() if init_path else None
+    keep = ("name", "architecture", "data", "seed", "commit", "date", "split", "fit_on", "augmentation", "loss",
+            "members", "reliability", "validation", "validation_note", "unlabelled_spectra", "real_spectra",
+            "outside_spectra")
+    model.provenance = {k: v for k, v in init.provenance.items() if k in keep}
+    model.provenance.update({
+        "commit": commit,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "fine_tuned_from": {"name": init.name, "sha256": digest, "commit": init.provenance.get("commit"),
+                            "date": init.provenance.get("date")},
+        "fine_tuning": {"epochs": history, "learning_rate": lr, "seed": seed,
+                        "template_objects": "train+val" if both else "train"},
+    })
+    if real_items:
+        model.provenance["real_spectra"] = {
+            "part": "train", "spectra": len(real_items), "objects": len({r.object for r in real_items}),
+            "fraction": real_fraction, "augmented": bool(real_augment),
+            "what": "real observed spectra with catalogue types (partial labels, no ages)"}
+    if outside_spectra:
+        model.provenance["outside_spectra"] = {"slsn_templates": len(outside_spectra), "target": "flat over the classes"}
+    model.provenance["test"] = evaluate_model(model, parts["test"], aug, seed)
+    model.provenance["train_wall_time_s"] = round(time.time() - t0, 1)
+    model.name = model.provenance["name"]
+    model.save(out)
+    log(f"wrote {out} ({Path(out).stat().st_size / 1e6:.1f} MB) in {time.time() - t0:.0f} s")
+    return model
+
+
 def slsn_templates(root, side: dict, log=print) -> dict:
     """The SNID set's superluminous spectra as ``labels.OUTSIDE`` examples, by side of the split
     ({"train": [...], "val": [...]}; those of test objects are left out)."""
@@ -196,13 +268,17 @@ def unlabelled_provenance(spectra) -> dict:
 
 def fit_recipe(variant: str, objects, aug: Augmenter, X_monitor, y_monitor, *, seed: int, epochs: int,
                examples_per_epoch: int, time_budget_s: float, arch_name: str, members: int, select: str, log=print,
-               real=None, real_fraction: float = 0.1, outside=None, outside_fraction: float = 0.03):
+               real=None, real_fraction: float = 0.1, outside=None, outside_fraction: float = 0.03, init=None,
+               lr: float | None = None, real_augment: bool = False):
     """Train the recipe on the templates ``objects`` (fresh augmented, class-balanced examples each epoch) and
     return (Model without provenance, history).  ``X_monitor``/``y_monitor`` (class labels, or redshifts for
     the redshift variant) are scored every epoch; with ``select="best"`` they also choose the epoch kept.
     ``real``: real spectra (:func:`.real_data.load_real_training`) that make up ``real_fraction`` of each
-    epoch's examples, drawn by :func:`.real_data.real_weights`.  ``outside``: template spectra labelled
-    ``labels.OUTSIDE`` that make up ``outside_fraction`` of each epoch (each object weighing the same)."""
+    epoch's examples, drawn by :func:`.real_data.real_weights`, each cropped, tilted and given noise
+    (:func:`.real_data.augment_real`) with ``real_augment``.  ``outside``: template spectra labelled
+    ``labels.OUTSIDE`` that make up ``outside_fraction`` of each epoch (each object weighing the same).
+    ``init``: a Model of this variant and architecture (one network) whose weights training starts from
+    (fine-tuning; ``lr`` is then usually lower than the default 2e-3)."""
     from ..models import Model
     from ..nn import ARCHITECTURES, with_outputs
     from .train import class_scores, redshift_loss, redshift_scores, train_model
@@ -210,6 +286,10 @@ def fit_recipe(variant: str, objects, aug: Augmenter, X_monitor, y_monitor, *, s
     reads_z = variant == "redshift"
     out_labels = list(labels.REDSHIFT_LABELS if reads_z else labels.CLASS_LABELS)
     arch = with_outputs(ARCHITECTURES[arch_name], len(out_labels))
+    init_weights = None
+    if init is not None:
+        check_init(init, variant, arch, out_labels, members)
+        init_weights = dict(init.weights)
     weights = balanced_weights(objects, aug.config.type_power, aug.config.object_power)
     n_real = int(round(real_fraction * examples_per_epoch)) if real else 0
     n_out = int(round(outside_fraction * examples_per_epoch)) if outside else 0
@@ -232,7 +312,7 @@ def fit_recipe(variant: str, objects, aug: Augmenter, X_monitor, y_monitor, *, s
                 X, y = np.concatenate([X, Xo]), np.concatenate([y, yo])
             if n_real:
                 Xr, yr = real_examples(real, r.choice(len(real), size=n_real, p=r_weights), r, variant=variant,
-                                       z_error_sigma=aug.config.z_error_sigma)
+                                       z_error_sigma=aug.config.z_error_sigma, augment=real_augment)
                 X, y = np.concatenate([X, Xr]), np.concatenate([y, yr])
             return X, y
         return make_epoch
@@ -245,13 +325,25 @@ def fit_recipe(variant: str, objects, aug: Augmenter, X_monitor, y_monitor, *, s
             epochs_of(member), X_monitor, np.asarray(y_monitor).astype(np.float32) if reads_z else y_monitor,
             arch=arch, seed=seed + 1000 * member, epochs=epochs, time_budget_s=time_budget_s, log=log,
             select=select, loss_fn=redshift_loss() if reads_z else None,
-            score_fn=redshift_scores if reads_z else class_scores)
+            score_fn=redshift_scores if reads_z else class_scores, init=init_weights,
+            **({"lr": lr} if lr is not None else {}))
         nn_weights.update({f"m{member}.{k}" if members > 1 else k: v for k, v in w.items()})
         history.append(h)
     settings = PreprocessSettings()
     model = Model(arch=arch, weights=nn_weights, labels=out_labels, grid=settings.grid.to_dict(),
                   preprocessing=settings.to_dict(), variant=Variant(variant), provenance={}, members=members)
     return model, history[0] if members == 1 else history
+
+
+def check_init(init, variant: str, arch: list[dict], out_labels: list[str], members: int) -> None:
+    """A model to fine-tune must be of the variant, architecture and labels trained, and one network
+    (ValueError naming the difference)."""
+    if str(init.variant) != variant:
+        raise ValueError(f"the initial model {init.name!r} is a {init.variant} model, not {variant}")
+    if init.arch != arch or list(init.labels) != out_labels:
+        raise ValueError(f"the initial model {init.name!r} has another architecture or label set than the one trained")
+    if members != 1 or getattr(init, "members", 1) != 1:
+        raise ValueError("fine-tuning starts from one network: give --members 1 and a single-network model")
 
 
 def evaluate_model(model, test, aug: Augmenter, seed: int, bank=None, redshift_model=None) -> dict:

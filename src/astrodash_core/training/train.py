@@ -153,11 +153,12 @@ def redshift_scores(logits, z) -> dict:
 
 def train_model(make_epoch, X_val, y_val, *, arch, seed: int, epochs: int, time_budget_s: float, log=print,
                 batch_size: int = 128, lr: float = 2e-3, threads: int = 2, dropout: float = 0.3, loss_fn=None,
-                score_fn=class_scores, select: str = "best"):
+                score_fn=class_scores, select: str = "best", init: dict[str, np.ndarray] | None = None):
     """Train on ``make_epoch(epoch) -> (X, y)`` (fresh augmented data each epoch); keep the weights with the
     best validation loss (``select="best"``) or those of the last epoch (``"last"``: when the validation
     examples are part of the training data they only monitor).  ``y`` is what ``loss_fn`` and ``score_fn`` take (class indices by default).
-    Returns (weights, history) with one history entry per epoch."""
+    ``init``: start from these weights (a model file's, same architecture) instead of a random initialisation:
+    fine-tuning.  Returns (weights, history) with one history entry per epoch."""
     import torch
 
     if select not in ("best", "last"):
@@ -165,6 +166,8 @@ def train_model(make_epoch, X_val, y_val, *, arch, seed: int, epochs: int, time_
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     net = build_torch(arch, dropout)
+    if init is not None:
+        load_weights(net, init)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     loss_fn = loss_fn or hierarchical_loss()
     Xv, yv = torch.from_numpy(X_val), torch.from_numpy(y_val)
