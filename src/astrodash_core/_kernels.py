@@ -1,15 +1,20 @@
-"""Numba kernels of the preprocessing pipeline: plain typed functions over arrays, batched over spectra.
+"""Kernels of the preprocessing pipeline: plain typed functions over arrays, batched over spectra.
 
 Every kernel works on float64 rows of a ``[n, nw]`` array with per-spectrum valid bin ranges ``lo[i]:hi[i]``.
-The single-spectrum functions (``_rebin_one`` ...) are what the batched drivers call inside ``prange``, so
-batch output equals one-by-one output by construction.  All are ``cache=True`` and have no explicit
-signatures, so importing this module compiles nothing.
+Batches of :data:`SERIAL_BELOW` spectra or more run the threaded Numba drivers here, which call the
+single-spectrum functions (``_rebin_one`` ...) inside ``prange``; smaller batches (one file, one request,
+the first classification) and the rlap re-normalisation run the same algorithm compiled at build time in
+``_ckernels`` (Cython), so they never wait for Numba to compile.  tests/test_ckernels.py holds the two to the
+same bits.  The Numba functions are ``cache=True`` with no explicit signatures, so importing this module
+compiles nothing.
 """
 import numpy as np
 from numba import njit, prange
 
-#: rms of a continuum-removed row below which it is taken as featureless (set to 0, not amplified).
-_FEATURELESS_RMS = 1e-7
+from ._ckernels import FEATURELESS_RMS as _FEATURELESS_RMS
+from ._ckernels import finish_serial as _finish_serial
+from ._ckernels import normalise_taper_batch as _normalise_taper_batch
+from ._ckernels import rebin_serial as _rebin_serial
 
 
 @njit(cache=True, nogil=True)
@@ -289,24 +294,9 @@ def _finish_one(row, lo, hi, smooth_half, n_intervals, floor_frac, taper_frac, o
     _normalise_taper_one(row, lo, hi, taper_frac, outside, dest)
 
 
-@njit(cache=True, nogil=True)
-def _rebin_serial(wave, flux, offsets, z, wmin_obs, wmax_obs, grid_edges, out, lo, hi):
-    """:func:`_rebin_batch` without threads, for small batches (see :data:`SERIAL_BELOW`)."""
-    for i in range(offsets.size - 1):
-        a, b = offsets[i], offsets[i + 1]
-        lo[i], hi[i] = _rebin_one(wave[a:b], flux[a:b], z[i], wmin_obs[i], wmax_obs[i], grid_edges, out[i])
-
-
-@njit(cache=True, nogil=True)
-def _finish_serial(out, lo, hi, smooth_half, n_intervals, floor_frac, taper_frac, outside, dest):
-    """:func:`_finish_batch` without threads, for small batches (see :data:`SERIAL_BELOW`)."""
-    for i in range(out.shape[0]):
-        _finish_one(out[i], lo[i], hi[i], smooth_half, n_intervals[i], floor_frac, taper_frac, outside, dest[i])
-
-
-#: Batches of fewer spectra than this run the serial drivers: waking Numba's thread pool for one spectrum costs
-#: more than the work, and far more when the other cores are busy (one file at a time through a warm
-#: ``Classifier``, a ``/process`` request).
+#: Batches of fewer spectra than this run the serial drivers (Cython, compiled at build time): waking Numba's
+#: thread pool for one spectrum costs more than the work, and far more when the other cores are busy (one file at
+#: a time through a warm ``Classifier``, a ``/process`` request).
 SERIAL_BELOW = 8
 
 
@@ -321,12 +311,3 @@ def finish_batch(out, lo, hi, smooth_half, n_intervals, floor_frac, taper_frac, 
     kernel = _finish_serial if out.shape[0] < SERIAL_BELOW else _finish_batch
     kernel(out, lo, hi, smooth_half, n_intervals, floor_frac, taper_frac, outside, dest)
 
-
-@njit(cache=True, nogil=True)
-def _normalise_taper_batch(rows, lo, hi, taper_frac, outside, dest):
-    """_normalise_taper_one over every row (used to re-trim spectra to an overlap, as SNID does).
-
-    Serial on purpose: it runs once per spectrum on a few dozen rows, where starting threads costs more
-    than the work, and far more when the other cores are busy (a server, a training run)."""
-    for i in range(rows.shape[0]):
-        _normalise_taper_one(rows[i], lo[i], hi[i], taper_frac, outside, dest[i])
