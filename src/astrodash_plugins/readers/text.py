@@ -15,11 +15,32 @@ _ONE_NUMBER = re.compile(rb"^\s*[-+]?(\d+\.?\d*|\.\d+)([eEdD][-+]?\d+)?\s*$", re
 _REDSHIFT_COMMENT = re.compile(rb"^[#%]\s*(?:redshift|z)\s*[=:]\s*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)", re.I | re.M)
 
 
+#: Lines of a file's head that sniffing looks at.
+_SNIFF_LINES = 200
+# _NUMBER_ROW over whole lines of a text without carriage returns, every line at once (re.M): whitespace that
+# cannot run into the next line, so each match is one line's
+_NUMBER_ROWS = re.compile(rb"^[ \t\x0b\x0c]*[-+]?(\d+\.?\d*|\.\d+)([eEdD][-+]?\d+)?[ \t\x0b\x0c,;]+[-+]?(\d|\.\d|nan|NaN|inf)",
+                          re.M)
+# lines with something other than whitespace, not starting with a comment mark
+_CONTENT_LINES = re.compile(rb"^[ \t\x0b\x0c]*[^ \t\x0b\x0c\n#%]", re.M)
+
+
 def _text_score(head: bytes) -> float:
-    """How much the head of a file looks like a numeric table (fraction of data-looking lines)."""
+    """How much the head of a file looks like a numeric table (fraction of data-looking lines among its first
+    ``_SNIFF_LINES`` lines that are neither blank nor comments)."""
     if looks_binary(head):
         return 0.0
-    lines = [ln for ln in head.splitlines()[:200] if ln.strip() and not ln.lstrip().startswith((b"#", b"%"))]
+    if b"\r" in head:
+        return _text_score_by_line(head)
+    pieces = head.split(b"\n", _SNIFF_LINES)
+    lines = head if len(pieces) <= _SNIFF_LINES else head[:len(head) - len(pieces[-1]) - 1]
+    content = len(_CONTENT_LINES.findall(lines))
+    return len(_NUMBER_ROWS.findall(lines)) / content if content else 0.0
+
+
+def _text_score_by_line(head: bytes) -> float:
+    """:func:`_text_score` line by line (any line ends: \\n, \\r, \\r\\n)."""
+    lines = [ln for ln in head.splitlines()[:_SNIFF_LINES] if ln.strip() and not ln.lstrip().startswith((b"#", b"%"))]
     if not lines:
         return 0.0
     numeric = sum(1 for ln in lines if _NUMBER_ROW.match(ln))
@@ -27,6 +48,8 @@ def _text_score(head: bytes) -> float:
 
 
 def _redshift_from_comments(head: bytes):
+    if b"#" not in head and b"%" not in head:  # no comment line to search (most tables)
+        return None
     m = _REDSHIFT_COMMENT.search(head)
     if not m:
         return None
