@@ -1,4 +1,5 @@
-"""Sniffing a text table: the whole-head scan (``_text_score``) scores every head as the line-by-line rule does."""
+"""Sniffing a text table: the Cython scan of the head (``_parse.sniff_lines``, used by ``_text_score``) scores every
+head as the line-by-line regex rule does."""
 from hypothesis import given, settings, strategies as st
 
 from astrodash_core.reader_base import looks_binary
@@ -21,6 +22,18 @@ _line = st.one_of(
 def test_whole_head_scan_scores_as_line_by_line(lines, trailing_newline):
     head = ("\n".join(lines) + ("\n" if trailing_newline else "")).encode("utf-8", "surrogatepass")
     assert _text_score(head) == (0.0 if looks_binary(head) else _text_score_by_line(head))
+
+
+EDGES = ["1e5 2", "1e 2", "1.e5,3", ".5;.5", "1 -nan", "1 NaN", "1 nAn", "1 in", "1 inf", "1e+ 2", "- 1 2", "1 .x",
+         "1d-3\t+inf", "1 , ; 2", "+.5 -.5", ". 5", "1.5E+03x 2", "1 2", "1", "1 ", "1 +", "3500 0.778107 0.18905",
+         "  \x0b1\x0c2", "#1 2", "  %1 2", "\x0c", "1;", "1 n", "1 na", "1 -", "1 .", "1 .5", "٣ 2", "1 ٣"]
+
+
+def test_edge_lines_score_as_the_regex_does():
+    for line in EDGES:
+        head = f"{line}\n".encode()
+        assert _text_score(head) == _text_score_by_line(head), line
+        assert _text_score(head.rstrip(b"\n")) == _text_score_by_line(head), line  # no newline at the end
 
 
 def test_only_the_first_lines_count():

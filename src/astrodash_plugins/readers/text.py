@@ -5,7 +5,7 @@ import re
 
 import numpy as np
 
-from astrodash_core._parse import parse_table
+from astrodash_core._parse import parse_table, sniff_lines
 from astrodash_core.errors import SpectrumReadError
 from astrodash_core.reader_base import Reader, looks_binary, make_spectrum
 from astrodash_core.spectrum import MAX_POINTS
@@ -17,12 +17,6 @@ _REDSHIFT_COMMENT = re.compile(rb"^[#%]\s*(?:redshift|z)\s*[=:]\s*([-+]?\d*\.?\d
 
 #: Lines of a file's head that sniffing looks at.
 _SNIFF_LINES = 200
-# _NUMBER_ROW over whole lines of a text without carriage returns, every line at once (re.M): whitespace that
-# cannot run into the next line, so each match is one line's
-_NUMBER_ROWS = re.compile(rb"^[ \t\x0b\x0c]*[-+]?(\d+\.?\d*|\.\d+)([eEdD][-+]?\d+)?[ \t\x0b\x0c,;]+[-+]?(\d|\.\d|nan|NaN|inf)",
-                          re.M)
-# lines with something other than whitespace, not starting with a comment mark
-_CONTENT_LINES = re.compile(rb"^[ \t\x0b\x0c]*[^ \t\x0b\x0c\n#%]", re.M)
 
 
 def _text_score(head: bytes) -> float:
@@ -32,10 +26,8 @@ def _text_score(head: bytes) -> float:
         return 0.0
     if b"\r" in head:
         return _text_score_by_line(head)
-    pieces = head.split(b"\n", _SNIFF_LINES)
-    lines = head if len(pieces) <= _SNIFF_LINES else head[:len(head) - len(pieces[-1]) - 1]
-    content = len(_CONTENT_LINES.findall(lines))
-    return len(_NUMBER_ROWS.findall(lines)) / content if content else 0.0
+    content, numeric = sniff_lines(np.frombuffer(head, dtype=np.uint8), _SNIFF_LINES)
+    return numeric / content if content else 0.0
 
 
 def _text_score_by_line(head: bytes) -> float:
@@ -60,6 +52,8 @@ def _redshift_from_comments(head: bytes):
 def _check_rows(data: bytes, filename: str) -> None:
     """Refuse a table with more lines than a spectrum may have points, before parsing it (counting stops as
     soon as the limit is passed, so a huge file is refused after its first tens of megabytes)."""
+    if len(data) <= MAX_POINTS:  # no more lines than bytes: nothing to count
+        return
     lf = cr = 0
     step = 4 * 1024 * 1024
     for start in range(0, len(data), step):
