@@ -8,8 +8,7 @@ import os
 import time
 
 #: What the first batch costs while the threaded kernels compile (shown to users; docs/benchmarks.md).
-FIRST_RUN_NOTE = ("compiling the batch kernels, first batch only (about 10 s; `astrodash warm-up` does it ahead "
-                  "of time)...")
+FIRST_RUN_NOTE = "compiling the batch kernels, first batch only (`astrodash warm-up` does it ahead of time)..."
 
 
 def kernels_cached() -> bool:
@@ -28,23 +27,28 @@ def kernels_cached() -> bool:
     return True
 
 
-def warm_up() -> float:
-    """Compile (or load from the cache) every kernel the classifier uses, by classifying a batch of synthetic
-    spectra large enough for the threaded drivers, half with the redshift estimated, with rlap; returns the
-    seconds it took."""
+def warm_up_inputs() -> tuple[list, list]:
+    """(spectra, redshifts) that run every kernel the classifier uses: a synthetic batch large enough for the
+    threaded drivers (``_kernels.SERIAL_BELOW`` spectra), half with the redshift estimated."""
     import numpy as np
 
     from ._kernels import SERIAL_BELOW
-    from .classify import Classifier
     from .spectrum import Spectrum
 
-    t0 = time.perf_counter()
     wave = np.linspace(3600.0, 9000.0, 2000)
     flux = 1.0 + 0.3 * np.sin(wave / 150.0) + 1e-4 * (wave - 3600.0)
     n = SERIAL_BELOW + SERIAL_BELOW % 2
-    clf = Classifier()
-    clf.classify([Spectrum(wave, flux, name=f"warm-up {i}") for i in range(n)], redshift=[None, 0.05] * (n // 2))
+    return [Spectrum(wave, flux, name=f"warm-up {i}") for i in range(n)], [None, 0.05] * (n // 2)
+
+
+def warm_up() -> float:
+    """Compile (or load from the cache) every kernel the classifier uses, by classifying
+    :func:`warm_up_inputs` with rlap; returns the seconds it took."""
+    from .classify import Classifier
+
+    t0 = time.perf_counter()
+    Classifier().classify(*warm_up_inputs())
     return time.perf_counter() - t0
 
 
-__all__ = ["kernels_cached", "warm_up", "FIRST_RUN_NOTE"]
+__all__ = ["kernels_cached", "warm_up", "warm_up_inputs", "FIRST_RUN_NOTE"]
