@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: module -> (source file, pytest arguments selecting the tests that cover it); none needs data beside the checkout
 MODULES = {
-    "kernels": ("src/astrodash_core/_kernels.py",
-                ["tests/test_references.py", "tests/test_preprocess.py"]),
+    "kernels": ("src/astrodash_core/_numba_kernels.py",
+                ["tests/test_references.py", "tests/test_preprocess.py", "tests/test_ckernels.py"]),
     "rlap": ("src/astrodash_core/rlap.py",
              ["tests/test_references.py", "tests/test_rlap.py"]),
     "interpret": ("src/astrodash_core/interpret.py", ["tests/test_interpret.py"]),

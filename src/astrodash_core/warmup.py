@@ -15,9 +15,9 @@ def kernels_cached() -> bool:
     """True when Numba's on-disk cache holds every Numba kernel's compiled code (a best guess: when the cache
     cannot be inspected it answers True, so no one is told of a compile that does not happen)."""
     try:
-        from . import _kernels
+        from . import _numba_kernels
 
-        for fn in vars(_kernels).values():
+        for fn in vars(_numba_kernels).values():
             cache = getattr(fn, "_cache", None)
             index = getattr(getattr(cache, "_cache_file", None), "_index_path", None)
             if index is not None and not os.path.exists(index):

@@ -148,21 +148,21 @@ class Network:
         return np.concatenate(outs) if len(outs) > 1 else outs[0]
 
     def _forward_block(self, x: np.ndarray) -> np.ndarray:
-        from .. import _ckernels as L
+        from .._ckernels import bias_act, bias_relu_pool, im2col, softmax
 
         h = x[:, :, None]  # [n, L, channels]
         for kind, w, b, a, pool in self._layers:
             if kind == "conv":  # im2col gather, one GEMM, fused bias + ReLU + max-pool
                 n, length, channels = h.shape
                 cols = np.empty((n * length, channels * a), dtype=np.float32)
-                L.im2col(h, a, cols)
+                im2col(h, a, cols)
                 y = cols @ w
                 h = np.empty((n, length // pool, w.shape[1]), dtype=np.float32)
-                L.bias_relu_pool(y, b, n, length, pool, h)
+                bias_relu_pool(y, b, n, length, pool, h)
             else:
                 h = h.reshape(h.shape[0], -1) @ w
-                L.bias_act(h, b, a)
-        return L.softmax(h)
+                bias_act(h, b, a)
+        return softmax(h)
 
 
 class Ensemble:
