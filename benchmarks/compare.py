@@ -70,6 +70,28 @@ def bench_parse(rows):
                 rows.append((stage, t["ours"], k, t[k], 10.0))
 
 
+def bench_read_files(rows, rounds, n_long):
+    """Real spectra and long-digit tables: the parser and the whole reader beside numpy and pandas (MB/s of text
+    and spectra/s; ``bench_read_files.py``)."""
+    import bench_read_files
+
+    by_set: dict = {}
+    for set_name, name, mbs, per_s, bad, size, n in bench_read_files.rows(rounds, n_long):
+        by_set.setdefault(set_name, {})[name] = (size / mbs / 1e6, mbs, per_s, bad)
+    for set_name, res in by_set.items():
+        ours, ours_mbs, ours_per_s, _ = res["parse_table"]
+        for alt in ("numpy.loadtxt", "pandas.read_csv"):
+            if alt in res:
+                t, mbs, per_s, bad = res[alt]
+                failed = f", fails on {bad:,} files" if bad else ""
+                rows.append((f"parse {set_name}", ours, alt, t, None,
+                             f"ours {ours_mbs:,.0f} MB/s, {ours_per_s:,.0f} spectra/s (target ≥ 1 GB/s); "
+                             f"{alt} {mbs:,.0f} MB/s{failed}"))
+        t, mbs, per_s, _ = res["read_spectrum"]
+        rows.append((f"read {set_name}: the whole reader (`read_spectrum` from bytes)", t, "", None, None,
+                     f"{mbs:,.0f} MB/s, {per_s:,.0f} spectra/s"))
+
+
 def bench_rebin(rows):
     from astrodash_core import _kernels as K
     from astrodash_core.grid import DEFAULT_GRID
@@ -281,7 +303,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
     n_pre, n_files, n_stream = (100, 100, 2000) if args.quick else (1000, 1000, 100_000)
     rows: list[tuple] = []
-    for stage in (lambda: bench_parse(rows), lambda: bench_rebin(rows), lambda: bench_preprocess(rows, n_pre),
+    read_rounds, n_long = (1, 10) if args.quick else (3, 40)
+    for stage in (lambda: bench_parse(rows), lambda: bench_read_files(rows, read_rounds, n_long),
+                  lambda: bench_rebin(rows), lambda: bench_preprocess(rows, n_pre),
                   lambda: bench_forward(rows), lambda: bench_end_to_end(rows, n_files),
                   lambda: bench_cold_start(rows), lambda: bench_memory(rows, n_stream)):
         stage()

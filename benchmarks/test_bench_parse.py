@@ -45,3 +45,41 @@ def test_parse_ratio_side_by_side(benchmark, table_4000):
     benchmark.extra_info.update(ours_us=1e6 * min(ours), loadtxt_us=1e6 * min(theirs), ratio=ratio)
     print(f"\nparse 4000x3: ours {1e6 * min(ours):.0f} us, numpy.loadtxt {1e6 * min(theirs):.0f} us, ratio {ratio:.1f}x")
     assert ratio >= 10
+
+
+def _files_benchmark(benchmark, files, fn):
+    """fn over every (bytes, name) of ``files`` per round; MB/s and spectra/s in extra_info."""
+    benchmark.pedantic(lambda: [fn(d, n) for d, n in files], rounds=3, warmup_rounds=1)
+    size = sum(len(d) for d, _ in files)
+    best = benchmark.stats.stats.min
+    benchmark.extra_info.update(mb_per_s=size / best / 1e6, spectra_per_s=len(files) / best)
+    print(f"\n{size / best / 1e6:.0f} MB/s, {len(files) / best:.0f} spectra/s")
+
+
+def _real():
+    import pytest
+    from tables import real_files
+
+    files = real_files()
+    if not files:
+        pytest.skip("no ../shared/data/real beside the checkout")
+    return [(p.read_bytes(), p.name) for p in files]
+
+
+def test_parse_real_files(benchmark):
+    _files_benchmark(benchmark, _real(), lambda d, n: parse_table(np.frombuffer(d, np.uint8), 3))
+
+
+def test_read_real_files(benchmark):
+    import astrodash_core as ad
+
+    _files_benchmark(benchmark, _real(), ad.read_spectrum)
+
+
+def test_parse_long_digit_files(benchmark):
+    from tables import long_digit_table
+
+    files = [(long_digit_table(seed), f"long{seed}.dat") for seed in range(10)]
+    for data, _ in files[:2]:
+        np.testing.assert_array_equal(_ours(data), np.loadtxt(io.BytesIO(data)))
+    _files_benchmark(benchmark, files, lambda d, n: parse_table(np.frombuffer(d, np.uint8), 3))

@@ -118,3 +118,29 @@ def test_the_benchmarks_table_parses_to_what_python_reads():
         expected = np.array([[float(v) for v in row] for row in rows])
         assert values.shape == expected.shape == (4000, 3)
         np.testing.assert_array_equal(_bits(values), _bits(expected))
+
+
+# the edges of the fast paths: mantissas either side of 2**53 (Clinger's exact path needs <= 2**53) and of 10**19
+# (19 digits in a uint64), powers of ten either side of 10**22 (the largest exact double power of ten)
+mantissas = st.one_of(st.integers(2**53 - 2000, 2**53 + 2000), st.integers(10**18, 10**19 + 10**4),
+                      st.integers(1, 10**19), st.integers(10**15, 10**17))
+fast_path_edges = st.builds(
+    lambda sign, zeros, m, dot, q: sign + zeros + str(m)[:dot] + "." + str(m)[dot:] + "e" + str(q + dot - len(str(m))),
+    st.sampled_from(["", "-", "+"]), st.sampled_from(["", "0", "000"]), mantissas, st.integers(0, 20),
+    st.integers(-26, 26))
+
+
+@PROPS
+@given(st.lists(fast_path_edges, min_size=1, max_size=50))
+def test_mantissas_and_powers_at_the_fast_path_edges_match_float_and_numpy(fields):
+    _same_as_float(fields)
+    values, _, _ = _parse("\n".join(f"{f} 1" for f in fields) + "\n", 2)
+    assert (_bits(values[:, 0]) == _bits(np.array(fields, dtype=np.float64))).all()
+
+
+@pytest.mark.parametrize("field", [
+    "9007199254740991e22", "9007199254740992e22", "9007199254740993e22", "9007199254740991e-22",
+    "9007199254740992e-22", "9007199254740993e-22", "1e22", "1e-22", "1e23", "1e-23", "9999999999999999999e-22",
+    "10000000000000000000e-23", "0000000000000000000000001e22", "4503599627370497.5", "4503599627370496.5"])
+def test_exact_path_boundaries_match_float(field):
+    _same_as_float([field])

@@ -73,7 +73,7 @@ class AppState:
                 t0 = time.perf_counter()
                 model = self.classifier.model_for(variant)
                 self.metrics.model_loaded(variant, time.perf_counter() - t0)
-                if self.settings.warmup:  # compile / load the Numba kernels now, not on the first request
+                if self.settings.warmup:  # load the model and touch its kernels now, not on the first request
                     model.predict(np.zeros((1, int(model.grid["nw"])), dtype=np.float32))
             except ModelFileError as exc:
                 self.problems[variant] = str(exc)
@@ -89,12 +89,10 @@ class AppState:
             log.warning("model storage unavailable: %s", exc)
 
     def _warm_pipeline(self) -> None:
-        from astrodash_core.spectrum import Spectrum
+        from astrodash_core.warmup import warm_up_inputs
 
-        wave = np.linspace(3000.0, 10500.0, 2000)
-        spec = Spectrum(wave, 1.0 + 0.1 * np.sin(wave / 300.0), name="warmup")
-        try:
-            self.classifier.classify([spec, spec], [0.0, None], rlap=True)  # given and estimated z
+        try:  # given and estimated z, in a batch large enough for the threaded kernels
+            self.classifier.classify(*warm_up_inputs(), rlap=True)
         except Exception as exc:  # warm-up is best effort
             log.warning("warm-up classification failed: %s", exc)
 

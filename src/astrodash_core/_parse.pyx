@@ -304,3 +304,86 @@ def parse_table(const unsigned char[::1] data, int max_cols=3):
             row = _parse_lines(tail, n - last, &ov[0, 0], &cv[0], row, max_cols, &skipped)
             free(tail)
     return out[:row], counts[:row], skipped
+
+
+cdef inline unsigned char _at(const unsigned char* b, Py_ssize_t i, Py_ssize_t end) noexcept nogil:
+    """b[i] inside the line (which ends at ``end``), else a newline (which nothing below accepts)."""
+    return b[i] if i < end else 10
+
+
+cdef inline bint _digit(unsigned char c) noexcept nogil:
+    return 48 <= c <= 57
+
+
+cdef inline bint _blank(unsigned char c) noexcept nogil:
+    return c == 32 or c == 9 or c == 11 or c == 12  # the whitespace a line can hold without line breaks
+
+
+cdef bint _number_row(const unsigned char* b, Py_ssize_t i, Py_ssize_t end) noexcept nogil:
+    """Whether the line b[i:end] (leading blanks skipped) starts like a data row: a number, separators, and the
+    start of a second number - the regex ``[-+]?(\\d+\\.?\\d*|\\.\\d+)([eEdD][-+]?\\d+)?[\\s,;]+[-+]?(\\d|\\.\\d|nan|
+    NaN|inf)``, which never needs to backtrack, so one forward pass decides it."""
+    cdef Py_ssize_t j
+    cdef unsigned char c = _at(b, i, end)
+    if c == 43 or c == 45:
+        i += 1
+    if _digit(_at(b, i, end)):
+        while _digit(_at(b, i, end)):
+            i += 1
+        if _at(b, i, end) == 46:
+            i += 1
+            while _digit(_at(b, i, end)):
+                i += 1
+    elif _at(b, i, end) == 46 and _digit(_at(b, i + 1, end)):
+        i += 1
+        while _digit(_at(b, i, end)):
+            i += 1
+    else:
+        return False
+    c = _at(b, i, end)
+    if c == 101 or c == 69 or c == 100 or c == 68:  # e E d D: an exponent when digits follow
+        j = i + 1
+        if _at(b, j, end) == 43 or _at(b, j, end) == 45:
+            j += 1
+        if _digit(_at(b, j, end)):
+            while _digit(_at(b, j, end)):
+                j += 1
+            i = j
+    c = _at(b, i, end)
+    if not (_blank(c) or c == 44 or c == 59):
+        return False
+    while _blank(c) or c == 44 or c == 59:
+        i += 1
+        c = _at(b, i, end)
+    if c == 43 or c == 45:
+        i += 1
+        c = _at(b, i, end)
+    if _digit(c) or (c == 46 and _digit(_at(b, i + 1, end))):
+        return True
+    if end - i >= 3 and ((b[i] == 110 and b[i + 1] == 97 and b[i + 2] == 110) or  # nan
+                         (b[i] == 78 and b[i + 1] == 97 and b[i + 2] == 78) or  # NaN
+                         (b[i] == 105 and b[i + 1] == 110 and b[i + 2] == 102)):  # inf
+        return True
+    return False
+
+
+def sniff_lines(const unsigned char[::1] data, Py_ssize_t max_lines):
+    """(content lines, data-looking lines) among the first ``max_lines`` lines of a text without carriage
+    returns: content lines hold something besides blanks and do not start with ``#`` or ``%``; data-looking ones
+    are content lines that start like a data row (see ``_number_row``)."""
+    cdef Py_ssize_t n = data.shape[0], start = 0, end, i, lines = 0, content = 0, numeric = 0
+    cdef const unsigned char* b = &data[0] if n > 0 else NULL
+    cdef const unsigned char* nl
+    with nogil:
+        while start < n and lines < max_lines:
+            nl = <const unsigned char*>memchr(b + start, 10, n - start)
+            end = nl - b if nl != NULL else n
+            i = start
+            while i < end and _blank(b[i]):
+                i += 1
+            if i < end and b[i] != 35 and b[i] != 37:
+                content += 1
+                numeric += _number_row(b, i, end)
+            lines += 1
+            start = end + 1
+    return content, numeric

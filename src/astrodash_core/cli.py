@@ -295,12 +295,13 @@ def _classify_and_print(args, sources, where, n_inputs) -> int:
     the results in ``args.format``; the exit status."""
     import csv
 
+    from ._kernels import SERIAL_BELOW
     from .classify import Classifier
     from .warmup import FIRST_RUN_NOTE, kernels_cached
 
     plot = _plotter(args.plot) if args.plot else None
     clf = Classifier(model=args.model)
-    if not kernels_cached():
+    if n_inputs >= SERIAL_BELOW and not kernels_cached():  # fewer run the kernels compiled at build time
         print(f"astrodash: {FIRST_RUN_NOTE}", file=sys.stderr)
     progress = _Progress(n_inputs, args.progress or (sys.stderr.isatty() and n_inputs >= 20))
     results, writer, failed, total = [], None, 0, 0

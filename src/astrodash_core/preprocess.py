@@ -1,7 +1,7 @@
 """The preprocessing pipeline: spectra in, float32 rows on the model's log-wavelength grid out.
 
 Training, inference, the template bank and redshift estimation all call :func:`preprocess`, so a change to
-preprocessing is one change.  Steps (Numba kernels in ``_kernels``, batched over spectra):
+preprocessing is one change.  Steps (kernels in ``_kernels``, batched over spectra):
 
 1. de-redshift (``wave / (1 + z)``) and clip to the observed window ``[min_wave, max_wave]``;
 2. flux-conserving rebinning onto the grid (exact integral over each bin's edges, divided by its width);

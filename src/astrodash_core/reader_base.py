@@ -63,16 +63,19 @@ def guess_wave_unit(wave: np.ndarray) -> tuple[float, str]:
 
     Only positive finite wavelengths count: the few invalid rows a Spectrum drops do not sway the guess."""
     wave = np.asarray(wave, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        wave = wave[np.isfinite(wave) & (wave > 0)]
-    if not wave.size:
-        return 1.0, "Angstrom (assumed)"
-    hi = float(wave.max())
+    lo = float(wave.min()) if wave.size else np.nan
+    hi = float(wave.max()) if wave.size else np.nan
+    if not (lo > 0 and np.isfinite(hi)):  # some are not positive finite numbers (NaN fails both tests): drop them
+        with np.errstate(invalid="ignore"):
+            wave = wave[np.isfinite(wave) & (wave > 0)]
+        if not wave.size:
+            return 1.0, "Angstrom (assumed)"
+        lo, hi = float(wave.min()), float(wave.max())
     if hi < 1e-4:
         return 1e10, "m (guessed from the range; converted to Angstrom)"
     if hi < 30:
         return 1e4, "micron (guessed from the range; converted to Angstrom)"
-    if hi < 1500 and float(wave.min()) > 200:
+    if hi < 1500 and lo > 200:
         return 10.0, "nm (guessed from the range; converted to Angstrom)"
     return 1.0, "Angstrom (guessed from the range)"
 

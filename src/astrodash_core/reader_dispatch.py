@@ -51,7 +51,7 @@ def _gunzip(data: bytes, filename: str) -> tuple[bytes, str]:
 
 def _has_suffix(reader, filename: str) -> bool:
     name = filename.lower()
-    return bool(name) and any(name.endswith(s) for s in reader.suffixes)
+    return bool(name) and name.endswith(tuple(reader.suffixes))
 
 
 def _choose_reader(head: bytes, filename: str):

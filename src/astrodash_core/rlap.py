@@ -89,7 +89,7 @@ def _correlation(s_fft: np.ndarray, s_sigma, t_conj_fft: np.ndarray, t_sigma: np
 
 def _peaks(c, lag_min, lag_max):
     """Peak statistics of each row of ``c`` within its own lag window (arrays or scalars)."""
-    from ._correlate import _peak_stats
+    from ._ckernels import peak_stats as _peak_stats
 
     k = c.shape[0]
     out = np.empty((k, 4))

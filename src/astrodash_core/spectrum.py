@@ -151,6 +151,8 @@ def _drop_invalid_rows(wave, flux, error, name):
     all, or every flux NaN or infinite.  Each row is counted under its first problem (wavelength first).
     """
     n = wave.size
+    if n and wave.min() > 0 and np.isfinite(wave.max()) and np.isfinite(flux).all():
+        return wave, flux, error, []  # every row valid (a NaN wavelength fails the first test): the usual case
     nonfinite_wave = ~np.isfinite(wave)
     with np.errstate(invalid="ignore"):
         nonpositive_wave = ~nonfinite_wave & (wave <= 0)

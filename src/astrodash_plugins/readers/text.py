@@ -5,7 +5,7 @@ import re
 
 import numpy as np
 
-from astrodash_core._parse import parse_table
+from astrodash_core._parse import parse_table, sniff_lines
 from astrodash_core.errors import SpectrumReadError
 from astrodash_core.reader_base import Reader, looks_binary, make_spectrum
 from astrodash_core.spectrum import MAX_POINTS
@@ -15,11 +15,24 @@ _ONE_NUMBER = re.compile(rb"^\s*[-+]?(\d+\.?\d*|\.\d+)([eEdD][-+]?\d+)?\s*$", re
 _REDSHIFT_COMMENT = re.compile(rb"^[#%]\s*(?:redshift|z)\s*[=:]\s*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)", re.I | re.M)
 
 
+#: Lines of a file's head that sniffing looks at.
+_SNIFF_LINES = 200
+
+
 def _text_score(head: bytes) -> float:
-    """How much the head of a file looks like a numeric table (fraction of data-looking lines)."""
+    """How much the head of a file looks like a numeric table (fraction of data-looking lines among its first
+    ``_SNIFF_LINES`` lines that are neither blank nor comments)."""
     if looks_binary(head):
         return 0.0
-    lines = [ln for ln in head.splitlines()[:200] if ln.strip() and not ln.lstrip().startswith((b"#", b"%"))]
+    if b"\r" in head:
+        return _text_score_by_line(head)
+    content, numeric = sniff_lines(np.frombuffer(head, dtype=np.uint8), _SNIFF_LINES)
+    return numeric / content if content else 0.0
+
+
+def _text_score_by_line(head: bytes) -> float:
+    """:func:`_text_score` line by line (any line ends: \\n, \\r, \\r\\n)."""
+    lines = [ln for ln in head.splitlines()[:_SNIFF_LINES] if ln.strip() and not ln.lstrip().startswith((b"#", b"%"))]
     if not lines:
         return 0.0
     numeric = sum(1 for ln in lines if _NUMBER_ROW.match(ln))
@@ -27,6 +40,8 @@ def _text_score(head: bytes) -> float:
 
 
 def _redshift_from_comments(head: bytes):
+    if b"#" not in head and b"%" not in head:  # no comment line to search (most tables)
+        return None
     m = _REDSHIFT_COMMENT.search(head)
     if not m:
         return None
@@ -37,6 +52,8 @@ def _redshift_from_comments(head: bytes):
 def _check_rows(data: bytes, filename: str) -> None:
     """Refuse a table with more lines than a spectrum may have points, before parsing it (counting stops as
     soon as the limit is passed, so a huge file is refused after its first tens of megabytes)."""
+    if len(data) <= MAX_POINTS:  # no more lines than bytes: nothing to count
+        return
     lf = cr = 0
     step = 4 * 1024 * 1024
     for start in range(0, len(data), step):

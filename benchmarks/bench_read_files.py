@@ -1,0 +1,102 @@
+"""Reading spectrum files, MB/s of text and spectra/s: ``python benchmarks/bench_read_files.py [--rounds 3]``.
+
+Two sets of files: every real spectrum of ``../shared/data/real``, and 40 long-digit 3-column files of 5,000
+rows (``tables.long_digit_table``).  On each, in alternating rounds in this one process, over the same bytes
+already in memory:
+
+- ``parse_table``: the Cython parser alone;
+- ``read_spectrum``: the whole reader (sniffing, parsing, the validated Spectrum), from bytes;
+- ``numpy.loadtxt`` and ``pandas.read_csv`` (whitespace-separated, ``#`` comments; pandas when installed).
+
+An alternative that cannot read a file (a header line, commas) counts the time it took to fail, and the
+failures are reported.  Prints one line per (set, reader): best round's MB/s and spectra/s.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tables import long_digit_table, real_files  # noqa: E402
+
+
+def readers() -> dict:
+    """name -> function(bytes, filename) of the readers compared."""
+    import astrodash_core as ad
+    from astrodash_core._parse import parse_table
+
+    fns = {"parse_table": lambda data, name: parse_table(np.frombuffer(data, np.uint8), 3),
+           "read_spectrum": lambda data, name: ad.read_spectrum(data, name),
+           "numpy.loadtxt": lambda data, name: np.loadtxt(io.BytesIO(data))}
+    try:
+        import pandas as pd
+    except ImportError:
+        return fns
+    fns["pandas.read_csv"] = lambda data, name: pd.read_csv(io.BytesIO(data), sep=r"\s+", header=None,
+                                                            comment="#").to_numpy()
+    return fns
+
+
+def file_sets(n_long: int = 40) -> dict:
+    """set name -> [(bytes, filename)]."""
+    sets = {f"long-digit 3-column files ({n_long} × 5,000 rows)":
+            [(long_digit_table(seed), f"long{seed}.dat") for seed in range(n_long)]}
+    real = real_files()
+    if real:
+        sets[f"real spectra ({len(real):,} files of ../shared/data/real)"] = [(p.read_bytes(), p.name) for p in real]
+    return sets
+
+
+def measure(files, fns, rounds: int) -> dict:
+    """name -> (best seconds over all files, files it failed on); the readers alternate round by round."""
+    best = {k: np.inf for k in fns}
+    failed = {k: 0 for k in fns}
+    for r in range(rounds):
+        for name, fn in fns.items():
+            bad = 0
+            t = time.perf_counter()
+            for data, fname in files:
+                try:
+                    fn(data, fname)
+                except Exception:  # noqa: BLE001 - an alternative that cannot read a file: counted
+                    bad += 1
+            best[name] = min(best[name], time.perf_counter() - t)
+            failed[name] = bad
+    return {k: (best[k], failed[k]) for k in fns}
+
+
+def rows(rounds: int = 3, n_long: int = 40) -> list[tuple]:
+    """(set, reader, MB/s, spectra/s, failures, bytes, files) for every set and reader."""
+    fns = readers()
+    out = []
+    for set_name, files in file_sets(n_long).items():
+        size = sum(len(d) for d, _ in files)
+        for name, fn in fns.items():  # outside the clock: imports, plugin discovery, first-call costs
+            fn(*files[0]) if name in ("parse_table", "read_spectrum") else None
+        for name, (seconds, bad) in measure(files, fns, rounds).items():
+            out.append((set_name, name, size / seconds / 1e6, len(files) / seconds, bad, size, len(files)))
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--long-files", type=int, default=40)
+    args = ap.parse_args(argv)
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        print("pandas is not installed: no pandas.read_csv rows")
+    for set_name, name, mbs, per_s, bad, size, n in rows(args.rounds, args.long_files):
+        note = f", could not read {bad:,} of {n:,}" if bad else ""
+        print(f"{set_name}, {size / 1e6:.1f} MB: {name}: {mbs:,.0f} MB/s, {per_s:,.0f} spectra/s{note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
