@@ -7,12 +7,16 @@ An architecture is a list of layer specs (plain dicts, stored in the model file)
 
 followed by a softmax.  Weights are named ``{i}.weight`` / ``{i}.bias`` for layer i, with PyTorch's shapes
 (Conv1d ``[out, in, k]``, Linear ``[out, in]``), so the training code exports them unchanged.
+
+A transformer (patch embedding, encoder layers, layer norm, mean pooling, a dense head) is the other kind of
+architecture: see :mod:`.transformer`.  :func:`build_network` returns the forward pass of either.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ._threads import blas_threads
+from .transformer import TRANSFORMER, TransformerNetwork, is_transformer, transformer_shapes
 
 #: BLAS threads of the forward pass's matrix products (see ``_threads``); None leaves BLAS as it is.
 BLAS_THREADS: int | None = 1
@@ -32,7 +36,7 @@ DASH1D_FINE = [
     {"type": "dense", "in": 32 * 128, "out": 256, "relu": True},
     {"type": "dense", "in": 256, "out": 306, "relu": False},
 ]
-ARCHITECTURES = {"dash1d": DASH1D, "dash1d-fine": DASH1D_FINE}
+ARCHITECTURES = {"dash1d": DASH1D, "dash1d-fine": DASH1D_FINE, "transformer": TRANSFORMER}
 DEFAULT_ARCHITECTURE = "dash1d"
 
 
@@ -59,6 +63,8 @@ def _int(layer: dict, key: str, i: int, lo: int = 1) -> int:
 def weight_shapes(arch: list[dict], nw: int, n_classes: int) -> dict[str, tuple[int, ...]]:
     """``{weight name: shape}`` that ``arch`` needs on an ``nw``-bin input with ``n_classes`` outputs; ValueError
     naming the layer when the spec is malformed (wrong types included) or its sizes do not chain."""
+    if is_transformer(arch):
+        return transformer_shapes(arch, nw, n_classes)
     if not isinstance(arch, list) or not 1 <= len(arch) <= MAX_LAYERS:
         raise ValueError(f"architecture must be a list of 1 to {MAX_LAYERS} layer specs")
     length, channels = nw, 1
@@ -156,10 +162,15 @@ class Network:
         return L._softmax(h)
 
 
+def build_network(arch: list[dict], weights: dict[str, np.ndarray]) -> "Network | TransformerNetwork":
+    """The forward pass of ``arch`` (a CNN's layer specs or a transformer's) with ``weights``."""
+    return TransformerNetwork(arch, weights) if is_transformer(arch) else Network(arch, weights)
+
+
 class Ensemble:
     """Networks of one architecture whose probabilities are averaged (an ensemble of training runs)."""
 
-    def __init__(self, networks: list[Network]):
+    def __init__(self, networks: list):
         self.networks = networks
 
     def forward(self, x: np.ndarray, block: int = 128) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from importlib import resources
 
 from astrodash_core.hookspecs import hookimpl
+from astrodash_core.models import TRANSFORMER, TRANSFORMER_FILE
 
 #: The shipped models' folder, wherever the package is installed.
 DATA = resources.files("astrodash_core").joinpath("data")
@@ -13,6 +14,8 @@ SHIPPED = {
     "dash1d-known-z": ("model_known_z.npz", "known-z"),
     "dash1d-agnostic": ("model_agnostic.npz", "agnostic"),
     "dash1d-redshift": ("model_redshift.npz", "redshift"),
+    # AstroDASH 2.0's five classes, no ages: reached by name (model="transformer"), the default for nothing
+    TRANSFORMER: (TRANSFORMER_FILE, None),
 }
 
 
