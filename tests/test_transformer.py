@@ -234,3 +234,84 @@ def test_a_transformer_cannot_be_the_agnostic_model():
 
     with pytest.raises(ModelFileError, match="cannot be the redshift-agnostic model"):
         Classifier(agnostic_model=transformer_model()).model_for("agnostic")
+
+
+# ------------------------------------------------------------------------------------- training and evaluation
+
+@pytest.mark.torch
+@pytest.mark.slow
+def test_train_arch_transformer_writes_a_calibrated_model_that_evaluate_real_scores(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from conftest import SHARED_DATA, shared_data, template_root
+
+    from astrodash_core.cli import main
+
+    root, real = template_root(), shared_data("real", "manifest.csv", what="the shared real spectra").parent
+    out = tmp_path / "transformer.npz"
+    assert main(["train", "--variant", "known-z", "--arch", "transformer", "--out", str(out), "--epochs", "1",
+                 "--examples", "256", "--seed", "5", "--data", str(root), "--real", str(real)]) == 0
+    m = Model.load(out)
+    assert m.labels == list(labels.TRANSFORMER_CLASSES) and m.variant == "known-z" and m.arch[0]["type"] == "patch_embed"
+    p = m.provenance
+    assert p["name"] == "transformer-known-z" and p["loss"]["kind"] == "type-only cross-entropy"
+    assert 0 < p["reliability"]["threshold"] <= 1 and p["reliability"]["n"] > 0
+    assert p["real_spectra"]["spectra"] > 0 and p["outside_spectra"]["target"] == "the SLSNe-I class"
+    assert p["outside_spectra"]["slsn_templates"] > 0
+    assert 0 <= p["test"]["clean"]["class_accuracy"] <= 1 and p["test"]["degraded"]["n"] > 0
+    assert set(p["test"]["clean"]["per_class_accuracy"]) <= set(labels.TRANSFORMER_CLASSES)
+    # the real-spectra evaluation of the tiny real set, all of it in the 'val' part of a split
+    from test_real_eval import SMALL
+
+    split = tmp_path / "split.csv"
+    split.write_text("name,part\n" + "".join(f"{n},val\n" for n in (
+        "SN2013bo", "SN2014an", "SN2012gj", "SN2010mb", "SN2013ep", "SN2013ho", "PTF11hrq", "Garbage", "Missing")))
+    capsys.readouterr()
+    report = tmp_path / "real.json"
+    assert main(["evaluate", "--real", str(SMALL), "--part", "val", "--split", str(split), "--json", str(report),
+                 str(out)]) == 0
+    text = capsys.readouterr().out
+    r = json.loads(report.read_text())
+    assert r["type_only"] and "## SLSNe (SLSNe-I is one of the model's classes)" in text and "called SLSNe-I" in text
+    run = r["runs"]["given"]
+    assert run["n"] == 6 and run["slsn"]["classified"] == 1 and run["rlap"]["computed"] == 0
+    assert set(run["confusion_matrix"]["Ia"]) >= {"Ia", "II"}
+    assert r["models"]["given"] == {"transformer-known-z": 6 + 1}
+
+
+def test_train_refuses_a_transformer_of_another_variant(tmp_path):
+    from astrodash_core.training.run import run_training
+
+    with pytest.raises(ValueError, match="the transformer .* is a known-z model"):
+        run_training("agnostic", tmp_path / "x.npz", arch_name="transformer", log=lambda *a: None)
+
+
+def _fake(p, source="given"):
+    from astrodash_core.interpret import type_only_matches
+    from astrodash_core.results import Classification
+
+    best, matches = type_only_matches(np.asarray(p, dtype=float), 5, 0.5)
+    return Classification(name="f", redshift=0.05, redshift_source=source, model="t", matches=matches,
+                          best_match=best, probabilities=np.asarray(p, dtype=float))
+
+
+def test_real_scoring_of_a_type_only_model_by_hand():
+    from astrodash_core.training.real_eval import score_run
+
+    # probabilities in AstroDASH 2.0's order: Ia, IIn, SLSNe-I, II, Ib/c
+    cases = [("A", "Ia", [0.9, 0, 0, 0.1, 0]),       # Ia: right
+             ("B", "Ib", [0.1, 0, 0, 0.2, 0.7]),     # Ib called Ib/c: right
+             ("C", "Ib/c", [0, 0, 0, 0.4, 0.6]),     # Ib/c called Ib/c: right
+             ("D", "IIn", [0, 0.8, 0, 0.2, 0]),      # IIn called IIn, a II: right
+             ("E", "IIP", [0.3, 0, 0, 0.7, 0]),      # IIP called II: right
+             ("F", "Ic", [0.2, 0, 0, 0.5, 0.3]),     # Ic called II: wrong
+             ("G", "SLSN-I", [0.1, 0, 0.8, 0, 0.1]),  # SLSN called SLSNe-I: apart
+             ("H", "SLSN-I", [0.6, 0, 0.3, 0, 0.1])]  # SLSN called Ia: apart
+    rows = [{"file": f"{o}.dat", "name": o, "type": t, "z": 0.05, "instrument": "Kast"} for o, t, _ in cases]
+    m = score_run(rows, [_fake(p) for _, _, p in cases])
+    assert m["n"] == 6 and m["broad"]["value"] == pytest.approx(5 / 6)
+    assert m["ia_vs_rest"]["value"] == pytest.approx(1.0)
+    assert m["subtype"]["n"] == 0  # no subtypes in its label space
+    assert m["confusion_matrix"]["Ic"] == {"Ia": 0, "Ib": 0, "Ic": 0, "II": 1, "Ib/c": 0}
+    assert m["confusions"] == [{"truth": "Ic", "predicted": "II", "n": 1}]
+    assert m["slsn"]["called_slsn"] == 1 and m["slsn"]["called"] == {"SLSNe-I": 1, "Ia": 1}
+    assert m["slsn"]["reliable"] == 2  # both above AstroDASH 2.0's 0.5
