@@ -36,7 +36,7 @@ DASH1D_FINE = [
     {"type": "dense", "in": 32 * 128, "out": 256, "relu": True},
     {"type": "dense", "in": 256, "out": 306, "relu": False},
 ]
-ARCHITECTURES = {"dash1d": DASH1D, "dash1d-fine": DASH1D_FINE, "transformer": TRANSFORMER}
+ARCHITECTURES: dict[str, list[dict]] = {"dash1d": DASH1D, "dash1d-fine": DASH1D_FINE, "transformer": TRANSFORMER}
 DEFAULT_ARCHITECTURE = "dash1d"
 
 
@@ -164,7 +164,11 @@ class Network:
 
 def build_network(arch: list[dict], weights: dict[str, np.ndarray]) -> "Network | TransformerNetwork":
     """The forward pass of ``arch`` (a CNN's layer specs or a transformer's) with ``weights``."""
-    return TransformerNetwork(arch, weights) if is_transformer(arch) else Network(arch, weights)
+    return TransformerNetwork(arch, weights, _blas_threads) if is_transformer(arch) else Network(arch, weights)
+
+
+def _blas_threads() -> int | None:
+    return BLAS_THREADS
 
 
 class Ensemble:

@@ -20,13 +20,15 @@ so their state dict is the model file's weights unchanged.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from . import _attention as A
 from ._threads import blas_threads
 
 #: The shipped transformer: 32 patches of 32 bins, 3 encoder layers of width 64 with 4 heads, 5 classes.
-TRANSFORMER = [
+TRANSFORMER: list[dict] = [
     {"type": "patch_embed", "patch": 32, "dim": 64},
     {"type": "encoder", "dim": 64, "heads": 4, "ffn": 128},
     {"type": "encoder", "dim": 64, "heads": 4, "ffn": 128},
@@ -114,8 +116,11 @@ def _f32(a) -> np.ndarray:
 class TransformerNetwork:
     """A transformer's forward pass ready to run (weights transposed once to ``x @ W`` layout)."""
 
-    def __init__(self, arch: list[dict], weights: dict[str, np.ndarray]):
+    def __init__(self, arch: list[dict], weights: dict[str, np.ndarray], threads: Callable[[], int | None] = lambda: 1):
+        """``threads()`` says how many BLAS threads each forward pass uses (``astrodash_core.nn.BLAS_THREADS``
+        when built by ``build_network``)."""
         self.arch = arch
+        self._threads = threads
         self.patch = int(arch[0]["patch"])
         self.embed = (_f32(np.asarray(weights["0.weight"]).T), _f32(weights["0.bias"]), _f32(weights["0.pos"]))
         self.encoders = []
@@ -138,7 +143,7 @@ class TransformerNetwork:
         x = np.ascontiguousarray(x, dtype=np.float32)
         if x.ndim != 2:
             raise ValueError(f"network input must be [n, nw], got shape {x.shape}")
-        with blas_threads(_blas_threads()):
+        with blas_threads(self._threads()):
             outs = [self._forward_block(x[s:s + block]) for s in range(0, x.shape[0], block)]
         if not outs:
             return np.empty((0, self.head[0].shape[1]), dtype=np.float32)
@@ -182,9 +187,3 @@ class TransformerNetwork:
         z = np.ascontiguousarray(pooled @ wh)
         _bias_act(z, bh, False)
         return _softmax(z)
-
-
-def _blas_threads():
-    from . import BLAS_THREADS
-
-    return BLAS_THREADS

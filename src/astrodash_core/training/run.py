@@ -5,6 +5,7 @@ import datetime as _dt
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -350,6 +351,7 @@ def fit_recipe(variant: str, objects, aug: Augmenter, X_monitor, y_monitor, *, s
             return X, y
         return make_epoch
 
+    lr_arg: dict[str, Any] = {} if lr is None else {"lr": lr}  # train_model's default otherwise
     nn_weights, history = {}, []
     for member in range(members):
         if members > 1:
@@ -360,7 +362,7 @@ def fit_recipe(variant: str, objects, aug: Augmenter, X_monitor, y_monitor, *, s
             select=select, loss_fn=redshift_loss() if reads_z else transformer_loss() if types_only else None,
             score_fn=redshift_scores if reads_z else transformer_scores if types_only else class_scores,
             init=init_weights,
-            **({"lr": lr} if lr is not None else {}))
+            **lr_arg)
         nn_weights.update({f"m{member}.{k}" if members > 1 else k: v for k, v in w.items()})
         history.append(h)
     settings = PreprocessSettings()
