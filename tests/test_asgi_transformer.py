@@ -86,6 +86,10 @@ def test_a_transformer_not_installed_is_a_503_naming_it(tmp_path):
         r = c.post("/api/v1/process", files={"file": ("a.dat", spectrum_bytes())}, data={"params": json.dumps(PARAMS)})
         ok = c.post("/api/v1/process", files={"file": ("a.dat", spectrum_bytes())},
                     data={"params": json.dumps({**PARAMS, "modelType": "dash"})})
+        health, ready = c.get("/health").json(), c.get("/ready")
     assert r.status_code == 503, r.text
     assert "transformer" in r.json()["detail"] and str(missing) in r.json()["detail"]
     assert ok.status_code == 200  # the other models go on
+    # a transformer the configuration names but that cannot be loaded is a problem /health and /ready report
+    assert str(missing) in health["problems"]["transformer"] and health["status"] == "degraded"
+    assert ready.status_code == 503 and "transformer" in ready.json()["problems"]

@@ -79,6 +79,7 @@ class AppState:
             except ModelFileError as exc:
                 self.problems[variant] = str(exc)
                 log.warning("model %s unavailable: %s", variant, exc)
+        self._load_transformer()
         if self.classifier.bank() is None:
             self.problems["template_bank"] = "no template bank installed: no redshift estimates or rlap"
         if self.settings.warmup and KNOWN_Z not in self.problems:
@@ -88,6 +89,21 @@ class AppState:
         except Exception as exc:  # the service still classifies without a model store
             self.problems["storage"] = f"{type(exc).__name__}: {exc}"
             log.warning("model storage unavailable: %s", exc)
+
+    def _load_transformer(self) -> None:
+        """Load the transformer at start-up when one is registered (its file installed, or named by
+        ASTRODASH_TRANSFORMER_MODEL); one that cannot be loaded is a problem /health reports, not a fatal one."""
+        from astrodash_core.models import TRANSFORMER, available_models
+
+        if TRANSFORMER not in available_models():
+            return
+        try:
+            model = self._transformer_classifier().model_for(KNOWN_Z)
+            if self.settings.warmup:
+                model.predict(np.zeros((1, int(model.grid["nw"])), dtype=np.float32))
+        except ModelFileError as exc:
+            self.problems[TRANSFORMER] = str(exc)
+            log.warning("model %s unavailable: %s", TRANSFORMER, exc)
 
     def _warm_pipeline(self) -> None:
         from astrodash_core.spectrum import Spectrum
