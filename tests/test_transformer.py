@@ -315,3 +315,38 @@ def test_real_scoring_of_a_type_only_model_by_hand():
     assert m["confusions"] == [{"truth": "Ic", "predicted": "II", "n": 1}]
     assert m["slsn"]["called_slsn"] == 1 and m["slsn"]["called"] == {"SLSNe-I": 1, "Ia": 1}
     assert m["slsn"]["reliable"] == 2  # both above AstroDASH 2.0's 0.5
+
+
+# ------------------------------------------------------------------------------------------------- kernels
+
+def test_gelu_kernel_is_the_exact_erf_form():
+    import math
+
+    from astrodash_core.nn import _attention as A
+
+    x = np.linspace(-6, 6, 241, dtype=np.float32).reshape(1, -1)
+    bias = np.full(x.shape[1], 0.25, dtype=np.float32)
+    got = x.copy()
+    A._bias_gelu(got, bias)
+    v = x[0].astype(np.float64) + 0.25
+    want = np.array([0.5 * t * (1 + math.erf(t / math.sqrt(2))) for t in v])
+    tanh_form = 0.5 * v * (1 + np.tanh(np.sqrt(2 / np.pi) * (v + 0.044715 * v ** 3)))
+    assert np.abs(got[0] - want).max() < 1e-6 < np.abs(tanh_form - want).max()  # tanh's would fail
+
+
+def test_layernorm_and_softmax_kernels_against_numpy():
+    from astrodash_core.nn import _attention as A
+
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal((50, 64)) * 3 + 5).astype(np.float32)
+    g, b = rng.standard_normal(64).astype(np.float32), rng.standard_normal(64).astype(np.float32)
+    out = np.empty_like(x)
+    A._layernorm(x, g, b, A.LN_EPS, out)
+    x64 = x.astype(np.float64)
+    want = (x64 - x64.mean(1, keepdims=True)) / np.sqrt(x64.var(1, keepdims=True) + A.LN_EPS) * g + b
+    assert np.abs(out - want).max() < 1e-5
+    s = (rng.standard_normal((30, 32)) * 40).astype(np.float32)  # large scores: the max must be subtracted
+    want = np.exp(s.astype(np.float64) - s.max(1, keepdims=True))
+    want /= want.sum(1, keepdims=True)
+    A._softmax_rows(s)
+    assert np.isfinite(s).all() and np.abs(s - want).max() < 1e-6
