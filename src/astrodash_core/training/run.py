@@ -91,6 +91,11 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
     cross-validation fold's file holds its other objects out); ``real_augment``: crop, tilt and noise on each
     real example (:func:`.real_data.augment_real`).
 
+    ``arch_name="transformer"`` (``variant`` known-z only): AstroDASH 2.0's five classes without ages
+    (``labels.TRANSFORMER_CLASSES``), every label code mapped to one of them; the superluminous spectra are its
+    SLSNe-I class and always train it (at least :data:`TRANSFORMER_SLSN_FRACTION` of each epoch); type-only
+    cross-entropy, validation metrics, threshold and test figures (:func:`evaluate_type_only`).
+
     ``init`` (a model file or Model of ``variant``): fine-tune it instead of training from scratch, at learning
     rate ``lr``.  It is trained on the template objects it was fitted on (training, or training + validation
     when its provenance says so; the test objects stay out), once (``refit`` does not apply), the last epoch
