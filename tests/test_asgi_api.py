@@ -57,7 +57,7 @@ async def test_known_z_false_means_estimate_even_with_a_redshift_in_the_file(tmp
     ({"smoothing": -1}, "smoothing"), ({"smoothing": "lots"}, "smoothing"), ({"knownZ": "maybe"}, "knownZ"),
     ({"knownZ": True}, "zValue"), ({"knownZ": True, "zValue": "x"}, "zValue"), ({"minWave": -5}, "minWave"),
     ({"minWave": 6000, "maxWave": 5000}, "maxWave"), ({"calculateRlap": "sure"}, "calculateRlap"),
-    ({"modelType": "transformer"}, "modelType"), ({"modelType": "user_uploaded"}, "model_id"),
+    ({"modelType": "perceiver"}, "modelType"), ({"modelType": "user_uploaded"}, "model_id"),
     ({"oscRef": "sn2011fe"}, "oscRef"),
 ])
 async def test_invalid_params_are_422_naming_the_field(tmp_path, bad, field):

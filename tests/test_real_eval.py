@@ -99,7 +99,7 @@ def test_score_run_by_hand():
     assert m["ia"]["purity"]["value"] == pytest.approx(2 / 3)            # reliable and called Ia: 1, 3, 9
     assert m["ia"]["completeness"]["value"] == pytest.approx(0.5)        # truly Ia: 1, 2, 2b, 3; 1 and 3 found
     assert m["rlap"]["reliable_with_warning"] == 1                       # 8 (2 has a warning but is not reliable)
-    assert m["slsn"] == {"n": 1, "classified": 1, "reliable": 1, "called": {"Ia": 1}}
+    assert m["slsn"] == {"n": 1, "classified": 1, "reliable": 1, "called_slsn": 0, "called": {"Ia": 1}}
     assert "redshift" not in m
     assert {(c["truth"], c["predicted"]): c["n"] for c in m["confusions"]} == {
         ("Ib/c", "II"): 1, ("Ic", "Ib"): 1, ("II", "Ia"): 1}

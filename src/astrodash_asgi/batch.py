@@ -48,7 +48,7 @@ def classify_entries(state, entries, opts, names=None) -> dict:
         spec_names.append(key)
         results[key] = None  # filled below; keeps the input order
     if specs:
-        clf = state.classifier_for(opts.model_id)
+        clf = state.classifier_for(opts.model_id, opts.model_type)
         stream = clf.iter_classify(specs, opts.redshift, top_n=state.settings.top_n, smoothing=opts.smoothing,
                                    min_wave=opts.min_wave, max_wave=opts.max_wave, include_spectrum=True,
                                    rlap=opts.rlap, chunk_size=CHUNK)
@@ -122,7 +122,7 @@ async def _batch_process(request: Request, state, admission):
         raise invalid("files", "send a zip_file or one or more files")
     if len(zips) > 1:
         raise invalid("zip_file", "send one zip archive per request")
-    await check_model(state, opts.model_id)
+    await check_model(state, opts.model_id, opts.model_type)
     archive = None
     if zips:
         limits = limits_from(s, s.zip_max_entries)

@@ -46,8 +46,15 @@ async def read_upload_async(data: bytes, filename: str, known_z: bool):
         raise bad_file(filename, str(exc)) from None
 
 
-async def check_model(state: AppState, model_id: str | None) -> None:
-    """404 for an unknown uploaded model (and load it now, so the batch does not)."""
+async def check_model(state: AppState, model_id: str | None, model_type: str = "dash") -> None:
+    """404 for an unknown uploaded model, 503 naming the transformer when ``model_type`` asks for it and it is not
+    installed (and load it now, so the batch does not)."""
+    if not model_id and model_type == "transformer":
+        try:
+            await anyio.to_thread.run_sync(state.classifier_for, None, model_type)
+        except ModelFileError as exc:
+            raise unavailable(f"modelType 'transformer': {exc}") from None
+        return
     if not model_id:
         return
     try:
@@ -67,9 +74,29 @@ def unavailable(exc: Exception | str) -> ApiError:
 RLAP_DECIMALS = 2
 
 
+#: AstroDASH 2.0's transformer answers: its top matches, and the probability above which a match is reliable.
+TRANSFORMER_MATCHES = 3
+TRANSFORMER_RELIABLE = 0.5
+
+
+def transformer_classification(result) -> dict:
+    """AstroDASH 2.0's ``classification`` for its transformer: the top three classes, each ``{type, probability,
+    redshift, rlap: null, reliable: probability > 0.5}``, the first as ``best_match``, and its ``reliable`` as
+    ``reliable_matches`` (no ages, no rlap)."""
+    matches = [{"type": m.type, "probability": float(m.probability),
+                "redshift": None if result.redshift is None else float(result.redshift), "rlap": None,
+                "reliable": bool(m.probability > TRANSFORMER_RELIABLE)} for m in result.matches[:TRANSFORMER_MATCHES]]
+    best = matches[0] if matches else None
+    return {"best_matches": matches, "best_match": best, "reliable_matches": bool(best and best["reliable"])}
+
+
 def payload(result, model_type: str, model_id: str | None, include_spectrum: bool = True) -> dict:
-    """AstroDASH 2.0's result shape (``spectrum``, ``classification``, ``model_type``) plus astrodash's keys."""
+    """AstroDASH 2.0's result shape (``spectrum``, ``classification``, ``model_type``) plus astrodash's keys; for
+    ``model_type`` "transformer" the classification in AstroDASH 2.0's transformer shape."""
     d = result.to_dict(include_spectrum=include_spectrum)
+    best = getattr(result, "best_match", None)
+    if model_type == "transformer" and best is not None and best.age is None:  # the transformer's own answer
+        d["classification"] = transformer_classification(result)
     classification = d.get("classification") or {}
     for match in [classification.get("best_match"), *classification.get("best_matches", ())]:
         if match and match.get("rlap") is not None:

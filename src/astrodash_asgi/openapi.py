@@ -12,7 +12,8 @@ from .openapi_jobs import SCHEMAS as JOB_SCHEMAS
 _ERR = {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _PARAMS_DOC = ("JSON object: smoothing (int >= 0), knownZ (bool; false = estimate the redshift), zValue (number, "
                "required with knownZ), minWave, maxWave (Å), calculateRlap (bool, default false as in AstroDASH "
-               "2.0; the CLI and library compute rlap unless told not to), modelType ('dash' or 'user_uploaded'); "
+               "2.0; the CLI and library compute rlap unless told not to), modelType ('dash'; 'transformer': "
+               "AstroDASH 2.0's five classes in its answer shape; 'user_uploaded'); "
                "/process only: oscRef (a supernova name whose catalogue spectrum is classified instead of a file) "
                "and spectrum_index (which of its spectra, default 0)")
 

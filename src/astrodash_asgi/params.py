@@ -2,7 +2,8 @@
 
 Fields: ``smoothing`` (int >= 0), ``knownZ`` (bool; false means estimate the redshift), ``zValue`` (the
 redshift, required when knownZ is true), ``minWave``/``maxWave`` (Å, observed frame), ``calculateRlap``
-(bool), ``modelType`` ("dash"; "user_uploaded" with a ``model_id``).  A bad value is a 422 naming the field.
+(bool), ``modelType`` ("dash"; "transformer", AstroDASH 2.0's five-class model; "user_uploaded" with a
+``model_id``).  A bad value is a 422 naming the field.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from astrodash_core import jsonlimits
 from .errors import invalid
 
 MAX_SMOOTHING = 100
-MODEL_TYPES = ("dash", "user_uploaded")
+MODEL_TYPES = ("dash", "transformer", "user_uploaded")
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,8 @@ class Options:
     @property
     def batch_key(self) -> tuple:
         """What requests must share to share a classification pass (``AppState.run_batch`` unpacks it): the
-        model and the preprocessing and rlap options; the redshift is per spectrum."""
-        return self.model_id, self.smoothing, self.min_wave, self.max_wave, self.rlap
+        model (type and uploaded id) and the preprocessing and rlap options; the redshift is per spectrum."""
+        return self.model_type, self.model_id, self.smoothing, self.min_wave, self.max_wave, self.rlap
 
     @property
     def redshift(self) -> float | None:

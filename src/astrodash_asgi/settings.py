@@ -26,6 +26,7 @@ MB = 1024 * 1024
 OTHER_VARIABLES = {
     "ASTRODASH_DATA": "template spectra folder for training and evaluation (astrodash_core.training)",
     "ASTRODASH_PLUGINS": "which external plugins load (astrodash_core.plugins)",
+    "ASTRODASH_TRANSFORMER_MODEL": "the transformer's model file, instead of astrodash_core/data's (astrodash_plugins.models)",
     "ASTRODASH_OSC_URL": "supernova catalogue base URL or folder (astrodash_plugins.catalogues)",
     "ASTRODASH_CATALOGUE_TIMEOUT": "seconds per catalogue request (astrodash_plugins.catalogues)",
     "ASTRODASH_CATALOGUE_MAX_BYTES": "largest catalogue answer (astrodash_plugins.catalogues)",

@@ -33,7 +33,7 @@ async def _process(request: Request, state):
         if hit is not None:
             return hit
         spec, source = await read_upload_async(upload.data, upload.filename, opts.known_z), upload.filename
-    await check_model(state, opts.model_id)
+    await check_model(state, opts.model_id, opts.model_type)
     key = opts.batch_key
     try:
         result = await state.batcher.submit(key, (spec, opts.redshift))

@@ -44,6 +44,7 @@ class AppState:
         self._storage = None
         self._lock = threading.Lock()
         self._user: OrderedDict[str, Classifier] = OrderedDict()
+        self._transformer: Classifier | None = None
         self.pending = {"process": 0, "batch": 0}  # requests in progress, for admission control
         self.rejected = {"process": 0, "batch": 0}  # 503s answered because of them
 
@@ -78,6 +79,7 @@ class AppState:
             except ModelFileError as exc:
                 self.problems[variant] = str(exc)
                 log.warning("model %s unavailable: %s", variant, exc)
+        self._load_transformer()
         if self.classifier.bank() is None:
             self.problems["template_bank"] = "no template bank installed: no redshift estimates or rlap"
         if self.settings.warmup and KNOWN_Z not in self.problems:
@@ -87,6 +89,21 @@ class AppState:
         except Exception as exc:  # the service still classifies without a model store
             self.problems["storage"] = f"{type(exc).__name__}: {exc}"
             log.warning("model storage unavailable: %s", exc)
+
+    def _load_transformer(self) -> None:
+        """Load the transformer at start-up when one is registered (its file installed, or named by
+        ASTRODASH_TRANSFORMER_MODEL); one that cannot be loaded is a problem /health reports, not a fatal one."""
+        from astrodash_core.models import TRANSFORMER, available_models
+
+        if TRANSFORMER not in available_models():
+            return
+        try:
+            model = self._transformer_classifier().model_for(KNOWN_Z)
+            if self.settings.warmup:
+                model.predict(np.zeros((1, int(model.grid["nw"])), dtype=np.float32))
+        except ModelFileError as exc:
+            self.problems[TRANSFORMER] = str(exc)
+            log.warning("model %s unavailable: %s", TRANSFORMER, exc)
 
     def _warm_pipeline(self) -> None:
         from astrodash_core.warmup import warm_up_inputs
@@ -148,8 +165,11 @@ class AppState:
         return Admission(self.pending, kind)
 
     # --- classifiers --------------------------------------------------------------------------------------
-    def classifier_for(self, model_id: str | None) -> Classifier:
-        """The default Classifier, or one for an uploaded model (KeyError when there is no such model)."""
+    def classifier_for(self, model_id: str | None, model_type: str = "dash") -> Classifier:
+        """The default Classifier, the transformer's (``model_type`` "transformer"; ModelFileError when it is not
+        installed), or one for an uploaded model (KeyError when there is no such model)."""
+        if not model_id and model_type == "transformer":
+            return self._transformer_classifier()
         if not model_id:
             return self.classifier
         with self._lock:
@@ -169,6 +189,22 @@ class AppState:
                 self._user.popitem(last=False)
         return clf
 
+    def _transformer_classifier(self) -> Classifier:
+        """The shipped transformer at the known or estimated redshift (the default models estimate it), loaded
+        once; a failed load is not remembered, so installing the file and restarting is all it takes."""
+        with self._lock:
+            if self._transformer is not None:
+                return self._transformer
+        from astrodash_core.models import TRANSFORMER
+
+        t0 = time.perf_counter()
+        clf = Classifier(model=TRANSFORMER)
+        clf.model_for(KNOWN_Z)
+        self.metrics.model_loaded(TRANSFORMER, time.perf_counter() - t0)
+        with self._lock:
+            self._transformer = clf
+        return clf
+
     def forget(self, model_id: str) -> None:
         """Drop an uploaded model's classifier and cached results (it was replaced, changed or deleted)."""
         with self._lock:
@@ -177,8 +213,8 @@ class AppState:
 
     def run_batch(self, key, items: list) -> list:
         """One classification pass for micro-batched /process requests sharing the same options."""
-        model_id, smoothing, min_wave, max_wave, rlap = key
-        clf = self.classifier_for(model_id)
+        model_type, model_id, smoothing, min_wave, max_wave, rlap = key
+        clf = self.classifier_for(model_id, model_type)
         results = clf.classify([s for s, _ in items], [z for _, z in items], top_n=self.settings.top_n,
                                smoothing=smoothing, min_wave=min_wave, max_wave=max_wave, include_spectrum=True,
                                rlap=rlap)

@@ -77,6 +77,9 @@ class Classifier:
                     model = spec
                 else:
                     model = load_model(spec)
+                if variant == AGNOSTIC and labels.is_transformer_labels(model.labels):
+                    raise ModelFileError(f"model {model.name!r} has type-only classes (no ages): it classifies at a "
+                                         "known or estimated redshift, it cannot be the redshift-agnostic model")
                 settings = PreprocessSettings.from_dict(model.preprocessing)
                 if settings.version != PIPELINE_VERSION:
                     raise ModelFileError(f"model {model.name!r} was trained with preprocessing version "
@@ -193,8 +196,11 @@ class Classifier:
         """The classification of row j of ``pre``, without rlap (:func:`_add_rlap` adds it for a whole chunk)."""
         threshold = float(model.provenance.get("reliability", {}).get("threshold",
                                                                       interpret.DEFAULT_RELIABLE_THRESHOLD))
-        best = interpret.best_match(probs, threshold)
-        matches = interpret.ranked_matches(probs, top_n)
+        if labels.is_transformer_labels(model.labels):  # type-only classes: no ages to merge
+            best, matches = interpret.type_only_matches(probs, top_n, threshold)
+        else:
+            best = interpret.best_match(probs, threshold)
+            matches = interpret.ranked_matches(probs, top_n)
         lo, hi = int(pre.lo[j]), int(pre.hi[j])
         for m in [best, *matches]:
             m.redshift = z
@@ -240,7 +246,8 @@ class Classifier:
         alternatives = {j: _relative_alternatives(est) for j, est in estimates.items() if est.alternatives}
         if known:
             model = self.model_for(KNOWN_Z)
-            bank = self.bank() if rlap else None
+            # rlap compares with the templates of a subtype and age: a type-only model's classes have no age
+            bank = self.bank() if rlap and not labels.is_transformer_labels(model.labels) else None
             settings = PreprocessSettings.from_dict(model.preprocessing)
             pre = preprocess([s for _, s, _, _, _ in known], redshift=[z for _, _, z, _, _ in known],
                              settings=settings, smoothing=smoothing, min_wave=min_wave, max_wave=max_wave,

@@ -171,7 +171,7 @@ def _where(r) -> str:
 
 
 def _next_matches(r) -> str:
-    return ", ".join(f"{m.type} {m.age} {m.probability:.2f}" for m in r.matches[1:3])
+    return ", ".join(" ".join(x for x in (m.type, m.age, f"{m.probability:.2f}") if x) for m in r.matches[1:3])
 
 
 def _table(results) -> str:
@@ -180,7 +180,7 @@ def _table(results) -> str:
         b = r.best_match
         z = "" if r.redshift is None else f"{r.redshift:.4f}" + (" (est)" if r.redshift_source == "estimated" else "")
         rlap = "" if b.rlap is None else f"{b.rlap:.1f}" + (" (low)" if b.rlap_warning else "")
-        rows.append((_where(r), r.name, b.type, b.age, f"{b.probability:.3f}", b.broad_type, z, rlap,
+        rows.append((_where(r), r.name, b.type, b.age or "", f"{b.probability:.3f}", b.broad_type, z, rlap,
                      "yes" if b.reliable else "no", _next_matches(r)))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]) - 1)]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row[:-1], widths)) + "  " + row[-1] for row in rows)
@@ -192,7 +192,7 @@ def _csv_row(r) -> list:
     def num(x, fmt="{:.6g}"):
         return "" if x is None else fmt.format(x)
 
-    return [r.file or "", "" if r.index is None else r.index, r.name, b.type if b else "", b.age if b else "",
+    return [r.file or "", "" if r.index is None else r.index, r.name, b.type if b else "", (b.age or "") if b else "",
             num(b.probability, "{:.4f}") if b else "", b.broad_type if b else "", num(r.redshift),
             r.redshift_source or "", num(r.redshift_error), num(b.rlap, "{:.2f}") if b else "",
             "" if b is None or b.rlap_warning is None else b.rlap_warning, b.reliable if b else "",

@@ -95,13 +95,14 @@ def _correct_and_probability(probs: np.ndarray, true_labels: np.ndarray) -> tupl
     return correct, np.array([m.probability for m in matches], dtype=float)
 
 
-def calibrate_threshold(probs: np.ndarray, true_labels: np.ndarray, target_precision: float = 0.95) -> dict:
+def calibrate_threshold(probs: np.ndarray, true_labels: np.ndarray, target_precision: float = 0.95,
+                        _scored=None) -> dict:
     """The smallest best-match probability threshold whose 'reliable' subset reaches ``target_precision``.
 
     Returns ``{"threshold", "precision", "coverage", "target_precision", "n"}`` (coverage = share of spectra
     flagged reliable); what counts as correct: see :func:`reliability_at`.
     """
-    correct, p = _correct_and_probability(probs, true_labels)
+    correct, p = _scored if _scored is not None else _correct_and_probability(probs, true_labels)
     order = np.argsort(-p)
     prec = np.cumsum(correct[order]) / np.arange(1, len(order) + 1)
     # largest prefix (lowest threshold) whose precision stays at or above the target
@@ -120,3 +121,25 @@ def reliability_at(probs: np.ndarray, true_labels: np.ndarray, threshold: float,
     return {"threshold": float(threshold),
             "precision": float(correct[flagged].mean()) if flagged.any() else float("nan"),
             "coverage": float(flagged.mean()) if len(p) else 0.0, "n": int(len(p))}
+
+
+def type_only_matches(probs: np.ndarray, top_n: int,
+                      threshold: float = DEFAULT_RELIABLE_THRESHOLD) -> tuple[BestMatch, list[Match]]:
+    """(best match, ranked matches) of a type-only model (labels ``labels.TRANSFORMER_CLASSES``): no ages, no
+    merging; the best match is the most probable class, ``reliable`` when its probability reaches ``threshold``."""
+    order = np.argsort(probs)[::-1]
+    matches = [Match(type=labels.TRANSFORMER_CLASSES[int(k)], age=None, probability=float(probs[k]))
+               for k in order[:top_n]]
+    top = labels.TRANSFORMER_CLASSES[int(order[0])]
+    p = float(probs[order[0]])
+    return BestMatch(type=top, age=None, probability=p, broad_type=labels.TRANSFORMER_BROAD[top],
+                     reliable=bool(p >= threshold)), matches
+
+
+def type_only_scored(probs: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(right, probability) of a type-only model's best matches against label codes (the ``_scored`` argument
+    of :func:`calibrate_threshold` and :func:`reliability_at` for such a model)."""
+    truth = labels.transformer_allowed()[np.asarray(codes)].argmax(axis=1)
+    probs = np.asarray(probs)
+    return probs.argmax(axis=1) == truth, probs.max(axis=1).astype(float)
+

@@ -179,3 +179,39 @@ def allowed_classes() -> np.ndarray:
         out[PARTIAL_BROAD + b] = broad_of == b
     out[PARTIAL_IB_OR_IC] = np.isin(broad_of, [BROAD_TYPES.index("Ib"), BROAD_TYPES.index("Ic")])
     return out
+
+#: AstroDASH 2.0's transformer classes, in its order (its class index = position here): the label space of a
+#: type-only model (``astrodash train --arch transformer``), without ages.
+TRANSFORMER_CLASSES: tuple[str, ...] = ("Ia", "IIn", "SLSNe-I", "II", "Ib/c")
+#: The transformer class of each of the 17 subtypes (IIb, a stripped-envelope supernova, is an Ib/c).
+TRANSFORMER_CLASS_OF: dict[str, str] = {
+    **{t: "Ia" for t in SN_TYPES if BROAD_TYPE[t] == "Ia"},
+    **{t: "Ib/c" for t in SN_TYPES if BROAD_TYPE[t] in ("Ib", "Ic")},
+    **{t: "II" for t in ("IIP", "IIL", "II-pec")},
+    "IIn": "IIn",
+}
+#: The broad type (``BestMatch.broad_type``) each transformer class reports.
+TRANSFORMER_BROAD: dict[str, str] = {"Ia": "Ia", "IIn": "II", "SLSNe-I": "SLSNe-I", "II": "II", "Ib/c": "Ib/c"}
+
+
+def transformer_allowed() -> np.ndarray:
+    """bool [N_LABEL_CODES, len(TRANSFORMER_CLASSES)]: the transformer classes each label code admits.  A full
+    class or a subtype at unknown age admits its subtype's class; a broad type Ia, Ib, Ic or II its class (a bare
+    II is the II class: a catalogue names IIn when it is one); Ib or Ic the Ib/c class; ``OUTSIDE`` (the
+    superluminous spectra) SLSNe-I, which this label space has."""
+    idx = {c: i for i, c in enumerate(TRANSFORMER_CLASSES)}
+    out = np.zeros((N_LABEL_CODES, len(TRANSFORMER_CLASSES)), dtype=bool)
+    for code in range(N_CLASSES):
+        out[code, idx[TRANSFORMER_CLASS_OF[SN_TYPES[code // N_AGE_BINS]]]] = True
+    for t, name in enumerate(SN_TYPES):
+        out[N_CLASSES + t, idx[TRANSFORMER_CLASS_OF[name]]] = True
+    for b, broad in enumerate(BROAD_TYPES):
+        out[PARTIAL_BROAD + b, idx["Ib/c" if broad in ("Ib", "Ic") else broad]] = True
+    out[PARTIAL_IB_OR_IC, idx["Ib/c"]] = True
+    out[OUTSIDE, idx["SLSNe-I"]] = True
+    return out
+
+
+def is_transformer_labels(label_list) -> bool:
+    """Whether a model's labels are the transformer's type-only label space."""
+    return tuple(label_list) == TRANSFORMER_CLASSES

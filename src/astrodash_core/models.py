@@ -20,7 +20,7 @@ from .errors import ModelFileError
 from .variants import VARIANTS, Variant  # noqa: F401 - VARIANTS was defined here
 
 if TYPE_CHECKING:
-    from .nn import Ensemble, Network
+    from .nn import Ensemble, Network, TransformerNetwork
 
 FORMAT = "astrodash-model/1"
 #: Most networks in one ensemble model.
@@ -136,7 +136,7 @@ class Model:
             raise ModelFileError(f"model {self.name!r}: {exc}") from None
         if int(self.preprocessing.get("grid", {}).get("nw", -1)) != int(self.grid["nw"]):
             raise ModelFileError(f"model {self.name!r}: grid and preprocessing settings disagree")
-        self._net: Network | Ensemble | None = None
+        self._net: Network | TransformerNetwork | Ensemble | None = None
 
     def member_weights(self) -> list[dict[str, np.ndarray]]:
         """The weights of each network of the model (one unless it is an ensemble)."""
@@ -152,11 +152,11 @@ class Model:
         return out
 
     @property
-    def network(self) -> Network | Ensemble:
+    def network(self) -> Network | TransformerNetwork | Ensemble:
         if self._net is None:
-            from .nn import Ensemble, Network
+            from .nn import Ensemble, build_network
 
-            nets = [Network(self.arch, w) for w in self.member_weights()]
+            nets = [build_network(self.arch, w) for w in self.member_weights()]
             self._net = nets[0] if len(nets) == 1 else Ensemble(nets)
         return self._net
 
@@ -288,6 +288,12 @@ def available_models() -> dict[str, dict]:
 
 _loaded: dict[str, Model] = {}
 
+#: The registered name of the shipped transformer (``classify(..., model="transformer")``, HTTP
+#: ``modelType: "transformer"``) and its file in ``astrodash_core/data``.  It is optional: without the file the
+#: name is not registered and asking for it says so (:func:`load_model`).
+TRANSFORMER = "transformer"
+TRANSFORMER_FILE = "model_transformer.npz"
+
 
 def load_model(spec) -> Model:
     """A model by registered name, by file path, or a Model itself; loaded once per name."""
@@ -301,6 +307,10 @@ def load_model(spec) -> Model:
         return _loaded[spec]
     if os.path.exists(spec):
         return Model.load(spec)
+    if spec == TRANSFORMER:
+        raise ModelFileError(f"the transformer model is not installed: no {TRANSFORMER_FILE} in astrodash_core/data "
+                             "(train one with `astrodash train --variant known-z --arch transformer ...` and put it "
+                             "there, or give a model file's path)")
     raise ModelFileError(f"unknown model {spec!r}: not a registered model ({', '.join(sorted(providers)) or 'none'}) "
                          "nor a model file")
 

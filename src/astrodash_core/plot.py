@@ -21,6 +21,8 @@ def _template_for(result, bank):
     from .templates import template_spectrum
 
     best = result.best_match
+    if best.age is None:  # a type-only model (the transformer): no age to take a template at
+        return None
     for m in result.matches:
         if m.type == best.type or labels.BROAD_TYPE.get(m.type) == best.type:
             try:
@@ -77,7 +79,8 @@ def plot_classification(result, path, bank=None) -> Path:
     z = "unknown" if result.redshift is None else f"{result.redshift:.4f}" + (
         " (estimated)" if result.redshift_source == "estimated" else "")
     rlap = "n/a" if best.rlap is None else f"{best.rlap:.1f}"
-    ax.set_title(f"{result.name}: {best.type}, {best.age} d, p = {best.probability:.2f}, z = {z}, rlap = {rlap}"
+    age = "" if best.age is None else f", {best.age} d"
+    ax.set_title(f"{result.name}: {best.type}{age}, p = {best.probability:.2f}, z = {z}, rlap = {rlap}"
                  + ("" if best.reliable else " (not reliable)"), fontsize=10)
     ax.set_xlabel("rest wavelength (Å)")
     ax.set_ylabel("continuum-removed flux (normalised)")

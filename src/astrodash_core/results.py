@@ -17,10 +17,11 @@ def _num(x):
 
 @dataclass
 class Match:
-    """One ranked class: subtype, age bin label and probability (rlap when computed)."""
+    """One ranked class: subtype, age bin label and probability (rlap when computed).  A type-only model's
+    (the transformer's) classes have no age: ``age`` is None."""
 
     type: str
-    age: str
+    age: str | None
     probability: float
     redshift: float | None = None
     rlap: float | None = None

@@ -165,12 +165,12 @@ class Engine:
         for bid, b in batches.items():
             opts = options_from(b["params"], b["params"].get("model_id"))
             b["opts"] = opts
-            if opts.model_id:
+            if opts.model_id or opts.model_type == "transformer":
                 try:
-                    await anyio.to_thread.run_sync(self.state.classifier_for, opts.model_id)
+                    await anyio.to_thread.run_sync(self.state.classifier_for, opts.model_id, opts.model_type)
                 except (KeyError, ModelFileError) as exc:
                     why = "no longer stored" if isinstance(exc, KeyError) else str(exc)
-                    await anyio.to_thread.run_sync(store.fail_batch, bid, f"model {opts.model_id}: {why}")
+                    await anyio.to_thread.run_sync(store.fail_batch, bid, f"model {opts.model_id or opts.model_type}: {why}")
                     continue
             usable.add(bid)
         return await anyio.to_thread.run_sync(self._prepare, [it for it in items if it["batch"]["id"] in usable])

@@ -110,7 +110,7 @@ async def submit_batch(request: Request):
     state, engine, store = await _engine(request)
     key = _idempotency_key(request)
     sub = await _submission(request, state)
-    await check_model(state, sub.opts.model_id)
+    await check_model(state, sub.opts.model_id, sub.opts.model_type)
     try:
         batch, created = await anyio.to_thread.run_sync(_store_batch, store, sub, owner_of(request), key)
     except BatchExists:

@@ -16,12 +16,16 @@ reads and writes rows in order.  The gathers, bias, pooling and softmax are seri
 (``_ckernels``, compiled at build time): cheap, memory-bound passes between matrix products, where threads of
 their own would fight BLAS's for the cores (on this 2-core machine that made a batch-1 forward pass take 30 ms
 instead of 0.15 ms), so BLAS threads alone parallelise.
+
+A transformer (patch embedding, encoder layers, layer norm, mean pooling, a dense head) is the other kind of
+architecture: see :mod:`.transformer`.  :func:`build_network` returns the forward pass of either.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ._threads import blas_threads
+from .transformer import TRANSFORMER, TransformerNetwork, is_transformer, transformer_shapes
 
 #: BLAS threads of the forward pass's matrix products (see ``_threads``); None leaves BLAS as it is.
 BLAS_THREADS: int | None = 1
@@ -41,7 +45,7 @@ DASH1D_FINE = [
     {"type": "dense", "in": 32 * 128, "out": 256, "relu": True},
     {"type": "dense", "in": 256, "out": 306, "relu": False},
 ]
-ARCHITECTURES = {"dash1d": DASH1D, "dash1d-fine": DASH1D_FINE}
+ARCHITECTURES: dict[str, list[dict]] = {"dash1d": DASH1D, "dash1d-fine": DASH1D_FINE, "transformer": TRANSFORMER}
 DEFAULT_ARCHITECTURE = "dash1d"
 
 
@@ -68,6 +72,8 @@ def _int(layer: dict, key: str, i: int, lo: int = 1) -> int:
 def weight_shapes(arch: list[dict], nw: int, n_classes: int) -> dict[str, tuple[int, ...]]:
     """``{weight name: shape}`` that ``arch`` needs on an ``nw``-bin input with ``n_classes`` outputs; ValueError
     naming the layer when the spec is malformed (wrong types included) or its sizes do not chain."""
+    if is_transformer(arch):
+        return transformer_shapes(arch, nw, n_classes)
     if not isinstance(arch, list) or not 1 <= len(arch) <= MAX_LAYERS:
         raise ValueError(f"architecture must be a list of 1 to {MAX_LAYERS} layer specs")
     length, channels = nw, 1
@@ -165,10 +171,19 @@ class Network:
         return softmax(h)
 
 
+def build_network(arch: list[dict], weights: dict[str, np.ndarray]) -> "Network | TransformerNetwork":
+    """The forward pass of ``arch`` (a CNN's layer specs or a transformer's) with ``weights``."""
+    return TransformerNetwork(arch, weights, _blas_threads) if is_transformer(arch) else Network(arch, weights)
+
+
+def _blas_threads() -> int | None:
+    return BLAS_THREADS
+
+
 class Ensemble:
     """Networks of one architecture whose probabilities are averaged (an ensemble of training runs)."""
 
-    def __init__(self, networks: list[Network]):
+    def __init__(self, networks: list):
         self.networks = networks
 
     def forward(self, x: np.ndarray, block: int = 128) -> np.ndarray:

@@ -55,6 +55,26 @@ def metrics(probs: np.ndarray, y: np.ndarray, objects=None) -> dict:
     }
 
 
+def type_only_metrics(probs: np.ndarray, y: np.ndarray, objects=None) -> dict:
+    """Accuracy of a type-only model (``labels.TRANSFORMER_CLASSES``, probabilities [n, 5]) against label codes
+    y [n] (full classes, partial labels or ``labels.OUTSIDE``, each admitting one of its classes:
+    ``labels.transformer_allowed``): overall, per true class, and the confusion matrix (rows true, columns
+    predicted, in the classes' order); with ``objects``, ``by_object`` as :func:`metrics`."""
+    n = len(y)
+    if n == 0:
+        return {"n": 0}
+    truth = labels.transformer_allowed()[np.asarray(y)].argmax(axis=1)
+    pred = np.asarray(probs).argmax(axis=1)
+    right = pred == truth
+    conf = np.zeros((len(labels.TRANSFORMER_CLASSES),) * 2, dtype=np.int64)
+    np.add.at(conf, (truth, pred), 1)
+    per_class = {c: float(right[truth == k].mean()) for k, c in enumerate(labels.TRANSFORMER_CLASSES)
+                 if (truth == k).any()}
+    extra = {} if objects is None else {"by_object": {"class": by_object(right, objects)}}
+    return {"n": int(n), "class_accuracy": float(right.mean()), "per_class_accuracy": per_class,
+            "confusion": conf.tolist(), **extra}
+
+
 def by_object(correct: np.ndarray, objects, n_boot: int = 4000, seed: int = 0) -> dict:
     """Object-level statistics of a per-spectrum right/wrong array: the 2.5 and 97.5 percentiles of the
     accuracy over ``n_boot`` resamplings of the objects with replacement (each drawn object brings all its

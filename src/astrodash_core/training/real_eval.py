@@ -9,7 +9,9 @@ estimate.  Every spectrum is classified twice: with the catalogue redshift given
 estimated.  Intervals are 95 % over objects resampled (an object's spectra are not independent).
 
 SLSNe are outside the 17-subtype label space: they are scored apart (a classifier should not call them
-reliable) and left out of every other figure.  Numpy only: no torch.
+reliable) and left out of every other figure.  A type-only model (the transformer: Ia, IIn, SLSNe-I, II, Ib/c)
+is scored on the same broad groups (IIn and II are II; Ib/c is right for an Ib, an Ic or an Ib/c) and has
+SLSNe-I among its classes: its SLSN figures say how many it called SLSNe-I.  Numpy only: no torch.
 """
 from __future__ import annotations
 
@@ -38,6 +40,10 @@ TRUTH_BROAD: dict[str, str] = {
     "Ib/c": "Ib/c",
 }
 ACCEPTED_BROAD: dict[str, tuple[str, ...]] = {"Ib/c": ("Ib", "Ic")}
+#: Predicted groups that are right for several truths: a type-only model's Ib/c for an Ib, an Ic or an Ib/c.
+PREDICTION_COVERS: dict[str, tuple[str, ...]] = {"Ib/c": ("Ib", "Ic", "Ib/c")}
+#: The broad group each type-only (transformer) class is scored as.
+TYPE_ONLY_GROUP: dict[str, str] = {"Ia": "Ia", "IIn": "II", "II": "II", "Ib/c": "Ib/c", "SLSNe-I": "SLSNe-I"}
 #: Catalogue types that name one of the 17 subtypes (a bare Ia/Ib/Ic/II does not: its subtype is unknown).
 CATALOGUE_SUBTYPE: dict[str, str] = {t: t for t in ("Ia-91T", "Ia-91bg", "Ia-pec", "Iax", "Ia-csm", "Ibn", "Ic-broad",
                                                     "IIb", "IIP", "IIL", "IIn", "II-pec")}
@@ -49,10 +55,21 @@ assert set(CATALOGUE_SUBTYPE.values()) <= set(labels.SN_TYPES)
 
 # ----------------------------------------------------------------------------------------------- scoring
 
-def predicted_types(result) -> tuple[str, str]:
+def broad_right(truth: str, predicted: str) -> bool:
+    """Whether a predicted broad group is right for a catalogue broad type."""
+    return predicted in ACCEPTED_BROAD.get(truth, (truth,)) or truth in PREDICTION_COVERS.get(predicted, ())
+
+
+def predicted_types(result) -> tuple[str, str | None]:
     """(broad type, subtype) a result predicts: argmax of its probabilities summed per broad type (with the
-    project's BROAD_TYPE, IIb under Ib) and summed over ages; its best match's when it has no probabilities."""
+    project's BROAD_TYPE, IIb under Ib) and summed over ages; its best match's when it has no probabilities.
+    A type-only model's (five classes, no ages): its most probable class's group (:data:`TYPE_ONLY_GROUP`) and no
+    subtype."""
     p = getattr(result, "probabilities", None)
+    if p is not None and len(p) == len(labels.TRANSFORMER_CLASSES):
+        return TYPE_ONLY_GROUP[labels.TRANSFORMER_CLASSES[int(np.argmax(p))]], None
+    if p is None and result.best_match.age is None:
+        return TYPE_ONLY_GROUP.get(result.best_match.type, result.best_match.broad_type), None
     if p is None:
         return result.best_match.broad_type, result.best_match.type
     by_type = np.asarray(p, dtype=float).reshape(labels.N_TYPES, labels.N_AGE_BINS).sum(axis=1)
@@ -81,7 +98,7 @@ def score_run(rows: list[dict], results: list, estimated: bool = False) -> dict:
     if len(rows) != len(results):
         raise ValueError("one result per manifest row")
     recs = []
-    slsn: dict[str, Any] = {"n": 0, "classified": 0, "reliable": 0, "called": Counter()}
+    slsn: dict[str, Any] = {"n": 0, "classified": 0, "reliable": 0, "called_slsn": 0, "called": Counter()}
     failed: list[str] = []
     unknown: list[str] = []
     sources: Counter[str] = Counter()
@@ -92,7 +109,9 @@ def score_run(rows: list[dict], results: list, estimated: bool = False) -> dict:
             if not _failed(r):
                 slsn["classified"] += 1
                 slsn["reliable"] += bool(r.best_match and r.best_match.reliable)
-                slsn["called"][predicted_types(r)[0]] += 1
+                called = predicted_types(r)[0]
+                slsn["called"][called] += 1
+                slsn["called_slsn"] += called == "SLSNe-I"
             continue
         if t not in TRUTH_BROAD:
             unknown.append(row["file"])
@@ -106,7 +125,7 @@ def score_run(rows: list[dict], results: list, estimated: bool = False) -> dict:
         b = r.best_match
         recs.append({
             "object": row["name"], "truth": truth, "pred": broad, "sub_truth": CATALOGUE_SUBTYPE.get(t), "sub": sub,
-            "right": broad in ACCEPTED_BROAD.get(truth, (truth,)), "reliable": bool(b and b.reliable),
+            "right": broad_right(truth, broad), "reliable": bool(b and b.reliable),
             "rlap_warning": None if b is None else b.rlap_warning,
             "best_broad": None if b is None else b.broad_type,
             "instrument": row.get("instrument") or "unknown", "z": row.get("z"),
@@ -126,7 +145,7 @@ def score_run(rows: list[dict], results: list, estimated: bool = False) -> dict:
     truth_ia = col("truth") == "Ia"
     pred_ia = col("pred") == "Ia"
     sub_truth, sub = col("sub_truth"), col("sub")
-    has_sub = np.array([s is not None for s in sub_truth])
+    has_sub = np.array([s is not None and p is not None for s, p in zip(sub_truth, sub)])
     z = np.array([np.nan if v is None else v for v in col("z")], dtype=float)
     z_est = np.array([np.nan if v is None else v for v in col("z_est")], dtype=float)
     out.update({
@@ -173,7 +192,8 @@ def score_run(rows: list[dict], results: list, estimated: bool = False) -> dict:
                         "instrument": breakdown(inst, top + ["other"]),
                         "z_range": breakdown(zr, Z_RANGES + ("z?",))}
     pairs = Counter((x["truth"], x["pred"]) for x in recs)
-    out["confusion_matrix"] = {t: {p: pairs.get((t, p), 0) for p in labels.BROAD_TYPES}
+    columns = list(labels.BROAD_TYPES) + sorted({x["pred"] for x in recs} - set(labels.BROAD_TYPES))
+    out["confusion_matrix"] = {t: {p: pairs.get((t, p), 0) for p in columns}
                                for t in BROAD_ORDER if any(x["truth"] == t for x in recs)}
     conf = Counter((x["truth"], x["pred"]) for x in recs if not x["right"])
     out["confusions"] = [{"truth": a, "predicted": b, "n": n} for (a, b), n in
@@ -235,6 +255,10 @@ def evaluate_real(directory, part: str = "all", split=None, classifier=None, rla
         "unknown_type": [r["file"] for r in rows if r["type"] not in TRUTH_BROAD and r["type"] not in SLSN_TYPES],
         "runs": {}, "seconds": {}, "models": {},
     }
+    try:  # a type-only known-z model (the transformer) has SLSNe-I among its classes
+        result["type_only"] = labels.is_transformer_labels(classifier.model_for("known-z").labels)
+    except (AstrodashError, AttributeError, KeyError):  # no known-z model, or a classifier without one (a stub)
+        result["type_only"] = False
     unreadable: dict[str, str] = {}
     runs = [("given", [rows[i]["z"] for i in todo])] if given else []
     runs += [("estimated", [None] * len(todo))] if estimated else []
@@ -343,13 +367,22 @@ def format_real_report(result: dict) -> str:
             out.append(f"| {grp} | {n_spec} | " + " | ".join(cells) + " |")
     # the top confusions of either run, with their counts in both (from the full broad-type matrix)
     counts = {n: {(t, p): k for t, row_ in runs[n].get("confusion_matrix", {}).items() for p, k in row_.items()
-                  if p not in ACCEPTED_BROAD.get(t, (t,)) and k} for n in names}
+                  if not broad_right(t, p) and k} for n in names}
     pairs = sorted({p for n in names for p in counts[n]}, key=lambda p: (-sum(counts[n].get(p, 0) for n in names), p))
     if pairs:
         out += ["", "## Most common broad-type confusions (catalogue -> predicted)", "", f"| confusion | {head} |", sep]
         out += [f"| {a} -> {b} | " + " | ".join(str(counts[n].get((a, b), 0)) for n in names) + " |"
                 for a, b in pairs[:TOP_CONFUSIONS]]
-    if result["n_slsn"]:
+    if result["n_slsn"] and result.get("type_only"):
+        out += ["", "## SLSNe (SLSNe-I is one of the model's classes)", "", f"| | {head} |", sep,
+                row("spectra (classified)", lambda r: f"{r['slsn']['n']} ({r['slsn']['classified']})"),
+                row("called SLSNe-I", lambda r: _pct({"value": r["slsn"]["called_slsn"] / r["slsn"]["classified"]}
+                                                  if r["slsn"]["classified"] else None) +
+                    f" ({r['slsn']['called_slsn']})"),
+                row("called reliable", lambda r: str(r["slsn"]["reliable"])),
+                row("called (broad group)",
+                    lambda r: ", ".join(f"{k} {v}" for k, v in sorted(r["slsn"]["called"].items())) or "–")]
+    elif result["n_slsn"]:
         out += ["", "## SLSNe (outside the label space: none should be reliable)", "", f"| | {head} |", sep,
                 row("spectra (classified)", lambda r: f"{r['slsn']['n']} ({r['slsn']['classified']})"),
                 row("called reliable", lambda r: str(r["slsn"]["reliable"])),

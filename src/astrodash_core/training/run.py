@@ -15,7 +15,7 @@ from ..preprocess import Preprocessed, PreprocessSettings
 from ..variants import Variant
 from .augment import (DEGRADED, REDSHIFT_SURVEY, REDSHIFT_SURVEY_HOST_LINES, AugmentConfig, Augmenter, balanced_weights,
                       objects_of)
-from .evaluation import metrics, redshift_metrics
+from .evaluation import metrics, redshift_metrics, type_only_metrics
 from .templates_data import find_data_root, load_templates, load_unlabelled, split_objects
 
 DATA_DESCRIPTION = ("SNID templates (Blondin & Tonry 2007; Liu & Modjaz 2016; BSNIP, Silverman et al. 2012) "
@@ -91,12 +91,23 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
     cross-validation fold's file holds its other objects out); ``real_augment``: crop, tilt and noise on each
     real example (:func:`.real_data.augment_real`).
 
+    ``arch_name="transformer"`` (``variant`` known-z only): AstroDASH 2.0's five classes without ages
+    (``labels.TRANSFORMER_CLASSES``), every label code mapped to one of them; the superluminous spectra are its
+    SLSNe-I class and always train it (at least :data:`TRANSFORMER_SLSN_FRACTION` of each epoch); type-only
+    cross-entropy, validation metrics, threshold and test figures (:func:`evaluate_type_only`).
+
     ``init`` (a model file or Model of ``variant``): fine-tune it instead of training from scratch, at learning
     rate ``lr``.  It is trained on the template objects it was fitted on (training, or training + validation
     when its provenance says so; the test objects stay out), once (``refit`` does not apply), the last epoch
     kept; its reliability threshold is kept."""
-    from .train import LOSS, REDSHIFT_LOSS
+    from .train import LOSS, REDSHIFT_LOSS, TRANSFORMER_LOSS
 
+    types_only = is_type_only(arch_name)
+    if types_only and variant != "known-z":
+        raise ValueError(f"the transformer (AstroDASH 2.0's five classes, no ages) is a known-z model: it classifies at "
+                         f"a given or estimated redshift; --variant {variant} is not available for it")
+    if types_only:  # SLSNe-I is one of its classes: the superluminous spectra always train it
+        slsn_outside, outside_fraction = True, max(outside_fraction, TRANSFORMER_SLSN_FRACTION)
     t0 = time.time()
     commit = _commit()  # the code that trains, not whatever is checked out when training ends
     if init is not None:
@@ -116,7 +127,7 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
     rng = np.random.default_rng([seed, 10_000])
     X_val, y_val, z_val = aug.examples(val, np.repeat(np.arange(len(val)), val_per_spectrum), rng)
     arch_name = arch_name or DEFAULT_ARCHITECTURE
-    loss = REDSHIFT_LOSS if reads_z else LOSS
+    loss = REDSHIFT_LOSS if reads_z else TRANSFORMER_LOSS if types_only else LOSS
     real_items = None
     if real is not None:
         if reads_z:
@@ -129,6 +140,9 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
         if reads_z:
             raise ValueError("superluminous spectra as 'outside the label space' can train the classifiers only")
         outside = slsn_templates(find_data_root(data), side, log)
+        if types_only and outside["val"]:  # validated (and calibrated) on its SLSNe-I class too
+            Xo, yo, zo = aug.examples(outside["val"], np.repeat(np.arange(len(outside["val"])), val_per_spectrum), rng)
+            X_val, y_val, z_val = np.concatenate([X_val, Xo]), np.concatenate([y_val, yo]), np.concatenate([z_val, zo])
     recipe = dict(seed=seed, epochs=epochs, examples_per_epoch=examples_per_epoch, time_budget_s=time_budget_s,
                   arch_name=arch_name, members=members, log=log, real=real_items, real_fraction=real_fraction,
                   outside_fraction=outside_fraction, real_augment=real_augment, init=init, lr=lr)
@@ -146,6 +160,12 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
 
         z_hat, _ = network_redshifts(model, X_val)
         validation, reliability = redshift_metrics(z_hat, z_val), None
+    elif types_only:
+        probs_val = model.predict(X_val)
+        validation = type_only_metrics(probs_val, y_val)
+        reliability = interpret.calibrate_threshold(probs_val, y_val, _scored=interpret.type_only_scored(probs_val, y_val))
+        log(f"reliability: threshold {reliability['threshold']:.3f} gives precision {reliability['precision']:.3f} "
+            f"on {100 * reliability['coverage']:.1f} % of validation spectra")
     else:
         probs_val = model.predict(X_val)
         validation = {k: v for k, v in metrics(probs_val, y_val).items() if k != "confusion"}
@@ -174,7 +194,8 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
                              "what": "real observed spectra with catalogue types (partial labels, no ages)"}}
            if real_items else {}),
         **({"outside_spectra": {"slsn_templates": len(outside["train"] + (outside["val"] if refit else [])),
-                                "fraction": outside_fraction, "target": "flat over the classes"}}
+                                "fraction": outside_fraction,
+                                "target": "the SLSNe-I class" if types_only else "flat over the classes"}}
            if outside else {}),
         "augmentation": aug.config.to_dict(),
         "loss": loss,
@@ -193,6 +214,19 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
     model.save(out)
     log(f"wrote {out} ({Path(out).stat().st_size / 1e6:.1f} MB) in {time.time() - t0:.0f} s")
     return model
+
+
+#: The transformer's share of superluminous spectra (its SLSNe-I class) in each epoch, at least.
+TRANSFORMER_SLSN_FRACTION = 0.08
+#: The transformer's peak learning rate when none is given.
+TRANSFORMER_LR = 1e-3
+
+
+def is_type_only(arch_name: str | None) -> bool:
+    """Whether the architecture ``arch_name`` trains AstroDASH 2.0's five type-only classes (the transformer)."""
+    from ..nn import ARCHITECTURES, is_transformer
+
+    return arch_name is not None and is_transformer(ARCHITECTURES.get(arch_name))
 
 
 def check_same_split(init, parts) -> None:
@@ -256,7 +290,7 @@ def slsn_templates(root, side: dict, log=print) -> dict:
     for t in load_unlabelled(root, log=lambda *_: None):
         if t.sn_type == "SLSN" and side.get(t.object, "train") in out:
             out[side.get(t.object, "train")].append(replace(t, label=labels.OUTSIDE))
-    log(f"superluminous spectra outside the label space: {len(out['train'])} training, {len(out['val'])} validation")
+    log(f"superluminous spectra: {len(out['train'])} training, {len(out['val'])} validation")
     return out
 
 
@@ -282,11 +316,15 @@ def fit_recipe(variant: str, objects, aug: Augmenter, X_monitor, y_monitor, *, s
     (fine-tuning; ``lr`` is then usually lower than the default 2e-3)."""
     from ..models import Model
     from ..nn import ARCHITECTURES, with_outputs
-    from .train import class_scores, redshift_loss, redshift_scores, train_model
+    from .train import class_scores, redshift_loss, redshift_scores, train_model, transformer_loss, transformer_scores
 
     reads_z = variant == "redshift"
-    out_labels = list(labels.REDSHIFT_LABELS if reads_z else labels.CLASS_LABELS)
+    types_only = is_type_only(arch_name)
+    out_labels = list(labels.REDSHIFT_LABELS if reads_z else labels.TRANSFORMER_CLASSES if types_only
+                      else labels.CLASS_LABELS)
     arch = with_outputs(ARCHITECTURES[arch_name], len(out_labels))
+    if types_only and lr is None:
+        lr = TRANSFORMER_LR
     init_weights = None
     if init is not None:
         check_init(init, variant, arch, out_labels, members)
@@ -318,17 +356,18 @@ def fit_recipe(variant: str, objects, aug: Augmenter, X_monitor, y_monitor, *, s
             return X, y
         return make_epoch
 
+    lr_arg: dict[str, Any] = {} if lr is None else {"lr": lr}  # train_model's default otherwise
     nn_weights, history = {}, []
-    lr_option: dict[str, Any] = {"lr": lr} if lr is not None else {}  # train_model's own default otherwise
     for member in range(members):
         if members > 1:
             log(f"ensemble member {member + 1} of {members}")
         w, h = train_model(
             epochs_of(member), X_monitor, np.asarray(y_monitor).astype(np.float32) if reads_z else y_monitor,
             arch=arch, seed=seed + 1000 * member, epochs=epochs, time_budget_s=time_budget_s, log=log,
-            select=select, loss_fn=redshift_loss() if reads_z else None,
-            score_fn=redshift_scores if reads_z else class_scores, init=init_weights,
-            **lr_option)
+            select=select, loss_fn=redshift_loss() if reads_z else transformer_loss() if types_only else None,
+            score_fn=redshift_scores if reads_z else transformer_scores if types_only else class_scores,
+            init=init_weights,
+            **lr_arg)
         nn_weights.update({f"m{member}.{k}" if members > 1 else k: v for k, v in w.items()})
         history.append(h)
     settings = PreprocessSettings()
@@ -371,6 +410,8 @@ def evaluate_model(model, test, aug: Augmenter, seed: int, bank=None, redshift_m
                         "redshift": redshift_metrics(network_redshifts(model, Xd)[0], zd, objects)}
         return out
     threshold = model.provenance.get("reliability", {}).get("threshold")
+    if labels.is_transformer_labels(model.labels):
+        return evaluate_type_only(model, test, aug, rng, threshold)
     X, y, _, objects = aug.clean(test, return_objects=True)
     probs = model.predict(X)
     out = {"clean": metrics(probs, y, objects)}
@@ -391,6 +432,27 @@ def evaluate_model(model, test, aug: Augmenter, seed: int, bank=None, redshift_m
             z_est = estimate_batch(rows, probs, bank, redshift_model)
             out[key]["redshift"] = redshift_metrics(z_est, zd, objects)
     return out
+
+
+def evaluate_type_only(model, test, aug: Augmenter, rng, threshold) -> dict:
+    """:func:`evaluate_model` of a type-only model (the transformer): its class accuracy on the held-out
+    templates, clean and degraded, and the reliable flag's precision and coverage at ``threshold``."""
+    out = {}
+    X, y, _, objects = aug.clean(test, return_objects=True)
+    for key, (Xs, ys, objs) in (("clean", (X, y, objects)),
+                                ("degraded", _degraded(aug, test, rng))):
+        probs = model.predict(Xs)
+        out[key] = type_only_metrics(probs, ys, objs)
+        if threshold is not None and len(ys):
+            out[key]["reliability"] = interpret.reliability_at(probs, ys, threshold,
+                                                               interpret.type_only_scored(probs, ys))
+    out["degraded"]["conditions"] = DEGRADED.describe()
+    return out
+
+
+def _degraded(aug: Augmenter, test, rng):
+    Xd, yd, _, objects = aug.degraded(test, rng, DEGRADED, return_objects=True)
+    return Xd, yd, objects
 
 
 def estimate_batch(pre: Preprocessed, probs, bank, redshift_model=None) -> np.ndarray:

@@ -21,6 +21,11 @@ def build_torch(arch: list[dict], dropout: float = 0.3):
     import torch
     from torch import nn
 
+    from ..nn import is_transformer
+
+    if is_transformer(arch):
+        return build_torch_transformer(arch)
+
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
@@ -40,6 +45,66 @@ def build_torch(arch: list[dict], dropout: float = 0.3):
                         h = torch.relu(h)
             return h
 
+    return Net()
+
+
+#: Dropout of the transformer's attention and feed-forward blocks in training (identity in eval mode).
+TRANSFORMER_DROPOUT = 0.1
+
+
+def build_torch_transformer(arch: list[dict], dropout: float = TRANSFORMER_DROPOUT, nw: int | None = None):
+    """The torch module of a transformer spec (``astrodash_core.nn.transformer``) on ``nw``-bin rows (default
+    the shipped grid's): logits, no softmax.  Its ``layers.{i}`` are the spec's layers, so its state dict is the
+    model file's weights; the encoder layers are ``torch.nn.TransformerEncoderLayer`` (pre-LN, exact GELU)."""
+    if nw is None:
+        from ..grid import DEFAULT_GRID
+
+        nw = DEFAULT_GRID.nw
+    import torch
+    from torch import nn
+
+    class PatchEmbed(nn.Module):
+        def __init__(self, patch: int, dim: int, tokens: int):
+            super().__init__()
+            self.patch = patch
+            lin = nn.Linear(patch, dim)
+            self.weight, self.bias = lin.weight, lin.bias
+            self.pos = nn.Parameter(0.02 * torch.randn(tokens, dim))
+
+        def forward(self, x):
+            p = x.reshape(x.shape[0], -1, self.patch)
+            return p @ self.weight.T + self.bias + self.pos
+
+    class MeanPool(nn.Module):
+        def forward(self, h):
+            return h.mean(dim=1)
+
+    def layer(spec):
+        t = spec["type"]
+        if t == "patch_embed":
+            return PatchEmbed(spec["patch"], spec["dim"], tokens)
+        if t == "encoder":
+            return nn.TransformerEncoderLayer(spec["dim"], spec["heads"], spec["ffn"], dropout=dropout,
+                                              activation="gelu", batch_first=True, norm_first=True)
+        if t == "layernorm":
+            return nn.LayerNorm(spec["dim"])
+        if t == "meanpool":
+            return MeanPool()
+        return nn.Linear(spec["in"], spec["out"])
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.spec = arch
+            self.layers = nn.ModuleList(layer(spec) for spec in arch)
+
+        def forward(self, x):
+            h = x
+            for mod in self.layers:
+                h = mod(h)
+            return h
+
+    tokens = nw // int(arch[0]["patch"])
     return Net()
 
 
@@ -134,6 +199,32 @@ def redshift_loss(*, target_sigma: float = REDSHIFT_LOSS["target_sigma"]):
         return -(t * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
 
     return loss
+
+
+#: The transformer's loss settings: cross-entropy over its five classes towards the class each label code
+#: admits (``labels.transformer_allowed``), with a little label smoothing.
+TRANSFORMER_LOSS: dict[str, Any] = {"kind": "type-only cross-entropy", "smoothing": 0.02}
+
+
+def transformer_loss(*, smoothing: float = TRANSFORMER_LOSS["smoothing"]):
+    """Cross-entropy of a type-only model's logits [n, 5] against label codes (full classes, partial labels,
+    ``labels.OUTSIDE`` = SLSNe-I): every code admits one of the five classes."""
+    import torch
+
+    target_of = torch.from_numpy(labels.transformer_allowed().argmax(axis=1))
+
+    def loss(logits, y):
+        return torch.nn.functional.cross_entropy(logits, target_of[y], label_smoothing=smoothing)
+
+    return loss
+
+
+def transformer_scores(logits, y) -> dict:
+    """Accuracy of a type-only model's most probable class."""
+    import torch
+
+    target = torch.from_numpy(labels.transformer_allowed().argmax(axis=1))[y]
+    return {"class_acc": float((logits.argmax(1) == target).float().mean())}
 
 
 def class_scores(logits, y) -> dict:
