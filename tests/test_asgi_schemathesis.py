@@ -15,16 +15,19 @@ from fuzz_http import counts, run  # noqa: E402
 pytestmark = pytest.mark.skipif(shutil.which("schemathesis") is None, reason="needs schemathesis (dev extra)")
 
 
-#: A crash inside schemathesis itself (hypothesis describing a strategy hits a CPython 3.11 ast recursion bug
-#: now and then): not an answer of the server, so the run is repeated once when it is the only error.
+#: A crash inside schemathesis itself (hypothesis describing a strategy hits a CPython 3.11 ast recursion bug;
+#: for a given schema and seed it recurs every time): not an answer of the server, so when it is the only error
+#: the run is repeated with the next seed, up to SEEDS.
 TOOL_CRASH = "AST constructor recursion depth mismatch"
+SEEDS = (20261129, 20261130, 20261131)
 
 
 def test_schemathesis_finds_no_failure(tmp_path):
     with ServerProcess(tmp_path, {"ASTRODASH_RATE_LIMIT_ENABLED": "0"}) as server:
-        code, output = run(server.base, max_examples=8, seed=20261129)
-        if code != 0 and TOOL_CRASH in output and counts(output)["failures"] == 0:
-            code, output = run(server.base, max_examples=8, seed=20261129)
+        for seed in SEEDS:
+            code, output = run(server.base, max_examples=8, seed=seed)
+            if code == 0 or TOOL_CRASH not in output or counts(output)["failures"] != 0:
+                break
     c = counts(output)
     assert code == 0, output[-8000:]
     assert c["generated"] > 300 and c["failures"] == 0 and c["passed"] == c["generated"]
