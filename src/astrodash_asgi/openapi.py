@@ -46,6 +46,9 @@ _NUM = {"type": "number"}
 _NSTR = {"type": ["string", "null"]}
 _NNUM = {"type": ["number", "null"]}
 _NBOOL = {"type": ["boolean", "null"]}
+_NAMES = _q("names", {"type": "string", "enum": ["astrodash", "species"], "default": "astrodash"},
+            doc="group lines by AstroDASH 2.0's element keys (H_Balmer, SiII, CaII [H&K], ...; our species name "
+                "for a line it has no key for) or by our species names (H I, Si II, Ca II, ...)")
 _MODELS = {"type": "array", "items": {"$ref": "#/components/schemas/ModelInfo"}}
 _PAGE = (_q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, doc="models per page (default 100)"),
          _q("offset", {"type": "integer", "minimum": 0, "maximum": 2 ** 62}, doc="models to skip (default 0)"))
@@ -127,16 +130,19 @@ PATHS = {
     "/api/v1/template-spectrum": {"get": _cached(_op(
         "Mean template spectrum of a type and age bin", _ok("x, y"), (404, 422, 503),
         params=(_q("sn_type", _STR, doc="default Ia"), _q("age_bin", _STR, doc="default '2 to 6'"))))},
-    "/api/v1/line-list": {"get": _cached(_op("Every line: {element: [rest wavelengths]}", _ok("Line list")))},
-    "/api/v1/line-list/elements": {"get": _cached(_op("Species in the line list", _ok("elements")))},
+    "/api/v1/line-list": {"get": _cached(_op("Every line: {element: [rest wavelengths]}", _ok("Line list"), (422,),
+                                             params=(_NAMES,)))},
+    "/api/v1/line-list/elements": {"get": _cached(_op("Elements in the line list", _ok("elements"), (422,),
+                                                      params=(_NAMES,)))},
     "/api/v1/line-list/element/{element}": {"get": _cached(_op(
-        "Lines of one species", _ok("element, wavelengths, count"), (404,),
-        params=(_q("element", _STR, where="path"),)))},
+        "Lines of one element, by our species name or AstroDASH 2.0's key", _ok("element, wavelengths, count, lines"),
+        (404,), params=(_q("element", _STR, where="path"),)))},
     "/api/v1/line-list/filter": {"get": _cached(_op(
         "Lines in a wavelength range (observed frame when redshift is given)", _ok("elements, count"), (422,),
         params=(_q("min_wavelength", _NUM, True), _q("max_wavelength", _NUM, True),
                 _q("redshift", {"type": "number", "exclusiveMinimum": -1},
-                   doc="observed-frame redshift; omit it for rest wavelengths (an empty value is refused)"))))},
+                   doc="observed-frame redshift; omit it for rest wavelengths (an empty value is refused)"),
+                _NAMES)))},
     "/api/v1/models": {"get": _cached(_op("Uploaded models", _PAGED, (422, 503), params=_PAGE))},
     "/api/v1/models/owner/{owner}": {"get": _cached(_op(
         "Uploaded models of one owner", _PAGED, (422, 503), params=(_q("owner", _STR, where="path"), *_PAGE)))},
