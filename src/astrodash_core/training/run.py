@@ -5,6 +5,7 @@ import datetime as _dt
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -318,6 +319,7 @@ def fit_recipe(variant: str, objects, aug: Augmenter, X_monitor, y_monitor, *, s
         return make_epoch
 
     nn_weights, history = {}, []
+    lr_option: dict[str, Any] = {} if lr is None else {"lr": lr}  # train_model's default unless --lr is given
     for member in range(members):
         if members > 1:
             log(f"ensemble member {member + 1} of {members}")
@@ -326,7 +328,7 @@ def fit_recipe(variant: str, objects, aug: Augmenter, X_monitor, y_monitor, *, s
             arch=arch, seed=seed + 1000 * member, epochs=epochs, time_budget_s=time_budget_s, log=log,
             select=select, loss_fn=redshift_loss() if reads_z else None,
             score_fn=redshift_scores if reads_z else class_scores, init=init_weights,
-            **({"lr": lr} if lr is not None else {}))
+            **lr_option)
         nn_weights.update({f"m{member}.{k}" if members > 1 else k: v for k, v in w.items()})
         history.append(h)
     settings = PreprocessSettings()
