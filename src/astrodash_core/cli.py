@@ -267,15 +267,21 @@ def _classify_by_name(args) -> int:
     """Spectra of a named supernova from the configured catalogues (``--name``), each row saying which."""
     from collections import deque
 
-    from .catalogue import catalogue_spectra
+    from .catalogue import catalogue_spectra, catalogue_spectrum
 
     if args.paths or args.redshift_file:
         raise UsageError("--name takes no files and no --redshift-file")
-    spectra = catalogue_spectra(args.name)
-    picked = range(len(spectra)) if args.spectrum_index is None else [args.spectrum_index]
-    if args.spectrum_index is not None and not 0 <= args.spectrum_index < len(spectra):
-        raise UsageError(f"--spectrum-index {args.spectrum_index}: {args.name} has {len(spectra)} spectra "
-                         f"(0 to {len(spectra) - 1})")
+    if args.spectrum_index is None:
+        spectra = catalogue_spectra(args.name)
+        picked = list(range(len(spectra)))
+    else:  # only the one asked for is fetched (a TNS spectrum is a download of its own)
+        try:
+            spectra = {args.spectrum_index: catalogue_spectrum(args.name, args.spectrum_index)}
+        except CatalogueError as exc:
+            if exc.field != "spectrum_index" or exc.status != 422:
+                raise
+            raise UsageError(f"--spectrum-index {args.spectrum_index}: {exc}") from None
+        picked = [args.spectrum_index]
     where: deque = deque()
 
     def sources():
