@@ -44,6 +44,18 @@ class Handler(BaseHTTPRequestHandler):
         elif name == "SN2000slow.json":
             time.sleep(1.5)
             body, code = b"{}", 200
+        elif name == "SN2000trickle.json":  # answers at once, then a byte every 0.1 s for 2 s
+            self.send_response(200)
+            self.send_header("Content-Length", "20")
+            self.end_headers()
+            try:
+                for _ in range(20):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:
+                pass  # the client gave up, as it should
+            return
         else:
             body, code = b"not found", 404
         self.send_response(code)
@@ -89,7 +101,8 @@ def test_spectra_by_name_over_http_carry_date_instrument_and_redshift(server, mo
 
 
 @pytest.mark.parametrize("name, status, says", [("SN2002er", 404, "no spectra"), ("SN2000junk", 502, "no readable"),
-                                                ("SN2000err", 502, "HTTP 500"), ("SN2000slow", 504, "within 0.3 s")])
+                                                ("SN2000err", 502, "HTTP 500"), ("SN2000slow", 504, "within 0.3 s"),
+                                                ("SN2000trickle", 504, "within 0.3 s")])
 def test_a_catalogue_that_lacks_fails_or_stalls_says_so(server, monkeypatch, name, status, says):
     monkeypatch.setenv("ASTRODASH_OSC_URL", server)
     monkeypatch.setenv("ASTRODASH_CATALOGUE_TIMEOUT", "0.3")
