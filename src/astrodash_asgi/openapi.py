@@ -13,8 +13,9 @@ _ERR = {"description": "Error", "content": {"application/json": {"schema": {"$re
 _PARAMS_DOC = ("JSON object: smoothing (int >= 0), knownZ (bool; false = estimate the redshift), zValue (number, "
                "required with knownZ), minWave, maxWave (Å), calculateRlap (bool, default false as in AstroDASH "
                "2.0; the CLI and library compute rlap unless told not to), modelType ('dash' or 'user_uploaded'); "
-               "/process only: oscRef (a supernova name whose catalogue spectrum is classified instead of a file) "
-               "and spectrum_index (which of its spectra, default 0)")
+               "/process only: oscRef (a supernova name whose catalogue spectrum is classified instead of a file: "
+               "an Open Supernova Catalog style source or the Transient Name Server, whichever is configured; 429 "
+               "with Retry-After while the TNS rate limit holds) and spectrum_index (which of its spectra, default 0)")
 
 
 def _ok(description: str, schema: dict | None = None) -> dict:
@@ -154,12 +155,16 @@ PATHS = {
                        "name": _STR, "description": _STR, "owner": _STR}}}}}),
         "delete": _op("Delete an uploaded model", _ok("Deleted"), (404, 405), params=(_MODEL_ID,))},
     "/api/v1/upload-model": {"post": _op(
-        "Upload an astrodash model file (.npz; validated before it is unpacked, never unpickled); an identical "
+        "Upload a model: an astrodash model file (.npz; validated before it is unpacked, never unpickled), a "
+        "PyTorch state dict of an astrodash architecture (.pth/.pt, train extra) or an ONNX model of any "
+        "architecture (.onnx, onnx extra; run by onnxruntime, tried on test spectra at upload); an identical "
         "file already stored is not stored again (duplicate: true, its id)", _ok("Stored model"),
         (400, 408, 413, 422, 503),
         {"file": _FILE, "name": _STR, "description": _STR, "owner": _STR,
          "class_mapping": {"type": "string", "description": "optional JSON {label: index}, checked"},
-         "input_shape": {"type": "string", "description": "optional JSON shape, checked"}}, ("file",))},
+         "input_shape": {"type": "string", "description": "optional JSON shape, batch dimension first (e.g. "
+                                                          "[1, 1024]; [1, 1, 32, 32] for an ONNX graph taking "
+                                                          "DASH's 32x32 image), checked"}}, ("file",))},
 }
 
 _UPLOAD_ID = _q("upload_id", _STR, where="path")
