@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import astrodash_core as ad
+from astrodash_asgi.process import free_port
 from astrodash_core.catalogue import CatalogueError, catalogue_spectra, normalise_name
 from astrodash_plugins.catalogues import OscCatalogue
 
@@ -113,11 +114,7 @@ def test_a_catalogue_that_lacks_fails_or_stalls_says_so(server, monkeypatch, nam
 
 
 def test_a_catalogue_that_is_down_is_502():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again: nothing listens there
+    port = free_port()  # a port nothing listens on
     with pytest.raises(CatalogueError, match="cannot be reached") as exc:
         OscCatalogue(f"http://127.0.0.1:{port}", timeout=2).spectra("SN1994D")
     assert exc.value.status == 502

@@ -3,7 +3,6 @@ format (written for these tests from the API's documented request and answer sha
 the request shape TNS asks of bots, lookups by IAU and survey names, its rate limits, and a server that is down,
 slow, refuses the bot or answers junk.  End to end through a real ``astrodash serve`` and ``params.oscRef``."""
 import json
-import socket
 import threading
 import time
 import urllib.parse
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 
 import astrodash_core as ad
-from astrodash_asgi.process import ServerProcess
+from astrodash_asgi.process import ServerProcess, free_port
 from astrodash_core.catalogue import CatalogueError, catalogue_spectrum
 from astrodash_plugins.catalogues.tns import RateLimit, TnsCatalogue, tns_from_env
 
@@ -188,10 +187,8 @@ def test_what_tns_lacks_or_gets_wrong_says_so(tns, name, index, status, says):
     assert exc.value.status == status and time.monotonic() - t0 < 1.4  # never waits for the slow answer
 
 
-def test_refused_credentials_and_a_server_that_is_down():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again: nothing listens there
+def test_a_server_that_is_down_is_502():
+    port = free_port()  # a port nothing listens on
     with pytest.raises(CatalogueError, match="cannot be reached") as exc:
         catalogue(f"http://127.0.0.1:{port}", timeout=2).spectrum("SN2002er", 0)
     assert exc.value.status == 502

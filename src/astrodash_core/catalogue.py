@@ -66,23 +66,26 @@ def _available(catalogue: str | None) -> dict:
     return available
 
 
-def catalogue_spectra(name: str, catalogue: str | None = None) -> list:
-    """The spectra of ``name`` from the first registered catalogue that has it (or from ``catalogue``)."""
+def _first(name: str, catalogue: str | None, ask) -> list:
+    """``ask(catalogue, key)``'s spectra from the first catalogue that has any (a 404 moves on to the next)."""
     key = normalise_name(name)
-    available = _available(catalogue)
     misses = []
-    for cat_name, cat in available.items():
+    for cat_name, cat in _available(catalogue).items():
         try:
-            spectra = cat.spectra(key)
+            spectra = ask(cat, key)
         except CatalogueError as exc:
             if exc.status != 404:
                 raise
-            misses.append(cat_name)
-            continue
+            spectra = None
         if spectra:
             return spectra
         misses.append(cat_name)
     raise CatalogueError(f"{key}: no spectra in {', '.join(misses)}", 404)
+
+
+def catalogue_spectra(name: str, catalogue: str | None = None) -> list:
+    """The spectra of ``name`` from the first registered catalogue that has it (or from ``catalogue``)."""
+    return _first(name, catalogue, lambda cat, key: cat.spectra(key))
 
 
 def index_error(name: str, count: int, index: int) -> CatalogueError:
@@ -94,27 +97,19 @@ def catalogue_spectrum(name: str, index: int = 0, catalogue: str | None = None):
     """The ``index``-th spectrum of ``name`` from the first registered catalogue that has the object (or from
     ``catalogue``); a catalogue with a ``spectrum`` method fetches only that one.  An index beyond the object's
     spectra is a 422 with ``field="spectrum_index"``."""
-    key = normalise_name(name)
     if isinstance(index, bool) or not isinstance(index, int) or index < 0:
         raise CatalogueError(f"spectrum_index must be a whole number from 0, got {index!r}", 422,
                              field="spectrum_index")
-    misses = []
-    for cat_name, cat in _available(catalogue).items():
-        try:
-            if hasattr(cat, "spectrum"):
-                return cat.spectrum(key, index)
-            spectra = cat.spectra(key)
-        except CatalogueError as exc:
-            if exc.status != 404:
-                raise
-            misses.append(cat_name)
-            continue
-        if spectra:
-            if index >= len(spectra):
-                raise index_error(key, len(spectra), index)
-            return spectra[index]
-        misses.append(cat_name)
-    raise CatalogueError(f"{key}: no spectra in {', '.join(misses)}", 404)
+
+    def one(cat, key) -> list:
+        if hasattr(cat, "spectrum"):
+            return [cat.spectrum(key, index)]
+        spectra = cat.spectra(key)
+        if spectra and index >= len(spectra):
+            raise index_error(key, len(spectra), index)
+        return spectra[index:index + 1]
+
+    return _first(name, catalogue, one)[0]
 
 
 __all__ = ["CatalogueError", "catalogue_spectra", "catalogue_spectrum", "iau_designation", "normalise_name"]
