@@ -271,9 +271,10 @@ def _classify_by_name(args) -> int:
 
     if args.paths or args.redshift_file:
         raise UsageError("--name takes no files and no --redshift-file")
+    spectra: dict = {}  # index -> Spectrum
     if args.spectrum_index is None:
-        spectra = catalogue_spectra(args.name)
-        picked = list(range(len(spectra)))
+        spectra = dict(enumerate(catalogue_spectra(args.name)))
+        picked = list(spectra)
     else:  # only the one asked for is fetched (a TNS spectrum is a download of its own)
         try:
             spectra = {args.spectrum_index: catalogue_spectrum(args.name, args.spectrum_index)}

@@ -146,7 +146,7 @@ class TnsCatalogue:
             return obj
         reply = self._api("search", {"objname": "", "internal_name": name}, name)
         hits = reply if isinstance(reply, list) else []
-        found = [h.get("objname") for h in hits if isinstance(h, dict) and isinstance(h.get("objname"), str)]
+        found = [str(h["objname"]) for h in hits if isinstance(h, dict) and isinstance(h.get("objname"), str)]
         if not found:
             raise CatalogueError(f"{name}: not in the Transient Name Server", 404)
         return found[0]
