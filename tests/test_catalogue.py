@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import astrodash_core as ad
+from astrodash_asgi.process import free_port
 from astrodash_core.catalogue import CatalogueError, catalogue_spectra, normalise_name
 from astrodash_plugins.catalogues import OscCatalogue
 
@@ -44,6 +45,18 @@ class Handler(BaseHTTPRequestHandler):
         elif name == "SN2000slow.json":
             time.sleep(1.5)
             body, code = b"{}", 200
+        elif name == "SN2000trickle.json":  # answers at once, then a byte every 0.1 s for 2 s
+            self.send_response(200)
+            self.send_header("Content-Length", "20")
+            self.end_headers()
+            try:
+                for _ in range(20):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:
+                pass  # the client gave up, as it should
+            return
         else:
             body, code = b"not found", 404
         self.send_response(code)
@@ -89,7 +102,8 @@ def test_spectra_by_name_over_http_carry_date_instrument_and_redshift(server, mo
 
 
 @pytest.mark.parametrize("name, status, says", [("SN2002er", 404, "no spectra"), ("SN2000junk", 502, "no readable"),
-                                                ("SN2000err", 502, "HTTP 500"), ("SN2000slow", 504, "within 0.3 s")])
+                                                ("SN2000err", 502, "HTTP 500"), ("SN2000slow", 504, "within 0.3 s"),
+                                                ("SN2000trickle", 504, "within 0.3 s")])
 def test_a_catalogue_that_lacks_fails_or_stalls_says_so(server, monkeypatch, name, status, says):
     monkeypatch.setenv("ASTRODASH_OSC_URL", server)
     monkeypatch.setenv("ASTRODASH_CATALOGUE_TIMEOUT", "0.3")
@@ -100,11 +114,7 @@ def test_a_catalogue_that_lacks_fails_or_stalls_says_so(server, monkeypatch, nam
 
 
 def test_a_catalogue_that_is_down_is_502():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again: nothing listens there
+    port = free_port()  # a port nothing listens on
     with pytest.raises(CatalogueError, match="cannot be reached") as exc:
         OscCatalogue(f"http://127.0.0.1:{port}", timeout=2).spectra("SN1994D")
     assert exc.value.status == 502

@@ -27,3 +27,15 @@ def test_range_in_rest_and_observed_frames():
     assert any(l["name"] == "Si II 6355" and l["observed_wavelength"] == pytest.approx(6990.5) for l in obs)
     with pytest.raises(ValueError):
         lines.lines_in_range(7000, 6000)
+
+
+def test_astrodash2_keys_are_aliases_of_our_species():
+    assert lines.element_of({"element": "Ca II", "astrodash": "CaII [H&K]"}, "astrodash") == "CaII [H&K]"
+    assert lines.element_of({"element": "[N II]"}, "astrodash") == "[N II]"
+    assert lines.find_element("H_Balmer")[1] == lines.find_element("H I")[1]
+    assert [l["name"] for l in lines.element_lines("CaII [IR-trip]")] == ["Ca II 8498", "Ca II 8542", "Ca II 8662"]
+    assert lines.grouped(lines.all_lines(), "astrodash")["SII"] == [5454.0, 5640.0]  # not the forbidden [S II]
+    with pytest.raises(KeyError, match="unknown element 'T1'"):
+        lines.find_element("T1")  # telluric bands: not in our list
+    with pytest.raises(ValueError, match="naming must be one of"):
+        lines.elements("dash")

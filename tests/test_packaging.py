@@ -15,7 +15,9 @@ DIST = {"python_multipart": "python-multipart", "yaml": "pyyaml"}
 OPTIONAL = {"torch": ("astrodash_core/training/", "astrodash_core/convert.py"), "matplotlib": ("astrodash_core/plot.py",),
             "uvicorn": ("astrodash_asgi/serve.py", "astrodash_asgi/protocol.py"),
             # uvicorn's HTTP/1.1 library, which astrodash_asgi.protocol extends (installed with uvicorn)
-            "h11": ("astrodash_asgi/protocol.py",)}
+            "h11": ("astrodash_asgi/protocol.py",),
+            # ONNX models of any architecture (the onnx extra): only their own runtime module
+            "onnxruntime": ("astrodash_core/nn/onnx_runtime.py",), "onnx": ("astrodash_core/nn/onnx_runtime.py",)}
 TEST_ONLY = {"pytest", "hypothesis", "httpx", "schemathesis", "mutmut"}
 
 
@@ -60,3 +62,4 @@ def test_optional_imports_stay_in_their_modules_and_extras():
             assert where.startswith(OPTIONAL[top]), f"{where} imports {top}"
     assert "torch" in declared("train") and "torch" not in declared("dev")
     assert "matplotlib" in declared("plot") and "uvicorn" in declared("serve")
+    assert {"onnxruntime", "onnx"} <= declared("onnx")

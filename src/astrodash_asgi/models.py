@@ -1,8 +1,9 @@
 """Uploaded models: ``POST /api/v1/upload-model`` and ``GET/PUT/DELETE /api/v1/models[/{id}]``.
 
-Uploads are astrodash model files (``.npz``) or PyTorch state dicts of astrodash's architectures (``.pth``/``.pt``,
-converted first), validated by :meth:`Model.from_bytes` (shapes, label list,
-finite weights, preprocessing version; never unpickled) and kept in the configured storage backend.
+Uploads are astrodash model files (``.npz``), PyTorch state dicts of astrodash's architectures (``.pth``/``.pt``)
+or ONNX graphs of any architecture (``.onnx``, run by onnxruntime), the last two converted first; all are validated
+by :meth:`Model.from_bytes` (shapes, label list, finite weights, preprocessing version; never unpickled), an ONNX
+graph also by a trial on test spectra, and kept in the configured storage backend.
 """
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from starlette.requests import Request
 
 from astrodash_core import labels
 from astrodash_core.classify import AGNOSTIC, KNOWN_Z, Classifier
+from astrodash_core.convert import ONNX_SUFFIXES, PYTORCH_SUFFIXES
 from astrodash_core.errors import ModelFileError
+from astrodash_core.nn import is_onnx
 
 from .auth import require_scope
 from .common import app_state, form_of
@@ -28,10 +31,13 @@ from .params import json_field
 
 
 def _validate(data: bytes, filename: str):
+    from astrodash_core.convert import probe_network
     from astrodash_core.models import Model
 
     try:
         model = Model.from_bytes(bytes(data), filename)
+        if is_onnx(model.arch):  # an .npz holding a graph gets the checks and the trial of a converted .onnx
+            probe_network(model, filename)
         if list(model.labels) != list(labels.CLASS_LABELS):
             raise ModelFileError(f"{filename}: the model's {len(model.labels)} labels are not DASH's "
                                  f"{labels.N_CLASSES} classes in their order; this service cannot interpret it")
@@ -44,17 +50,18 @@ def _validate(data: bytes, filename: str):
     return model
 
 
-#: Uploads converted from PyTorch state dicts (AstroDASH 2.0's model chooser takes only these).
-PYTORCH_SUFFIXES = (".pth", ".pt")
+#: Uploads converted first: PyTorch state dicts (AstroDASH 2.0's model chooser takes only these) and ONNX graphs.
+CONVERTED_SUFFIXES = (*PYTORCH_SUFFIXES, *ONNX_SUFFIXES)
 
 
 def _convert(data: bytes, filename: str, class_mapping, input_shape) -> bytes:
-    """A PyTorch state dict as an astrodash model file (:mod:`astrodash_core.convert`: read without running
-    code; TorchScript and pickled whole models refused), or 400 saying why not."""
-    from astrodash_core.convert import model_from_state_dict
+    """A PyTorch state dict or an ONNX graph as an astrodash model file (:mod:`astrodash_core.convert`: read
+    without running code from the file; TorchScript and pickled whole models refused; an ONNX graph tried on test
+    spectra), or 400 saying why not."""
+    from astrodash_core.convert import convert_model_bytes
 
     try:
-        return model_from_state_dict(bytes(data), filename, class_mapping, input_shape).to_bytes()
+        return convert_model_bytes(bytes(data), filename, class_mapping, input_shape).to_bytes()
     except ModelFileError as exc:
         raise bad_file(filename, str(exc)) from None
 
@@ -75,8 +82,12 @@ def _check_declared(model, class_mapping, input_shape) -> None:
         if not isinstance(input_shape, list) or not input_shape:
             raise invalid("input_shape", f"must be a JSON list such as [1, {nw}], got {_short(input_shape)}")
         shapes = input_shape if isinstance(input_shape[0], list) else [input_shape]
-        if any(not isinstance(s, list) or s not in ([nw], [1, nw], [1, 1, nw]) for s in shapes):
-            raise invalid("input_shape", f"the model takes [1, {nw}] inputs, not {_short(input_shape)}")
+        accepted = [[nw], [1, nw], [1, 1, nw]]
+        if is_onnx(model.arch):  # the graph's own input layout, with or without its batch dimension
+            per = list(model.arch[0]["input_shape"])
+            accepted = [per, [1, *per]]
+        if any(not isinstance(s, list) or s not in accepted for s in shapes):
+            raise invalid("input_shape", f"the model takes {accepted[1]} inputs, not {_short(input_shape)}")
 
 
 def _short(value, limit: int = 80) -> str:
@@ -88,12 +99,18 @@ def describe(record: dict) -> dict:
     meta = record.get("meta") or {}
     lab = meta.get("labels") or []
     nw = meta.get("nw")
+    arch = meta.get("arch") or []
+    if nw and is_onnx(arch):
+        shape = arch[0].get("input_shape")
+        input_shape = shape if arch[0].get("batch") == "none" else [1, *shape]
+    else:
+        input_shape = [1, nw] if nw else None
     return {"id": record["id"], "model_id": record["id"], "name": record["name"], "owner": record["owner"],
             "description": record["description"], "model_filename": record["model_filename"],
             "created_at": record["created_at"], "updated_at": record["updated_at"], "size": record["size"],
             "sha256": record["sha256"], "variant": meta.get("variant"),
             "class_mapping": {name: i for i, name in enumerate(lab)},
-            "input_shape": [1, nw] if nw else None, "output_shape": [1, len(lab)],
+            "input_shape": input_shape, "output_shape": [1, len(lab)],
             "meta": {k: v for k, v in meta.items() if k != "labels"}}
 
 
@@ -101,10 +118,10 @@ async def upload_model(request: Request):
     require_scope(request, "admin")
     state = await app_state(request)
     form = await form_of(request, state)
-    upload = form.required_file("file", "a model file (.npz) is required")
+    upload = form.required_file("file", "a model file (.npz, .pth/.pt or .onnx) is required")
     class_mapping, input_shape = _json_field(state, form, "class_mapping"), _json_field(state, form, "input_shape")
     data = upload.data
-    if upload.filename.lower().endswith(PYTORCH_SUFFIXES):
+    if upload.filename.lower().endswith(CONVERTED_SUFFIXES):
         data = await anyio.to_thread.run_sync(_convert, upload.data, upload.filename, class_mapping, input_shape)
     model = await anyio.to_thread.run_sync(_validate, data, upload.filename)
     _check_declared(model, class_mapping, input_shape)

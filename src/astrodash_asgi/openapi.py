@@ -14,8 +14,9 @@ _PARAMS_DOC = ("JSON object: smoothing (int >= 0), knownZ (bool; false = estimat
                "required with knownZ), minWave, maxWave (Å), calculateRlap (bool, default false as in AstroDASH "
                "2.0; the CLI and library compute rlap unless told not to), modelType ('dash'; 'transformer': "
                "AstroDASH 2.0's five classes in its answer shape; 'user_uploaded'); "
-               "/process only: oscRef (a supernova name whose catalogue spectrum is classified instead of a file) "
-               "and spectrum_index (which of its spectra, default 0)")
+               "/process only: oscRef (a supernova name whose catalogue spectrum is classified instead of a file: "
+               "an Open Supernova Catalog style source or the Transient Name Server, whichever is configured; 429 "
+               "with Retry-After while the TNS rate limit holds) and spectrum_index (which of its spectra, default 0)")
 
 
 def _ok(description: str, schema: dict | None = None) -> dict:
@@ -47,6 +48,9 @@ _NUM = {"type": "number"}
 _NSTR = {"type": ["string", "null"]}
 _NNUM = {"type": ["number", "null"]}
 _NBOOL = {"type": ["boolean", "null"]}
+_NAMES = _q("names", {"type": "string", "enum": ["astrodash", "species"], "default": "astrodash"},
+            doc="group lines by AstroDASH 2.0's element keys (H_Balmer, SiII, CaII [H&K], ...; our species name "
+                "for a line it has no key for) or by our species names (H I, Si II, Ca II, ...)")
 _MODELS = {"type": "array", "items": {"$ref": "#/components/schemas/ModelInfo"}}
 _PAGE = (_q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, doc="models per page (default 100)"),
          _q("offset", {"type": "integer", "minimum": 0, "maximum": 2 ** 62}, doc="models to skip (default 0)"))
@@ -128,16 +132,19 @@ PATHS = {
     "/api/v1/template-spectrum": {"get": _cached(_op(
         "Mean template spectrum of a type and age bin", _ok("x, y"), (404, 422, 503),
         params=(_q("sn_type", _STR, doc="default Ia"), _q("age_bin", _STR, doc="default '2 to 6'"))))},
-    "/api/v1/line-list": {"get": _cached(_op("Every line: {element: [rest wavelengths]}", _ok("Line list")))},
-    "/api/v1/line-list/elements": {"get": _cached(_op("Species in the line list", _ok("elements")))},
+    "/api/v1/line-list": {"get": _cached(_op("Every line: {element: [rest wavelengths]}", _ok("Line list"), (422,),
+                                             params=(_NAMES,)))},
+    "/api/v1/line-list/elements": {"get": _cached(_op("Elements in the line list", _ok("elements"), (422,),
+                                                      params=(_NAMES,)))},
     "/api/v1/line-list/element/{element}": {"get": _cached(_op(
-        "Lines of one species", _ok("element, wavelengths, count"), (404,),
-        params=(_q("element", _STR, where="path"),)))},
+        "Lines of one element, by our species name or AstroDASH 2.0's key", _ok("element, wavelengths, count, lines"),
+        (404,), params=(_q("element", _STR, where="path"),)))},
     "/api/v1/line-list/filter": {"get": _cached(_op(
         "Lines in a wavelength range (observed frame when redshift is given)", _ok("elements, count"), (422,),
         params=(_q("min_wavelength", _NUM, True), _q("max_wavelength", _NUM, True),
                 _q("redshift", {"type": "number", "exclusiveMinimum": -1},
-                   doc="observed-frame redshift; omit it for rest wavelengths (an empty value is refused)"))))},
+                   doc="observed-frame redshift; omit it for rest wavelengths (an empty value is refused)"),
+                _NAMES)))},
     "/api/v1/models": {"get": _cached(_op("Uploaded models", _PAGED, (422, 503), params=_PAGE))},
     "/api/v1/models/owner/{owner}": {"get": _cached(_op(
         "Uploaded models of one owner", _PAGED, (422, 503), params=(_q("owner", _STR, where="path"), *_PAGE)))},
@@ -149,12 +156,16 @@ PATHS = {
                        "name": _STR, "description": _STR, "owner": _STR}}}}}),
         "delete": _op("Delete an uploaded model", _ok("Deleted"), (404, 405), params=(_MODEL_ID,))},
     "/api/v1/upload-model": {"post": _op(
-        "Upload an astrodash model file (.npz; validated before it is unpacked, never unpickled); an identical "
+        "Upload a model: an astrodash model file (.npz; validated before it is unpacked, never unpickled), a "
+        "PyTorch state dict of an astrodash architecture (.pth/.pt, train extra) or an ONNX model of any "
+        "architecture (.onnx, onnx extra; run by onnxruntime, tried on test spectra at upload); an identical "
         "file already stored is not stored again (duplicate: true, its id)", _ok("Stored model"),
         (400, 408, 413, 422, 503),
         {"file": _FILE, "name": _STR, "description": _STR, "owner": _STR,
          "class_mapping": {"type": "string", "description": "optional JSON {label: index}, checked"},
-         "input_shape": {"type": "string", "description": "optional JSON shape, checked"}}, ("file",))},
+         "input_shape": {"type": "string", "description": "optional JSON shape, batch dimension first (e.g. "
+                                                          "[1, 1024]; [1, 1, 32, 32] for an ONNX graph taking "
+                                                          "DASH's 32x32 image), checked"}}, ("file",))},
 }
 
 _UPLOAD_ID = _q("upload_id", _STR, where="path")

@@ -30,6 +30,11 @@ OTHER_VARIABLES = {
     "ASTRODASH_OSC_URL": "supernova catalogue base URL or folder (astrodash_plugins.catalogues)",
     "ASTRODASH_CATALOGUE_TIMEOUT": "seconds per catalogue request (astrodash_plugins.catalogues)",
     "ASTRODASH_CATALOGUE_MAX_BYTES": "largest catalogue answer (astrodash_plugins.catalogues)",
+    "ASTRODASH_TNS_BOT_ID": "Transient Name Server bot id (astrodash_plugins.catalogues.tns)",
+    "ASTRODASH_TNS_BOT_NAME": "Transient Name Server bot name (astrodash_plugins.catalogues.tns)",
+    "ASTRODASH_TNS_API_KEY": "Transient Name Server bot API key (astrodash_plugins.catalogues.tns)",
+    "ASTRODASH_TNS_URL": "Transient Name Server base URL, default https://www.wis-tns.org "
+                         "(astrodash_plugins.catalogues.tns)",
 }
 
 

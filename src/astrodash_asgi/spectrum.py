@@ -51,12 +51,9 @@ async def _process(request: Request, state):
 
 
 def _catalogue_spectrum(name, index, known_z):
-    from astrodash_core.catalogue import catalogue_spectra
+    from astrodash_core.catalogue import catalogue_spectrum as from_catalogue
 
-    spectra = catalogue_spectra(name)
-    if index >= len(spectra):
-        raise invalid("spectrum_index", f"{name} has {len(spectra)} spectra (0 to {len(spectra) - 1}), got {index}")
-    spec = spectra[index]
+    spec = from_catalogue(name, index)
     if not known_z:
         spec.redshift = None
     return spec, spec.meta.get("source", name)
@@ -64,7 +61,8 @@ def _catalogue_spectrum(name, index, known_z):
 
 async def catalogue_spectrum(name, index, known_z):
     """(spectrum, source label) of a supernova's ``index``-th catalogue spectrum; catalogue failures keep their
-    status (404 unknown, 422 not a name, 502 down or junk, 503 none configured, 504 too slow)."""
+    status (404 unknown, 422 not a name or an index beyond its spectra, 429 the catalogue's rate limit, with
+    Retry-After, 502 down or junk, 503 none configured, 504 too slow)."""
     from astrodash_core.catalogue import CatalogueError
 
     from .errors import ApiError
@@ -72,7 +70,8 @@ async def catalogue_spectrum(name, index, known_z):
     try:
         return await anyio.to_thread.run_sync(_catalogue_spectrum, name, index, known_z)
     except CatalogueError as exc:
-        raise ApiError(exc.status, str(exc), field="oscRef") from None
+        headers = {"retry-after": str(int(exc.retry_after))} if exc.retry_after is not None else None
+        raise ApiError(exc.status, str(exc), headers=headers, field=exc.field or "oscRef") from None
 
 
 def _estimate(state, data, filename, sn_type, age_bin):

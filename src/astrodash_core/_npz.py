@@ -26,6 +26,9 @@ MAX_UNPACKED_BYTES = 256 * 1024 * 1024
 MAX_META_BYTES = 1024 * 1024
 MAX_META_DEPTH = 32
 
+#: Weights whose name ends so are raw bytes (``uint8`` vectors: an ONNX graph), not floating-point tensors.
+BYTES_SUFFIX = ".graph"
+
 #: Largest ``.npy`` header read (numpy's own default bound).
 MAX_HEADER_BYTES = 10_000
 
@@ -113,7 +116,10 @@ def _read_meta(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, max_bytes:
 def _read_weight(zf, info, key: str, want: tuple[int, ...], name: str) -> np.ndarray:
     with zf.open(info) as fh:
         dtype, shape, fortran = _header(fh, key, name)
-        if dtype.kind != "f" or dtype.itemsize not in (2, 4, 8) or dtype.hasobject:
+        raw_bytes = key.endswith(BYTES_SUFFIX)
+        if raw_bytes and dtype != np.uint8:
+            raise ModelFileError(f"{name}: weight {key[2:]!r} must be a uint8 byte vector, got {dtype}")
+        if not raw_bytes and (dtype.kind != "f" or dtype.itemsize not in (2, 4, 8) or dtype.hasobject):
             raise ModelFileError(f"{name}: weight {key[2:]!r} must be floating point, got {dtype}")
         if shape != want:
             raise ModelFileError(f"{name}: weight {key[2:]!r} has shape {shape}, architecture needs {want}")
@@ -125,4 +131,4 @@ def _read_weight(zf, info, key: str, want: tuple[int, ...], name: str) -> np.nda
         raw = _read_exact(fh, nbytes, key, name)
     arr = np.frombuffer(raw, dtype=dtype, count=count)
     arr = arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
-    return arr.astype(np.float32)
+    return arr.copy() if raw_bytes else arr.astype(np.float32)

@@ -4,7 +4,9 @@
 object's public spectra as :class:`Spectrum` objects whose ``meta`` carries ``time`` (MJD), ``instrument`` and
 ``spectrum_index``.  A catalogue is an object with ``name: str`` and ``spectra(name: str) -> list[Spectrum]``
 raising :class:`CatalogueError`: status 404 when it does not know the object, 502 when it is down or answers
-junk, 504 when it is too slow.
+junk, 504 when it is too slow, 429 (with ``retry_after`` seconds) when its rate limit is reached.  A catalogue may
+also have ``spectrum(name: str, index: int) -> Spectrum``, which :func:`catalogue_spectrum` uses to fetch only the
+spectrum asked for (the Transient Name Server's spectra are one download each).
 """
 from __future__ import annotations
 
@@ -20,8 +22,10 @@ _SURVEY = re.compile(r"^[A-Za-z][A-Za-z0-9+\-_. ]{1,60}$")
 class CatalogueError(AstrodashError):
     """A name that could not be looked up; ``status`` is the HTTP status that says why."""
 
-    def __init__(self, message: str, status: int = 404):
+    def __init__(self, message: str, status: int = 404, retry_after: float | None = None, field: str | None = None):
         self.status = status
+        self.retry_after = retry_after  # seconds, with status 429
+        self.field = field  # the request field at fault, when it is not the name
         super().__init__(message)
 
 
@@ -40,11 +44,15 @@ def normalise_name(name: str) -> str:
     return s.replace(" ", "")
 
 
-def catalogue_spectra(name: str, catalogue: str | None = None) -> list:
-    """The spectra of ``name`` from the first registered catalogue that has it (or from ``catalogue``)."""
+def iau_designation(name: str) -> str | None:
+    """The designation of an IAU name without its prefix ("SN 2002er" -> "2002er"); None for other names."""
+    m = _IAU.match(normalise_name(name))
+    return m.group(2) if m else None
+
+
+def _available(catalogue: str | None) -> dict:
     from .plugins import get_catalogues
 
-    key = normalise_name(name)
     catalogues = get_catalogues()
     if catalogue is not None:
         if catalogue not in catalogues:
@@ -53,20 +61,55 @@ def catalogue_spectra(name: str, catalogue: str | None = None) -> list:
     available = {n: c for n, c in catalogues.items() if c is not None}
     if not available:
         raise CatalogueError("no catalogue is configured: set ASTRODASH_OSC_URL to an Open Supernova Catalog "
-                             "style source (a base URL or a folder of <name>.json files)", 503)
+                             "style source (a base URL or a folder of <name>.json files), or ASTRODASH_TNS_BOT_ID, "
+                             "ASTRODASH_TNS_BOT_NAME and ASTRODASH_TNS_API_KEY for the Transient Name Server", 503)
+    return available
+
+
+def _first(name: str, catalogue: str | None, ask) -> list:
+    """``ask(catalogue, key)``'s spectra from the first catalogue that has any (a 404 moves on to the next)."""
+    key = normalise_name(name)
     misses = []
-    for cat_name, cat in available.items():
+    for cat_name, cat in _available(catalogue).items():
         try:
-            spectra = cat.spectra(key)
+            spectra = ask(cat, key)
         except CatalogueError as exc:
             if exc.status != 404:
                 raise
-            misses.append(cat_name)
-            continue
+            spectra = None
         if spectra:
             return spectra
         misses.append(cat_name)
     raise CatalogueError(f"{key}: no spectra in {', '.join(misses)}", 404)
 
 
-__all__ = ["CatalogueError", "catalogue_spectra", "normalise_name"]
+def catalogue_spectra(name: str, catalogue: str | None = None) -> list:
+    """The spectra of ``name`` from the first registered catalogue that has it (or from ``catalogue``)."""
+    return _first(name, catalogue, lambda cat, key: cat.spectra(key))
+
+
+def index_error(name: str, count: int, index: int) -> CatalogueError:
+    return CatalogueError(f"{name} has {count} spectra (0 to {count - 1}), got {index}" if count else
+                          f"{name}: no spectra", 422 if count else 404, field="spectrum_index")
+
+
+def catalogue_spectrum(name: str, index: int = 0, catalogue: str | None = None):
+    """The ``index``-th spectrum of ``name`` from the first registered catalogue that has the object (or from
+    ``catalogue``); a catalogue with a ``spectrum`` method fetches only that one.  An index beyond the object's
+    spectra is a 422 with ``field="spectrum_index"``."""
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise CatalogueError(f"spectrum_index must be a whole number from 0, got {index!r}", 422,
+                             field="spectrum_index")
+
+    def one(cat, key) -> list:
+        if hasattr(cat, "spectrum"):
+            return [cat.spectrum(key, index)]
+        spectra = cat.spectra(key)
+        if spectra and index >= len(spectra):
+            raise index_error(key, len(spectra), index)
+        return spectra[index:index + 1]
+
+    return _first(name, catalogue, one)[0]
+
+
+__all__ = ["CatalogueError", "catalogue_spectra", "catalogue_spectrum", "iau_designation", "normalise_name"]

@@ -267,15 +267,22 @@ def _classify_by_name(args) -> int:
     """Spectra of a named supernova from the configured catalogues (``--name``), each row saying which."""
     from collections import deque
 
-    from .catalogue import catalogue_spectra
+    from .catalogue import catalogue_spectra, catalogue_spectrum
 
     if args.paths or args.redshift_file:
         raise UsageError("--name takes no files and no --redshift-file")
-    spectra = catalogue_spectra(args.name)
-    picked = range(len(spectra)) if args.spectrum_index is None else [args.spectrum_index]
-    if args.spectrum_index is not None and not 0 <= args.spectrum_index < len(spectra):
-        raise UsageError(f"--spectrum-index {args.spectrum_index}: {args.name} has {len(spectra)} spectra "
-                         f"(0 to {len(spectra) - 1})")
+    spectra: dict = {}  # index -> Spectrum
+    if args.spectrum_index is None:
+        spectra = dict(enumerate(catalogue_spectra(args.name)))
+        picked = list(spectra)
+    else:  # only the one asked for is fetched (a TNS spectrum is a download of its own)
+        try:
+            spectra = {args.spectrum_index: catalogue_spectrum(args.name, args.spectrum_index)}
+        except CatalogueError as exc:
+            if exc.field != "spectrum_index" or exc.status != 422:
+                raise
+            raise UsageError(f"--spectrum-index {args.spectrum_index}: {exc}") from None
+        picked = [args.spectrum_index]
     where: deque = deque()
 
     def sources():
@@ -427,7 +434,7 @@ def cmd_ensemble(args) -> int:
 def cmd_convert_model(args) -> int:
     from pathlib import Path
 
-    from .convert import model_from_state_dict
+    from .convert import convert_model_bytes
 
     src = Path(args.input)
     try:
@@ -441,9 +448,19 @@ def cmd_convert_model(args) -> int:
                 else json.loads(args.class_mapping)
         except ValueError as exc:
             raise UsageError(f"--class-mapping is neither a JSON file nor JSON ({exc})") from None
-    model = model_from_state_dict(data, name=args.name or src.stem, class_mapping=mapping)
+    shape = None
+    if args.input_shape:
+        try:
+            shape = json.loads(args.input_shape)
+        except ValueError as exc:
+            raise UsageError(f"--input-shape is not JSON ({exc})") from None
+    model = convert_model_bytes(data, src.name, class_mapping=mapping, input_shape=shape)
+    model.name = args.name or src.stem
+    model.provenance["name"] = model.name
     model.save(args.out)
-    print(f"wrote {args.out}: {model.provenance['architecture']} network, {len(model.labels)} classes")
+    what = "ONNX graph (run by onnxruntime)" if model.provenance["architecture"] == "onnx" else \
+        f"{model.provenance['architecture']} network"
+    print(f"wrote {args.out}: {what}, {len(model.labels)} classes")
     return 0
 
 
@@ -625,12 +642,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="its name (default: the members' names joined)")
     p.set_defaults(func=cmd_ensemble)
 
-    p = sub.add_parser("convert-model", help="a PyTorch state dict (.pth/.pt) of an astrodash architecture to a "
-                                             "model file (needs the train extra; no code from the file is run)")
-    p.add_argument("input", metavar="IN", help="the .pth/.pt file (torch.save(model.state_dict(), ...))")
+    p = sub.add_parser("convert-model", help="a PyTorch state dict (.pth/.pt) of an astrodash architecture (the "
+                                             "train extra) or an ONNX model of any architecture (the onnx extra) "
+                                             "to a model file; no code from the file is run")
+    p.add_argument("input", metavar="IN", help="the .pth/.pt file (torch.save(model.state_dict(), ...)) or .onnx file")
     p.add_argument("--out", required=True, help="the model file to write (.npz)")
     p.add_argument("--class-mapping", metavar="JSON", help="class name -> output index, as JSON or a JSON file "
                                                             "(default: astrodash's 306 classes)")
+    p.add_argument("--input-shape", metavar="JSON", help="the network's input shape, batch dimension first, e.g. "
+                                                          "[1, 1, 32, 32] (fixes an ONNX graph's free dimensions)")
     p.add_argument("--name", help="the model's name (default: the file's stem)")
     p.set_defaults(func=cmd_convert_model)
 

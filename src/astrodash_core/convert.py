@@ -1,10 +1,16 @@
-"""Model files from PyTorch state dicts (``.pth``/``.pt``), loaded without running any code from the file.
+"""Model files from PyTorch state dicts (``.pth``/``.pt``) and ONNX graphs (``.onnx``), loaded without running any
+code from the file.
 
 A state dict is read with ``torch.load(weights_only=True)`` (the ``train`` extra), which refuses pickled objects
 other than tensors and plain containers, so a file cannot run code while it is read.  Its tensor names and shapes
 are matched against astrodash's architectures (``astrodash_core.nn.ARCHITECTURES``), and the result is an
 ordinary :class:`~astrodash_core.models.Model`, validated like any model file.  TorchScript archives and pickled
 whole models are refused with a message saying how to export a state dict.
+
+An ONNX graph of any architecture (the ``onnx`` extra) is kept whole inside the model file and run by onnxruntime
+(:mod:`astrodash_core.nn.onnx_runtime`); it is validated when converted: one input holding a whole spectrum of the
+grid (``input_shape`` fixes free dimensions), an output of one value per class of ``class_mapping``, and finite
+probabilities that sum to 1 on test spectra (templates of the shipped bank) run alone and as a batch.
 """
 from __future__ import annotations
 
@@ -144,4 +150,100 @@ def model_from_state_dict(data: bytes, name: str = "model", class_mapping: Any =
                                                 "converted_from": "pytorch state dict"}, name=name)
 
 
-__all__ = ["model_from_state_dict", "read_state_dict", "match_architecture"]
+#: Suffixes of the model files :func:`convert_model_bytes` reads, by kind.
+PYTORCH_SUFFIXES = (".pth", ".pt")
+ONNX_SUFFIXES = (".onnx",)
+
+
+def _test_spectra(nw: int) -> np.ndarray:
+    """Preprocessed spectra to try a converted network on: two templates of the shipped bank (a Ia and a IIP), or
+    two smooth synthetic spectra when the bank is not installed."""
+    try:
+        from .templates import template_spectrum
+
+        rows = [np.asarray(template_spectrum(t, a)[1], dtype=np.float32) for t, a in (("Ia-norm", "2 to 6"),
+                                                                                        ("IIP", "6 to 10"))]
+        if all(r.shape == (nw,) for r in rows):
+            return np.stack(rows)
+    except (FileNotFoundError, KeyError, ValueError):
+        pass
+    x = np.linspace(0.0, 1.0, nw, dtype=np.float32)
+    return np.stack([0.5 * np.sin(40 * x) * np.sin(np.pi * x), 0.3 * np.cos(25 * x) * np.sin(np.pi * x)])
+
+
+def probe_network(model, name: str) -> None:
+    """ModelFileError unless the network gives finite probabilities summing to 1 on the test spectra, the same
+    run alone as in a batch."""
+    x = _test_spectra(int(model.grid["nw"]))
+    try:
+        batch = model.network.raw(x)
+        single = np.concatenate([model.network.raw(x[i:i + 1]) for i in range(len(x))])
+        probs = model.predict(x)
+    except ModelFileError:
+        raise
+    except Exception as exc:  # onnxruntime's errors, or an output of the wrong size
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(f"{name}: the network fails on a test spectrum ({first[:300]})") from None
+    if not np.all(np.isfinite(batch)) or not np.all(np.isfinite(probs)):
+        raise ModelFileError(f"{name}: the network's outputs on a test spectrum are not finite (NaN or infinite)")
+    if not np.allclose(batch, single, rtol=1e-3, atol=1e-5):
+        raise ModelFileError(f"{name}: the network's outputs for a spectrum depend on the other spectra of its batch; "
+                             "the first input dimension must be the batch")
+    sums = probs.sum(axis=1)
+    if np.any(probs < -1e-6) or not np.allclose(sums, 1.0, atol=1e-3):
+        raise ModelFileError(f"{name}: the network ends in a softmax whose outputs do not sum to 1 over the classes "
+                             f"(sums {', '.join(f'{s:.4g}' for s in sums)}); apply it over the class dimension")
+
+
+def model_from_onnx(data: bytes, name: str = "model", class_mapping: Any = None, input_shape: Any = None):
+    """A validated :class:`~astrodash_core.models.Model` holding an ONNX graph (run by onnxruntime)."""
+    from .models import Model
+    from .nn.onnx_runtime import GRAPH_WEIGHT, output_kind, parse_graph, plan_input, session
+
+    settings = PreprocessSettings()
+    nw = settings.grid.nw
+    proto = parse_graph(bytes(data), name)
+    sess = session(bytes(data), name)
+    inputs, outputs = sess.get_inputs(), sess.get_outputs()
+    if len(inputs) != 1:
+        raise ModelFileError(f"{name}: the ONNX model has {len(inputs)} inputs "
+                             f"({', '.join(i.name for i in inputs)}); astrodash feeds it one, the spectrum")
+    if inputs[0].type not in ("tensor(float)", "tensor(double)", "tensor(float16)"):
+        raise ModelFileError(f"{name}: the ONNX model's input is {inputs[0].type}; a spectrum is floating point")
+    per_spectrum, batching = plan_input(list(inputs[0].shape), nw, input_shape, name)
+    out = outputs[0]
+    dtype = {"tensor(double)": np.float64, "tensor(float16)": np.float16}.get(inputs[0].type, np.float32)
+    try:  # the output's size on one spectrum (output dimensions may be free until the graph runs)
+        (y,) = sess.run([out.name], {inputs[0].name: np.zeros(
+            [1, *per_spectrum] if batching != "none" else per_spectrum, dtype=dtype)})
+    except Exception as exc:  # onnxruntime's errors: a graph that cannot take the input it declares
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(f"{name}: the network fails on a test spectrum ({first[:300]})") from None
+    n_out = int(np.asarray(y).size)
+    classes = _labels_of(class_mapping, n_out)
+    layer = {"type": "onnx", "in": nw, "out": len(classes), "bytes": len(data), "input": inputs[0].name,
+             "input_shape": per_spectrum, "batch": batching, "output": output_kind(proto, out.name),
+             "output_name": out.name}
+    pre = settings.to_dict()
+    model = Model(arch=[layer], weights={GRAPH_WEIGHT: np.frombuffer(bytes(data), dtype=np.uint8).copy()},
+                  labels=classes, grid=dict(pre["grid"]), preprocessing=pre, variant=Variant.KNOWN_Z,
+                  provenance={"name": name, "architecture": "onnx", "converted_from": "onnx",
+                              "producer": f"{proto.producer_name} {proto.producer_version}".strip(),
+                              "opset": {o.domain or "ai.onnx": o.version for o in proto.opset_import}},
+                  name=name)
+    probe_network(model, name)
+    return model
+
+
+def convert_model_bytes(data: bytes, filename: str, class_mapping: Any = None, input_shape: Any = None):
+    """A validated Model from a ``.pth``/``.pt`` state dict or an ``.onnx`` graph, chosen by ``filename``'s suffix."""
+    lower = filename.lower()
+    if lower.endswith(ONNX_SUFFIXES):
+        return model_from_onnx(data, filename, class_mapping, input_shape)
+    if lower.endswith(PYTORCH_SUFFIXES):
+        return model_from_state_dict(data, filename, class_mapping, input_shape)
+    raise ModelFileError(f"{filename}: convert a PyTorch state dict (.pth, .pt) or an ONNX model (.onnx)")
+
+
+__all__ = ["convert_model_bytes", "model_from_onnx", "probe_network", "model_from_state_dict", "read_state_dict",
+           "match_architecture", "ONNX_SUFFIXES", "PYTORCH_SUFFIXES"]

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._npz import MAX_META_BYTES, MAX_META_DEPTH, MAX_UNPACKED_BYTES  # noqa: F401 - the archive's bounds
+from ._npz import BYTES_SUFFIX, MAX_META_BYTES, MAX_META_DEPTH, MAX_UNPACKED_BYTES  # noqa: F401 - the archive's bounds
 from .errors import ModelFileError
 from .variants import VARIANTS, Variant  # noqa: F401 - VARIANTS was defined here
 
 if TYPE_CHECKING:
     from .nn import Ensemble, Network, TransformerNetwork
+    from .nn.onnx_runtime import OnnxNetwork
 
 FORMAT = "astrodash-model/1"
 #: Most networks in one ensemble model.
@@ -152,11 +153,8 @@ class Model:
         return out
 
     @property
-    def network(self) -> Network | TransformerNetwork | Ensemble:
-        if self._net is None:
-            from .nn import Ensemble, build_network
-
-            nets = [build_network(self.arch, w) for w in self.member_weights()]
+    from .nn import Ensemble, Network, TransformerNetwork
+    from .nn.onnx_runtime import OnnxNetwork
             self._net = nets[0] if len(nets) == 1 else Ensemble(nets)
         return self._net
 
@@ -182,7 +180,8 @@ class Model:
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
         # Any: numpy's stub lets **arrays match savez_compressed's allow_pickle: bool too
-        arrays: dict[str, Any] = {f"w:{k}": np.asarray(v, dtype=np.float32) for k, v in self.weights.items()}
+        arrays: dict[str, Any] = {f"w:{k}": np.asarray(v, dtype=np.uint8 if k.endswith(BYTES_SUFFIX) else np.float32)
+                                  for k, v in self.weights.items()}
         arrays["meta"] = np.frombuffer(json.dumps(self.meta()).encode(), dtype=np.uint8)
         np.savez_compressed(buf, **arrays)
         return buf.getvalue()

@@ -8,6 +8,9 @@ An architecture is a list of layer specs (plain dicts, stored in the model file)
 followed by a softmax.  Weights are named ``{i}.weight`` / ``{i}.bias`` for layer i, with PyTorch's shapes
 (Conv1d ``[out, in, k]``, Linear ``[out, in]``), so the training code exports them unchanged.
 
+An uploaded ONNX network of any architecture is one ``{"type": "onnx", ...}`` layer holding the graph's bytes
+(``0.graph``); it alone runs through onnxruntime (:mod:`.onnx_runtime`, the ``onnx`` extra).
+
 Activations are time-major, ``[n, length, channels]`` (PyTorch's are ``[n, channels, length]``; ``Network``
 reorders the weights once at load so the function is the same).  A convolution is an im2col gather whose rows
 are whole channel vectors copied side by side, one BLAS matrix product (numpy) whose output
@@ -82,6 +85,8 @@ def weight_shapes(arch: list[dict], nw: int, n_classes: int) -> dict[str, tuple[
         if not isinstance(layer, dict):
             raise ValueError(f"layer {i}: must be an object, got {type(layer).__name__}")
         t = layer.get("type")
+        if t == "onnx":
+            return _onnx_shapes(arch, nw, n_classes)
         if t == "conv":
             c_in, c_out, k, pool = (_int(layer, key, i) for key in ("in", "out", "k", "pool"))
             if c_in != channels or k % 2 != 1:
@@ -103,6 +108,51 @@ def weight_shapes(arch: list[dict], nw: int, n_classes: int) -> dict[str, tuple[
     if channels or length != n_classes:
         raise ValueError(f"network ends with {length} outputs for {n_classes} labels")
     return shapes
+
+
+def _onnx_shapes(arch: list[dict], nw: int, n_classes: int) -> dict[str, tuple[int, ...]]:
+    from .onnx_runtime import BATCHING, GRAPH_WEIGHT, MAX_GRAPH_BYTES, OUTPUTS
+
+    if len(arch) != 1:
+        raise ValueError("an onnx layer must be the network's only layer")
+    layer = arch[0]
+    d_in, d_out = _int(layer, "in", 0), _int(layer, "out", 0)
+    n_bytes = layer.get("bytes")
+    if isinstance(n_bytes, bool) or not isinstance(n_bytes, int) or not 1 <= n_bytes <= MAX_GRAPH_BYTES:
+        raise ValueError(f"layer 0: 'bytes' must be an integer from 1 to {MAX_GRAPH_BYTES}, got {n_bytes!r}")
+    if d_in != nw:
+        raise ValueError(f"layer 0: the onnx graph takes {d_in} values per spectrum, the grid has {nw}")
+    if d_out != n_classes:
+        raise ValueError(f"network ends with {d_out} outputs for {n_classes} labels")
+    shape = layer.get("input_shape")
+    if not isinstance(shape, list) or not shape or not all(isinstance(d, int) and not isinstance(d, bool)
+                                                            and 1 <= d <= nw for d in shape) or \
+            int(np.prod(shape)) != nw:
+        raise ValueError(f"layer 0: 'input_shape' must be a list of positive integers whose product is {nw}")
+    for key, allowed in (("batch", BATCHING), ("output", OUTPUTS)):
+        if layer.get(key) not in allowed:
+            raise ValueError(f"layer 0: {key!r} must be one of {', '.join(allowed)}, got {layer.get(key)!r}")
+    for key in ("input", "output_name"):
+        if not isinstance(layer.get(key), str) or not layer[key]:
+            raise ValueError(f"layer 0: {key!r} must be the name of the graph's {key.split('_')[0]}")
+    return {GRAPH_WEIGHT: (n_bytes,)}
+
+
+def is_onnx(arch: list[dict]) -> bool:
+    """Whether ``arch`` is an ONNX graph (run by onnxruntime) rather than one of astrodash's own networks."""
+    return bool(arch) and isinstance(arch[0], dict) and arch[0].get("type") == "onnx"
+
+
+def build_network(arch: list[dict], weights: dict[str, np.ndarray], name: str = "model"):
+    """The forward pass of ``arch`` with ``weights``: a CNN's layer specs or a transformer's on astrodash's own
+    kernels, or onnxruntime for an uploaded ONNX graph."""
+    if is_onnx(arch):
+        from .onnx_runtime import GRAPH_WEIGHT, OnnxNetwork
+
+        return OnnxNetwork(arch[0], weights[GRAPH_WEIGHT], name)
+    if is_transformer(arch):
+        return TransformerNetwork(arch, weights, _blas_threads)
+    return Network(arch, weights)
 
 
 def check_weights(arch: list[dict], weights: dict[str, np.ndarray], nw: int, n_classes: int) -> None:
@@ -169,11 +219,6 @@ class Network:
                 h = h.reshape(h.shape[0], -1) @ w
                 bias_act(h, b, a)
         return softmax(h)
-
-
-def build_network(arch: list[dict], weights: dict[str, np.ndarray]) -> "Network | TransformerNetwork":
-    """The forward pass of ``arch`` (a CNN's layer specs or a transformer's) with ``weights``."""
-    return TransformerNetwork(arch, weights, _blas_threads) if is_transformer(arch) else Network(arch, weights)
 
 
 def _blas_threads() -> int | None:

@@ -1,19 +1,20 @@
-"""The built-in catalogue: an Open Supernova Catalog style source of ``<name>.json`` files, at a base URL
-(``https://host/path/`` + ``SN2002er.json``) or in a local folder, set by ``ASTRODASH_OSC_URL``.
-``ASTRODASH_CATALOGUE_TIMEOUT`` (seconds, default 10) bounds each request and ``ASTRODASH_CATALOGUE_MAX_BYTES``
-(default 50 MB) each answer."""
+"""The built-in catalogues: an Open Supernova Catalog style source of ``<name>.json`` files, at a base URL
+(``https://host/path/`` + ``SN2002er.json``) or in a local folder, set by ``ASTRODASH_OSC_URL``; and the Transient
+Name Server (:mod:`.tns`, set by ``ASTRODASH_TNS_BOT_ID``, ``ASTRODASH_TNS_BOT_NAME`` and ``ASTRODASH_TNS_API_KEY``),
+asked in that order.  ``ASTRODASH_CATALOGUE_TIMEOUT`` (seconds, default 10) bounds each request and
+``ASTRODASH_CATALOGUE_MAX_BYTES`` (default 50 MB) each answer."""
 from __future__ import annotations
 
 import os
-import socket
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 from astrodash_core.catalogue import CatalogueError
 from astrodash_core.errors import SpectrumReadError
 from astrodash_core.hookspecs import hookimpl
+
+from ._http import fetch
+from .tns import TnsCatalogue, tns_from_env
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
@@ -35,22 +36,12 @@ class OscCatalogue:
                 raise CatalogueError(f"{name}: not in the catalogue folder {self.source}", 404)
             return path.read_bytes()[: self.max_bytes + 1]
         url = self.source.rstrip("/") + "/" + file
-        try:
-            with urllib.request.urlopen(url, timeout=self.timeout) as response:
-                data = response.read(self.max_bytes + 1)
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:
-                raise CatalogueError(f"{name}: not in the catalogue at {self.source}", 404) from None
-            raise CatalogueError(f"catalogue {self.source} answered HTTP {exc.code} for {name}", 502) from None
-        except (socket.timeout, TimeoutError):
-            raise CatalogueError(f"catalogue {self.source} did not answer within {self.timeout:g} s", 504) from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            if isinstance(reason, (socket.timeout, TimeoutError)):
-                raise CatalogueError(f"catalogue {self.source} did not answer within {self.timeout:g} s",
-                                     504) from None
-            raise CatalogueError(f"catalogue {self.source} cannot be reached ({reason})", 502) from None
-        return data
+        answer = fetch(url, label=f"catalogue {self.source}", timeout=self.timeout, max_bytes=self.max_bytes)
+        if answer.status == 404:
+            raise CatalogueError(f"{name}: not in the catalogue at {self.source}", 404)
+        if answer.status != 200:
+            raise CatalogueError(f"catalogue {self.source} answered HTTP {answer.status} for {name}", 502)
+        return answer.body
 
     def spectra(self, name: str) -> list:
         from astrodash_core.reading import read_spectra
@@ -68,15 +59,24 @@ class OscCatalogue:
         return spectra
 
 
+def timeout_and_limit(environ) -> tuple[float, int]:
+    """(seconds per request, largest answer) from ``ASTRODASH_CATALOGUE_TIMEOUT`` / ``_MAX_BYTES``."""
+    return (float(environ.get("ASTRODASH_CATALOGUE_TIMEOUT", DEFAULT_TIMEOUT)),
+            int(float(environ.get("ASTRODASH_CATALOGUE_MAX_BYTES", DEFAULT_MAX_BYTES))))
+
+
 def osc_from_env(environ=None):
     environ = os.environ if environ is None else environ
     source = environ.get("ASTRODASH_OSC_URL", "").strip()
     if not source:
         return None
-    return OscCatalogue(source, float(environ.get("ASTRODASH_CATALOGUE_TIMEOUT", DEFAULT_TIMEOUT)),
-                        int(float(environ.get("ASTRODASH_CATALOGUE_MAX_BYTES", DEFAULT_MAX_BYTES))))
+    return OscCatalogue(source, *timeout_and_limit(environ))
 
 
 @hookimpl
 def register_catalogues(register):
     register("osc", osc_from_env)
+    register("tns", lambda: tns_from_env(os.environ, *timeout_and_limit(os.environ)))
+
+
+__all__ = ["OscCatalogue", "TnsCatalogue", "osc_from_env", "tns_from_env"]
