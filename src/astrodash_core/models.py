@@ -153,8 +153,11 @@ class Model:
         return out
 
     @property
-    from .nn import Ensemble, Network, TransformerNetwork
-    from .nn.onnx_runtime import OnnxNetwork
+    def network(self) -> Network | TransformerNetwork | Ensemble | OnnxNetwork:
+        if self._net is None:
+            from .nn import Ensemble, build_network
+
+            nets = [build_network(self.arch, w, self.name) for w in self.member_weights()]
             self._net = nets[0] if len(nets) == 1 else Ensemble(nets)
         return self._net
 
