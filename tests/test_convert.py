@@ -40,6 +40,23 @@ def test_a_state_dict_converts_and_computes_what_torch_computes(arch_name, n_out
     np.testing.assert_allclose(model.predict(x), want, atol=1e-4)
 
 
+def test_a_transformer_state_dict_converts_and_computes_what_torch_computes():
+    from astrodash_core.training.train import build_torch_transformer
+
+    torch.manual_seed(0)
+    net = build_torch_transformer(with_outputs(ARCHITECTURES["transformer"], 5)).eval()
+    mapping = {c: i for i, c in enumerate(["Ia", "IIn", "SLSNe-I", "II", "Ib/c"])}
+    model = model_from_state_dict(saved(net.state_dict()), "up", class_mapping=mapping, input_shape=[1, 1024])
+    assert model.provenance["architecture"] == "transformer" and model.labels == list(mapping)
+    x = np.random.default_rng(2).normal(size=(3, 1024)).astype(np.float32)
+    with torch.no_grad():
+        want = torch.softmax(net(torch.from_numpy(x)), dim=1).numpy()
+    np.testing.assert_allclose(model.predict(x), want, atol=1e-4)
+    broken = {k: v for k, v in net.state_dict().items() if "linear2" not in k}  # an encoder layer short
+    with pytest.raises(ModelFileError, match="transformer"):
+        model_from_state_dict(saved(broken), "up", class_mapping=mapping)
+
+
 def test_checkpoint_wrappers_and_dataparallel_prefixes_are_unwrapped():
     net = build_torch(ARCHITECTURES["dash1d"]).eval()
     sd = {f"module.{k}": v for k, v in net.state_dict().items()}

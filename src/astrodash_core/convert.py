@@ -77,7 +77,7 @@ def read_state_dict(data: bytes, name: str = "model") -> dict[str, np.ndarray]:
 def match_architecture(weights: dict[str, np.ndarray], nw: int) -> tuple[str, list[dict]]:
     """(name, layer specs) of the astrodash architecture whose tensors have exactly these names and shapes
     (the last layer's width taken from the weights)."""
-    from .nn import ARCHITECTURES, check_weights, with_outputs
+    from .nn import ARCHITECTURES, check_weights, weight_shapes, with_outputs
 
     last = max((int(k.split(".")[0]) for k in weights if k.split(".")[0].isdigit()), default=-1)
     n_out = weights.get(f"{last}.bias", np.empty(0)).shape[0] if last >= 0 else 0
@@ -87,7 +87,11 @@ def match_architecture(weights: dict[str, np.ndarray], nw: int) -> tuple[str, li
             tried.append(f"{arch_name}: {len(arch)} layers")
             continue
         spec = with_outputs(arch, n_out)
-        expected = {f"{i}.{p}" for i in range(len(spec)) for p in ("weight", "bias")}
+        try:
+            expected = set(weight_shapes(spec, nw, n_out))
+        except ValueError as exc:
+            tried.append(f"{arch_name}: {exc}")
+            continue
         if set(weights) != expected:
             tried.append(f"{arch_name}: tensor names differ")
             continue
