@@ -5,7 +5,6 @@ import datetime as _dt
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -151,9 +150,10 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
         return fit_recipe(variant, objects, aug, X_val, z_val if reads_z else y_val, select=select,
                           outside=outside_spectra, **recipe)
 
+    real_entry = real_provenance(real_items, real_fraction, real_augment) if real_items else None
     if init is not None:
-        return finish_fine_tuned(init, init_path, fit, parts, outside, aug, seed, out, t0, commit, log, real_items,
-                                 real_fraction, real_augment, lr)
+        return finish_fine_tuned(init, init_path, fit, parts, outside, aug, seed, out, t0, commit, log, real_entry,
+                                 outside_fraction, types_only, lr)
     model, history = fit(train + extra_train, "best", outside.get("train"))
     if reads_z:
         from ..redshift import network_redshifts
@@ -189,13 +189,9 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
         "fit_on": "train+val" if refit else "train",
         **({"unlabelled_spectra": unlabelled_provenance(extra_train + extra_val if refit else extra_train)}
            if unlabelled else {}),
-        **({"real_spectra": {"part": "train", "spectra": len(real_items),
-                             "objects": len({r.object for r in real_items}), "fraction": real_fraction,
-                             "what": "real observed spectra with catalogue types (partial labels, no ages)"}}
-           if real_items else {}),
-        **({"outside_spectra": {"slsn_templates": len(outside["train"] + (outside["val"] if refit else [])),
-                                "fraction": outside_fraction,
-                                "target": "the SLSNe-I class" if types_only else "flat over the classes"}}
+        **({"real_spectra": real_entry} if real_entry else {}),
+        **({"outside_spectra": outside_provenance(outside["train"] + (outside["val"] if refit else []),
+                                                  outside_fraction, types_only)}
            if outside else {}),
         "augmentation": aug.config.to_dict(),
         "loss": loss,
@@ -208,6 +204,24 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
                                                "recipe fitted without the validation objects")
     if reliability is not None:
         model.provenance["reliability"] = reliability  # before the test, which measures the flag
+    return test_and_write(model, test, aug, seed, out, t0, log)
+
+
+def real_provenance(real_items, fraction: float, augmented: bool) -> dict:
+    """What a model file records of the real spectra it was trained on."""
+    return {"part": "train", "spectra": len(real_items), "objects": len({r.object for r in real_items}),
+            "fraction": fraction, "augmented": bool(augmented),
+            "what": "real observed spectra with catalogue types (partial labels, no ages)"}
+
+
+def outside_provenance(spectra, fraction: float, types_only: bool) -> dict:
+    """What a model file records of the superluminous spectra it was trained on."""
+    return {"slsn_templates": len(spectra), "fraction": fraction,
+            "target": "the SLSNe-I class" if types_only else "flat over the classes"}
+
+
+def test_and_write(model, test, aug: Augmenter, seed: int, out, t0: float, log=print):
+    """Measure ``model`` on the held-out ``test`` templates into its provenance and write it to ``out``."""
     model.provenance["test"] = evaluate_model(model, test, aug, seed)
     model.provenance["train_wall_time_s"] = round(time.time() - t0, 1)
     model.name = model.provenance["name"]  # the model was built before its provenance (and name) existed
@@ -239,8 +253,8 @@ def check_same_split(init, parts) -> None:
                              "fine-tune it on the template set and split seed it was trained with")
 
 
-def finish_fine_tuned(init, init_path, fit, parts, outside, aug, seed, out, t0, commit, log, real_items,
-                      real_fraction, real_augment, lr):
+def finish_fine_tuned(init, init_path, fit, parts, outside, aug, seed, out, t0, commit, log, real_entry,
+                      outside_fraction, types_only, lr):
     """The fine-tuning branch of :func:`run_training`: fit once from ``init``'s weights on the template objects
     it was fitted on, keep its threshold, evaluate on the test objects and write the model."""
     import hashlib
@@ -264,19 +278,11 @@ def finish_fine_tuned(init, init_path, fit, parts, outside, aug, seed, out, t0, 
         "fine_tuning": {"epochs": history, "learning_rate": lr, "seed": seed,
                         "template_objects": "train+val" if both else "train"},
     })
-    if real_items:
-        model.provenance["real_spectra"] = {
-            "part": "train", "spectra": len(real_items), "objects": len({r.object for r in real_items}),
-            "fraction": real_fraction, "augmented": bool(real_augment),
-            "what": "real observed spectra with catalogue types (partial labels, no ages)"}
+    if real_entry:
+        model.provenance["real_spectra"] = real_entry
     if outside_spectra:
-        model.provenance["outside_spectra"] = {"slsn_templates": len(outside_spectra), "target": "flat over the classes"}
-    model.provenance["test"] = evaluate_model(model, parts["test"], aug, seed)
-    model.provenance["train_wall_time_s"] = round(time.time() - t0, 1)
-    model.name = model.provenance["name"]
-    model.save(out)
-    log(f"wrote {out} ({Path(out).stat().st_size / 1e6:.1f} MB) in {time.time() - t0:.0f} s")
-    return model
+        model.provenance["outside_spectra"] = outside_provenance(outside_spectra, outside_fraction, types_only)
+    return test_and_write(model, parts["test"], aug, seed, out, t0, log)
 
 
 def slsn_templates(root, side: dict, log=print) -> dict:
@@ -356,7 +362,6 @@ def fit_recipe(variant: str, objects, aug: Augmenter, X_monitor, y_monitor, *, s
             return X, y
         return make_epoch
 
-    lr_arg: dict[str, Any] = {} if lr is None else {"lr": lr}  # train_model's default otherwise
     nn_weights, history = {}, []
     for member in range(members):
         if members > 1:
@@ -366,8 +371,7 @@ def fit_recipe(variant: str, objects, aug: Augmenter, X_monitor, y_monitor, *, s
             arch=arch, seed=seed + 1000 * member, epochs=epochs, time_budget_s=time_budget_s, log=log,
             select=select, loss_fn=redshift_loss() if reads_z else transformer_loss() if types_only else None,
             score_fn=redshift_scores if reads_z else transformer_scores if types_only else class_scores,
-            init=init_weights,
-            **lr_arg)
+            init=init_weights, lr=lr)
         nn_weights.update({f"m{member}.{k}" if members > 1 else k: v for k, v in w.items()})
         history.append(h)
     settings = PreprocessSettings()
@@ -383,7 +387,7 @@ def check_init(init, variant: str, arch: list[dict], out_labels: list[str], memb
         raise ValueError(f"the initial model {init.name!r} is a {init.variant} model, not {variant}")
     if init.arch != arch or list(init.labels) != out_labels:
         raise ValueError(f"the initial model {init.name!r} has another architecture or label set than the one trained")
-    if members != 1 or getattr(init, "members", 1) != 1:
+    if members != 1 or init.members != 1:
         raise ValueError("fine-tuning starts from one network: give --members 1 and a single-network model")
 
 

@@ -242,8 +242,12 @@ def redshift_scores(logits, z) -> dict:
     return {"within_0.02": float(np.mean(np.abs(zhat - z.numpy()) <= 0.02))}
 
 
+#: The peak learning rate of the one-cycle schedule when none is given.
+LEARNING_RATE = 2e-3
+
+
 def train_model(make_epoch, X_val, y_val, *, arch, seed: int, epochs: int, time_budget_s: float, log=print,
-                batch_size: int = 128, lr: float = 2e-3, threads: int = 2, dropout: float = 0.3, loss_fn=None,
+                batch_size: int = 128, lr: float | None = None, threads: int = 2, dropout: float = 0.3, loss_fn=None,
                 score_fn=class_scores, select: str = "best", init: dict[str, np.ndarray] | None = None):
     """Train on ``make_epoch(epoch) -> (X, y)`` (fresh augmented data each epoch); keep the weights with the
     best validation loss (``select="best"``) or those of the last epoch (``"last"``: when the validation
@@ -259,6 +263,7 @@ def train_model(make_epoch, X_val, y_val, *, arch, seed: int, epochs: int, time_
     net = build_torch(arch, dropout)
     if init is not None:
         load_weights(net, init)
+    lr = LEARNING_RATE if lr is None else lr
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     loss_fn = loss_fn or hierarchical_loss()
     Xv, yv = torch.from_numpy(X_val), torch.from_numpy(y_val)
