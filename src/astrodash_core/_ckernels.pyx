@@ -216,11 +216,23 @@ cdef inline void _bspline_weights(double u, double* w) noexcept nogil:
     w[3] = t3 / 6.0
 
 
+cdef inline Py_ssize_t _knot_weights(Py_ssize_t k, Py_ssize_t n_intervals, Py_ssize_t span,
+                                     double* w) noexcept nogil:
+    """The interval j holding sample k of a row of span + 1 samples cut into n_intervals, and the four basis
+    values there (into w): what the spline's fit and its evaluation both need for each sample."""
+    cdef double u = <double>(k * n_intervals) / <double>span
+    cdef Py_ssize_t j = <Py_ssize_t>u
+    if j > n_intervals - 1:
+        j = n_intervals - 1
+    _bspline_weights(u - j, w)
+    return j
+
+
 cdef int _spline_continuum(const double* row, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n_intervals,
                            double* cont) noexcept nogil:
     """Least-squares cubic B-spline with n_intervals uniform intervals over row[lo:hi] into cont[lo:hi]."""
     cdef Py_ssize_t n = hi - lo, nb = n_intervals + 3, k, j, p, q, span
-    cdef double u, y, trace = 0.0, ridge
+    cdef double y, trace = 0.0, ridge
     cdef double w[4]
     cdef double* ata = <double*>malloc(nb * nb * sizeof(double))
     cdef double* atb = <double*>malloc(nb * sizeof(double))
@@ -233,11 +245,7 @@ cdef int _spline_continuum(const double* row, Py_ssize_t lo, Py_ssize_t hi, Py_s
         for k in range(nb):
             atb[k] = 0.0
         for k in range(n):
-            u = <double>(k * n_intervals) / <double>span
-            j = <Py_ssize_t>u
-            if j > n_intervals - 1:
-                j = n_intervals - 1
-            _bspline_weights(u - j, w)
+            j = _knot_weights(k, n_intervals, span, w)
             y = row[lo + k]
             for p in range(4):
                 atb[j + p] += w[p] * y
@@ -251,11 +259,7 @@ cdef int _spline_continuum(const double* row, Py_ssize_t lo, Py_ssize_t hi, Py_s
         status = _cholesky_solve(ata, atb, nb, coef)
         if status == 0:
             for k in range(n):
-                u = <double>(k * n_intervals) / <double>span
-                j = <Py_ssize_t>u
-                if j > n_intervals - 1:
-                    j = n_intervals - 1
-                _bspline_weights(u - j, w)
+                j = _knot_weights(k, n_intervals, span, w)
                 cont[lo + k] = w[0] * coef[j] + w[1] * coef[j + 1] + w[2] * coef[j + 2] + w[3] * coef[j + 3]
     free(ata)
     free(atb)
