@@ -59,6 +59,46 @@ def test_only_the_training_part_is_read_and_weights_balance_objects():
         real_examples(items, np.arange(1), np.random.default_rng(0), variant="redshift", z_error_sigma=0.0)
 
 
+def _fake_items(counts):
+    """RealSpectrum stand-ins: ``counts`` {broad: [spectra per object, ...]}."""
+    from astrodash_core.training.real_data import RealSpectrum
+
+    out = []
+    for broad, per_object in counts.items():
+        for k, n in enumerate(per_object):
+            out += [RealSpectrum(None, 0, 0.1, f"{broad}{k}", broad)] * n
+    return out
+
+
+@pytest.mark.parametrize("power", [0.0, 0.5, 1.0])
+def test_real_weights_balance_broad_types_by_their_power(power):
+    items = _fake_items({"Ia": [1] * 30 + [3] * 10, "II": [2] * 10, "Ic": [1] * 4})
+    w = real_weights(items, power)
+    share = {b: sum(wi for wi, it in zip(w, items) if it.broad == b) for b in ("Ia", "II", "Ic")}
+    n_objects = {"Ia": 40, "II": 10, "Ic": 4}
+    expected = {b: n ** (1 - power) for b, n in n_objects.items()}  # a broad type's objects, each weighing the same
+    total = sum(expected.values())
+    assert share == pytest.approx({b: v / total for b, v in expected.items()})
+    one_object = [wi for wi, it in zip(w, items) if it.object == "Ia30"]  # 3 spectra share an object's weight
+    assert len(one_object) == 3 and sum(one_object) == pytest.approx(w[0])
+
+
+def test_the_real_test_part_never_trains(tmp_path):
+    from astrodash_core.training.run import run_training
+
+    with pytest.raises(ValueError, match="real-test part never trains"):
+        run_training("known-z", tmp_path / "m.npz", real=SMALL, real_parts=("train", "test"), epochs=1,
+                     log=lambda *_: None)
+
+
+def test_training_and_validation_parts_both_train_when_asked():
+    names = sorted({row["name"] for row in read_manifest(SMALL)})
+    split = {n: ("train" if k % 3 == 0 else "val" if k % 3 == 1 else "test") for k, n in enumerate(names)}
+    both = load_real_training(SMALL, parts=("train", "val"), split=split, log=lambda *_: None)
+    assert {it.object for it in both} <= {n for n in names if split[n] != "test"}
+    assert {split[it.object] for it in both} == {"train", "val"}
+
+
 def test_spectra_outside_the_label_space_are_trained_towards_flat():
     torch = pytest.importorskip("torch")
     from astrodash_core.training.train import hierarchical_loss

@@ -65,9 +65,14 @@ def load_real_training(directory, parts=("train",), split=None, log=print, outsi
     return out
 
 
-def real_weights(items: list[RealSpectrum], type_power: float = 0.5) -> np.ndarray:
+#: How far real training examples are balanced over broad types by default (see :func:`real_weights`).
+REAL_TYPE_POWER = 0.5
+
+
+def real_weights(items: list[RealSpectrum], type_power: float = REAL_TYPE_POWER) -> np.ndarray:
     """Sampling weights: each object weighs the same whatever its number of spectra, and each broad type
-    ``n_objects ** (1 - type_power)`` (the real set is three quarters Ia)."""
+    ``n_objects ** (1 - type_power)`` (the real set is three quarters Ia): 0 draws the objects as they come, 1
+    gives each broad type the same share."""
     per_object: dict[str, int] = {}
     for r in items:
         per_object[r.object] = per_object.get(r.object, 0) + 1

@@ -15,6 +15,7 @@ from ..variants import Variant
 from .augment import (DEGRADED, REDSHIFT_SURVEY, REDSHIFT_SURVEY_HOST_LINES, AugmentConfig, Augmenter, balanced_weights,
                       objects_of)
 from .evaluation import metrics, redshift_metrics, type_only_metrics
+from .real_data import REAL_TYPE_POWER
 from .templates_data import find_data_root, load_templates, load_unlabelled, split_objects
 
 DATA_DESCRIPTION = ("SNID templates (Blondin & Tonry 2007; Liu & Modjaz 2016; BSNIP, Silverman et al. 2012) "
@@ -63,7 +64,8 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
                  arch_name: str | None = None, members: int = 1, refit: bool = False,
                  config: AugmentConfig | None = None, unlabelled: bool = False, real=None,
                  real_fraction: float = 0.1, slsn_outside: bool = False, outside_fraction: float = 0.03,
-                 real_split=None, real_augment: bool = False, init=None, lr: float | None = None, log=print):
+                 real_split=None, real_augment: bool = False, init=None, lr: float | None = None,
+                 real_parts=("train",), real_type_power: float = REAL_TYPE_POWER, log=print):
     """Train one model variant and write it to ``out``; returns the Model.
 
     ``members`` > 1 trains an ensemble: networks from different initialisations and augmented data (member 0
@@ -88,7 +90,9 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
     distribution over the classes (``labels.OUTSIDE``): outside the label space, nothing should be confident.
     ``real_split``: the split file whose training part trains (default the shipped ``data/real_split.csv``; a
     cross-validation fold's file holds its other objects out); ``real_augment``: crop, tilt and noise on each
-    real example (:func:`.real_data.augment_real`).
+    real example (:func:`.real_data.augment_real`); ``real_parts``: the parts of the split that train (the
+    real-test part never can); ``real_type_power``: how far the real examples are balanced over broad types
+    (:func:`.real_data.real_weights`: 0 as the objects come, 1 each broad type the same).
 
     ``arch_name="transformer"`` (``variant`` known-z only): AstroDASH 2.0's five classes without ages
     (``labels.TRANSFORMER_CLASSES``), every label code mapped to one of them; the superluminous spectra are its
@@ -101,6 +105,8 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
     kept; its reliability threshold is kept."""
     from .train import LOSS, REDSHIFT_LOSS, TRANSFORMER_LOSS
 
+    if "test" in real_parts or not set(real_parts) <= {"train", "val"}:
+        raise ValueError(f"real parts {'+'.join(real_parts)}: the real-test part never trains; give train and/or val")
     types_only = is_type_only(arch_name)
     if types_only and variant != "known-z":
         raise ValueError(f"the transformer (AstroDASH 2.0's five classes, no ages) is a known-z model: it classifies at "
@@ -133,7 +139,8 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
             raise ValueError("real spectra with catalogue types can train the classifiers, not the redshift model")
         from .real_data import load_real_training
 
-        real_items = load_real_training(real, split=real_split, log=log, outside=slsn_outside)
+        real_items = load_real_training(real, parts=tuple(real_parts), split=real_split, log=log,
+                                        outside=slsn_outside)
     outside = {}
     if slsn_outside:
         if reads_z:
@@ -144,13 +151,15 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
             X_val, y_val, z_val = np.concatenate([X_val, Xo]), np.concatenate([y_val, yo]), np.concatenate([z_val, zo])
     recipe = dict(seed=seed, epochs=epochs, examples_per_epoch=examples_per_epoch, time_budget_s=time_budget_s,
                   arch_name=arch_name, members=members, log=log, real=real_items, real_fraction=real_fraction,
-                  outside_fraction=outside_fraction, real_augment=real_augment, init=init, lr=lr)
+                  outside_fraction=outside_fraction, real_augment=real_augment, init=init, lr=lr,
+                  real_type_power=real_type_power)
 
     def fit(objects, select: str, outside_spectra=None):
         return fit_recipe(variant, objects, aug, X_val, z_val if reads_z else y_val, select=select,
                           outside=outside_spectra, **recipe)
 
-    real_entry = real_provenance(real_items, real_fraction, real_augment) if real_items else None
+    real_entry = (real_provenance(real_items, real_fraction, real_augment, real_parts, real_type_power)
+                  if real_items else None)
     if init is not None:
         return finish_fine_tuned(init, init_path, fit, parts, outside, aug, seed, out, t0, commit, log, real_entry,
                                  outside_fraction, types_only, lr)
@@ -207,10 +216,11 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
     return test_and_write(model, test, aug, seed, out, t0, log)
 
 
-def real_provenance(real_items, fraction: float, augmented: bool) -> dict:
+def real_provenance(real_items, fraction: float, augmented: bool, parts=("train",),
+                    type_power: float = REAL_TYPE_POWER) -> dict:
     """What a model file records of the real spectra it was trained on."""
-    return {"part": "train", "spectra": len(real_items), "objects": len({r.object for r in real_items}),
-            "fraction": fraction, "augmented": bool(augmented),
+    return {"part": "+".join(parts), "spectra": len(real_items), "objects": len({r.object for r in real_items}),
+            "fraction": fraction, "augmented": bool(augmented), "type_power": type_power,
             "what": "real observed spectra with catalogue types (partial labels, no ages)"}
 
 
@@ -310,12 +320,12 @@ def unlabelled_provenance(spectra) -> dict:
 def fit_recipe(variant: str, objects, aug: Augmenter, X_monitor, y_monitor, *, seed: int, epochs: int,
                examples_per_epoch: int, time_budget_s: float, arch_name: str, members: int, select: str, log=print,
                real=None, real_fraction: float = 0.1, outside=None, outside_fraction: float = 0.03, init=None,
-               lr: float | None = None, real_augment: bool = False):
+               lr: float | None = None, real_augment: bool = False, real_type_power: float = REAL_TYPE_POWER):
     """Train the recipe on the templates ``objects`` (fresh augmented, class-balanced examples each epoch) and
     return (Model without provenance, history).  ``X_monitor``/``y_monitor`` (class labels, or redshifts for
     the redshift variant) are scored every epoch; with ``select="best"`` they also choose the epoch kept.
     ``real``: real spectra (:func:`.real_data.load_real_training`) that make up ``real_fraction`` of each
-    epoch's examples, drawn by :func:`.real_data.real_weights`, each cropped, tilted and given noise
+    epoch's examples, drawn by :func:`.real_data.real_weights` (``real_type_power``), each cropped, tilted and given noise
     (:func:`.real_data.augment_real`) with ``real_augment``.  ``outside``: template spectra labelled
     ``labels.OUTSIDE`` that make up ``outside_fraction`` of each epoch (each object weighing the same).
     ``init``: a Model of this variant and architecture (one network) whose weights training starts from
@@ -343,7 +353,7 @@ def fit_recipe(variant: str, objects, aug: Augmenter, X_monitor, y_monitor, *, s
     if n_real:
         from .real_data import real_examples, real_weights
 
-        r_weights = real_weights(real, aug.config.type_power)
+        r_weights = real_weights(real, real_type_power)
 
     def epochs_of(member: int):
         def make_epoch(epoch: int):
