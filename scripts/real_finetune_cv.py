@@ -1,7 +1,7 @@
 """Cross-validation of a real-spectra fine-tuning recipe over the real train+val objects, and the reliability
 threshold set on its out-of-fold predictions (not part of CI: each fold is a training of ~4 minutes).
 
-The shipped known-z model was made this way (see docs/model_card.md): folds by object over the real split's
+The shipped known-z model was made this way (see docs/accuracy.md): folds by object over the real split's
 training and validation parts (stratified like the split: type group x z range), each fold's model fine-tuned
 without its fold's objects and classifying them with the catalogue redshift given, rlap on.  The real-test part
 is never read.

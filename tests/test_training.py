@@ -276,6 +276,46 @@ def test_fine_tuning_starts_from_the_initial_weights_on_its_split_and_records_it
     assert t.provenance["fine_tuning"]["seed"] == 9 and "clean" in t.provenance["test"]
 
 
+def test_interpolated_weights_lie_on_the_segment_between_the_two_networks():
+    from astrodash_core.training.run import interpolate_weights
+
+    rng = np.random.default_rng(0)
+    a = {"w": rng.normal(size=(3, 4)).astype(np.float32), "b": rng.normal(size=4).astype(np.float32)}
+    b = {"w": rng.normal(size=(3, 4)).astype(np.float32), "b": rng.normal(size=4).astype(np.float32)}
+    mix = interpolate_weights(a, b, 0.25)
+    for k in a:
+        assert mix[k].dtype == np.float32
+        np.testing.assert_allclose(mix[k].ravel(), [0.25 * x + 0.75 * y for x, y in zip(a[k].ravel(), b[k].ravel())],
+                                   rtol=1e-6, atol=1e-7)  # elementwise, not through the function's own arithmetic
+    assert interpolate_weights(a, b, 0.0)["w"].tolist() == b["w"].tolist()
+    with pytest.raises(ValueError, match="names or shapes"):
+        interpolate_weights(a, {"w": b["w"]}, 0.5)
+    with pytest.raises(ValueError, match="names or shapes"):
+        interpolate_weights(a, {"w": b["w"].T, "b": b["b"]}, 0.5)
+
+
+def test_fine_tuning_with_an_init_weight_writes_the_mix_of_initial_and_tuned(tmp_path):
+    from astrodash_core.training.run import run_training
+
+    base = tmp_path / "base.npz"
+    run_training("known-z", base, seed=3, data=_data_root(), epochs=1, examples_per_epoch=128, val_per_spectrum=1,
+                 log=lambda *a: None)
+    runs = {}
+    for w in (0.0, 0.5):
+        runs[w] = tmp_path / f"tuned{w}.npz"
+        run_training("known-z", runs[w], seed=9, data=_data_root(), epochs=1, examples_per_epoch=128,
+                     val_per_spectrum=1, init=str(base), lr=1e-3, init_weight=w, log=lambda *a: None)
+    b, t0, t5 = Model.load(base), Model.load(runs[0.0]), Model.load(runs[0.5])
+    assert t5.provenance["fine_tuning"]["init_weight"] == 0.5
+    moved = max(float(np.abs(t0.weights[k] - b.weights[k]).max()) for k in b.weights)
+    assert moved > 1e-4  # the fine-tuning moved the weights, so the mix is not trivially the initial model
+    for k in b.weights:  # the same seed fine-tunes to the same weights; the 0.5 run writes their midpoint
+        np.testing.assert_allclose(t5.weights[k], (b.weights[k] + t0.weights[k]) / 2, atol=1e-5)
+    with pytest.raises(ValueError, match="init_weight"):
+        run_training("known-z", tmp_path / "x.npz", seed=3, data=_data_root(), epochs=1, examples_per_epoch=128,
+                     val_per_spectrum=1, init_weight=0.5, log=lambda *a: None)
+
+
 def test_fine_tuning_refuses_another_variant_and_a_refit(tmp_path):
     from astrodash_core.training.run import run_training
 

@@ -374,7 +374,8 @@ def cmd_train(args) -> int:
                  members=args.members, refit=args.refit, unlabelled=args.unlabelled, config=_augment_config(args),
                  real=args.real, real_fraction=args.real_fraction, slsn_outside=args.slsn_outside,
                  real_split=args.real_split, real_augment=args.real_augment, init=args.init, lr=args.lr,
-                 real_parts=tuple(args.real_parts.split(",")), real_type_power=args.real_type_power)
+                 real_parts=tuple(args.real_parts.split(",")), real_type_power=args.real_type_power,
+                 init_weight=args.init_weight)
     return 0
 
 
@@ -617,6 +618,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", metavar="MODEL",
                    help="fine-tune this model file (same variant and architecture) instead of training from scratch; "
                         "trains once on the template objects it was fitted on and keeps its reliability threshold")
+    p.add_argument("--init-weight", type=float, default=0.0, metavar="W",
+                   help="with --init: write W x the initial model's weights + (1 - W) x the fine-tuned ones "
+                        "(weight-space ensembling; keeps more of the initial model's behaviour; default 0)")
     p.add_argument("--lr", type=float, help="peak learning rate (default 2e-3; lower, e.g. 5e-4, to fine-tune)")
     p.set_defaults(func=cmd_train)
 

@@ -65,7 +65,8 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
                  config: AugmentConfig | None = None, unlabelled: bool = False, real=None,
                  real_fraction: float = 0.1, slsn_outside: bool = False, outside_fraction: float = 0.03,
                  real_split=None, real_augment: bool = False, init=None, lr: float | None = None,
-                 real_parts=("train",), real_type_power: float = REAL_TYPE_POWER, log=print):
+                 real_parts=("train",), real_type_power: float = REAL_TYPE_POWER, init_weight: float = 0.0,
+                 log=print):
     """Train one model variant and write it to ``out``; returns the Model.
 
     ``members`` > 1 trains an ensemble: networks from different initialisations and augmented data (member 0
@@ -102,9 +103,12 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
     ``init`` (a model file or Model of ``variant``): fine-tune it instead of training from scratch, at learning
     rate ``lr``.  It is trained on the template objects it was fitted on (training, or training + validation
     when its provenance says so; the test objects stay out), once (``refit`` does not apply), the last epoch
-    kept; its reliability threshold is kept."""
+    kept; its reliability threshold is kept.  ``init_weight`` w: the model written has the weights
+    w x ``init``'s + (1 - w) x the fine-tuned ones (weight-space ensembling, :func:`interpolate_weights`)."""
     from .train import LOSS, REDSHIFT_LOSS, TRANSFORMER_LOSS
 
+    if not 0.0 <= init_weight < 1.0 or (init_weight and init is None):
+        raise ValueError(f"init_weight {init_weight}: a share in [0, 1) of the initial model's weights, with init only")
     if "test" in real_parts or not set(real_parts) <= {"train", "val"}:
         raise ValueError(f"real parts {'+'.join(real_parts)}: the real-test part never trains; give train and/or val")
     types_only = is_type_only(arch_name)
@@ -162,7 +166,7 @@ def run_training(variant: str, out: str | Path, *, seed: int = 0, data=None, epo
                   if real_items else None)
     if init is not None:
         return finish_fine_tuned(init, init_path, fit, parts, outside, aug, seed, out, t0, commit, log, real_entry,
-                                 outside_fraction, types_only, lr)
+                                 outside_fraction, types_only, lr, init_weight)
     model, history = fit(train + extra_train, "best", outside.get("train"))
     if reads_z:
         from ..redshift import network_redshifts
@@ -264,9 +268,10 @@ def check_same_split(init, parts) -> None:
 
 
 def finish_fine_tuned(init, init_path, fit, parts, outside, aug, seed, out, t0, commit, log, real_entry,
-                      outside_fraction, types_only, lr):
+                      outside_fraction, types_only, lr, init_weight: float = 0.0):
     """The fine-tuning branch of :func:`run_training`: fit once from ``init``'s weights on the template objects
-    it was fitted on, keep its threshold, evaluate on the test objects and write the model."""
+    it was fitted on (then mix ``init_weight`` of ``init``'s weights back in), keep its threshold, evaluate on the
+    test objects and write the model."""
     import hashlib
 
     both = init.provenance.get("fit_on") == "train+val"
@@ -275,6 +280,8 @@ def finish_fine_tuned(init, init_path, fit, parts, outside, aug, seed, out, t0, 
         f"({'training + validation' if both else 'training'})")
     outside_spectra = outside and (outside["train"] + (outside["val"] if both else []))
     model, history = fit(objects, "last", outside_spectra or None)
+    if init_weight:
+        model.weights = interpolate_weights(init.weights, model.weights, init_weight)
     digest = hashlib.sha256(Path(init_path).read_bytes()).hexdigest() if init_path else None
     keep = ("name", "architecture", "data", "seed", "commit", "date", "split", "fit_on", "augmentation", "loss",
             "members", "reliability", "validation", "validation_note", "unlabelled_spectra", "real_spectra",
@@ -286,13 +293,23 @@ def finish_fine_tuned(init, init_path, fit, parts, outside, aug, seed, out, t0, 
         "fine_tuned_from": {"name": init.name, "sha256": digest, "commit": init.provenance.get("commit"),
                             "date": init.provenance.get("date")},
         "fine_tuning": {"epochs": history, "learning_rate": lr, "seed": seed,
-                        "template_objects": "train+val" if both else "train"},
+                        "template_objects": "train+val" if both else "train", "init_weight": init_weight},
     })
     if real_entry:
         model.provenance["real_spectra"] = real_entry
     if outside_spectra:
         model.provenance["outside_spectra"] = outside_provenance(outside_spectra, outside_fraction, types_only)
     return test_and_write(model, parts["test"], aug, seed, out, t0, log)
+
+
+def interpolate_weights(initial: dict, tuned: dict, init_weight: float) -> dict:
+    """Weight-space ensembling of a fine-tuned network with the one it started from (WiSE-FT): each array
+    ``init_weight`` x initial + (1 - init_weight) x tuned, in the tuned array's dtype.  Interpolating back
+    towards the initial weights keeps more of what the initial network did well."""
+    if set(initial) != set(tuned) or any(np.shape(initial[k]) != np.shape(tuned[k]) for k in tuned):
+        raise ValueError("the two networks' weights differ in names or shapes: they cannot be interpolated")
+    return {k: (init_weight * np.asarray(initial[k], np.float64) + (1.0 - init_weight) * np.asarray(v, np.float64))
+            .astype(np.asarray(v).dtype) for k, v in tuned.items()}
 
 
 def slsn_templates(root, side: dict, log=print) -> dict:
