@@ -11,7 +11,7 @@ is never read.
         --seed 17 --slsn-outside --real-fraction 0.3          # arguments after -- go to `astrodash train`
     python scripts/real_finetune_cv.py eval   --out runs/cv --fold 0 [--model MODEL]   # default: the fold's model
     python scripts/real_finetune_cv.py report --out runs/cv [--name F0]
-    python scripts/real_finetune_cv.py threshold --out runs/cv --name F1 --precision 0.97
+    python scripts/real_finetune_cv.py threshold --out runs/cv --name F1 --precision 0.97 [--write MODEL]
 
 ``folds`` writes ``fold{k}.csv`` split files (the fold's objects as ``val``, the other train+val objects as
 ``train``, the test part as ``test``); ``eval`` writes ``oof/{name}_f{k}.json``; ``threshold`` prints the lowest
@@ -125,16 +125,38 @@ def pooled(out: Path, name: str) -> list[list[dict]]:
     return [json.load(open(f)) for f in sorted((out / "oof").glob(f"{name}_f*.json"))]
 
 
-def threshold(out: Path, name: str, precision: float) -> float | None:
+def threshold(out: Path, name: str, precision: float, write: str | None = None) -> float | None:
+    """The lowest threshold (see the module's doc); with ``write``, stored in that model file as its
+    ``reliability`` (the one it had is kept as ``reliability_templates``)."""
     parts = pooled(out, name)
     xs = [x for p in parts for x in p if "error" not in x]
-    for t in np.arange(0.5, 1.0, 0.005):
+    for t in np.round(np.arange(0.5, 1.0, 0.005), 3):
         rel = [x for x in xs if reliable_at(x, t)]
-        if rel and not any(x["slsn"] for x in rel) and np.mean([right(x) for x in rel if not x["slsn"]]) >= precision:
+        if rel and not any(x["slsn"] for x in rel) and np.mean([right(x) for x in rel]) >= precision:
             print(summary(parts, f"{name} pooled at threshold {t:.3f}", threshold=t))
+            if write:
+                store_threshold(write, float(t), rel, xs, precision, len(parts))
             return float(t)
     print("no threshold reaches the precision")
     return None
+
+
+def store_threshold(path: str, t: float, rel: list[dict], xs: list[dict], precision: float, folds: int) -> None:
+    from astrodash_core.models import Model
+
+    model = Model.load(path)
+    sn = [x for x in xs if not x["slsn"]]
+    if "reliability" in model.provenance and "reliability_templates" not in model.provenance:
+        model.provenance["reliability_templates"] = model.provenance["reliability"]
+    model.provenance["reliability"] = {
+        "threshold": t, "precision": float(np.mean([right(x) for x in rel])), "coverage": len(rel) / len(sn),
+        "n": len(sn), "target_precision": precision, "objects": len({x["object"] for x in xs}),
+        "slsn_spectra": sum(x["slsn"] for x in xs), "slsn_reliable": 0,
+        "source": f"{folds}-fold cross-validation by object over the real train+val part (scripts/"
+                  f"real_finetune_cv.py), pooled out-of-fold predictions with the catalogue redshift: the lowest "
+                  f"threshold >= 0.5 with broad-type precision >= {precision:.0%} and no superluminous spectrum "
+                  f"reliable"}
+    model.save(path)
 
 
 def main(argv=None) -> int:
@@ -148,6 +170,7 @@ def main(argv=None) -> int:
     p.add_argument("--name", default="F1")
     p.add_argument("--model")
     p.add_argument("--precision", type=float, default=0.97)
+    p.add_argument("--write", metavar="MODEL", help="threshold: store it in this model file")
     args, rest = p.parse_known_args(argv)
     rest = [a for a in rest if a != "--"]
     if args.what == "folds":
@@ -162,7 +185,7 @@ def main(argv=None) -> int:
             print(summary([part], f"  {args.name} fold {k}"))
         print(summary(parts, f"{args.name} pooled ({len(parts)} folds)"))
     else:
-        threshold(args.out, args.name, args.precision)
+        threshold(args.out, args.name, args.precision, args.write)
     return 0
 
 
