@@ -371,9 +371,23 @@ def _add_rlap(pre, bank, items, n_top: int = 3) -> None:
 
     plans, spec, t_row = [], [], []
     offset = 0
+    cache: dict[tuple, np.ndarray] = {}  # a chunk's spectra share few classes: their rows are looked up once
+
+    def class_rows(m):
+        key = (m.type, m.age)
+        if key not in cache:
+            cache[key] = bank.rows(m.type, m.age, PER_CLASS)
+        return cache[key]
+
+    def best_rows(m):
+        key = ("best", m.type, m.age)
+        if key not in cache:
+            cache[key] = _best_match_rows(bank, m)
+        return cache[key]
+
     for j, r in items:
         targets = [*r.matches[:n_top], r.best_match]
-        groups = [bank.rows(m.type, m.age, PER_CLASS) for m in r.matches[:n_top]] + [_best_match_rows(bank, r.best_match)]
+        groups = [class_rows(m) for m in r.matches[:n_top]] + [best_rows(r.best_match)]
         rows = np.unique(np.concatenate(groups))
         plans.append((offset, rows, targets, groups, r.best_match))
         offset += rows.size
