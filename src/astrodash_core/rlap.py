@@ -177,9 +177,11 @@ def second_pass(fluxes, lo, hi, spec, t_flux, t_lo, t_hi, t_row, lags, lag_min, 
         s_fft, s_sigma = _filtered_fft(s_out)
         t_conj = np.empty((len(tr), s_fft.shape[1]), dtype=np.complex128)
         t_sigma = np.empty(len(tr))
-        whole = (a - lag == t_lo[tr]) & (b - lag == t_hi[tr]) if t_cut is not None else np.zeros(len(tr), bool)
-        if whole.any():
-            t_conj[whole], t_sigma[whole] = t_cut(tr[whole])
+        whole = np.zeros(len(tr), dtype=bool)
+        if t_cut is not None:  # templates kept whole: their cached transforms
+            whole = (a - lag == t_lo[tr]) & (b - lag == t_hi[tr])
+            if whole.any():
+                t_conj[whole], t_sigma[whole] = t_cut(tr[whole])
         cut = ~whole
         if cut.any():
             t_keys, t_which = np.unique(np.stack([tr[cut], (a - lag)[cut], (b - lag)[cut]], axis=1), axis=0,
