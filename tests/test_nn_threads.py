@@ -62,3 +62,30 @@ def test_results_do_not_depend_on_the_thread_count(monkeypatch):
     one = model.predict(x)
     monkeypatch.setattr(nn, "BLAS_THREADS", None)
     np.testing.assert_allclose(model.predict(x), one, rtol=1e-5, atol=1e-7)
+
+
+def test_blocks_spread_over_forward_threads_give_the_same_bits(monkeypatch):
+    """With FORWARD_THREADS = 2 a forward pass of several blocks runs them on two threads, each block on one
+    BLAS thread, and gives exactly the probabilities of one thread; one block stays in the caller's thread."""
+    import threading
+
+    model = make_model()
+    x = np.random.default_rng(2).random((300, int(model.grid["nw"])), dtype=np.float32)
+    monkeypatch.setattr(nn, "FORWARD_THREADS", 1)
+    one = model.predict(x)
+    seen = []
+    original = nn.Network._forward_block
+
+    def spy(self, rows):
+        seen.append((threading.get_ident(), len(rows), tuple(blas_threads_now())))
+        return original(self, rows)
+
+    monkeypatch.setattr(nn.Network, "_forward_block", spy)
+    monkeypatch.setattr(nn, "FORWARD_THREADS", 2)
+    np.testing.assert_array_equal(model.predict(x), one)
+    assert sorted(n for _, n, _ in seen) == [44, 128, 128]
+    assert threading.get_ident() not in {t for t, _, _ in seen}
+    assert all(set(b) <= {1} for _, _, b in seen)
+    seen.clear()
+    model.predict(x[:100])
+    assert [t for t, _, _ in seen] == [threading.get_ident()]

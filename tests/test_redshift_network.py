@@ -189,3 +189,44 @@ def test_classify_without_z_averages_over_the_posteriors_peaks():
     np.testing.assert_allclose(r1.probabilities, one.classify(moved, redshift=r1.redshift, probabilities=True,
                                                               rlap=False)[0].probabilities, atol=1e-6)
     assert r1.redshift_alternatives == () and "redshift_alternatives" not in r1.to_dict()
+
+
+def test_the_agnostic_model_runs_only_for_the_rows_the_templates_decide(monkeypatch):
+    """Given a function for the agnostic probabilities, estimate_observed asks it for the rows whose network
+    estimate lies within EDGE of the ends of the range (the templates decide those), and its estimates are those
+    of the eager call; classify runs the agnostic model on those spectra alone."""
+    import astrodash_core as ad
+    from astrodash_core.classify import Classifier
+    from astrodash_core.redshift import EDGE, estimate_observed, trimmed_network_redshifts
+    from astrodash_core.templates import default_bank
+
+    s = ad.read_spectrum(EXAMPLE)
+    spectra = [ad.Spectrum(s.wave * (1 + z), s.flux, name=str(z)) for z in (0.004, 0.3, 0.62, -0.008)]
+    bank = default_bank()
+    clf = Classifier()
+    pre = ad.preprocess(spectra, redshift=0.0, settings=bank.settings)
+    probs = clf.model_for("agnostic").predict(pre.flux)
+    z_model = clf.redshift_model()
+    network = trimmed_network_redshifts(z_model, spectra)
+    bins = z_model.redshift_bins
+    edge = np.flatnonzero((network[0] <= bins[0] + EDGE) | (network[0] >= bins[-1] - EDGE))
+    assert edge.tolist() == [0, 3]
+    asked: list[int] = []
+
+    def lazy_probs(idx):
+        asked.extend(np.asarray(idx).tolist())
+        return probs[idx]
+
+    lazy = estimate_observed(pre, lazy_probs, bank, z_model, match=False, network=network)
+    eager = estimate_observed(pre, probs, bank, z_model, match=False, network=network)
+    assert sorted(asked) == edge.tolist()
+    assert [(e.redshift, e.error, e.method, e.template) for e in lazy] == \
+        [(e.redshift, e.error, e.method, e.template) for e in eager]
+    assert [e.method for e in lazy] == ["templates", "network", "network", "templates"]
+
+    agnostic = clf.model_for("agnostic")
+    seen: list[int] = []
+    predict = agnostic.predict
+    monkeypatch.setattr(agnostic, "predict", lambda x: (seen.append(len(x)), predict(x))[1])
+    results = clf.classify(spectra, rlap=False)
+    assert sum(seen) == 2 and [r.redshift for r in results] == pytest.approx([e.redshift for e in eager])

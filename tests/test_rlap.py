@@ -242,3 +242,57 @@ def test_an_agnostic_model_preprocessing_unlike_the_bank_still_gets_template_red
     assert got.redshift_source == base.redshift_source == "estimated"
     assert got.redshift == pytest.approx(base.redshift, abs=0.003)
     assert got.redshift == pytest.approx(0.0015, abs=0.005)
+
+
+def _reference_second_pass(fluxes, lo, hi, spec, t_flux, t_lo, t_hi, t_row, lags, taper=0.05):
+    """SNID's second pass pair by pair, with full-length transforms (every rFFT bin, none cut away)."""
+    from astrodash_core._ckernels import normalise_taper_batch, peak_stats
+    from astrodash_core.rlap import bandpass
+
+    nw = fluxes.shape[1]
+    bp = bandpass(nw)
+    out = np.zeros((len(spec), 4))
+    for p, (i, r, lag) in enumerate(zip(spec, t_row, lags)):
+        a = max(lo[i], t_lo[r] + lag)
+        b = max(min(hi[i], t_hi[r] + lag), a)
+        rows = []
+        for x, x_lo, x_hi in ((fluxes[i], a, b), (t_flux[r], a - lag, b - lag)):
+            y = np.empty((1, nw))
+            normalise_taper_batch(np.ascontiguousarray(x[None], dtype=np.float64), np.array([x_lo]),
+                                  np.array([x_hi]), taper, 0.0, y)
+            X = np.fft.rfft(y[0], 2 * nw) * bp
+            sigma = np.sqrt(max(2 * np.sum(np.abs(X) ** 2) - abs(X[0]) ** 2 - abs(X[-1]) ** 2, 0) / (2 * nw) / nw)
+            rows.append((X, sigma))
+        (S, s_sig), (T, t_sig) = rows
+        c = np.fft.irfft(S * np.conj(T), 2 * nw) / (nw * s_sig * t_sig if s_sig * t_sig > 0 else np.inf)
+        peak_stats(c[None], np.array([lag - 3]), np.array([lag + 3]), out[p:p + 1])
+    return out
+
+
+def test_second_pass_with_cached_whole_template_transforms_is_the_pair_by_pair_pass(_bank):
+    """second_pass keeps only the band-pass's bins and takes the transforms of templates kept whole from the
+    bank's cache (shared pairs computed once): the same peaks as the pair-by-pair pass with full transforms,
+    for pairs that cut the template and pairs that keep it whole."""
+    from astrodash_core.rlap import CutTransforms, second_pass
+
+    rng = np.random.default_rng(7)
+    n_spec, n_pairs = 12, 300
+    spec_rows = rng.choice(len(_bank.names), n_spec, replace=False)
+    fluxes = _bank.flux[spec_rows].astype(np.float64)
+    lo, hi = _bank.lo[spec_rows].copy(), _bank.hi[spec_rows].copy()
+    lo[::2] = np.maximum(lo[::2] - 200, 0)  # half the spectra reach far past the templates: whole pairs
+    hi[::2] = np.minimum(hi[::2] + 200, 1024)
+    lo[1::4] += 150  # some spectra are short: the template is cut
+    spec = rng.integers(0, n_spec, n_pairs)
+    t_row = rng.choice(len(_bank.names), 40)[rng.integers(0, 40, n_pairs)]  # templates shared between pairs
+    lags = rng.integers(-20, 21, n_pairs)
+    args = (fluxes, lo, hi, spec, _bank.flux, _bank.lo, _bank.hi, t_row, lags, lags - 3, lags + 3)
+    cut = CutTransforms(_bank.flux, _bank.lo, _bank.hi)
+    got, overlap = second_pass(*args, t_cut=cut)
+    whole = (np.maximum(lo[spec], _bank.lo[t_row] + lags) - lags == _bank.lo[t_row]) & \
+        (np.minimum(hi[spec], _bank.hi[t_row] + lags) - lags == _bank.hi[t_row])
+    assert 0.2 < whole.mean() < 0.8 and cut._done.sum() == len(np.unique(t_row[whole]))
+    np.testing.assert_array_equal(got, second_pass(*args)[0])  # the cache changes no bit
+    np.testing.assert_array_equal(got, second_pass(*args, t_cut=cut)[0])  # nor does reading it again
+    ref = _reference_second_pass(fluxes, lo, hi, spec, _bank.flux, _bank.lo, _bank.hi, t_row, lags)
+    np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-12)

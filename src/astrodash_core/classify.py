@@ -157,17 +157,21 @@ class Classifier:
         pre = preprocess([s for _, s in items], redshift=0.0, settings=settings, smoothing=smoothing,
                          min_wave=min_wave, max_wave=max_wave, on_error="collect")
         ok = pre.ok
-        probs = np.zeros((len(items), len(model.labels)), dtype=np.float32)
-        if ok.any():
-            probs[ok] = model.predict(pre.flux[ok])
+        # the agnostic model's probabilities, computed for the rows that need them only: with a redshift model
+        # and a bank, just the spectra the templates decide at the ends of its range
+        probs = _RowProbs(model, pre.flux)
         to_estimate = []
         for j, (i, spec) in enumerate(items):
             if not ok[j]:
                 results[i] = Classification(name=spec.name, error=pre.errors[j], model=model.name)
-            elif bank is None:
-                results[i] = self._result(spec, model, probs[j], pre, j, None, "estimated", None)
-            else:
+            elif bank is not None:
                 to_estimate.append(j)
+        if bank is None:  # the agnostic model's answer is the result
+            probs(np.flatnonzero(ok))
+            for j, (i, spec) in enumerate(items):
+                if ok[j]:
+                    results[i] = self._result(spec, model, probs([j])[0], pre, j, None, "estimated", None)
+            return []
         if not to_estimate:
             return []
         rows = pre.take(to_estimate)  # what the bank's templates are correlated with
@@ -178,7 +182,7 @@ class Classifier:
                               smoothing=smoothing, min_wave=min_wave, max_wave=max_wave, on_error="collect")
             for j in (j for j, usable in zip(to_estimate, rows.ok) if not usable):
                 i, spec = items[j]
-                results[i] = self._result(spec, model, probs[j], pre, j, None, "estimated", None)
+                results[i] = self._result(spec, model, probs([j])[0], pre, j, None, "estimated", None)
             to_estimate = [j for j, usable in zip(to_estimate, rows.ok) if usable]
             rows = rows.take(rows.ok)
             if not to_estimate:
@@ -188,7 +192,9 @@ class Classifier:
         network = None if z_model is None else trimmed_network_redshifts(
             z_model, [items[j][1] for j in to_estimate], smoothing, min_wave, max_wave,
             uncut=pre.flux[to_estimate] if z_model.preprocessing == model.preprocessing else None)
-        estimates = estimate_observed(rows, probs[to_estimate], bank, z_model, match=False, network=network)
+        of_row = np.asarray(to_estimate, dtype=np.int64)
+        estimates = estimate_observed(rows, lambda idx: probs(of_row[idx]), bank, z_model, match=False,
+                                      network=network)
         return [(*items[j], est.redshift, est.error, est) for j, est in zip(to_estimate, estimates)]
 
     def _result(self, spec, model, probs, pre, j, z, z_source, z_error, top_n=5, probabilities=False,
@@ -293,6 +299,25 @@ class Classifier:
         return final
 
 
+class _RowProbs:
+    """A model's probabilities of rows of ``flux``, each row computed once, when first asked for (the agnostic
+    model's are needed for some spectra only)."""
+
+    def __init__(self, model, flux: np.ndarray):
+        self._model, self._flux = model, flux
+        self._probs = np.zeros((len(flux), len(model.labels)), dtype=np.float32)
+        self._done = np.zeros(len(flux), dtype=bool)
+
+    def __call__(self, rows) -> np.ndarray:
+        """Probabilities [len(rows), classes] of the rows ``rows`` (indices)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        todo = np.unique(rows[~self._done[rows]])
+        if todo.size:
+            self._probs[todo] = self._model.predict(self._flux[todo])
+            self._done[todo] = True
+        return self._probs[rows]
+
+
 def _relative_alternatives(est) -> tuple:
     """An estimate's alternatives with their masses relative to the estimate's own: the estimate counts as the
     posterior's highest peak (it is one, unless the templates overruled the network at the end of its range)."""
@@ -346,9 +371,23 @@ def _add_rlap(pre, bank, items, n_top: int = 3) -> None:
 
     plans, spec, t_row = [], [], []
     offset = 0
+    cache: dict[tuple, np.ndarray] = {}  # a chunk's spectra share few classes: their rows are looked up once
+
+    def class_rows(m):
+        key = (m.type, m.age)
+        if key not in cache:
+            cache[key] = bank.rows(m.type, m.age, PER_CLASS)
+        return cache[key]
+
+    def best_rows(m):
+        key = ("best", m.type, m.age)
+        if key not in cache:
+            cache[key] = _best_match_rows(bank, m)
+        return cache[key]
+
     for j, r in items:
         targets = [*r.matches[:n_top], r.best_match]
-        groups = [bank.rows(m.type, m.age, PER_CLASS) for m in r.matches[:n_top]] + [_best_match_rows(bank, r.best_match)]
+        groups = [class_rows(m) for m in r.matches[:n_top]] + [best_rows(r.best_match)]
         rows = np.unique(np.concatenate(groups))
         plans.append((offset, rows, targets, groups, r.best_match))
         offset += rows.size

@@ -262,16 +262,22 @@ def estimate_observed(pre: Preprocessed, probs, bank: TemplateBank, redshift_mod
     ``network``: the redshift model's (z, error, posterior) when already read (e.g. from the spectra cut
     self-consistently, :func:`trimmed_network_redshifts`); by default it reads ``pre.flux`` as it is.
     ``match=False`` skips the template match at the network's redshift (rlap NaN, no template): ``classify``
-    measures rlap for its own best match anyway, and the match is half the cost of the estimate."""
+    measures rlap for its own best match anyway, and the match is half the cost of the estimate.
+
+    ``probs`` may also be a function of an index array of rows returning their probabilities: it is then asked
+    only for the rows whose templates are needed (every row without a redshift model or with ``match``, else
+    the rows the templates decide at the ends of the network's range), so a caller can run the agnostic model
+    on those rows alone."""
+    probs_of = probs if callable(probs) else (lambda idx, _p=np.asarray(probs): _p[idx])
     bank.check_rows(pre)  # before the network runs: an incompatible bank fails fast
     if redshift_model is None:
-        return estimate_many(pre, [candidate_rows(bank, p) for p in probs], bank)
+        return estimate_many(pre, [candidate_rows(bank, p) for p in probs_of(np.arange(len(pre)))], bank)
     z, err, posterior = network[:3] if network is not None else network_redshifts(redshift_model, pre.flux,
                                                                                     return_posterior=True)
     out = [RedshiftEstimate(redshift=float(zi), error=float(ei), rlap=float("nan"), template="", sn_type="", age="",
                             method="network") for zi, ei in zip(z, err)]
     if match:
-        rows_of = [candidate_rows(bank, p) for p in probs]
+        rows_of = [candidate_rows(bank, p) for p in probs_of(np.arange(len(pre)))]
         for est, peaks, rows in zip(out, bank.peaks_near(pre, rows_of, z, NETWORK_TOLERANCE_BINS), rows_of):
             m = _from_peaks(peaks, rows, bank)
             est.rlap, est.template, est.sn_type, est.age = m.rlap, m.template, m.sn_type, m.age
@@ -282,7 +288,7 @@ def estimate_observed(pre: Preprocessed, probs, bank: TemplateBank, redshift_mod
                          (z >= bins[-1] - EDGE, (bins[-1] - 2 * EDGE, max(Z_MAX, bins[-1])))):
         idx = np.flatnonzero(side)
         if idx.size:
-            for i, est in zip(idx, estimate_many(pre.take(idx), [candidate_rows(bank, probs[i]) for i in idx], bank,
+            for i, est in zip(idx, estimate_many(pre.take(idx), [candidate_rows(bank, p) for p in probs_of(idx)], bank,
                                                  *window)):
                 out[i] = est
     for est, p in zip(out, posterior):

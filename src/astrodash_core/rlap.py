@@ -12,6 +12,7 @@ one-spectrum cases.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -62,26 +63,69 @@ def bandpass(nw: int, k=BANDPASS) -> np.ndarray:
     return out
 
 
+@lru_cache(maxsize=8)
+def band_bins(nw: int) -> int:
+    """How many leading rFFT bins of an ``n_fft_of(nw)``-point transform the band-pass keeps: it multiplies every
+    later one by 0 (204 of 1,025 for 1,024 bins)."""
+    return int(np.flatnonzero(bandpass(nw))[-1]) + 1
+
+
 def _filtered_fft(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(band-passed rFFT, rms of the band-passed row over nw bins) of rows x [..., nw]."""
+    """(band-passed rFFT [..., band_bins(nw)], rms of the band-passed row over nw bins) of rows x [..., nw].
+
+    The transform keeps only the bins the band-pass does not zero: products and gathers of transforms then
+    touch a fifth of the bins, and :func:`_correlation`'s inverse transform pads the zeros back."""
     nw = x.shape[-1]
     n_fft = n_fft_of(nw)
     X = np.fft.rfft(x, n_fft, axis=-1) * bandpass(nw)
     power = 2 * np.sum(X.real ** 2 + X.imag ** 2, axis=-1) - np.abs(X[..., 0]) ** 2 - np.abs(X[..., -1]) ** 2
-    return X, np.sqrt(np.maximum(power, 0) / n_fft / nw)
+    return np.ascontiguousarray(X[..., :band_bins(nw)]), np.sqrt(np.maximum(power, 0) / n_fft / nw)
 
 
 def template_transforms(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(conjugated band-passed rFFTs [k, nw + 1], rms [k]) of template rows: what the first pass needs of a
-    template, computed once per bank instead of once per spectrum."""
+    """(conjugated band-passed rFFTs [k, band_bins(nw)], rms [k]) of template rows: what the first pass needs of
+    a template, computed once per bank instead of once per spectrum."""
     T, sigma = _filtered_fft(np.asarray(t, dtype=np.float64))
     return np.conj(T), sigma
 
 
-def _correlation(s_fft: np.ndarray, s_sigma, t_conj_fft: np.ndarray, t_sigma: np.ndarray) -> np.ndarray:
-    """Normalised correlations [k, 2 nw] of spectra and templates given by their band-passed transforms
-    (:func:`_filtered_fft`, :func:`template_transforms`); one spectrum row broadcasts against all templates."""
-    n_fft = 2 * (s_fft.shape[-1] - 1)
+class CutTransforms:
+    """:func:`template_transforms` of template rows re-normalised and re-tapered over their own whole valid
+    range ``t_lo..t_hi``, each row computed once, when first asked for.  It is what :func:`second_pass` needs of
+    a template that the spectrum covers entirely at the lag (about three pairs in four on real spectra), so
+    those pairs skip the template's re-normalisation and transform.  Safe to share between threads."""
+
+    def __init__(self, t_flux: np.ndarray, t_lo, t_hi, taper: float = 0.05):
+        self.t_flux, self.taper = t_flux, float(taper)
+        self.t_lo = np.asarray(t_lo, dtype=np.int64)
+        self.t_hi = np.asarray(t_hi, dtype=np.int64)
+        m, nw = t_flux.shape
+        self._conj = np.zeros((m, band_bins(nw)), dtype=np.complex128)
+        self._sigma = np.zeros(m)
+        self._done = np.zeros(m, dtype=bool)
+        self._lock = threading.Lock()
+
+    def __call__(self, rows) -> tuple[np.ndarray, np.ndarray]:
+        """(conjugated transforms [k, band_bins(nw)], rms [k]) of the rows ``rows``."""
+        from ._kernels import _normalise_taper_batch
+
+        rows = np.asarray(rows, dtype=np.int64)
+        with self._lock:
+            todo = np.unique(rows[~self._done[rows]])
+            if todo.size:
+                out = np.empty((todo.size, self.t_flux.shape[1]))
+                _normalise_taper_batch(np.ascontiguousarray(self.t_flux[todo], dtype=np.float64), self.t_lo[todo],
+                                       self.t_hi[todo], self.taper, 0.0, out)
+                self._conj[todo], self._sigma[todo] = template_transforms(out)
+                self._done[todo] = True
+            return self._conj[rows], self._sigma[rows]
+
+
+def _correlation(s_fft: np.ndarray, s_sigma, t_conj_fft: np.ndarray, t_sigma: np.ndarray, nw: int) -> np.ndarray:
+    """Normalised correlations [k, 2 nw] of spectra and templates of ``nw`` bins given by their band-passed
+    transforms (:func:`_filtered_fft`, :func:`template_transforms`); one spectrum row broadcasts against all
+    templates."""
+    n_fft = n_fft_of(nw)
     c = np.fft.irfft(s_fft * t_conj_fft, n_fft, axis=-1)
     norm = (n_fft // 2) * s_sigma * t_sigma
     return np.ascontiguousarray(c / np.where(norm > 0, norm, np.inf)[..., None])
@@ -103,20 +147,24 @@ def _peaks(c, lag_min, lag_max):
 PAIR_BLOCK = 128
 
 
-def second_pass(fluxes, lo, hi, spec, t_flux, t_lo, t_hi, t_row, lags, lag_min, lag_max, taper: float = 0.05):
+def second_pass(fluxes, lo, hi, spec, t_flux, t_lo, t_hi, t_row, lags, lag_min, lag_max, taper: float = 0.05,
+                t_cut: CutTransforms | None = None):
     """SNID's second pass for P (spectrum, template) pairs at once, in blocks: pair p cuts spectrum
     ``fluxes[spec[p]]`` and template ``t_flux[t_row[p]]`` to their overlap at lag ``lags[p]``, re-normalises and
     re-tapers both there (a partial overlap is not diluted by the parts that miss) and correlates them again;
     the peak is sought within 3 bins of ``lags[p]`` and inside ``lag_min[p]..lag_max[p]``.
 
     Batched over pairs of any number of spectra, so the Python cost is paid once per block, not per spectrum.
-    Pairs that cut the same spectrum to the same range share one transform.  Returns (peaks [P, 4]: sub-bin
-    lag, height, r, FWHM in bins; overlap [P] in bins)."""
+    Pairs that cut the same spectrum, or the same template, to the same range share one transform; ``t_cut``
+    (a :class:`CutTransforms` of ``t_flux`` with the same taper) gives those of templates kept whole.  Returns
+    (peaks [P, 4]: sub-bin lag, height, r, FWHM in bins; overlap [P] in bins)."""
     from ._kernels import _normalise_taper_batch
 
-    n_pairs = len(spec)
+    n_pairs, nw = len(spec), fluxes.shape[1]
     peaks = np.zeros((n_pairs, 4))
     overlap = np.zeros(n_pairs, dtype=np.int64)
+    if t_cut is not None and (t_cut.t_flux is not t_flux or t_cut.taper != taper):
+        raise ValueError("t_cut holds the transforms of other templates or of another taper")
     for start in range(0, n_pairs, PAIR_BLOCK):
         sl = slice(start, start + PAIR_BLOCK)
         sp, tr, lag = spec[sl], t_row[sl], lags[sl]
@@ -127,11 +175,25 @@ def second_pass(fluxes, lo, hi, spec, t_flux, t_lo, t_hi, t_row, lags, lag_min, 
         _normalise_taper_batch(np.ascontiguousarray(fluxes[keys[:, 0]], dtype=np.float64), keys[:, 1].copy(),
                                keys[:, 2].copy(), taper, 0.0, s_out)
         s_fft, s_sigma = _filtered_fft(s_out)
-        t_out = np.empty((len(tr), t_flux.shape[1]))
-        _normalise_taper_batch(np.ascontiguousarray(t_flux[tr], dtype=np.float64), a - lag, b - lag, taper, 0.0,
-                               t_out)
+        t_conj = np.empty((len(tr), s_fft.shape[1]), dtype=np.complex128)
+        t_sigma = np.empty(len(tr))
+        whole = np.zeros(len(tr), dtype=bool)
+        if t_cut is not None:  # templates kept whole: their cached transforms
+            whole = (a - lag == t_lo[tr]) & (b - lag == t_hi[tr])
+            if whole.any():
+                t_conj[whole], t_sigma[whole] = t_cut(tr[whole])
+        cut = ~whole
+        if cut.any():
+            t_keys, t_which = np.unique(np.stack([tr[cut], (a - lag)[cut], (b - lag)[cut]], axis=1), axis=0,
+                                        return_inverse=True)
+            t_out = np.empty((len(t_keys), nw))
+            _normalise_taper_batch(np.ascontiguousarray(t_flux[t_keys[:, 0]], dtype=np.float64),
+                                   t_keys[:, 1].copy(), t_keys[:, 2].copy(), taper, 0.0, t_out)
+            tc, ts = template_transforms(t_out)
+            t_which = t_which.ravel()
+            t_conj[cut], t_sigma[cut] = tc[t_which], ts[t_which]
         which = which.ravel()
-        c = _correlation(s_fft[which], s_sigma[which], *template_transforms(t_out))
+        c = _correlation(s_fft[which], s_sigma[which], t_conj, t_sigma, nw)
         peaks[sl] = _peaks(c, np.maximum(lag_min[sl], lag - 3), np.minimum(lag_max[sl], lag + 3))
         overlap[sl] = b - a
     return peaks, overlap
@@ -145,18 +207,22 @@ def known_z_window(z, dwlog: float, nw: int, tolerance_bins: int = 2):
     return lag_min, lag_max, (lag_min + lag_max) // 2
 
 
-def _known_z_pass(fluxes, lo, hi, spec, t_flux, t_lo, t_hi, t_row, z, dwlog: float, tolerance_bins: int):
+def _known_z_pass(fluxes, lo, hi, spec, t_flux, t_lo, t_hi, t_row, z, dwlog: float, tolerance_bins: int,
+                  t_cut: CutTransforms | None = None):
     """:func:`second_pass` of each pair at its spectrum's known redshift ``z[spec[p]]``: no first pass is
     needed, the lag being known to ``tolerance_bins``.  Returns (peaks [P, 4], overlap [P])."""
     lag_min, lag_max, mid = known_z_window(np.asarray(z, dtype=np.float64)[spec], dwlog, fluxes.shape[1],
                                            tolerance_bins)
-    return second_pass(fluxes, lo, hi, spec, t_flux, t_lo, t_hi, t_row, mid, lag_min, lag_max)
+    return second_pass(fluxes, lo, hi, spec, t_flux, t_lo, t_hi, t_row, mid, lag_min, lag_max, t_cut=t_cut)
 
 
-def rlap_pairs(fluxes, lo, hi, spec, t_flux, t_lo, t_hi, t_row, z, dwlog: float, tolerance_bins: int = 2):
+def rlap_pairs(fluxes, lo, hi, spec, t_flux, t_lo, t_hi, t_row, z, dwlog: float, tolerance_bins: int = 2,
+               t_cut: CutTransforms | None = None):
     """rlap of P (spectrum, template) pairs, each at its spectrum's known redshift ``z[spec[p]]`` (within
-    ``tolerance_bins``): the batched form of :func:`rlap_at` for many spectra at once."""
-    peaks, overlap = _known_z_pass(fluxes, lo, hi, spec, t_flux, t_lo, t_hi, t_row, z, dwlog, tolerance_bins)
+    ``tolerance_bins``): the batched form of :func:`rlap_at` for many spectra at once (``t_cut``: see
+    :func:`second_pass`)."""
+    peaks, overlap = _known_z_pass(fluxes, lo, hi, spec, t_flux, t_lo, t_hi, t_row, z, dwlog, tolerance_bins,
+                                   t_cut)
     return np.maximum(peaks[:, 2], 0.0) * overlap * dwlog
 
 
@@ -201,7 +267,7 @@ def correlate(flux: np.ndarray, lo: int, hi: int, templates: np.ndarray, t_lo: n
 
 def correlate_many(fluxes: np.ndarray, lo, hi, rows_of: list, t_flux: np.ndarray, t_lo, t_hi, dwlog: float,
                    z_min: float, z_max: float, taper: float = 0.05, transforms=None, refine: int | None = REFINE_TOP,
-                   peaks_per_template: int = PEAKS_PER_TEMPLATE) -> list[Peaks]:
+                   peaks_per_template: int = PEAKS_PER_TEMPLATE, t_cut: CutTransforms | None = None) -> list[Peaks]:
     """Correlation peaks of spectrum i (row i of ``fluxes``, valid ``lo[i]..hi[i]``) with the template rows
     ``rows_of[i]`` of ``t_flux``, for z in [z_min, z_max], for all spectra at once (in blocks of pairs).
 
@@ -229,7 +295,7 @@ def correlate_many(fluxes: np.ndarray, lo, hi, rows_of: list, t_flux: np.ndarray
     cands, lags, values = [], [], []
     for start in range(0, n_pairs, PAIR_BLOCK):
         sl = slice(start, start + PAIR_BLOCK)
-        c = _correlation(s_fft[spec[sl]], s_sigma[spec[sl]], t_conj[t_row[sl]], t_sigma[t_row[sl]])
+        c = _correlation(s_fft[spec[sl]], s_sigma[spec[sl]], t_conj[t_row[sl]], t_sigma[t_row[sl]], nw)
         out[sl] = _peaks(c, lag_min, lag_max)
         r, l = _local_maxima(c, lag_min, lag_max, peaks_per_template)
         cands.append(r + start)
@@ -246,7 +312,8 @@ def correlate_many(fluxes: np.ndarray, lo, hi, rows_of: list, t_flux: np.ndarray
         cand, cand_lag = cand[keep], cand_lag[keep]
     n_c = cand.size
     refined, overlap2 = second_pass(fluxes, lo, hi, spec[cand], t_flux, t_lo, t_hi, t_row[cand], cand_lag,
-                                    np.full(n_c, lag_min), np.full(n_c, lag_max), taper)
+                                    np.full(n_c, lag_min), np.full(n_c, lag_max), taper,
+                                    t_cut if t_cut is not None and t_cut.taper == taper else None)
     m = np.rint(out[:, 0]).astype(np.int64)
     lap = np.maximum(np.minimum(hi[spec], t_hi[t_row] + m) - np.maximum(lo[spec], t_lo[t_row] + m), 0) * dwlog
     rlap = out[:, 2] * lap
@@ -271,14 +338,14 @@ def _split_peaks(out, lap, rlap, dwlog: float, counts) -> list[Peaks]:
 
 
 def peaks_near(fluxes, lo, hi, rows_of: list, t_flux, t_lo, t_hi, z, dwlog: float,
-               tolerance_bins: int = 2) -> list[Peaks]:
+               tolerance_bins: int = 2, t_cut: CutTransforms | None = None) -> list[Peaks]:
     """Correlation peaks of spectrum i with the template rows ``rows_of[i]``, the lag held within
     ``tolerance_bins`` of the one redshift ``z[i]`` gives: no first pass, all spectra in one batched pass."""
     spec = np.concatenate([np.full(len(r), i, dtype=np.int64) for i, r in enumerate(rows_of)] or [np.empty(0, np.int64)])
     t_row = np.concatenate([np.asarray(r, dtype=np.int64) for r in rows_of] or [np.empty(0, np.int64)])
     peaks, overlap = _known_z_pass(np.asarray(fluxes), np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64),
                                    spec, t_flux, np.asarray(t_lo, dtype=np.int64), np.asarray(t_hi, dtype=np.int64),
-                                   t_row, np.asarray(z, dtype=np.float64), dwlog, tolerance_bins)
+                                   t_row, np.asarray(z, dtype=np.float64), dwlog, tolerance_bins, t_cut)
     lap = overlap * dwlog
     return _split_peaks(peaks, lap, np.maximum(peaks[:, 2], 0.0) * lap, dwlog, [len(r) for r in rows_of])
 

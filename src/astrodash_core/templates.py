@@ -83,6 +83,14 @@ class TemplateBank:
 
         return template_transforms(self.flux)
 
+    @cached_property
+    def cut_transforms(self):
+        """Each row's transform over its own whole range for rlap's second pass (``rlap.CutTransforms``), filled
+        in as rows are used."""
+        from .rlap import CutTransforms
+
+        return CutTransforms(self.flux, self.lo, self.hi)
+
     def check_rows(self, pre: Preprocessed) -> None:
         """Raise ModelFileError, naming the differences, unless the rows ``pre`` were preprocessed as the bank's
         templates were (only such rows correlate meaningfully with them)."""
@@ -95,7 +103,7 @@ class TemplateBank:
 
         self.check_rows(pre)
         return correlate_many(pre.flux, pre.lo, pre.hi, rows_of, self.flux, self.lo, self.hi, self.grid.dwlog,
-                              z_min, z_max, transforms=self.transforms)
+                              z_min, z_max, transforms=self.transforms, t_cut=self.cut_transforms)
 
     def peaks_near(self, pre: Preprocessed, rows_of, z, tolerance_bins: int = 2):
         """``rlap.peaks_near``: correlation peaks of the preprocessed rows ``pre`` (row i with the bank rows
@@ -104,7 +112,7 @@ class TemplateBank:
 
         self.check_rows(pre)
         return peaks_near(pre.flux, pre.lo, pre.hi, rows_of, self.flux, self.lo, self.hi, z, self.grid.dwlog,
-                          tolerance_bins)
+                          tolerance_bins, self.cut_transforms)
 
     def rlap_pairs(self, pre: Preprocessed, spec, t_row, z, tolerance_bins: int = 2) -> np.ndarray:
         """``rlap.rlap_pairs``: rlap of each pair (row ``spec[p]`` of ``pre``, bank row ``t_row[p]``) at the lag of
@@ -114,7 +122,7 @@ class TemplateBank:
         self.check_rows(pre)
         return rlap_pairs(pre.flux, np.asarray(pre.lo, dtype=np.int64), np.asarray(pre.hi, dtype=np.int64),
                           np.asarray(spec, dtype=np.int64), self.flux, self.lo, self.hi,
-                          np.asarray(t_row, dtype=np.int64), z, self.grid.dwlog, tolerance_bins)
+                          np.asarray(t_row, dtype=np.int64), z, self.grid.dwlog, tolerance_bins, self.cut_transforms)
 
     def save(self, path) -> None:
         meta = {"format": _FORMAT, "version": 1, "names": self.names, "preprocessing": self.settings.to_dict()}

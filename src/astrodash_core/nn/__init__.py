@@ -25,6 +25,10 @@ architecture: see :mod:`.transformer`.  :func:`build_network` returns the forwar
 """
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from ._threads import blas_threads
@@ -32,6 +36,31 @@ from .transformer import TRANSFORMER, TransformerNetwork, is_transformer, transf
 
 #: BLAS threads of the forward pass's matrix products (see ``_threads``); None leaves BLAS as it is.
 BLAS_THREADS: int | None = 1
+
+#: Threads over which a forward pass of several blocks (``block`` spectra each) spreads them, each block on
+#: ``BLAS_THREADS`` BLAS threads.  Whole blocks go to a thread, so no thread waits for another inside a matrix
+#: product (what made BLAS's own threads slow on busy cores, see ``_threads``), and each block is computed
+#: exactly as in one thread: the same bits.  1 runs every block in the caller's thread.
+FORWARD_THREADS: int = min(2, os.cpu_count() or 1)
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """The process's pool of ``threads`` forward-pass threads, started on first use."""
+    with _pools_lock:
+        if threads not in _pools:
+            _pools[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="astrodash-forward")
+        return _pools[threads]
+
+
+def _blocks(forward_block, x: np.ndarray, block: int) -> list[np.ndarray]:
+    """``forward_block`` of each ``block`` rows of ``x``, in order, spread over ``FORWARD_THREADS`` threads."""
+    starts = range(0, x.shape[0], block)
+    if FORWARD_THREADS > 1 and len(starts) > 1:
+        return list(_pool(FORWARD_THREADS).map(lambda s: forward_block(x[s:s + block]), starts))
+    return [forward_block(x[s:s + block]) for s in starts]
+
 
 #: The shipped architecture: two conv blocks then two dense layers over the 1024-bin spectrum.
 DASH1D = [
@@ -198,7 +227,7 @@ class Network:
         if x.ndim != 2:
             raise ValueError(f"network input must be [n, nw], got shape {x.shape}")
         with blas_threads(BLAS_THREADS):
-            outs = [self._forward_block(x[s:s + block]) for s in range(0, x.shape[0], block)]
+            outs = _blocks(self._forward_block, x, block)
         if not outs:
             return np.empty((0, self._layers[-1][1].shape[1]), dtype=np.float32)
         return np.concatenate(outs) if len(outs) > 1 else outs[0]
