@@ -196,12 +196,13 @@ def test_import_compiles_nothing():
 
 
 def test_small_batches_run_serial_kernels_with_the_same_answer(monkeypatch):
-    """Below SERIAL_BELOW spectra the serial drivers run; each row is what the threaded ones give it."""
+    """Below SERIAL_BELOW spectra the serial drivers run, from SERIAL_BELOW on the threaded ones; each row is what
+    the threaded ones give it."""
     from astrodash_core import _kernels as K
 
     rng = np.random.default_rng(3)
     spectra = [Spectrum(np.linspace(3000 + 50 * k, 9500 - 40 * k, 700 + 30 * k),
-                        1 + 0.2 * rng.random(700 + 30 * k), name=f"s{k}") for k in range(K.SERIAL_BELOW + 2)]
+                        1 + 0.2 * rng.random(700 + 30 * k), name=f"s{k}") for k in range(K.SERIAL_BELOW)]
     called = []
     for name in ("_rebin_serial", "_rebin_batch", "_finish_serial", "_finish_batch"):
         kernel = getattr(K, name)
@@ -209,7 +210,7 @@ def test_small_batches_run_serial_kernels_with_the_same_answer(monkeypatch):
     many, valid_many = preprocess(spectra, redshift=0.01)
     assert called == ["_rebin_batch", "_finish_batch"]
     called.clear()
-    few, valid_few = preprocess(spectra[:3], redshift=0.01)
+    few, valid_few = preprocess(spectra[:-1], redshift=0.01)
     assert called == ["_rebin_serial", "_finish_serial"]
-    np.testing.assert_array_equal(few, many[:3])
-    np.testing.assert_array_equal(valid_few, valid_many[:3])
+    np.testing.assert_array_equal(few, many[:-1])
+    np.testing.assert_array_equal(valid_few, valid_many[:-1])
