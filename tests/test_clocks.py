@@ -134,6 +134,58 @@ async def test_retry_after_and_ratelimit_headers_follow_the_clock():
     assert later.headers["x-ratelimit-reset"] == str(1009 + 5)
 
 
+@pytest.mark.anyio
+async def test_a_key_has_a_bucket_of_its_own_and_the_headers_describe_the_tighter_bucket():
+    """With API keys, a request spends a token of its client's bucket and of its key's (the real
+    ApiKeyMiddleware names the key; "/" needs none, so the route is "/x"); the X-RateLimit-* headers and a 429
+    describe whichever bucket is tighter, and a request its client's bucket refuses spends nothing of the key's."""
+    from astrodash_asgi.auth import ApiKeyMiddleware
+    from astrodash_core.apikeys import KeyEntry, KeyRing, hash_key
+
+    clock = FakeClock()
+    secret = "alice-key-0123456789abcdef"
+    ring = KeyRing(refresh_s=1e9, clock=clock)
+    ring.entries, ring._loaded_at = [KeyEntry("alice", hash_key(secret))], clock()
+    clients = TokenBucket(per_minute=60, burst=5, clock=clock)  # 1 token a second
+    keys = TokenBucket(per_minute=6, burst=3, clock=clock)  # 1 token in 10 s
+
+    async def ok(request):
+        return PlainTextResponse(str(request.state.api_key))
+
+    app = Starlette(routes=[Route("/x", ok)],
+                    middleware=[Middleware(ApiKeyMiddleware, ring=ring),
+                                Middleware(RateLimitMiddleware, bucket=clients, key_bucket=keys, wall=clock),
+                                Middleware(RateLimitGate)])
+
+    def head(r):
+        return r.status_code, r.headers["x-ratelimit-limit"], r.headers["x-ratelimit-remaining"], \
+            r.headers["x-ratelimit-reset"], r.headers.get("retry-after")
+
+    key = {"x-api-key": secret}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("10.0.0.1", 1)),
+                                 base_url="http://t") as a, \
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("10.0.0.2", 1)),
+                              base_url="http://t") as b:
+        a1 = await a.get("/x", headers=key)  # client a: 4 left, the key: 2 left (tighter)
+        b1 = await b.get("/x", headers=key)  # client b: 4 left, the key: 1 left
+        a2 = await a.get("/x", headers=key)  # client a: 3, the key: 0
+        a3 = await a.get("/x", headers=key)  # client a: 2; the key has none: refused
+        a4 = await a.get("/x")  # no key: the client's bucket alone (1 left)
+        clock.advance(20.0)  # the key refills 2 tokens, client a is full again (5)
+        a_plain = [(await a.get("/x")).status_code for _ in range(5)]  # client a spends its 5
+        a5 = await a.get("/x", headers=key)  # refused by client a's bucket: the key's 2 tokens stay
+        b2 = await b.get("/x", headers=key)  # client b: 5 - 1 = 4 left, the key: 1 left
+    assert a1.text == "alice" and a4.text == "None"
+    assert head(a1) == (200, "6", "2", "1010", None)  # full again in (3 - 2) / 0.1 s
+    assert head(b1) == (200, "6", "1", "1020", None)
+    assert head(a2) == (200, "6", "0", "1030", None)
+    assert head(a3) == (429, "6", "0", "1030", "10")  # the next key token in 10 s
+    assert head(a4) == (200, "60", "1", "1004", None)
+    assert a_plain == [200] * 5
+    assert head(a5) == (429, "60", "0", "1025", "1")
+    assert head(b2) == (200, "6", "1", "1040", None)
+
+
 # --- the micro-batcher's wait ------------------------------------------------------------------------------------
 
 class FakeWait:
