@@ -214,3 +214,52 @@ def test_small_batches_run_serial_kernels_with_the_same_answer(monkeypatch):
     assert called == ["_rebin_serial", "_finish_serial"]
     np.testing.assert_array_equal(few, many[:-1])
     np.testing.assert_array_equal(valid_few, valid_many[:-1])
+
+
+def test_settings_refuse_values_outside_their_ranges_and_accept_their_bounds():
+    for fine in (dict(smoothing=0), dict(smoothing=3.0), dict(taper=0.01), dict(taper=0.49),
+                 dict(continuum_spacing=1e-6), dict(min_coverage=1.0), dict(min_coverage=1e-3)):
+        PreprocessSettings(**fine)
+    for bad, what in ((dict(smoothing=1.5), "smoothing must be a whole number of bins >= 0, got 1.5"),
+                      (dict(smoothing=-1), "smoothing must be .* got -1"), (dict(taper=0.0), r"taper .* \(0, 0.5\)"),
+                      (dict(taper=0.5), "taper must be a fraction"),
+                      (dict(continuum_spacing=0.0), "continuum_spacing must be positive, got 0.0"),
+                      (dict(continuum_spacing=float("nan")), "continuum_spacing"),
+                      (dict(min_coverage=0.0), r"min_coverage must be a fraction in \(0, 1\], got 0.0"),
+                      (dict(min_coverage=1.01), "min_coverage")):
+        with pytest.raises(ValueError, match=what):
+            PreprocessSettings(**bad)
+    # the fewest bins a spectrum must cover: the coverage fraction of the grid rounded up, and never below 16
+    assert [PreprocessSettings(min_coverage=f).min_bins for f in (0.1, 0.05, 0.01, 1.0)] == [103, 52, 16, 1024]
+    with pytest.raises(ModelFileError, match=r"unknown preprocessing settings \['colour', 'sky'\]"):
+        PreprocessSettings.from_dict({**PreprocessSettings().to_dict(), "sky": 1, "colour": 2})
+
+
+def test_windows_redshifts_and_rows_per_spectrum_equal_one_spectrum_at_a_time():
+    """Per-spectrum windows (a NaN or None window is no window), redshifts (None: the spectrum's own), a 2-D array
+    as a spectrum, ``take`` and ``mask`` against the same spectra preprocessed one by one."""
+    wave = np.linspace(3000, 9000, 600)
+    flux = 1 + 0.3 * np.sin(wave / 200)
+    specs = [Spectrum(wave, flux, name="a"), Spectrum(wave, flux[::-1].copy(), name="b", redshift=0.05),
+             np.column_stack([wave, flux * 2])]
+    p = preprocess(specs, redshift=[0.0, None, 0.2], min_wave=[4000, np.nan, 3000], max_wave=8000)
+    alone = [preprocess(specs[0], redshift=0.0, min_wave=4000, max_wave=8000),
+             preprocess(specs[1], max_wave=8000),
+             preprocess(np.column_stack([wave, flux * 2]), redshift=0.2, min_wave=3000, max_wave=[8000])]
+    for i, q in enumerate(alone):
+        np.testing.assert_array_equal(p.flux[i], q.flux[0])
+        assert (p.lo[i], p.hi[i], p.redshift[i]) == (q.lo[0], q.hi[0], q.redshift[0])
+    assert p.redshift.tolist() == [0.0, 0.05, 0.2] and p.errors == [None] * 3 and p.names[:2] == ["a", "b"]
+    assert GRID.edges[p.lo[0]] >= 4000 > GRID.edges[p.lo[0] - 1]  # the window of spectrum a only
+    assert p.lo[1] < p.lo[0] and p.lo[2] < p.lo[0]
+    k = np.arange(GRID.nw)
+    np.testing.assert_array_equal(p.mask(), [(k >= lo) & (k < hi) for lo, hi in zip(p.lo, p.hi)])
+    for rows in ([2, 0], np.array([False, True, True])):
+        t = p.take(rows)
+        idx = np.arange(3)[rows]
+        np.testing.assert_array_equal(t.flux, p.flux[idx])
+        assert t.lo.tolist() == p.lo[idx].tolist() and t.hi.tolist() == p.hi[idx].tolist()
+        assert t.redshift.tolist() == p.redshift[idx].tolist() and len(t) == len(idx)
+        assert t.names == [p.names[i] for i in idx] and t.errors == [None] * len(idx) and t.settings == p.settings
+    none = preprocess([])
+    assert none.flux.shape == (0, GRID.nw) and none.lo.size == 0 and none.errors == [] and len(none) == 0
