@@ -46,3 +46,28 @@ def test_bisect_is_numpys_searchsorted_on_both_sides(a, x):
     if a.size:  # exact hits, where the two sides differ
         assert _bisect(a, a[0], False) == np.searchsorted(a, a[0], side="left")
         assert _bisect(a, a[-1], True) == np.searchsorted(a, a[-1], side="right")
+
+
+def test_the_dispatcher_imports_numba_only_for_a_numba_kernel_and_names_what_it_lacks():
+    """``_kernels`` hands the Numba kernels out on first access: a dunder or public name it lacks is an
+    AttributeError without Numba being imported (the serial path never waits for it), a private one is looked up
+    in ``_numba_kernels``, and either error names the module and the attribute."""
+    import subprocess
+    import sys
+
+    probe = """
+import sys
+import astrodash_core._kernels as K
+print(hasattr(K, "__wrapped__"), hasattr(K, "rebin_serial"), "numba" in sys.modules)
+for name in ("nothing", "_no_such_kernel"):
+    try:
+        getattr(K, name)
+    except AttributeError as e:
+        print(str(e), e.__context__ is None or e.__suppress_context__)  # no inner error shown
+print("numba" in sys.modules, K._rebin_one is sys.modules["astrodash_core._numba_kernels"]._rebin_one)
+"""
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["False False False",
+                                "module 'astrodash_core._kernels' has no attribute 'nothing' True",
+                                "module 'astrodash_core._kernels' has no attribute '_no_such_kernel' True",
+                                "True True"]
