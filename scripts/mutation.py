@@ -15,7 +15,8 @@ kernels run as Python under mutation (``NUMBA_DISABLE_JIT``), so a mutant kernel
     python scripts/mutation.py --list                       # the modules and their tests
 
 The unmutated run records which lines of the module the tests execute; a mutant of a statement they never reach
-cannot be killed by them and is counted as surviving without being run ("not reached" in the report).  The tests
+cannot be killed by them and is counted as surviving without being run ("not reached" in the report); lines run
+only in a subprocess the tests start are not recorded, so the selected tests must exercise the module in-process.  The tests
 of a module are listed fast and sharp first: with ``-x`` a killed mutant costs only the tests up to the first
 failure.  ``--sample N`` runs N mutants drawn at random (``--seed``) when the whole set would take too long: its
 score estimates the module's, with the binomial standard error in the report.
