@@ -186,6 +186,42 @@ async def test_a_key_has_a_bucket_of_its_own_and_the_headers_describe_the_tighte
     assert head(b2) == (200, "6", "1", "1040", None)
 
 
+@pytest.mark.anyio
+async def test_probes_are_exempt_under_a_mount_and_responses_keep_their_own_headers():
+    """/health and /ready take no token whether the path carries the mount's root path (as Starlette's Mount
+    passes it) or not; other paths do, the limiter being on unless told otherwise, and the rate-limit headers are
+    added to the response's own."""
+    clock = FakeClock()
+    bucket = TokenBucket(per_minute=60, burst=1, clock=clock)
+
+    async def inner(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    limiter = RateLimitMiddleware(inner, bucket=bucket, wall=clock)
+
+    async def call(path, root=""):
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "path": path, "root_path": root, "client": ("10.0.0.1", 1), "headers": []}
+        await limiter(scope, None, send)
+        return sent[0]["headers"], scope.get("state", {})
+
+    for path, root in (("/astro/health", "/astro"), ("/health", "/astro"), ("/ready", ""), ("/astro/ready", "/astro")):
+        headers, state = await call(path, root)
+        assert headers == [(b"content-type", b"text/plain")] and state == {}
+    assert bucket._buckets == {}
+    headers, state = await call("/astro/api/v1/x", "/astro")
+    assert headers == [(b"content-type", b"text/plain"), (b"x-ratelimit-limit", b"60"),
+                       (b"x-ratelimit-remaining", b"0"), (b"x-ratelimit-reset", b"1001")]
+    assert state == {"client": "10.0.0.1"}
+    headers, state = await call("/astro/health/more", "/astro")  # not a probe: counted, and refused
+    assert state == {"client": "10.0.0.1", "rate_limit_retry_after": 1}
+
+
 # --- the micro-batcher's wait ------------------------------------------------------------------------------------
 
 class FakeWait:
