@@ -172,11 +172,12 @@ def test_normalisation_and_taper_against_numpy(lo, n, frac, outside, seed):
 
 def test_whole_pipeline_against_the_references():
     """preprocess() = rebin, median, scipy continuum, numpy normalisation and taper, with the number of spline
-    intervals from the valid span in ln(wavelength) over continuum_spacing."""
+    intervals from the valid span in ln(wavelength) over continuum_spacing; on the serial kernels (one spectrum)
+    and the threaded ones (a batch of SERIAL_BELOW, one of them without coverage: all ``outside``)."""
     wave = np.linspace(3300, 9000, 4000)
     flux = (wave / 5000) ** -1.2 * (1 - 0.4 * np.exp(-0.5 * ((wave - 6100) / 70) ** 2)) \
         * (1 + 0.01 * np.sin(wave / 7.0))
-    s = PreprocessSettings(smoothing=2)
+    s = PreprocessSettings(smoothing=2, outside=-1.0)
     p = preprocess(Spectrum(wave, flux), redshift=0.02, settings=s)
     reb, lo, hi = rebin(Spectrum(wave, flux), redshift=0.02)
     lo, hi = int(lo[0]), int(hi[0])
@@ -185,7 +186,14 @@ def test_whole_pipeline_against_the_references():
     y = _ref_continuum_removed(_ref_median(reb[0, lo:hi], 2), n_int, s.continuum_floor)
     row = np.zeros(GRID.nw)
     row[lo:hi] = y
-    np.testing.assert_allclose(p.flux[0], _ref_normalise_taper(row, lo, hi, s.taper, s.outside), atol=2e-5)
+    want = _ref_normalise_taper(row, lo, hi, s.taper, s.outside)
+    np.testing.assert_allclose(p.flux[0], want, atol=2e-5)
+    n = K.SERIAL_BELOW
+    batch = preprocess([Spectrum(wave, flux)] * (n - 1) + [Spectrum(wave, flux, name="far")], settings=s,
+                       redshift=[0.02] * (n - 1) + [3.0], on_error="collect")
+    assert batch.lo[:-1].tolist() == [lo] * (n - 1) and batch.hi[:-1].tolist() == [hi] * (n - 1)
+    np.testing.assert_allclose(batch.flux[:-1], np.broadcast_to(want, (n - 1, GRID.nw)), atol=2e-5)
+    assert batch.errors[-1] and np.all(batch.flux[-1] == -1.0)
 
 
 # --- r, lap and rlap: SNID's definitions, computed directly ---------------------------------------------------
