@@ -44,9 +44,11 @@ ROOT = Path(__file__).resolve().parents[1]
 #: module -> (source file, pytest arguments selecting the tests that cover it, fast and sharp ones first)
 MODULES = {
     "kernels": ("src/astrodash_core/_numba_kernels.py",
+                # run as Python, the finish kernels differ from the compiled Cython ones in the last bit (float
+                # power), so their bit-parity test (and test_preprocess's batch-equals-serial ones) cannot be used
+                # here; test_references holds every kernel and the threaded drivers to independent references
                 ["tests/test_kernels_small.py", "tests/test_ckernels.py::test_normalise_taper_matches_numba_at_every_range",
-                 "tests/test_ckernels.py::test_rebin_matches_numba", "tests/test_ckernels.py::test_finish_matches_numba",
-                 "tests/test_references.py", "tests/test_preprocess.py"]),
+                 "tests/test_ckernels.py::test_rebin_matches_numba", "tests/test_references.py"]),
     "dispatch": ("src/astrodash_core/_kernels.py",
                  ["tests/test_kernels_small.py", "tests/test_preprocess.py"]),
     "rlap": ("src/astrodash_core/rlap.py",
