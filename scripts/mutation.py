@@ -16,9 +16,9 @@ kernels run as Python under mutation (``NUMBA_DISABLE_JIT``), so a mutant kernel
 
 The unmutated run records which lines of the module the tests execute; a mutant of a statement they never reach
 cannot be killed by them and is counted as surviving without being run ("not reached" in the report); lines run
-only in a subprocess the tests start are not recorded, so the selected tests must exercise the module in-process.  The tests
-of a module are listed fast and sharp first: with ``-x`` a killed mutant costs only the tests up to the first
-failure.  ``--sample N`` runs N mutants drawn at random (``--seed``) when the whole set would take too long: its
+only in a subprocess the tests start are not recorded, so the selected tests must exercise the module in-process.
+The tests of a module are listed fast and sharp first: with ``-x`` a killed mutant costs only the tests up to the
+first failure.  ``--sample N`` runs N mutants drawn at random (``--seed``) when the whole set would take too long: its
 score estimates the module's, with the binomial standard error in the report.
 
 A mutant is killed when its tests fail or, twice running, take three times the unmutated run plus 10 s (then
@@ -48,7 +48,8 @@ MODULES = {
                 # run as Python, the finish kernels differ from the compiled Cython ones in the last bit (float
                 # power), so their bit-parity test (and test_preprocess's batch-equals-serial ones) cannot be used
                 # here; test_references holds every kernel and the threaded drivers to independent references
-                ["tests/test_kernels_small.py", "tests/test_ckernels.py::test_normalise_taper_matches_numba_at_every_range",
+                ["tests/test_kernels_small.py",
+                 "tests/test_ckernels.py::test_normalise_taper_matches_numba_at_every_range",
                  "tests/test_ckernels.py::test_rebin_matches_numba", "tests/test_references.py"]),
     "dispatch": ("src/astrodash_core/_kernels.py",
                  ["tests/test_kernels_small.py", "tests/test_preprocess.py"]),
