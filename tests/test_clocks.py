@@ -187,7 +187,7 @@ async def test_a_key_has_a_bucket_of_its_own_and_the_headers_describe_the_tighte
 
 
 @pytest.mark.anyio
-async def test_probes_are_exempt_under_a_mount_and_responses_keep_their_own_headers():
+async def test_the_rate_limit_exempts_probes_under_a_mount_and_keeps_the_responses_own_headers():
     """/health and /ready take no token whether the path carries the mount's root path (as Starlette's Mount
     passes it) or not; other paths do, the limiter being on unless told otherwise, and the rate-limit headers are
     added to the response's own."""
