@@ -134,34 +134,43 @@ async def test_retry_after_and_ratelimit_headers_follow_the_clock():
     assert later.headers["x-ratelimit-reset"] == str(1009 + 5)
 
 
-@pytest.mark.anyio
-async def test_a_key_has_a_bucket_of_its_own_and_the_headers_describe_the_tighter_bucket():
-    """With API keys, a request spends a token of its client's bucket and of its key's (the real
-    ApiKeyMiddleware names the key; "/" needs none, so the route is "/x"); the X-RateLimit-* headers and a 429
-    describe whichever bucket is tighter, and a request its client's bucket refuses spends nothing of the key's."""
+SECRET = "alice-key-0123456789abcdef"
+
+
+def _keyed_app(clients, keys, clock):
+    """The rate limiter behind the real ApiKeyMiddleware with one key, SECRET, named alice ("/" needs no key,
+    so the route is "/x"; it answers the key's name)."""
     from astrodash_asgi.auth import ApiKeyMiddleware
     from astrodash_core.apikeys import KeyEntry, KeyRing, hash_key
 
-    clock = FakeClock()
-    secret = "alice-key-0123456789abcdef"
     ring = KeyRing(refresh_s=1e9, clock=clock)
-    ring.entries, ring._loaded_at = [KeyEntry("alice", hash_key(secret))], clock()
-    clients = TokenBucket(per_minute=60, burst=5, clock=clock)  # 1 token a second
-    keys = TokenBucket(per_minute=6, burst=3, clock=clock)  # 1 token in 10 s
+    ring.entries, ring._loaded_at = [KeyEntry("alice", hash_key(SECRET))], clock()
 
     async def ok(request):
         return PlainTextResponse(str(request.state.api_key))
 
-    app = Starlette(routes=[Route("/x", ok)],
-                    middleware=[Middleware(ApiKeyMiddleware, ring=ring),
-                                Middleware(RateLimitMiddleware, bucket=clients, key_bucket=keys, wall=clock),
-                                Middleware(RateLimitGate)])
+    return Starlette(routes=[Route("/x", ok)],
+                     middleware=[Middleware(ApiKeyMiddleware, ring=ring),
+                                 Middleware(RateLimitMiddleware, bucket=clients, key_bucket=keys, wall=clock),
+                                 Middleware(RateLimitGate)])
 
-    def head(r):
-        return r.status_code, r.headers["x-ratelimit-limit"], r.headers["x-ratelimit-remaining"], \
-            r.headers["x-ratelimit-reset"], r.headers.get("retry-after")
 
-    key = {"x-api-key": secret}
+def _head(r):
+    return r.status_code, r.headers["x-ratelimit-limit"], r.headers["x-ratelimit-remaining"], \
+        r.headers["x-ratelimit-reset"], r.headers.get("retry-after")
+
+
+@pytest.mark.anyio
+async def test_a_key_has_a_bucket_of_its_own_and_the_headers_describe_the_tighter_bucket():
+    """With API keys, a request spends a token of its client's bucket and of its key's; the X-RateLimit-* headers
+    and a 429 describe the key's bucket when it has fewer tokens left than the client's (on a tie, the client's),
+    and a request its client's bucket refuses spends nothing of the key's."""
+    clock = FakeClock()
+    clients = TokenBucket(per_minute=60, burst=5, clock=clock)  # 1 token a second
+    keys = TokenBucket(per_minute=6, burst=3, clock=clock)  # 1 token in 10 s
+    app = _keyed_app(clients, keys, clock)
+    head = _head
+    key = {"x-api-key": SECRET}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("10.0.0.1", 1)),
                                  base_url="http://t") as a, \
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("10.0.0.2", 1)),
@@ -184,6 +193,17 @@ async def test_a_key_has_a_bucket_of_its_own_and_the_headers_describe_the_tighte
     assert a_plain == [200] * 5
     assert head(a5) == (429, "60", "0", "1025", "1")
     assert head(b2) == (200, "6", "1", "1040", None)
+
+
+@pytest.mark.anyio
+async def test_on_a_tie_the_rate_limit_headers_describe_the_clients_bucket():
+    clock = FakeClock()
+    app = _keyed_app(TokenBucket(per_minute=60, burst=2, clock=clock), TokenBucket(per_minute=6, burst=2, clock=clock),
+                     clock)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("10.0.0.1", 1)),
+                                 base_url="http://t") as c:
+        first = await c.get("/x", headers={"x-api-key": SECRET})  # one token left in each bucket
+    assert _head(first) == (200, "60", "1", "1001", None)
 
 
 @pytest.mark.anyio
