@@ -136,6 +136,25 @@ def test_continuum_removal_against_scipy_lsq_spline(n, n_intervals, seed, scale)
     np.testing.assert_allclose(row[5:5 + n], expected, rtol=1e-6, atol=1e-6)
 
 
+def test_continuum_removal_of_a_row_without_a_scale_is_zero_and_stays_in_its_range():
+    """A valid range of zeros, or one holding inf or NaN, has no continuum to divide by: it becomes 0 (finite, no
+    features); a range of one bin is left alone; bins outside the range are never touched."""
+    for bad in (0.0, np.inf, -np.inf, np.nan):
+        row = np.full(40, 7.0)
+        row[10:30] = 0.0
+        row[17] = bad
+        K._continuum_remove_one(row, 10, 30, 3, 0.02)
+        assert row[10:30].tolist() == [0.0] * 20 and row[:10].tolist() == row[30:].tolist() == [7.0] * 10
+    row = np.arange(5.0)
+    K._continuum_remove_one(row, 2, 3, 3, 0.02)
+    assert row.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    y = 2.0 + np.sin(np.linspace(0, 3, 50))
+    row = np.concatenate(([7.0] * 5, y, [7.0] * 5))
+    K._continuum_remove_one(row, 5, 55, 4, 0.02)
+    assert row[:5].tolist() == row[55:].tolist() == [7.0] * 5
+    np.testing.assert_allclose(row[5:55], _ref_continuum_removed(y, 4, 0.02), rtol=1e-6, atol=1e-6)
+
+
 def test_continuum_floor_holds_where_the_continuum_dips_to_zero_or_below():
     n = 400
     x = np.linspace(-1, 1, n)
