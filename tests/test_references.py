@@ -138,7 +138,8 @@ def test_continuum_removal_against_scipy_lsq_spline(n, n_intervals, seed, scale)
 
 def test_continuum_removal_of_a_row_without_a_scale_is_zero_and_stays_in_its_range():
     """A valid range of zeros, or one holding inf or NaN, has no continuum to divide by: it becomes 0 (finite, no
-    features); a range of one bin is left alone; bins outside the range are never touched."""
+    features); a range of one bin is left alone, one of two is its own continuum; bins outside the range are never
+    touched."""
     for bad in (0.0, np.inf, -np.inf, np.nan):
         row = np.full(40, 7.0)
         row[10:30] = 0.0
@@ -148,6 +149,9 @@ def test_continuum_removal_of_a_row_without_a_scale_is_zero_and_stays_in_its_ran
     row = np.arange(5.0)
     K._continuum_remove_one(row, 2, 3, 3, 0.02)
     assert row.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    row = np.array([7.0, 2.0, 3.0, 7.0])  # two bins: the spline passes through both, so both become ~0
+    K._continuum_remove_one(row, 1, 3, 3, 0.02)
+    assert row[0] == row[3] == 7.0 and np.abs(row[1:3]).max() < 1e-9
     y = 2.0 + np.sin(np.linspace(0, 3, 50))
     row = np.concatenate(([7.0] * 5, y, [7.0] * 5))
     K._continuum_remove_one(row, 5, 55, 4, 0.02)
