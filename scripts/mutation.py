@@ -53,14 +53,23 @@ MODULES = {
                  "tests/test_ckernels.py::test_rebin_matches_numba", "tests/test_references.py"]),
     "dispatch": ("src/astrodash_core/_kernels.py",
                  ["tests/test_kernels_small.py", "tests/test_preprocess.py"]),
+    # rlap and redshift leave out their tests of a minute or more (the unbiasedness over the whole bank, the real
+    # spectra cut at their redshift): what only those reach counts as never reached, so the score cannot gain
     "rlap": ("src/astrodash_core/rlap.py",
-             ["tests/test_rlap.py", "tests/test_references.py"]),
+             ["tests/test_rlap.py", "-k", "not unbiased",
+              "tests/test_references.py::test_r_lap_and_rlap_against_snids_definitions",
+              "tests/test_references.py::test_redshift_of_bank_templates_shifted_by_whole_bins"]),
     "interpret": ("src/astrodash_core/interpret.py", ["tests/test_interpret.py"]),
     "preprocess": ("src/astrodash_core/preprocess.py",
                    ["tests/test_preprocess.py", "tests/test_references.py"]),
     "redshift": ("src/astrodash_core/redshift.py",
-                 ["tests/test_redshift_network.py", "tests/test_coverage_shortcut.py", "tests/test_references.py",
-                  "tests/test_rlap.py"]),
+                 ["tests/test_redshift_network.py",
+                  "tests/test_coverage_shortcut.py::test_the_ladder_stops_at_the_first_consistent_cut_and_reuses_"
+                  "unchanged_inputs",
+                  "tests/test_coverage_shortcut.py::test_synthetic_spectra_with_data_bluer_than_the_template_keep_"
+                  "their_estimate",
+                  "tests/test_references.py::test_redshift_of_bank_templates_shifted_by_whole_bins",
+                  "tests/test_rlap.py", "-k", "not unbiased"]),
     "rate_limit": ("src/astrodash_asgi/middleware/rate_limit.py",
                    ["tests/test_clocks.py", "tests/test_asgi_limits.py", "-k", "bucket or client or retry or rate"]),
     "batching": ("src/astrodash_asgi/batching.py", ["tests/test_clocks.py", "tests/test_asgi_batching.py"]),
