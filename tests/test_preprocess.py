@@ -154,6 +154,10 @@ def test_too_little_coverage_is_a_clear_error():
         preprocess(spec, redshift=1.4)
     with pytest.raises(CoverageError, match="overlaps the 3500-10000 Å grid by 0 bins"):
         preprocess(spec, redshift=2.0)
+    red = Spectrum(np.linspace(9500, 11000, 500), np.ones(500), name="red-end")  # short at the grid's red end
+    with pytest.raises(CoverageError, match=r"^red-end: rest-frame coverage 9500-11000 Å at redshift 0 overlaps the "
+                                            r"3500-10000 Å grid by 50 bins; at least 103 are needed$"):
+        preprocess(red)
     p = preprocess([spec, spec], redshift=[2.0, 0.1], on_error="collect")
     assert p.errors[0] and p.errors[1] is None and list(p.ok) == [False, True]
     assert np.all(p.flux[0] == 0) and p.flux[1].any()
