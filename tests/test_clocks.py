@@ -134,6 +134,114 @@ async def test_retry_after_and_ratelimit_headers_follow_the_clock():
     assert later.headers["x-ratelimit-reset"] == str(1009 + 5)
 
 
+SECRET = "alice-key-0123456789abcdef"
+
+
+def _keyed_app(clients, keys, clock):
+    """The rate limiter behind the real ApiKeyMiddleware with one key, SECRET, named alice ("/" needs no key,
+    so the route is "/x"; it answers the key's name)."""
+    from astrodash_asgi.auth import ApiKeyMiddleware
+    from astrodash_core.apikeys import KeyEntry, KeyRing, hash_key
+
+    ring = KeyRing(refresh_s=1e9, clock=clock)
+    ring.entries, ring._loaded_at = [KeyEntry("alice", hash_key(SECRET))], clock()
+
+    async def ok(request):
+        return PlainTextResponse(str(request.state.api_key))
+
+    return Starlette(routes=[Route("/x", ok)],
+                     middleware=[Middleware(ApiKeyMiddleware, ring=ring),
+                                 Middleware(RateLimitMiddleware, bucket=clients, key_bucket=keys, wall=clock),
+                                 Middleware(RateLimitGate)])
+
+
+def _head(r):
+    return r.status_code, r.headers["x-ratelimit-limit"], r.headers["x-ratelimit-remaining"], \
+        r.headers["x-ratelimit-reset"], r.headers.get("retry-after")
+
+
+@pytest.mark.anyio
+async def test_a_key_has_a_bucket_of_its_own_and_the_headers_describe_the_tighter_bucket():
+    """With API keys, a request spends a token of its client's bucket and of its key's; the X-RateLimit-* headers
+    and a 429 describe the key's bucket when it has fewer tokens left than the client's (on a tie, the client's),
+    and a request its client's bucket refuses spends nothing of the key's."""
+    clock = FakeClock()
+    clients = TokenBucket(per_minute=60, burst=5, clock=clock)  # 1 token a second
+    keys = TokenBucket(per_minute=6, burst=3, clock=clock)  # 1 token in 10 s
+    app = _keyed_app(clients, keys, clock)
+    head = _head
+    key = {"x-api-key": SECRET}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("10.0.0.1", 1)),
+                                 base_url="http://t") as a, \
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("10.0.0.2", 1)),
+                              base_url="http://t") as b:
+        a1 = await a.get("/x", headers=key)  # client a: 4 left, the key: 2 left (tighter)
+        b1 = await b.get("/x", headers=key)  # client b: 4 left, the key: 1 left
+        a2 = await a.get("/x", headers=key)  # client a: 3, the key: 0
+        a3 = await a.get("/x", headers=key)  # client a: 2; the key has none: refused
+        a4 = await a.get("/x")  # no key: the client's bucket alone (1 left)
+        clock.advance(20.0)  # the key refills 2 tokens, client a is full again (5)
+        a_plain = [(await a.get("/x")).status_code for _ in range(5)]  # client a spends its 5
+        a5 = await a.get("/x", headers=key)  # refused by client a's bucket: the key's 2 tokens stay
+        b2 = await b.get("/x", headers=key)  # client b: 5 - 1 = 4 left, the key: 1 left
+    assert a1.text == "alice" and a4.text == "None"
+    assert head(a1) == (200, "6", "2", "1010", None)  # full again in (3 - 2) / 0.1 s
+    assert head(b1) == (200, "6", "1", "1020", None)
+    assert head(a2) == (200, "6", "0", "1030", None)
+    assert head(a3) == (429, "6", "0", "1030", "10")  # the next key token in 10 s
+    assert head(a4) == (200, "60", "1", "1004", None)
+    assert a_plain == [200] * 5
+    assert head(a5) == (429, "60", "0", "1025", "1")
+    assert head(b2) == (200, "6", "1", "1040", None)
+
+
+@pytest.mark.anyio
+async def test_on_a_tie_the_rate_limit_headers_describe_the_clients_bucket():
+    clock = FakeClock()
+    app = _keyed_app(TokenBucket(per_minute=60, burst=2, clock=clock), TokenBucket(per_minute=6, burst=2, clock=clock),
+                     clock)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("10.0.0.1", 1)),
+                                 base_url="http://t") as c:
+        first = await c.get("/x", headers={"x-api-key": SECRET})  # one token left in each bucket
+    assert _head(first) == (200, "60", "1", "1001", None)
+
+
+@pytest.mark.anyio
+async def test_the_rate_limit_exempts_probes_under_a_mount_and_keeps_the_responses_own_headers():
+    """/health and /ready take no token whether the path carries the mount's root path (as Starlette's Mount
+    passes it) or not; other paths do, the limiter being on unless told otherwise, and the rate-limit headers are
+    added to the response's own."""
+    clock = FakeClock()
+    bucket = TokenBucket(per_minute=60, burst=1, clock=clock)
+
+    async def inner(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    limiter = RateLimitMiddleware(inner, bucket=bucket, wall=clock)
+
+    async def call(path, root=""):
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "path": path, "root_path": root, "client": ("10.0.0.1", 1), "headers": []}
+        await limiter(scope, None, send)
+        return sent[0]["headers"], scope.get("state", {})
+
+    for path, root in (("/astro/health", "/astro"), ("/health", "/astro"), ("/ready", ""), ("/astro/ready", "/astro")):
+        headers, state = await call(path, root)
+        assert headers == [(b"content-type", b"text/plain")] and state == {}
+    assert bucket._buckets == {}
+    headers, state = await call("/astro/api/v1/x", "/astro")
+    assert headers == [(b"content-type", b"text/plain"), (b"x-ratelimit-limit", b"60"),
+                       (b"x-ratelimit-remaining", b"0"), (b"x-ratelimit-reset", b"1001")]
+    assert state == {"client": "10.0.0.1"}
+    headers, state = await call("/astro/health/more", "/astro")  # not a probe: counted, and refused
+    assert state == {"client": "10.0.0.1", "rate_limit_retry_after": 1}
+
+
 # --- the micro-batcher's wait ------------------------------------------------------------------------------------
 
 class FakeWait:

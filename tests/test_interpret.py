@@ -173,3 +173,35 @@ def test_reliability_at_a_threshold_above_every_probability():
     assert r == {"threshold": 0.7, "precision": 1.0, "coverage": 0.5, "n": 2}
     r = interpret.reliability_at(probs, np.array([ia, ia]), 0.95)
     assert np.isnan(r["precision"]) and r["coverage"] == 0.0 and r["n"] == 2
+
+
+def test_a_type_only_best_match_is_the_most_probable_class_with_its_broad_type():
+    """AstroDASH 2.0's five classes (Ia, IIn, SLSNe-I, II, Ib/c): no ages; a IIn is broad type II; reliable from
+    the threshold on, inclusive."""
+    p = np.array([0.05, 0.6, 0.1, 0.2, 0.05])
+    best, matches = interpret.type_only_matches(p, 3, threshold=0.6)
+    assert (best.type, best.age, best.broad_type, best.probability, best.reliable) == ("IIn", None, "II", 0.6, True)
+    assert [(m.type, m.age, m.probability) for m in matches] == [("IIn", None, 0.6), ("II", None, 0.2),
+                                                                  ("SLSNe-I", None, 0.1)]
+    assert not interpret.type_only_matches(p, 3, threshold=0.61)[0].reliable
+    assert not interpret.type_only_matches(p, 5)[0].reliable  # the default threshold, 0.8
+    best, matches = interpret.type_only_matches(np.array([0.9, 0.0, 0.0, 0.0, 0.1]), 1)
+    assert best.type == "Ia" and best.broad_type == "Ia" and best.reliable and len(matches) == 1
+
+
+def test_type_only_scoring_against_the_class_each_label_code_names():
+    """A best match is right when it is the transformer class of the label: a full class, a subtype at unknown
+    age, a broad type (Ib or Ic: Ib/c), or the superluminous spectra (SLSNe-I)."""
+    classes = labels.TRANSFORMER_CLASSES
+    codes = [labels.class_index("Ia-91bg", 2), labels.class_index("IIb", 10),
+             labels.N_CLASSES + labels.SN_TYPES.index("IIP"), labels.PARTIAL_BROAD + labels.BROAD_TYPES.index("Ic"),
+             labels.OUTSIDE, labels.class_index("IIn", 4)]
+    want = ["Ia", "Ib/c", "II", "Ib/c", "SLSNe-I", "IIn"]
+    said = ["Ia", "Ib/c", "II", "II", "SLSNe-I", "Ia"]  # the fourth and the last are wrong
+    probs = np.full((len(codes), len(classes)), 0.05)
+    for row, c in zip(probs, said):
+        row[classes.index(c)] = 0.8
+    probs[0, classes.index("Ia")] = 0.7
+    right, p = interpret.type_only_scored(probs, np.array(codes))
+    assert right.tolist() == [s == w for s, w in zip(said, want)] == [True, True, True, False, True, False]
+    assert p.dtype == float and p.tolist() == [0.7, 0.8, 0.8, 0.8, 0.8, 0.8]

@@ -1,6 +1,7 @@
 """Small kernels against numpy computed here: the running median window by window, the bisection against
-np.searchsorted."""
+np.searchsorted; the dispatcher's lookup of the Numba kernels."""
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -46,3 +47,25 @@ def test_bisect_is_numpys_searchsorted_on_both_sides(a, x):
     if a.size:  # exact hits, where the two sides differ
         assert _bisect(a, a[0], False) == np.searchsorted(a, a[0], side="left")
         assert _bisect(a, a[-1], True) == np.searchsorted(a, a[-1], side="right")
+
+
+def test_the_dispatcher_imports_numba_only_for_a_numba_kernel_and_names_what_it_lacks():
+    """``_kernels`` hands the Numba kernels out on first access: a dunder or public name it lacks is an
+    AttributeError without Numba being imported (the serial path never waits for it; checked in a fresh
+    interpreter), a private one is looked up in ``_numba_kernels``; either error names the module and the
+    attribute, with no inner error chained."""
+    import subprocess
+    import sys
+
+    from astrodash_core import _kernels as K, _numba_kernels
+
+    for name in ("nothing", "_no_such_kernel"):
+        with pytest.raises(AttributeError) as info:
+            getattr(K, name)
+        assert str(info.value) == f"module 'astrodash_core._kernels' has no attribute '{name}'"
+        assert info.value.__context__ is None or info.value.__suppress_context__
+    assert not hasattr(K, "__wrapped__") and K._rebin_one is _numba_kernels._rebin_one
+    probe = ("import sys, astrodash_core._kernels as K; "
+             "print(hasattr(K, '__wrapped__'), hasattr(K, 'nothing'), 'numba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False", "False"]

@@ -154,6 +154,10 @@ def test_too_little_coverage_is_a_clear_error():
         preprocess(spec, redshift=1.4)
     with pytest.raises(CoverageError, match="overlaps the 3500-10000 Å grid by 0 bins"):
         preprocess(spec, redshift=2.0)
+    red = Spectrum(np.linspace(9500, 11000, 500), np.ones(500), name="red-end")  # short at the grid's red end
+    with pytest.raises(CoverageError, match=r"^red-end: rest-frame coverage 9500-11000 Å at redshift 0 overlaps the "
+                                            r"3500-10000 Å grid by 50 bins; at least 103 are needed$"):
+        preprocess(red)
     p = preprocess([spec, spec], redshift=[2.0, 0.1], on_error="collect")
     assert p.errors[0] and p.errors[1] is None and list(p.ok) == [False, True]
     assert np.all(p.flux[0] == 0) and p.flux[1].any()
@@ -163,9 +167,9 @@ def test_redshift_sequence_and_validation():
     wave = np.linspace(3000, 9000, 500)
     s = Spectrum(wave, 1 + wave / 1e4, redshift=0.05)
     assert preprocess([s, s], redshift=[None, 0.1]).redshift.tolist() == [0.05, 0.1]
-    with pytest.raises(ValueError, match="2 redshifts for 1 spectra"):
+    with pytest.raises(ValueError, match="^got 2 redshifts for 1 spectra$"):
         preprocess(s, redshift=[0.1, 0.2])
-    with pytest.raises(ValueError, match="above -1"):
+    with pytest.raises(ValueError, match=r"^redshift -1.5 is not a finite number above -1$"):
         preprocess(s, redshift=-1.5)
 
 
@@ -196,12 +200,13 @@ def test_import_compiles_nothing():
 
 
 def test_small_batches_run_serial_kernels_with_the_same_answer(monkeypatch):
-    """Below SERIAL_BELOW spectra the serial drivers run; each row is what the threaded ones give it."""
+    """Below SERIAL_BELOW spectra the serial drivers run, from SERIAL_BELOW on the threaded ones; each row is what
+    the threaded ones give it."""
     from astrodash_core import _kernels as K
 
     rng = np.random.default_rng(3)
     spectra = [Spectrum(np.linspace(3000 + 50 * k, 9500 - 40 * k, 700 + 30 * k),
-                        1 + 0.2 * rng.random(700 + 30 * k), name=f"s{k}") for k in range(K.SERIAL_BELOW + 2)]
+                        1 + 0.2 * rng.random(700 + 30 * k), name=f"s{k}") for k in range(K.SERIAL_BELOW)]
     called = []
     for name in ("_rebin_serial", "_rebin_batch", "_finish_serial", "_finish_batch"):
         kernel = getattr(K, name)
@@ -209,7 +214,56 @@ def test_small_batches_run_serial_kernels_with_the_same_answer(monkeypatch):
     many, valid_many = preprocess(spectra, redshift=0.01)
     assert called == ["_rebin_batch", "_finish_batch"]
     called.clear()
-    few, valid_few = preprocess(spectra[:3], redshift=0.01)
+    few, valid_few = preprocess(spectra[:-1], redshift=0.01)
     assert called == ["_rebin_serial", "_finish_serial"]
-    np.testing.assert_array_equal(few, many[:3])
-    np.testing.assert_array_equal(valid_few, valid_many[:3])
+    np.testing.assert_array_equal(few, many[:-1])
+    np.testing.assert_array_equal(valid_few, valid_many[:-1])
+
+
+def test_settings_refuse_values_outside_their_ranges_and_accept_their_bounds():
+    for fine in (dict(smoothing=0), dict(smoothing=3.0), dict(taper=0.01), dict(taper=0.49),
+                 dict(continuum_spacing=1e-6), dict(min_coverage=1.0), dict(min_coverage=1e-3)):
+        PreprocessSettings(**fine)
+    for bad, what in ((dict(smoothing=1.5), "smoothing must be a whole number of bins >= 0, got 1.5"),
+                      (dict(smoothing=-1), "smoothing must be .* got -1"), (dict(taper=0.0), r"taper .* \(0, 0.5\)"),
+                      (dict(taper=0.5), "taper must be a fraction"),
+                      (dict(continuum_spacing=0.0), "continuum_spacing must be positive, got 0.0"),
+                      (dict(continuum_spacing=float("nan")), "continuum_spacing"),
+                      (dict(min_coverage=0.0), r"min_coverage must be a fraction in \(0, 1\], got 0.0"),
+                      (dict(min_coverage=1.01), "min_coverage")):
+        with pytest.raises(ValueError, match=what):
+            PreprocessSettings(**bad)
+    # the fewest bins a spectrum must cover: the coverage fraction of the grid rounded up, and never below 16
+    assert [PreprocessSettings(min_coverage=f).min_bins for f in (0.1, 0.05, 0.01, 1.0)] == [103, 52, 16, 1024]
+    with pytest.raises(ModelFileError, match=r"unknown preprocessing settings \['colour', 'sky'\]"):
+        PreprocessSettings.from_dict({**PreprocessSettings().to_dict(), "sky": 1, "colour": 2})
+
+
+def test_windows_redshifts_and_rows_per_spectrum_equal_one_spectrum_at_a_time():
+    """Per-spectrum windows (a NaN or None window is no window), redshifts (None: the spectrum's own), a 2-D array
+    as a spectrum, ``take`` and ``mask`` against the same spectra preprocessed one by one."""
+    wave = np.linspace(3000, 9000, 600)
+    flux = 1 + 0.3 * np.sin(wave / 200)
+    specs = [Spectrum(wave, flux, name="a"), Spectrum(wave, flux[::-1].copy(), name="b", redshift=0.05),
+             np.column_stack([wave, flux * 2])]
+    p = preprocess(specs, redshift=[0.0, None, 0.2], min_wave=[4000, np.nan, 3000], max_wave=8000)
+    alone = [preprocess(specs[0], redshift=0.0, min_wave=4000, max_wave=8000),
+             preprocess(specs[1], max_wave=8000),
+             preprocess(np.column_stack([wave, flux * 2]), redshift=0.2, min_wave=3000, max_wave=[8000])]
+    for i, q in enumerate(alone):
+        np.testing.assert_array_equal(p.flux[i], q.flux[0])
+        assert (p.lo[i], p.hi[i], p.redshift[i]) == (q.lo[0], q.hi[0], q.redshift[0])
+    assert p.redshift.tolist() == [0.0, 0.05, 0.2] and p.errors == [None] * 3 and p.names[:2] == ["a", "b"]
+    assert GRID.edges[p.lo[0]] >= 4000 > GRID.edges[p.lo[0] - 1]  # the window of spectrum a only
+    assert p.lo[1] < p.lo[0] and p.lo[2] < p.lo[0]
+    k = np.arange(GRID.nw)
+    np.testing.assert_array_equal(p.mask(), [(k >= lo) & (k < hi) for lo, hi in zip(p.lo, p.hi)])
+    for rows in ([2, 0], np.array([False, True, True])):
+        t = p.take(rows)
+        idx = np.arange(3)[rows]
+        np.testing.assert_array_equal(t.flux, p.flux[idx])
+        assert t.lo.tolist() == p.lo[idx].tolist() and t.hi.tolist() == p.hi[idx].tolist()
+        assert t.redshift.tolist() == p.redshift[idx].tolist() and len(t) == len(idx)
+        assert t.names == [p.names[i] for i in idx] and t.errors == [None] * len(idx) and t.settings == p.settings
+    none = preprocess([])
+    assert none.flux.shape == (0, GRID.nw) and none.lo.size == 0 and none.errors == [] and len(none) == 0

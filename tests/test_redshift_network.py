@@ -230,3 +230,72 @@ def test_the_agnostic_model_runs_only_for_the_rows_the_templates_decide(monkeypa
     monkeypatch.setattr(agnostic, "predict", lambda x: (seen.append(len(x)), predict(x))[1])
     results = clf.classify(spectra, rlap=False)
     assert sum(seen) == 2 and [r.redshift for r in results] == pytest.approx([e.redshift for e in eager])
+
+
+def _label_bank(classes):
+    """A template bank whose rows have the given (subtype, age bin) classes (flux unused here)."""
+    from astrodash_core.templates import TemplateBank
+
+    label = np.array([labels.SN_TYPES.index(t) * labels.N_AGE_BINS + a for t, a in classes])
+    m = label.size
+    return TemplateBank(flux=np.zeros((m, 1024), np.float32), lo=np.zeros(m, int), hi=np.full(m, 1024),
+                        label=label, age=np.zeros(m), names=[f"t{i}" for i in range(m)], settings=PreprocessSettings())
+
+
+def test_candidate_templates_are_the_best_classes_and_their_neighbouring_ages():
+    from astrodash_core.redshift import candidate_rows
+
+    bank = _label_bank([("Ia-norm", 5), ("Ia-norm", 5), ("Ia-norm", 5), ("Ia-norm", 6), ("Ia-norm", 8),
+                        ("Ib-norm", 5), ("IIP", 0), ("IIP", 17), ("Ic-pec", 17), ("IIL", 0)])
+
+    def probs(*classes):  # the classes, most probable first
+        p = np.zeros(labels.N_CLASSES)
+        for k, (t, a) in enumerate(classes):
+            p[labels.SN_TYPES.index(t) * labels.N_AGE_BINS + a] = 1.0 / (k + 2)
+        return p
+
+    def rows(*args, **kw):
+        return candidate_rows(bank, *args, **kw).tolist()
+
+    assert rows(probs(("Ia-norm", 5)), top=1) == [0, 1, 2, 3]  # bins 4-6 of Ia-norm; bin 8 is too far
+    assert rows(probs(("Ia-norm", 5)), top=1, age_spread=0) == [0, 1, 2]
+    assert rows(probs(("Ia-norm", 5)), top=1, age_spread=3) == [0, 1, 2, 3, 4]
+    assert rows(probs(("Ia-norm", 5)), top=1, per_class=2) == [0, 2, 3]  # spread over the class's templates
+    assert rows(probs(("Ia-norm", 5)), top=1, per_class=None) == [0, 1, 2, 3]
+    # the age bins end at each subtype's: IIP bin 0 does not reach Ic-pec bin 17, IIP bin 17 not IIL bin 0
+    assert rows(probs(("IIP", 0), ("IIP", 17)), top=2) == [6, 7]
+    assert rows(probs(("Ib-norm", 5), ("IIP", 0), ("Ia-norm", 8), ("Ia-norm", 1), ("IIL", 3), ("Ic-pec", 15)),
+                top=5) == [4, 5, 6]  # the five most probable classes, not the sixth
+    assert rows(probs(("Ib-norm", 5), ("Ia-norm", 8)), top=1) == [5]  # top 1: the best class only
+    assert rows(probs(("Ib-norm", 5), ("Ia-norm", 8)), top=2) == [4, 5]
+    # no template near the best classes: the best class's subtype at any age, else every template
+    assert rows(probs(("Ia-norm", 14), ("Ib-norm", 12)), top=2) == [0, 1, 2, 3, 4]
+    assert rows(probs(("Ic-broad", 9)), top=5) == list(range(10))
+    assert rows(probs(("Ic-broad", 9)), top=5, per_class=1) == [0, 3, 4, 5, 6, 7, 8, 9]
+
+
+def test_the_template_estimate_is_the_rlap_weighted_median_of_the_templates_near_the_best_rlap():
+    """Templates with rlap >= 0.8 of the best (8 of 10 included) vote with their rlap; the error adds the best
+    peak's width (FWHM / 2.355 bins, narrowed by 1 + r) and the spread of the votes in quadrature."""
+    from astrodash_core.redshift import _from_peaks
+    from astrodash_core.rlap import Peaks
+
+    bank = _label_bank([("Ia-norm", 5), ("Ia-91T", 6), ("Ic-norm", 2), ("Ia-norm", 7), ("IIP", 9)])
+    rows = np.array([4, 0, 1, 2, 3])
+    rlap = np.array([7.9, 10.0, 8.0, 30.0 / 4, 9.0])
+    z = np.array([0.30, 0.10, 0.12, 0.50, 0.11])
+    width, r = np.array([1.0, 6.0, 2.0, 3.0, 4.0]), np.array([1.0, 3.0, 5.0, 2.0, 7.0])
+    n = rows.size
+    est = _from_peaks(Peaks(lag=np.zeros(n), height=np.zeros(n), r=r, lap=np.zeros(n), rlap=rlap, width=width,
+                            redshift=z), rows, bank)
+    # votes 0.10 (10), 0.11 (9), 0.12 (8): the weight passes half of 27 at 0.11
+    assert est.redshift == 0.11 and est.rlap == 10.0
+    assert (est.template, est.sn_type, est.age) == ("t0", "Ia-norm", "-2 to 2")
+    peak = 1.11 * bank.grid.dwlog * 6.0 / 2.355 / (1 + 3.0)
+    spread = np.sqrt((10 * 0.01 ** 2 + 9 * 0 + 8 * 0.01 ** 2) / 27)
+    assert est.error == pytest.approx(np.hypot(peak, spread), rel=1e-12)
+    # one template alone: no spread; a negative r does not widen the peak beyond its width
+    one = _from_peaks(Peaks(lag=np.zeros(1), height=np.zeros(1), r=np.array([-0.5]), lap=np.zeros(1),
+                            rlap=np.array([4.0]), width=np.array([5.0]), redshift=np.array([0.2])), rows[:1], bank)
+    assert one.redshift == 0.2 and one.error == pytest.approx(1.2 * bank.grid.dwlog * 5.0 / 2.355, rel=1e-12)
+    assert (one.template, one.sn_type, one.age, one.method) == ("t4", "IIP", "14 to 18", "templates")

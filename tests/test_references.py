@@ -136,6 +136,29 @@ def test_continuum_removal_against_scipy_lsq_spline(n, n_intervals, seed, scale)
     np.testing.assert_allclose(row[5:5 + n], expected, rtol=1e-6, atol=1e-6)
 
 
+def test_continuum_removal_of_a_row_without_a_scale_is_zero_and_stays_in_its_range():
+    """A valid range of zeros, or one holding inf or NaN, has no continuum to divide by: it becomes 0 (finite, no
+    features); a range of one bin is left alone, one of two is its own continuum; bins outside the range are never
+    touched."""
+    for bad in (0.0, np.inf, -np.inf, np.nan):
+        row = np.full(40, 7.0)
+        row[10:30] = 0.0
+        row[17] = bad
+        K._continuum_remove_one(row, 10, 30, 3, 0.02)
+        assert row[10:30].tolist() == [0.0] * 20 and row[:10].tolist() == row[30:].tolist() == [7.0] * 10
+    row = np.arange(5.0)
+    K._continuum_remove_one(row, 2, 3, 3, 0.02)
+    assert row.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    row = np.array([7.0, 2.0, 3.0, 7.0])  # two bins: the spline passes through both, so both become ~0
+    K._continuum_remove_one(row, 1, 3, 3, 0.02)
+    assert row[0] == row[3] == 7.0 and np.abs(row[1:3]).max() < 1e-9
+    y = 2.0 + np.sin(np.linspace(0, 3, 50))
+    row = np.concatenate(([7.0] * 5, y, [7.0] * 5))
+    K._continuum_remove_one(row, 5, 55, 4, 0.02)
+    assert row[:5].tolist() == row[55:].tolist() == [7.0] * 5
+    np.testing.assert_allclose(row[5:55], _ref_continuum_removed(y, 4, 0.02), rtol=1e-6, atol=1e-6)
+
+
 def test_continuum_floor_holds_where_the_continuum_dips_to_zero_or_below():
     n = 400
     x = np.linspace(-1, 1, n)
@@ -172,11 +195,12 @@ def test_normalisation_and_taper_against_numpy(lo, n, frac, outside, seed):
 
 def test_whole_pipeline_against_the_references():
     """preprocess() = rebin, median, scipy continuum, numpy normalisation and taper, with the number of spline
-    intervals from the valid span in ln(wavelength) over continuum_spacing."""
+    intervals from the valid span in ln(wavelength) over continuum_spacing; on the serial kernels (one spectrum)
+    and the threaded ones (a batch of SERIAL_BELOW, one of them without coverage: all ``outside``)."""
     wave = np.linspace(3300, 9000, 4000)
     flux = (wave / 5000) ** -1.2 * (1 - 0.4 * np.exp(-0.5 * ((wave - 6100) / 70) ** 2)) \
         * (1 + 0.01 * np.sin(wave / 7.0))
-    s = PreprocessSettings(smoothing=2)
+    s = PreprocessSettings(smoothing=2, outside=-1.0)
     p = preprocess(Spectrum(wave, flux), redshift=0.02, settings=s)
     reb, lo, hi = rebin(Spectrum(wave, flux), redshift=0.02)
     lo, hi = int(lo[0]), int(hi[0])
@@ -185,7 +209,14 @@ def test_whole_pipeline_against_the_references():
     y = _ref_continuum_removed(_ref_median(reb[0, lo:hi], 2), n_int, s.continuum_floor)
     row = np.zeros(GRID.nw)
     row[lo:hi] = y
-    np.testing.assert_allclose(p.flux[0], _ref_normalise_taper(row, lo, hi, s.taper, s.outside), atol=2e-5)
+    want = _ref_normalise_taper(row, lo, hi, s.taper, s.outside)
+    np.testing.assert_allclose(p.flux[0], want, atol=2e-5)
+    n = K.SERIAL_BELOW
+    batch = preprocess([Spectrum(wave, flux)] * (n - 1) + [Spectrum(wave, flux, name="far")], settings=s,
+                       redshift=[0.02] * (n - 1) + [3.0], on_error="collect")
+    assert batch.lo[:-1].tolist() == [lo] * (n - 1) and batch.hi[:-1].tolist() == [hi] * (n - 1)
+    np.testing.assert_allclose(batch.flux[:-1], np.broadcast_to(want, (n - 1, GRID.nw)), atol=2e-5)
+    assert batch.errors[-1] and np.all(batch.flux[-1] == -1.0)
 
 
 # --- r, lap and rlap: SNID's definitions, computed directly ---------------------------------------------------

@@ -155,7 +155,7 @@ def _redshifts(redshift, spectra: Sequence[Spectrum]) -> np.ndarray:
     values = np.asarray(z, dtype=np.float64)
     bad = ~np.isfinite(values) | (values <= -1)
     if bad.any():
-        raise ValueError(f"redshift {values[bad][0]!r} is not a finite number above -1")
+        raise ValueError(f"redshift {float(values[bad][0])!r} is not a finite number above -1")
     return values
 
 
