@@ -29,6 +29,8 @@ async def health(request: Request):
                              "micro_batch": {"max_batch": b.max_batch, "max_wait_ms": b.max_wait * 1000,
                                              "passes": b.batches, "spectra": b.items},
                              "scheduler": {"priority_weights": dict(state.engine.weights)},
+                             "classification": {"processes": state.runner.processes,
+                                                "restarts": getattr(state.runner, "restarts", 0)},
                              "load": {"in_progress": dict(state.pending), "rejected_busy": dict(state.rejected)}})
 
 

@@ -126,6 +126,7 @@ def _init(settings) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, which shuts the pool down
+    _exit_with_parent()
     global _CLASSIFIERS
     from astrodash_core.classify import AGNOSTIC, KNOWN_Z, Classifier
     from astrodash_core.errors import ModelFileError
@@ -158,6 +159,25 @@ def _init(settings) -> None:
             _PROBLEMS[TRANSFORMER] = str(exc)
     if settings.warmup and KNOWN_Z not in _PROBLEMS:
         warm_up(_CLASSIFIERS.default)
+
+
+#: seconds between a worker process's looks at whether the server process is still there
+PARENT_CHECK_S = 0.5
+
+
+def _exit_with_parent() -> None:
+    """End this worker process when the server process is gone (killed, say: it cannot shut the pool down)."""
+    import os
+    import time
+
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="astrodash-parent-watch", daemon=True).start()
 
 
 def _problems() -> dict[str, str]:
