@@ -4,9 +4,10 @@ Starts ``astrodash serve`` on 127.0.0.1 (rate limiting off), posts one zip of ``
 spectra (the example and Superfit files, cycled) to ``/api/v1/batch-process`` and, while it runs, asks
 ``GET /health`` every ``--interval`` seconds on a fresh connection and on a keep-alive one, and sends a
 single-spectrum ``/api/v1/process`` every second.  Reports the batch's time and response size, ``/health``
-p50/p99/max, the ``/process`` latencies and failures, and the server's resident memory (``VmRSS`` before, its
-peak sampled every 50 ms, and ``VmHWM``).  The same ``/health`` probes on the idle server, just before, are
-the baseline on a shared machine.
+p50/p99/max, the ``/process`` latencies and failures, and resident memory (``VmRSS`` before, its peak sampled
+every 50 ms, and ``VmHWM``) of the server process and, summed with it, of its classification worker processes.
+The same ``/health`` probes on the idle server, just before, are the baseline on a shared machine.
+``--env NAME=VALUE`` (repeatable) passes settings to the server, e.g. ``ASTRODASH_CLASSIFY_PROCESSES=0``.
 """
 from __future__ import annotations
 
@@ -46,10 +47,34 @@ def build_small_zip(n: int, points: int = 300) -> bytes:
     return cycled_zip(blobs, n, digits=5)
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (a server's classification workers and multiprocessing's tracker)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return out
+
+
+def tree_rss_kb(pid: int) -> int:
+    """VmRSS of ``pid`` and its children, summed (kB)."""
+    total = 0
+    for p in [pid, *children(pid)]:
+        try:
+            total += memory_kb(p)["VmRSS"]
+        except (OSError, KeyError):
+            continue
+    return total
+
+
 async def run(base: str, pid: int, archive: bytes, interval: float) -> dict:
     params = {"params": json.dumps({"knownZ": True, "zValue": 0.0})}
     done = asyncio.Event()
-    fresh, kept, process, rss = [], [], [], []
+    fresh, kept, process, rss, tree = [], [], [], [], []
     failures = {"health": 0, "process": 0}
 
     async def batch():
@@ -107,6 +132,7 @@ async def run(base: str, pid: int, archive: bytes, interval: float) -> dict:
     async def memory():
         while not done.is_set():
             rss.append(memory_kb(pid)["VmRSS"])
+            tree.append(tree_rss_kb(pid))
             await asyncio.sleep(0.05)
 
     idle_fresh, idle_kept = [], []
@@ -121,6 +147,7 @@ async def run(base: str, pid: int, archive: bytes, interval: float) -> dict:
             idle_fresh.append(time.perf_counter() - t0)
             await asyncio.sleep(interval)
     before = memory_kb(pid)
+    tree_before = tree_rss_kb(pid)
     out, *_ = await asyncio.gather(batch(), health_fresh(), health_kept(), singles(), memory())
     after = memory_kb(pid)
 
@@ -133,22 +160,27 @@ async def run(base: str, pid: int, archive: bytes, interval: float) -> dict:
             "health_fresh": stats(fresh), "health_keepalive": stats(kept), "process": stats(process),
             "failures": failures, "rss_before_mb": before["VmRSS"] / 1024, "rss_peak_mb": max(rss) / 1024,
             "rss_growth_mb": (max(rss) - before["VmRSS"]) / 1024,
-            "hwm_growth_mb": (after["VmHWM"] - before["VmHWM"]) / 1024}
+            "hwm_growth_mb": (after["VmHWM"] - before["VmHWM"]) / 1024,
+            "workers": len(children(pid)), "tree_rss_before_mb": tree_before / 1024,
+            "tree_rss_peak_mb": max(tree) / 1024, "tree_rss_growth_mb": (max(tree) - tree_before) / 1024}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--spectra", type=int, default=10_000)
     ap.add_argument("--interval", type=float, default=0.1, help="seconds between /health requests")
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="a server setting")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     archive = build_small_zip(args.spectra)
+    env = {"ASTRODASH_RATE_LIMIT_ENABLED": "0", **dict(e.split("=", 1) for e in args.env)}
     with tempfile.TemporaryDirectory() as tmp:
-        with ServerProcess(tmp, {"ASTRODASH_RATE_LIMIT_ENABLED": "0"}) as server:
+        with ServerProcess(tmp, env) as server:
             httpx.get(server.base + "/health")
             report = asyncio.run(run(server.base, server.proc.pid, archive, args.interval))
     report["zip_bytes"] = len(archive)
     report["spectra"] = args.spectra
+    report["env"] = args.env
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
@@ -161,7 +193,9 @@ def main(argv=None) -> int:
               f"max {s['max_ms']:8.1f} ms")
     print(f"  failures {report['failures']};  server RSS {report['rss_before_mb']:.0f} MB -> peak "
           f"{report['rss_peak_mb']:.0f} MB (growth {report['rss_growth_mb']:.0f} MB, VmHWM +"
-          f"{report['hwm_growth_mb']:.0f} MB)")
+          f"{report['hwm_growth_mb']:.0f} MB); with its {report['workers']} child processes "
+          f"{report['tree_rss_before_mb']:.0f} MB -> peak {report['tree_rss_peak_mb']:.0f} MB (growth "
+          f"{report['tree_rss_growth_mb']:.0f} MB)")
     return 0
 
 

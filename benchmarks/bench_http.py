@@ -6,6 +6,7 @@ clients and reports requests/s and p50/p99 latency; then times one ``/api/v1/bat
 1,000-spectrum zip, and (micro-batching on) an overload test: 2,000 ``/process`` requests at concurrency 200
 with ``/health`` probed every 50 ms (p50/p99 of all answers and of the 200s, the 503 count, /health p99).
 Every loop is bounded (``--requests`` per client, ``--zip-size`` entries, ``--overload`` requests).
+``--env NAME=VALUE`` (repeatable) passes settings to the servers, e.g. ``ASTRODASH_CLASSIFY_PROCESSES=0``.
 """
 from __future__ import annotations
 
@@ -145,6 +146,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rlap", action="store_true", help="ask for rlap (calculateRlap) too")
     ap.add_argument("--overload", type=int, default=2000, help="requests of the overload test (0 skips it)")
     ap.add_argument("--overload-concurrency", type=int, default=200)
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="a server setting")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args(argv)
 
@@ -156,7 +158,7 @@ def main(argv=None) -> int:
             # one client address stands for many clients here: no rate limit, no per-client connection bound
             env = {"ASTRODASH_RATE_LIMIT_ENABLED": "0", "ASTRODASH_MAX_CONNECTIONS_PER_CLIENT": "0",
                    "ASTRODASH_MICRO_BATCH_MAX": str(batch),
-                   "ASTRODASH_MICRO_BATCH_WAIT_MS": str(args.wait_ms)}
+                   "ASTRODASH_MICRO_BATCH_WAIT_MS": str(args.wait_ms), **dict(e.split("=", 1) for e in args.env)}
             with ServerProcess(tmp, env) as server:
                 report[label] = asyncio.run(load_test(server.base, args.clients, args.requests, data, params))
                 if args.zip_size and batch > 1:
