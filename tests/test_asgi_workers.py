@@ -71,6 +71,13 @@ def _children(server) -> list[int]:
 def test_the_worker_processes_classify_exactly_as_the_server_process_and_the_library(servers):
     local, pooled = servers
     assert _children(local) == [] and len(_children(pooled)) == 1
+    assert "classify_workers" not in httpx.get(local.base + "/ready", timeout=PATIENCE).json()["checks"]
+    deadline = time.monotonic() + PATIENCE
+    while (check := httpx.get(pooled.base + "/ready", timeout=PATIENCE).json()["checks"]["classify_workers"]) \
+            ["state"] == "starting":  # the server answers while its worker process loads the models
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert check == {"ok": True, "state": "ready", "processes": 1}
     data = spectrum_bytes()
     answers = {}
     for label, form in (("known", KNOWN_Z), ("estimated", ESTIMATED)):
@@ -83,6 +90,10 @@ def test_the_worker_processes_classify_exactly_as_the_server_process_and_the_lib
     packed = _post(pooled, "/api/v1/process", {"file": ("sn.dat", data)}, KNOWN_Z, accept="application/msgpack")
     assert packed.headers["content-type"] == "application/msgpack"
     assert msgpack.unpackb(packed.content) == answers["known"]
+    est = [_post(server, "/api/v1/estimate-redshift", {"file": ("sn.dat", data)}, {"sn_type": "Ia"})
+           for server in servers]
+    assert est[0].status_code == est[1].status_code == 200
+    assert est[0].json() == est[1].json() and est[1].json()["estimated_redshift"] is not None
     # an independent reference: the library in this process
     ref = Classifier().classify([read_spectrum(data, filename="sn.dat")], [0.01])[0]
     best = answers["known"]["classification"]["best_match"]
@@ -107,6 +118,8 @@ def test_a_batch_is_classified_by_the_workers_in_input_order_with_per_file_error
 def test_errors_keep_their_status_from_the_worker_processes(servers):
     for server in servers:
         bad = _post(server, "/api/v1/process", {"file": ("bad.dat", b"garbage")}, KNOWN_Z)
+        assert bad.status_code == 400 and bad.json()["detail"].startswith("bad.dat:")
+        bad = _post(server, "/api/v1/estimate-redshift", {"file": ("bad.dat", b"garbage")}, {})
         assert bad.status_code == 400 and bad.json()["detail"].startswith("bad.dat:")
         unknown = _post(server, "/api/v1/process", {"file": ("sn.dat", spectrum_bytes())},
                         {**KNOWN_Z, "model_id": "no-such-model"})

@@ -120,3 +120,15 @@ def encode_entries(classifiers, entries: list, names: list, opts, top_n: int, ch
     """A batch's part: :func:`classify_entries` encoded by :func:`encode_pairs`, and the number classified."""
     results, classified = classify_entries(classifiers, entries, opts, top_n, chunk, names)
     return encode_pairs(results, first, use_msgpack), classified
+
+
+def estimate(classifiers, data: bytes, filename: str, sn_type: str | None, age_bin: str | None) -> dict:
+    """``/estimate-redshift``'s estimate for an uploaded file (``Estimate.to_dict()``): KeyError for a type and age
+    with no templates, FileNotFoundError without a template bank, ValueError for a file that cannot be used."""
+    from astrodash_core import estimate_redshift
+
+    bank = classifiers.default.bank()
+    if bank is None:
+        raise FileNotFoundError("no template bank is installed")
+    return estimate_redshift((bytes(data), filename), sn_type=sn_type, age_bin=age_bin, bank=bank,
+                             classifier=classifiers.default).to_dict()

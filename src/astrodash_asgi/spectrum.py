@@ -8,7 +8,7 @@ from starlette.responses import Response
 from astrodash_core.errors import ModelFileError
 
 from . import result_cache
-from .classification import JSON_BODY, MSGPACK_BODY, PAYLOAD, Failure, Upload
+from .classification import JSON_BODY, MSGPACK_BODY, PAYLOAD, Failure, Upload, estimate
 from .common import app_state, check_model, form_of, unavailable
 from .errors import bad_file, invalid, not_found
 from .negotiation import JSON, MSGPACK, respond, wants_msgpack
@@ -81,16 +81,6 @@ async def catalogue_spectrum(name, index, known_z):
         raise ApiError(exc.status, str(exc), headers=headers, field=exc.field or "oscRef") from None
 
 
-def _estimate(state, data, filename, sn_type, age_bin):
-    from astrodash_core import estimate_redshift
-
-    bank = state.classifier.bank()
-    if bank is None:
-        raise FileNotFoundError("no template bank is installed")
-    return estimate_redshift((bytes(data), filename), sn_type=sn_type, age_bin=age_bin, bank=bank,
-                             classifier=state.classifier)
-
-
 async def estimate_redshift(request: Request):
     state = await app_state(request)
     form = await form_of(request, state)
@@ -105,7 +95,8 @@ async def estimate_redshift(request: Request):
         except ValueError as exc:
             raise invalid("age_bin", str(exc)) from None
     try:
-        est = await anyio.to_thread.run_sync(_estimate, state, upload.data, upload.filename, sn_type, age_bin)
+        d = await anyio.to_thread.run_sync(state.classify, estimate, bytes(upload.data), upload.filename, sn_type,
+                                           age_bin)
     except KeyError:
         raise not_found(f"Template not found for SN type {sn_type!r} and age bin {age_bin!r}.") from None
     except (FileNotFoundError, ModelFileError) as exc:
@@ -113,6 +104,5 @@ async def estimate_redshift(request: Request):
     except ValueError as exc:  # unreadable file, too little coverage, no usable templates
         raise bad_file(upload.filename, str(exc)) from None
     request.state.spectra = 1
-    d = est.to_dict()
     return respond(request, {"estimated_redshift": d["redshift"], "estimated_redshift_error": d["redshift_error"],
                              **d, "sn_type": sn_type, "age_bin": age_bin})

@@ -60,9 +60,11 @@ class AppState:
             self._start_lock = anyio.Lock()
         async with self._start_lock:
             if not self.ready:
-                self.runner.start()  # the worker processes load their models while this one loads its own
+                # the worker processes load their models while this one loads its own, and after: /ready says
+                # "starting" until they have (a first classification waits for them)
+                self.runner.start()
+                threading.Thread(target=self.runner.warm, name="astrodash-warm-workers", daemon=True).start()
                 await anyio.to_thread.run_sync(self.load)
-                self.problems.update(await anyio.to_thread.run_sync(self.runner.warm))
                 self.ready = True
                 if "storage" not in self.problems:  # batches accepted before a restart go on at once
                     await self.config.refresh()  # a configuration stored with /configure, before any work

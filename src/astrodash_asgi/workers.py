@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import CancelledError, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 log = logging.getLogger("astrodash.server")
@@ -30,6 +30,7 @@ class InProcess:
     """Classification in the calling thread, with the server process's classifiers."""
 
     processes = 0
+    status = "in-process"  # for /ready: nothing to wait for
 
     def __init__(self, classifiers):
         self.classifiers = classifiers
@@ -58,6 +59,9 @@ class ProcessPool:
         self._executor: ProcessPoolExecutor | None = None
         self._closed = False
         self.restarts = 0  # worker processes lost and replaced (for /health)
+        #: for /ready: "stopped", "starting" (loading models), "ready", or "failed" (``problem`` says why)
+        self.status = "stopped"
+        self.problem: str | None = None
 
     def start(self) -> ProcessPoolExecutor:
         with self._lock:
@@ -71,16 +75,24 @@ class ProcessPool:
             return self._executor
 
     def warm(self) -> dict[str, str]:
-        """Start every worker process and wait until each has loaded the models; the problems they met
-        (model name -> why), which the server process reports itself too."""
-        executor = self.start()
+        """Start every worker process and wait until each has loaded the models (``status`` "starting", then
+        "ready" or "failed"); the problems they met (model name -> why), which the server process finds too."""
+        self.status, self.problem = "starting", None
+        try:
+            executor = self.start()
+        except WorkerLost as exc:
+            self.status, self.problem = "failed", str(exc)
+            return {}
         problems: dict[str, str] = {}
         for future in [executor.submit(_problems) for _ in range(self.processes)]:
             try:
                 problems.update(future.result())
             except BrokenProcessPool as exc:
                 self._lost(executor)
-                problems["classify_workers"] = f"a classification worker process could not start: {exc}"
+                self.problem = f"a classification worker process could not start: {exc}"
+            except CancelledError:  # shut down while starting
+                self.problem = "the classification workers were shut down while starting"
+        self.status = "failed" if self.problem else "ready"
         return problems
 
     def call(self, fn, *args):
