@@ -29,7 +29,7 @@ async def health(request: Request):
                              "micro_batch": {"max_batch": b.max_batch, "max_wait_ms": b.max_wait * 1000,
                                              "passes": b.batches, "spectra": b.items},
                              "scheduler": {"priority_weights": dict(state.engine.weights)},
-                             "classification": {"processes": state.runner.processes,
+                             "classification": {"processes": state.runner.processes, "status": state.runner.status,
                                                 "restarts": getattr(state.runner, "restarts", 0)},
                              "load": {"in_progress": dict(state.pending), "rejected_busy": dict(state.rejected)}})
 

@@ -70,6 +70,9 @@ class ProcessPool:
             if self._executor is None:
                 import multiprocessing
 
+                if self.status == "stopped":  # the first pool: "starting" until warm() has seen it load
+                    self.status = "starting"
+
                 self._executor = ProcessPoolExecutor(self.processes, multiprocessing.get_context(self.start_method),
                                                      initializer=_init, initargs=(self.settings,))
             return self._executor
@@ -77,7 +80,6 @@ class ProcessPool:
     def warm(self) -> dict[str, str]:
         """Start every worker process and wait until each has loaded the models (``status`` "starting", then
         "ready" or "failed"); the problems they met (model name -> why), which the server process finds too."""
-        self.status, self.problem = "starting", None
         try:
             executor = self.start()
         except WorkerLost as exc:
