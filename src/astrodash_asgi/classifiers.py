@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from typing import Callable
+from typing import Any, Callable
 
 from astrodash_core.classify import KNOWN_Z, Classifier
 
@@ -21,7 +21,7 @@ class Classifiers:
     installed) or one for an uploaded model read from ``storage()`` (KeyError when there is no such model), the
     last :data:`USER_MODEL_CACHE` uploaded ones kept.  ``loaded(name, seconds)`` is told of every model load."""
 
-    def __init__(self, default: Classifier, storage: Callable[[], object],
+    def __init__(self, default: Classifier, storage: Callable[[], Any],
                  loaded: Callable[[str, float], None] = lambda name, seconds: None):
         self.default = default
         self._storage = storage
