@@ -7,6 +7,8 @@ single-spectrum ``/api/v1/process`` every second.  Reports the batch's time and 
 p50/p99/max, the ``/process`` latencies and failures, and resident memory (``VmRSS`` before, its peak sampled
 every 50 ms, and ``VmHWM``) of the server process and, summed with it, of its classification worker processes.
 The same ``/health`` probes on the idle server, just before, are the baseline on a shared machine.
+The probes run twice: on the client's own event loop (which the 300 MB streamed response keeps busy) and from
+separate processes (:mod:`health_probe`), which measure the server alone.
 ``--env NAME=VALUE`` (repeatable) passes settings to the server, e.g. ``ASTRODASH_CLASSIFY_PROCESSES=0``.
 """
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_hostile_upload import memory_kb  # noqa: E402
 from bench_http import ROOT, SPECTRUM, cycled_zip  # noqa: E402
+from health_probe import HealthProbe  # noqa: E402
 
 from astrodash_asgi.process import ServerProcess  # noqa: E402
 
@@ -146,10 +149,15 @@ async def run(base: str, pid: int, archive: bytes, interval: float) -> dict:
                 await c2.get("/health")
             idle_fresh.append(time.perf_counter() - t0)
             await asyncio.sleep(interval)
+    # the same probes from their own processes (blocking http.client): the server's latency without the client's
+    with HealthProbe(base, interval) as idle_kept_p, HealthProbe(base, interval, fresh=True) as idle_fresh_p:
+        await asyncio.sleep(50 * interval)
     before = memory_kb(pid)
     tree_before = tree_rss_kb(pid)
-    out, *_ = await asyncio.gather(batch(), health_fresh(), health_kept(), singles(), memory())
+    with HealthProbe(base, interval) as kept_p, HealthProbe(base, interval, fresh=True) as fresh_p:
+        out, *_ = await asyncio.gather(batch(), health_fresh(), health_kept(), singles(), memory())
     after = memory_kb(pid)
+    failures["health_probe_process"] = kept_p.failures + fresh_p.failures
 
     def stats(xs):
         a = np.array(xs) * 1000
@@ -158,6 +166,8 @@ async def run(base: str, pid: int, archive: bytes, interval: float) -> dict:
 
     return {"batch": out, "idle_health_fresh": stats(idle_fresh), "idle_health_keepalive": stats(idle_kept),
             "health_fresh": stats(fresh), "health_keepalive": stats(kept), "process": stats(process),
+            "idle_probe_fresh": stats(idle_fresh_p.times), "idle_probe_keepalive": stats(idle_kept_p.times),
+            "probe_fresh": stats(fresh_p.times), "probe_keepalive": stats(kept_p.times),
             "failures": failures, "rss_before_mb": before["VmRSS"] / 1024, "rss_peak_mb": max(rss) / 1024,
             "rss_growth_mb": (max(rss) - before["VmRSS"]) / 1024,
             "hwm_growth_mb": (after["VmHWM"] - before["VmHWM"]) / 1024,
@@ -187,7 +197,9 @@ def main(argv=None) -> int:
     b = report["batch"]
     print(f"/api/v1/batch-process, {args.spectra}-spectrum zip ({len(archive) / 1e6:.1f} MB): {b['status']} in "
           f"{b['seconds']:.1f} s (first byte after {b['first_byte_s']:.1f} s), {b['bytes'] / 1e6:.0f} MB streamed")
-    for key in ("idle_health_fresh", "idle_health_keepalive", "health_fresh", "health_keepalive", "process"):
+    print("  /health from the client's event loop (httpx), then from separate processes (http.client):")
+    for key in ("idle_health_fresh", "idle_health_keepalive", "health_fresh", "health_keepalive",
+                "idle_probe_fresh", "idle_probe_keepalive", "probe_fresh", "probe_keepalive", "process"):
         s = report[key]
         print(f"  {key:21s} n={s['n']:4d}  p50 {s['p50_ms']:8.1f} ms  p99 {s['p99_ms']:8.1f} ms  "
               f"max {s['max_ms']:8.1f} ms")
