@@ -4,8 +4,10 @@ Starts ``astrodash serve`` on 127.0.0.1 twice, with dynamic micro-batching on an
 storage in a temporary directory), sends single-spectrum ``/api/v1/process`` requests from 16 concurrent
 clients and reports requests/s and p50/p99 latency; then times one ``/api/v1/batch-process`` call with a
 1,000-spectrum zip, and (micro-batching on) an overload test: 2,000 ``/process`` requests at concurrency 200
-with ``/health`` probed every 50 ms (p50/p99 of all answers and of the 200s, the 503 count, /health p99).
+with ``/health`` probed every 50 ms, from the client's event loop and from a separate process (p50/p99 of all
+answers and of the 200s, the 503 count, /health p99).
 Every loop is bounded (``--requests`` per client, ``--zip-size`` entries, ``--overload`` requests).
+``--env NAME=VALUE`` (repeatable) passes settings to the servers, e.g. ``ASTRODASH_CLASSIFY_PROCESSES=0``.
 """
 from __future__ import annotations
 
@@ -23,6 +25,9 @@ import httpx
 import numpy as np
 
 from astrodash_asgi.process import ServerProcess
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from health_probe import HealthProbe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECTRUM = ROOT / "examples" / "sn1994D_p02.dat"
@@ -62,6 +67,7 @@ async def overload_test(base: str, total: int, concurrency: int, data: bytes, pa
     on its own connection: latency of all answers and of the 200s, 503 count, /health p50/p99/max."""
     latencies: list[tuple[float, int]] = []
     health: list[float] = []
+    health_failures = [0]
     form = {"params": json.dumps(params)}
     todo = iter(range(total))
     done = asyncio.Event()
@@ -81,19 +87,24 @@ async def overload_test(base: str, total: int, concurrency: int, data: bytes, pa
         async def prober():
             while not done.is_set():
                 t0 = time.perf_counter()
-                await probe.get("/health")
+                try:  # a kept-alive connection the server closed while this loop was busy: counted, not fatal
+                    await probe.get("/health")
+                except httpx.HTTPError:
+                    health_failures[0] += 1
                 health.append(time.perf_counter() - t0)
                 await asyncio.sleep(0.05)
 
         start = time.perf_counter()
         probing = asyncio.ensure_future(prober())
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        with HealthProbe(base, 0.05) as separate:  # the same probe from its own process (the server alone)
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - start
         done.set()
         await probing
     lat = np.array([t for t, _ in latencies]) * 1000
     ok = np.array([t for t, s in latencies if s == 200]) * 1000
     h = np.array(health) * 1000
+    hp = np.array(separate.times) * 1000
     codes: dict[int, int] = {}
     for _, s in latencies:
         codes[s] = codes.get(s, 0) + 1
@@ -101,7 +112,30 @@ async def overload_test(base: str, total: int, concurrency: int, data: bytes, pa
     return {"requests": total, "concurrency": concurrency, "seconds": wall, "status_counts": codes,
             "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "ok_p50_ms": pct(ok, 50), "ok_p99_ms": pct(ok, 99),
             "busy_503": codes.get(503, 0), "health_n": len(h), "health_p50_ms": pct(h, 50),
-            "health_p99_ms": pct(h, 99), "health_max_ms": float(h.max()) if len(h) else float("nan")}
+            "health_p99_ms": pct(h, 99), "health_max_ms": float(h.max()) if len(h) else float("nan"),
+            "health_failures": health_failures[0], "probe_n": len(hp), "probe_p50_ms": pct(hp, 50), "probe_p99_ms": pct(hp, 99),
+            "probe_max_ms": float(hp.max()) if len(hp) else float("nan"), "probe_failures": separate.failures}
+
+
+def server_durations(log_path: Path, offset: int, path: str) -> dict:
+    """p50/p99 of ``duration_ms`` the server logged for ``path`` since ``offset`` (its request log lines), by
+    status: the time from the request's headers to its answer inside the server, without the client's."""
+    by_status: dict[int, list[float]] = {}
+    with open(log_path, "rb") as fh:
+        fh.seek(offset)
+        for line in fh:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and rec.get("path") == path:
+                by_status.setdefault(int(rec["status"]), []).append(float(rec["duration_ms"]))
+    every = [d for ds in by_status.values() for d in ds]
+    out = {"n": len(every)}
+    for label, ds in [("all", every)] + [(str(k), v) for k, v in sorted(by_status.items())]:
+        if ds:
+            out[label] = {"n": len(ds), "p50_ms": float(np.percentile(ds, 50)), "p99_ms": float(np.percentile(ds, 99))}
+    return out
 
 
 def build_zip(n: int) -> bytes:
@@ -145,6 +179,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rlap", action="store_true", help="ask for rlap (calculateRlap) too")
     ap.add_argument("--overload", type=int, default=2000, help="requests of the overload test (0 skips it)")
     ap.add_argument("--overload-concurrency", type=int, default=200)
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="a server setting")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args(argv)
 
@@ -156,15 +191,17 @@ def main(argv=None) -> int:
             # one client address stands for many clients here: no rate limit, no per-client connection bound
             env = {"ASTRODASH_RATE_LIMIT_ENABLED": "0", "ASTRODASH_MAX_CONNECTIONS_PER_CLIENT": "0",
                    "ASTRODASH_MICRO_BATCH_MAX": str(batch),
-                   "ASTRODASH_MICRO_BATCH_WAIT_MS": str(args.wait_ms)}
+                   "ASTRODASH_MICRO_BATCH_WAIT_MS": str(args.wait_ms), **dict(e.split("=", 1) for e in args.env)}
             with ServerProcess(tmp, env) as server:
                 report[label] = asyncio.run(load_test(server.base, args.clients, args.requests, data, params))
                 if args.zip_size and batch > 1:
                     archive = build_zip(args.zip_size)
                     report["zip"] = {"bytes": len(archive), **time_zip(server.base, archive, params)}
                 if args.overload and batch > 1:
+                    mark = server.log_path.stat().st_size
                     report["overload"] = asyncio.run(overload_test(server.base, args.overload,
                                                                    args.overload_concurrency, data, params))
+                    report["overload"]["server"] = server_durations(server.log_path, mark, "/api/v1/process")
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
@@ -184,7 +221,13 @@ def main(argv=None) -> int:
               f"p50 {o['p50_ms']:.0f} ms, p99 {o['p99_ms']:.0f} ms (200s: p50 {o['ok_p50_ms']:.0f}, p99 "
               f"{o['ok_p99_ms']:.0f} ms); {o['busy_503']} answered 503 busy; statuses {o['status_counts']}")
         print(f"  /health during it: p50 {o['health_p50_ms']:.1f} ms, p99 {o['health_p99_ms']:.1f} ms, "
-              f"max {o['health_max_ms']:.1f} ms ({o['health_n']} probes)")
+              f"max {o['health_max_ms']:.1f} ms ({o['health_n']} probes from the client's event loop, {o['health_failures']} failed); from a "
+              f"separate process: p50 {o['probe_p50_ms']:.1f} ms, p99 {o['probe_p99_ms']:.1f} ms, max "
+              f"{o['probe_max_ms']:.1f} ms ({o['probe_n']} probes, {o['probe_failures']} failed)")
+        for label, d in o["server"].items():
+            if label != "n":
+                print(f"  server-side (its log) {label:>3s}: n={d['n']:5d}  p50 {d['p50_ms']:8.1f} ms  "
+                      f"p99 {d['p99_ms']:8.1f} ms")
     return 0
 
 

@@ -72,8 +72,11 @@ async def test_422_for_malformed_params_and_missing_file(tmp_path):
         r2 = await c.post("/api/v1/process", data={"params": "{}"})
         r3 = await c.post("/api/v1/process", files={"file": ("a.dat", spectrum_bytes())}, data={"params": "[1]"})
         r4 = await c.post("/api/v1/estimate-redshift", data={"sn_type": "Ia"})
-    assert [r.status_code for r in (r1, r2, r3, r4)] == [422] * 4
+        r5 = await c.post("/api/v1/batch-process", files={"files": ("a.dat", spectrum_bytes())},
+                          data={"params": " null "})  # JSON null is not an object (an absent field is no params)
+    assert [r.status_code for r in (r1, r2, r3, r4, r5)] == [422] * 5
     assert "params" in r1.json()["detail"] and r2.json()["field"] == "file" and r4.json()["field"] == "file"
+    assert r5.json()["field"] == "params"
 
 
 async def test_unreadable_file_is_400_naming_it(tmp_path):

@@ -1,15 +1,16 @@
 """``POST /api/v1/batch-process``: a ``zip_file`` or repeated ``files``; results keyed by file name.
 
-The response is streamed: the files are read, classified and encoded :data:`CHUNK` at a time in a worker
-thread, and each chunk's ``"name": result`` pairs are sent as soon as they are ready, so the server holds one
-chunk's spectra and results however large the batch, and the event loop only forwards bytes.  The body is one
+The response is streamed: the archive's entries are inflated :data:`CHUNK` at a time in a worker thread, read,
+classified and encoded :data:`CALL` at a time where classification runs (a classification worker process,
+unless configured otherwise, so single requests wait for at most one such call), and each chunk's
+``"name": result`` pairs are sent as soon as they are ready, so the server holds one chunk's spectra and results
+however large the batch, and the event loop only forwards bytes.  The body is one
 JSON object (or msgpack map) in input order, exactly as if it had been built whole.  The status is decided by
 the first chunk (a 503 when the model cannot be loaded); a later chunk that fails unexpectedly reports
 ``{"error"}`` for each of its files instead of cutting the document short.
 """
 from __future__ import annotations
 
-import json
 import logging
 import weakref
 
@@ -18,9 +19,10 @@ import msgpack
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
-from astrodash_core.errors import AstrodashError, ModelFileError
+from astrodash_core.errors import ModelFileError
 
-from .common import app_state, check_model, form_of, payload, read_upload, unavailable, unique_names
+from .classification import encode_entries, encode_pairs
+from .common import app_state, check_model, form_of, unavailable, unique_names
 from .errors import ApiError, invalid
 from .forms import UploadedFile
 from .negotiation import JSON, MSGPACK, wants_msgpack
@@ -28,36 +30,9 @@ from .params import parse_params
 from .zips import Archive, limits_from
 
 CHUNK = 256
+#: entries per call to where classification runs (a part of a chunk)
+CALL = 64
 log = logging.getLogger("astrodash.server")
-
-
-def classify_entries(state, entries, opts, names=None) -> dict:
-    """{name: result payload or {"error"}} for [(name, bytes | None, error | None)], in order."""
-    results: dict = {}
-    names = names or unique_names([name for name, _, _ in entries])
-    specs, spec_names = [], []
-    for key, (name, data, error) in zip(names, entries):
-        if error is not None:
-            results[key] = {"error": error}
-            continue
-        try:
-            specs.append(read_upload(data, name, opts.known_z))
-        except AstrodashError as exc:
-            results[key] = {"error": str(exc)}
-            continue
-        spec_names.append(key)
-        results[key] = None  # filled below; keeps the input order
-    if specs:
-        clf = state.classifier_for(opts.model_id, opts.model_type)
-        stream = clf.iter_classify(specs, opts.redshift, top_n=state.settings.top_n, smoothing=opts.smoothing,
-                                   min_wave=opts.min_wave, max_wave=opts.max_wave, include_spectrum=True,
-                                   rlap=opts.rlap, chunk_size=CHUNK)
-        classified = 0
-        for name, r in zip(spec_names, stream):
-            results[name] = {"error": r.error} if r.error else payload(r, opts.model_type, opts.model_id)
-            classified += not r.error
-        state.metrics.classified("batch-process", 0, classified)
-    return results
 
 
 class _Batch:
@@ -78,20 +53,22 @@ class _Batch:
         return [(f.filename, f.data, None) for f in self.files[start:stop]]
 
     def chunk(self, start: int, stop: int) -> bytes:
-        """The encoded ``name: result`` pairs of entries [start, stop) (JSON: comma-led after the first)."""
-        results = classify_entries(self.state, self._entries(start, stop), self.opts, self.names[start:stop])
-        return self._encode(results, first=start == 0)
+        """The encoded ``name: result`` pairs of entries [start, stop) (JSON: comma-led after the first), in a
+        worker thread; the reading, classifying and encoding go where classification runs, :data:`CALL` entries
+        at a time."""
+        entries, parts, classified = self._entries(start, stop), [], 0
+        for i in range(0, len(entries), CALL):
+            part, n = self.state.classify(encode_entries, entries[i:i + CALL], self.names[start + i:start + i + CALL],
+                                          self.opts, self.state.settings.top_n, CALL, start + i == 0,
+                                          self.use_msgpack)
+            parts.append(part)
+            classified += n
+        self.state.metrics.classified("batch-process", 0, classified)
+        return b"".join(parts)
 
     def failed_chunk(self, start: int, stop: int, message: str) -> bytes:
-        return self._encode({name: {"error": message} for name in self.names[start:stop]}, first=start == 0)
-
-    def _encode(self, results: dict, first: bool) -> bytes:
-        if self.use_msgpack:
-            packer = msgpack.Packer(use_bin_type=True)
-            return b"".join(packer.pack(k) + packer.pack(v) for k, v in results.items())
-        dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
-        text = ",".join(f"{dumps(k)}:{dumps(v)}" for k, v in results.items())
-        return (text if first or not text else "," + text).encode()
+        return encode_pairs({name: {"error": message} for name in self.names[start:stop]}, start == 0,
+                            self.use_msgpack)
 
     def opening(self) -> bytes:
         return msgpack.Packer().pack_map_header(len(self)) if self.use_msgpack else b"{"

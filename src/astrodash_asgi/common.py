@@ -39,13 +39,6 @@ def read_upload(data: bytes, filename: str, known_z: bool):
     return spec
 
 
-async def read_upload_async(data: bytes, filename: str, known_z: bool):
-    try:
-        return await anyio.to_thread.run_sync(read_upload, data, filename, known_z)
-    except AstrodashError as exc:
-        raise bad_file(filename, str(exc)) from None
-
-
 async def check_model(state: AppState, model_id: str | None, model_type: str = "dash") -> None:
     """404 for an unknown uploaded model, 503 naming the transformer when ``model_type`` asks for it and it is not
     installed (and load it now, so the batch does not)."""

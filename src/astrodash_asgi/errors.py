@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .negotiation import respond
+from .workers import WorkerLost
 
 
 class ApiError(HTTPException):
@@ -44,4 +45,13 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     return respond(request, body, status_code=exc.status_code, headers=exc.headers)
 
 
-EXCEPTION_HANDLERS = {HTTPException: http_error_handler}
+async def worker_lost_handler(request: Request, exc: Exception) -> Response:
+    """503 with Retry-After: a classification worker process died during the request (it is replaced)."""
+    return respond(request, {"detail": f"service unavailable: {exc}"}, status_code=503,
+                   headers={"retry-after": str(WORKER_LOST_RETRY_AFTER_S)})
+
+
+#: Retry-After of a 503 for a request whose classification worker process died
+WORKER_LOST_RETRY_AFTER_S = 1
+
+EXCEPTION_HANDLERS = {HTTPException: http_error_handler, WorkerLost: worker_lost_handler}

@@ -29,6 +29,8 @@ async def health(request: Request):
                              "micro_batch": {"max_batch": b.max_batch, "max_wait_ms": b.max_wait * 1000,
                                              "passes": b.batches, "spectra": b.items},
                              "scheduler": {"priority_weights": dict(state.engine.weights)},
+                             "classification": {"processes": state.runner.processes, "status": state.runner.status,
+                                                "restarts": getattr(state.runner, "restarts", 0)},
                              "load": {"in_progress": dict(state.pending), "rejected_busy": dict(state.rejected)}})
 
 
@@ -68,6 +70,10 @@ async def ready(request: Request):
     length, bound = await anyio.to_thread.run_sync(state.queue_length), state.settings.ready_max_queue
     queue = _check("over bound" if length > bound else "ok", length <= bound, length=length, max=bound)
     checks = {"models": models, "template_bank": bank, "storage": storage, "queue": queue}
+    runner = state.runner
+    if runner.processes:  # classification worker processes: loading their models, or failed to start
+        checks["classify_workers"] = _check(runner.status, runner.status == "ready", runner.problem,
+                                            processes=runner.processes)
     if storage["ok"]:  # the live check replaces what start-up found (a store can come back)
         state.problems.pop("storage", None)
         problems.pop("storage", None)

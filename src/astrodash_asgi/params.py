@@ -89,6 +89,8 @@ def json_field(name: str, raw: str | bytes | None, max_bytes: int = jsonlimits.M
 def parse_params(raw: str | None, model_id: str | None = None, max_bytes: int = jsonlimits.MAX_BYTES,
                  max_depth: int = jsonlimits.MAX_DEPTH) -> Options:
     params = json_field("params", raw, max_bytes, max_depth)
+    if params is None and raw is not None and raw.strip():  # the JSON literal null: not "no params"
+        raise invalid("params", "must be a JSON object, got null")
     if params is None:
         params = {}
     elif not isinstance(params, dict):

@@ -4,7 +4,8 @@
 ...     httpx.get(server.base + "/health")
 
 Settings are ``ASTRODASH_*`` environment variables (the model store defaults to ``workdir/models.db``); the
-server's output goes to ``server.log_path``.  Leaving the block stops it (SIGTERM, then SIGKILL).
+server's output goes to ``server.log_path``.  Entering the block waits until ``/health`` answers and its
+classification worker processes have loaded their models.  Leaving it stops the server (SIGTERM, then SIGKILL).
 """
 from __future__ import annotations
 
@@ -24,6 +25,16 @@ def free_port(host: str = HOST) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def _classifying(health: bytes) -> bool:
+    """Whether a /health answer says the server can classify now (its worker processes are not starting)."""
+    import json
+
+    try:
+        return json.loads(health).get("classification", {}).get("status") != "starting"
+    except (ValueError, AttributeError):
+        return True
 
 
 class ServerProcess:
@@ -54,7 +65,8 @@ class ServerProcess:
                 raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_tail()}")
             try:
                 with urllib.request.urlopen(f"{self.base}/health", timeout=2) as response:
-                    if response.status == 200:
+                    # answering, and its classification worker processes have loaded their models
+                    if response.status == 200 and _classifying(response.read()):
                         return self
             except (urllib.error.URLError, OSError):
                 pass

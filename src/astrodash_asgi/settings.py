@@ -98,6 +98,10 @@ class Settings:
     # dynamic micro-batching of /process (max_batch 1 turns it off)
     micro_batch_max: int = 32
     micro_batch_wait_ms: float = 5.0
+    # classification worker processes per server process: reading, preprocessing, inference and the building
+    # and encoding of answers run there, so the event loop only does HTTP; 0 classifies in worker threads of
+    # the server process (as an app given its own classifier object always does)
+    classify_processes: int = 1
     # overload: /process and /batch-process requests in progress at once before new ones get 503 + Retry-After
     max_pending_process: int = 32
     max_pending_batches: int = 2

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import anyio.to_thread
 from starlette.requests import Request
+from starlette.responses import Response
 
 from astrodash_core.errors import ModelFileError
 
 from . import result_cache
-from .common import app_state, check_model, form_of, payload, read_upload_async, unavailable
+from .classification import JSON_BODY, MSGPACK_BODY, PAYLOAD, Failure, Upload, estimate
+from .common import app_state, check_model, form_of, unavailable
 from .errors import bad_file, invalid, not_found
-from .negotiation import respond
+from .negotiation import JSON, MSGPACK, respond, wants_msgpack
 from .params import parse_params
 
 
@@ -27,27 +29,32 @@ async def _process(request: Request, state):
         raise invalid("oscRef", "send either a spectrum file or oscRef (a supernova name), not both")
     if opts.osc_ref:
         spec, source = await catalogue_spectrum(opts.osc_ref, opts.spectrum_index, opts.known_z)
+        await check_model(state, opts.model_id, opts.model_type)
+        item = (spec, opts.redshift, PAYLOAD)  # the answer gains the catalogue's fields below
     else:
         upload = form.required_file("file", "a spectrum file is required (or params.oscRef, a supernova name)")
         cache_key, hit = await result_cache.lookup(request, state, upload.data, upload.filename, opts)
         if hit is not None:
             return hit
-        spec, source = await read_upload_async(upload.data, upload.filename, opts.known_z), upload.filename
-    await check_model(state, opts.model_id, opts.model_type)
-    key = opts.batch_key
+        await check_model(state, opts.model_id, opts.model_type)
+        use_msgpack = wants_msgpack(request.headers.get("accept", ""))
+        # read, classified and encoded where classification runs (a worker process, unless configured otherwise)
+        item = (Upload(bytes(upload.data), upload.filename, opts.known_z), opts.redshift,
+                MSGPACK_BODY if use_msgpack else JSON_BODY)
+        source = upload.filename
     try:
-        result = await state.batcher.submit(key, (spec, opts.redshift))
+        outcome = await state.batcher.submit(opts.batch_key, item)
     except ModelFileError as exc:
         raise unavailable(exc) from None
+    if isinstance(outcome, Failure):  # unreadable (400 naming the file), or not classifiable (400 too)
+        raise bad_file(source, outcome.message)
     request.state.spectra = 1
-    if result.error:
-        raise bad_file(source, result.error)
-    body = payload(result, opts.model_type, opts.model_id)
     if opts.osc_ref:
-        body["file"], body["index"] = source, opts.spectrum_index
-        body["observation"] = {k: spec.meta.get(k) for k in ("time", "instrument") if spec.meta.get(k)}
-        return respond(request, body)  # a catalogue's spectra can change: not cached
-    return result_cache.remember(state, cache_key, respond(request, body), opts.model_id)
+        outcome["file"], outcome["index"] = source, opts.spectrum_index
+        outcome["observation"] = {k: spec.meta.get(k) for k in ("time", "instrument") if spec.meta.get(k)}
+        return respond(request, outcome)  # a catalogue's spectra can change: not cached
+    response = Response(outcome, media_type=MSGPACK if use_msgpack else JSON, headers={"vary": "Accept"})
+    return result_cache.remember(state, cache_key, response, opts.model_id)
 
 
 def _catalogue_spectrum(name, index, known_z):
@@ -74,16 +81,6 @@ async def catalogue_spectrum(name, index, known_z):
         raise ApiError(exc.status, str(exc), headers=headers, field=exc.field or "oscRef") from None
 
 
-def _estimate(state, data, filename, sn_type, age_bin):
-    from astrodash_core import estimate_redshift
-
-    bank = state.classifier.bank()
-    if bank is None:
-        raise FileNotFoundError("no template bank is installed")
-    return estimate_redshift((bytes(data), filename), sn_type=sn_type, age_bin=age_bin, bank=bank,
-                             classifier=state.classifier)
-
-
 async def estimate_redshift(request: Request):
     state = await app_state(request)
     form = await form_of(request, state)
@@ -98,7 +95,8 @@ async def estimate_redshift(request: Request):
         except ValueError as exc:
             raise invalid("age_bin", str(exc)) from None
     try:
-        est = await anyio.to_thread.run_sync(_estimate, state, upload.data, upload.filename, sn_type, age_bin)
+        d = await anyio.to_thread.run_sync(state.classify, estimate, bytes(upload.data), upload.filename, sn_type,
+                                           age_bin)
     except KeyError:
         raise not_found(f"Template not found for SN type {sn_type!r} and age bin {age_bin!r}.") from None
     except (FileNotFoundError, ModelFileError) as exc:
@@ -106,6 +104,5 @@ async def estimate_redshift(request: Request):
     except ValueError as exc:  # unreadable file, too little coverage, no usable templates
         raise bad_file(upload.filename, str(exc)) from None
     request.state.spectra = 1
-    d = est.to_dict()
     return respond(request, {"estimated_redshift": d["redshift"], "estimated_redshift_error": d["redshift_error"],
                              **d, "sn_type": sn_type, "age_bin": age_bin})

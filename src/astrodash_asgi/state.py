@@ -1,11 +1,11 @@
 """What the app holds for its lifetime: settings, the Classifier (models loaded once), the model store,
-the micro-batcher and a small cache of classifiers for uploaded models."""
+the micro-batcher, a small cache of classifiers for uploaded models and the runner classification goes to
+(worker processes or worker threads, :mod:`astrodash_asgi.workers`)."""
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections import OrderedDict
 
 import anyio
 import anyio.to_thread
@@ -15,18 +15,23 @@ from astrodash_core.classify import AGNOSTIC, KNOWN_Z, Classifier
 from astrodash_core.errors import ModelFileError
 
 from .batching import MicroBatcher
+from .classifiers import Classifiers, warm_up
 from .metrics import Metrics
 from .result_cache import ResultCache
 from .settings import Settings
+from .workers import runner_for
 
 log = logging.getLogger("astrodash.server")
-USER_MODEL_CACHE = 8
 
 
 class AppState:
     def __init__(self, settings: Settings, classifier: Classifier | None = None):
         self.settings = settings
         self.classifier = classifier or Classifier()
+        self.classifiers = Classifiers(self.classifier, lambda: self.storage,
+                                       lambda name, seconds: self.metrics.model_loaded(name, seconds))
+        #: where classification runs: worker processes (ASTRODASH_CLASSIFY_PROCESSES) or this process's threads
+        self.runner = runner_for(settings, self.classifiers, own_classifier=classifier is not None)
         self.batcher = MicroBatcher(self.run_batch, settings.micro_batch_max, settings.micro_batch_wait_ms / 1000)
         from .jobs import Engine
 
@@ -43,8 +48,6 @@ class AppState:
         self._start_lock: anyio.Lock | None = None
         self._storage = None
         self._lock = threading.Lock()
-        self._user: OrderedDict[str, Classifier] = OrderedDict()
-        self._transformer: Classifier | None = None
         self.pending = {"process": 0, "batch": 0}  # requests in progress, for admission control
         self.rejected = {"process": 0, "batch": 0}  # 503s answered because of them
 
@@ -57,6 +60,10 @@ class AppState:
             self._start_lock = anyio.Lock()
         async with self._start_lock:
             if not self.ready:
+                # the worker processes load their models while this one loads its own, and after: /ready says
+                # "starting" until they have (a first classification waits for them)
+                self.runner.start()
+                threading.Thread(target=self.runner.warm, name="astrodash-warm-workers", daemon=True).start()
                 await anyio.to_thread.run_sync(self.load)
                 self.ready = True
                 if "storage" not in self.problems:  # batches accepted before a restart go on at once
@@ -67,6 +74,7 @@ class AppState:
     async def shutdown(self) -> None:
         await self.config.stop()
         await self.engine.stop()
+        await anyio.to_thread.run_sync(self.runner.shutdown)
 
     def load(self) -> None:
         for variant in (KNOWN_Z, AGNOSTIC):
@@ -82,8 +90,8 @@ class AppState:
         self._load_transformer()
         if self.classifier.bank() is None:
             self.problems["template_bank"] = "no template bank installed: no redshift estimates or rlap"
-        if self.settings.warmup and KNOWN_Z not in self.problems:
-            self._warm_pipeline()
+        if self.settings.warmup and KNOWN_Z not in self.problems and not self.runner.processes:
+            warm_up(self.classifier)  # (worker processes warm their own pipelines)
         try:
             self.check_storage()
         except Exception as exc:  # the service still classifies without a model store
@@ -104,14 +112,6 @@ class AppState:
         except ModelFileError as exc:
             self.problems[TRANSFORMER] = str(exc)
             log.warning("model %s unavailable: %s", TRANSFORMER, exc)
-
-    def _warm_pipeline(self) -> None:
-        from astrodash_core.warmup import warm_up_inputs
-
-        try:  # given and estimated z, in a batch large enough for the threaded kernels
-            self.classifier.classify(*warm_up_inputs(), rlap=True)
-        except Exception as exc:  # warm-up is best effort
-            log.warning("warm-up classification failed: %s", exc)
 
     #: problems that stop a strict start-up (ASTRODASH_STRICT_STARTUP): the models and the model store; a
     #: missing template bank only costs redshift estimates and rlap, so the server starts without one
@@ -167,59 +167,33 @@ class AppState:
     # --- classifiers --------------------------------------------------------------------------------------
     def classifier_for(self, model_id: str | None, model_type: str = "dash") -> Classifier:
         """The default Classifier, the transformer's (``model_type`` "transformer"; ModelFileError when it is not
-        installed), or one for an uploaded model (KeyError when there is no such model)."""
-        if not model_id and model_type == "transformer":
-            return self._transformer_classifier()
-        if not model_id:
-            return self.classifier
-        with self._lock:
-            if model_id in self._user:
-                self._user.move_to_end(model_id)
-                return self._user[model_id]
-        from astrodash_core.models import Model
-
-        t0 = time.perf_counter()
-        model = Model.from_bytes(self.storage.read(model_id), model_id)
-        clf = Classifier(model=model) if model.variant == KNOWN_Z else Classifier(agnostic_model=model)
-        clf.model_for(model.variant)
-        self.metrics.model_loaded("uploaded", time.perf_counter() - t0)
-        with self._lock:
-            self._user[model_id] = clf
-            while len(self._user) > USER_MODEL_CACHE:
-                self._user.popitem(last=False)
-        return clf
+        installed), or one for an uploaded model (KeyError when there is no such model), in this process."""
+        return self.classifiers.get(model_id, model_type)
 
     def _transformer_classifier(self) -> Classifier:
-        """The shipped transformer at the known or estimated redshift (the default models estimate it), loaded
-        once; a failed load is not remembered, so installing the file and restarting is all it takes."""
-        with self._lock:
-            if self._transformer is not None:
-                return self._transformer
-        from astrodash_core.models import TRANSFORMER
-
-        t0 = time.perf_counter()
-        clf = Classifier(model=TRANSFORMER)
-        clf.model_for(KNOWN_Z)
-        self.metrics.model_loaded(TRANSFORMER, time.perf_counter() - t0)
-        with self._lock:
-            self._transformer = clf
-        return clf
+        return self.classifiers.transformer()
 
     def forget(self, model_id: str) -> None:
-        """Drop an uploaded model's classifier and cached results (it was replaced, changed or deleted)."""
-        with self._lock:
-            self._user.pop(model_id, None)
+        """Drop an uploaded model's classifier and cached results (it was replaced, changed or deleted).  Worker
+        processes keep theirs: a stored model's file never changes, and a deleted one is refused (404) here
+        before any request for it reaches them."""
+        self.classifiers.forget(model_id)
         self.results.invalidate_model(model_id)
 
+    def classify(self, fn, *args):
+        """``fn(classifiers, *args)`` (a function of :mod:`astrodash_asgi.classification`) where classification
+        runs; call it from a worker thread."""
+        return self.runner.call(fn, *args)
+
     def run_batch(self, key, items: list) -> list:
-        """One classification pass for micro-batched /process requests sharing the same options."""
-        model_type, model_id, smoothing, min_wave, max_wave, rlap = key
-        clf = self.classifier_for(model_id, model_type)
-        results = clf.classify([s for s, _ in items], [z for _, z in items], top_n=self.settings.top_n,
-                               smoothing=smoothing, min_wave=min_wave, max_wave=max_wave, include_spectrum=True,
-                               rlap=rlap)
-        self.metrics.classified("micro-batch", len(items), sum(1 for r in results if not r.error))
-        return results
+        """One classification pass for micro-batched /process requests and batch-job chunks sharing the same
+        options (items as :func:`~astrodash_asgi.classification.classify_items` takes them), as one call to
+        where classification runs."""
+        from .classification import classify_items
+
+        outcomes, classified = self.classify(classify_items, key, items, self.settings.top_n)
+        self.metrics.classified("micro-batch", len(items), classified)
+        return outcomes
 
 
 class StartupError(RuntimeError):

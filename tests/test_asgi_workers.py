@@ -1,0 +1,217 @@
+"""Classification in worker processes (ASTRODASH_CLASSIFY_PROCESSES), against real ``astrodash serve`` processes:
+the same answers as classification in the server process and as the library, uploaded models there too, errors
+with the same statuses, a worker process that dies replaced, and overload answered 503 with Retry-After."""
+import json
+import os
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import msgpack
+import pytest
+
+from asgi_support import make_zip, spectrum_bytes
+from test_models import make_model, random_weights
+
+from astrodash_asgi.process import ServerProcess
+from astrodash_core.classify import Classifier
+from astrodash_core.reading import read_spectrum
+
+RETRY_AFTER = 7
+PATIENCE = 120  # seconds a request or a restart may take on a loaded machine before the test gives up
+KNOWN_Z = {"params": json.dumps({"knownZ": True, "zValue": 0.01})}
+ESTIMATED = {"params": json.dumps({"knownZ": False, "calculateRlap": True})}
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    """(in-process server, worker-process server); the second admits one /process at a time.  No result cache:
+    every request is classified."""
+    common = {"ASTRODASH_RATE_LIMIT_ENABLED": "0", "ASTRODASH_BODY_TIMEOUT_S": "300",
+              "ASTRODASH_RESULT_CACHE_MAX_ENTRIES": "0"}
+    local = ServerProcess(tmp_path_factory.mktemp("local"), {**common, "ASTRODASH_CLASSIFY_PROCESSES": "0"})
+    pooled = ServerProcess(tmp_path_factory.mktemp("pooled"),
+                           {**common, "ASTRODASH_CLASSIFY_PROCESSES": "1", "ASTRODASH_MAX_PENDING_PROCESS": "1",
+                            "ASTRODASH_OVERLOAD_RETRY_AFTER_S": str(RETRY_AFTER)})
+    with ThreadPoolExecutor(2) as ex:  # both start (and load their models) at once
+        started = [ex.submit(s.start) for s in (local, pooled)]
+        errors = [f.exception() for f in started]
+    try:
+        if any(errors):
+            raise next(e for e in errors if e)
+        yield local, pooled
+    finally:
+        local.stop()
+        pooled.stop()
+
+
+def _post(server, path, files, data, **headers):
+    return httpx.post(server.base + path, files=files, data=data, headers=headers, timeout=PATIENCE)
+
+
+def _children(server) -> list[int]:
+    """The server's classification worker processes (its children other than multiprocessing's tracker)."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if ppid == server.proc.pid and b"resource_tracker" not in cmd:
+            out.append(int(pid))
+    return out
+
+
+def test_the_worker_processes_classify_exactly_as_the_server_process_and_the_library(servers):
+    local, pooled = servers
+    assert _children(local) == [] and len(_children(pooled)) == 1
+    assert "classify_workers" not in httpx.get(local.base + "/ready", timeout=PATIENCE).json()["checks"]
+    # ServerProcess waited for the worker process to load its models
+    check = httpx.get(pooled.base + "/ready", timeout=PATIENCE).json()["checks"]["classify_workers"]
+    assert check == {"ok": True, "state": "ready", "processes": 1}
+    data = spectrum_bytes()
+    answers = {}
+    for label, form in (("known", KNOWN_Z), ("estimated", ESTIMATED)):
+        a = _post(local, "/api/v1/process", {"file": ("sn.dat", data)}, form)
+        b = _post(pooled, "/api/v1/process", {"file": ("sn.dat", data)}, form)
+        assert a.status_code == b.status_code == 200
+        assert a.content == b.content
+        answers[label] = b.json()
+    assert answers["estimated"]["classification"]["best_match"]["rlap"] is not None
+    packed = _post(pooled, "/api/v1/process", {"file": ("sn.dat", data)}, KNOWN_Z, accept="application/msgpack")
+    assert packed.headers["content-type"] == "application/msgpack"
+    assert msgpack.unpackb(packed.content) == answers["known"]
+    est = [_post(server, "/api/v1/estimate-redshift", {"file": ("sn.dat", data)}, {"sn_type": "Ia"})
+           for server in servers]
+    assert est[0].status_code == est[1].status_code == 200
+    assert est[0].json() == est[1].json() and est[1].json()["estimated_redshift"] is not None
+    # an independent reference: the library in this process
+    ref = Classifier().classify([read_spectrum(data, filename="sn.dat")], [0.01])[0]
+    best = answers["known"]["classification"]["best_match"]
+    assert (best["type"], best["age"]) == (ref.best_match.type, ref.best_match.age)
+    assert best["probability"] == pytest.approx(float(ref.best_match.probability), abs=1e-6)
+
+
+def test_a_batch_is_classified_by_the_workers_in_input_order_with_per_file_errors(servers):
+    local, pooled = servers
+    entries = {f"{i:03d}.dat": spectrum_bytes() for i in range(70)}  # more than one call's worth (batch.CALL)
+    entries["041_bad.dat"] = b"not a spectrum"
+    archive = make_zip(entries)
+    a = _post(local, "/api/v1/batch-process", {"zip_file": ("b.zip", archive)}, KNOWN_Z)
+    b = _post(pooled, "/api/v1/batch-process", {"zip_file": ("b.zip", archive)}, KNOWN_Z)
+    assert a.status_code == b.status_code == 200
+    assert a.content == b.content
+    results = b.json()
+    assert list(results) == list(entries)  # input order
+    assert "error" in results["041_bad.dat"] and "error" not in results["069.dat"]
+
+
+def test_errors_keep_their_status_from_the_worker_processes(servers):
+    for server in servers:
+        bad = _post(server, "/api/v1/process", {"file": ("bad.dat", b"garbage")}, KNOWN_Z)
+        assert bad.status_code == 400 and bad.json()["detail"].startswith("bad.dat:")
+        bad = _post(server, "/api/v1/estimate-redshift", {"file": ("bad.dat", b"garbage")}, {})
+        assert bad.status_code == 400 and bad.json()["detail"].startswith("bad.dat:")
+        unknown = _post(server, "/api/v1/process", {"file": ("sn.dat", spectrum_bytes())},
+                        {**KNOWN_Z, "model_id": "no-such-model"})
+        assert unknown.status_code == 404
+
+
+def test_an_uploaded_model_classifies_in_the_worker_processes(servers, tmp_path):
+    model = make_model(random_weights(seed=5))
+    model.save(tmp_path / "m.npz")
+    blob = (tmp_path / "m.npz").read_bytes()
+    data = spectrum_bytes()
+    answers = []
+    for server in servers:
+        up = _post(server, "/api/v1/upload-model", {"file": ("m.npz", blob)}, {"name": "random"})
+        assert up.status_code == 200, up.text
+        model_id = up.json()["model_id"]
+        r = _post(server, "/api/v1/process", {"file": ("sn.dat", data)}, {**KNOWN_Z, "model_id": model_id})
+        assert r.status_code == 200, r.text
+        answer = r.json()
+        assert answer["model_id"] == model_id
+        answers.append({k: v for k, v in answer.items() if k != "model_id"})
+        gone = httpx.delete(f"{server.base}/api/v1/models/{model_id}", timeout=PATIENCE)
+        assert gone.status_code in (200, 204)
+        again = _post(server, "/api/v1/process", {"file": ("sn.dat", data)}, {**KNOWN_Z, "model_id": model_id})
+        assert again.status_code == 404
+    assert answers[0] == answers[1]
+    ref = Classifier(model=model).classify([read_spectrum(data, filename="sn.dat")], [0.01])[0]
+    assert answers[1]["classification"]["best_match"]["type"] == ref.best_match.type
+    assert answers[1]["classification"]["best_match"]["probability"] == \
+        pytest.approx(float(ref.best_match.probability), abs=1e-6)
+
+
+def _hold_process_request(server) -> tuple[socket.socket, bytes]:
+    """A /process request whose body is only half sent (admitted, waiting for the rest); (socket, the rest)."""
+    boundary = "heldrequestboundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"params\"\r\n\r\n"
+            f"{KNOWN_Z['params']}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"sn.dat\"\r\n\r\n").encode() + spectrum_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    head = (f"POST /api/v1/process HTTP/1.1\r\nHost: {server.host}\r\nContent-Length: {len(body)}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\nConnection: close\r\n\r\n").encode()
+    s = socket.create_connection((server.host, server.port), timeout=PATIENCE)
+    half = len(body) // 2
+    s.sendall(head + body[:half])
+    return s, body[half:]
+
+
+def _in_progress(server) -> int:
+    return httpx.get(server.base + "/health", timeout=PATIENCE).json()["load"]["in_progress"]["process"]
+
+
+def test_process_requests_beyond_the_bound_are_answered_503_with_retry_after(servers):
+    _, pooled = servers  # ASTRODASH_MAX_PENDING_PROCESS=1
+    held, rest = _hold_process_request(pooled)
+    try:
+        deadline = time.monotonic() + PATIENCE
+        while _in_progress(pooled) < 1:  # the held request is admitted once its headers are read
+            assert time.monotonic() < deadline, "the held request was never admitted"
+            time.sleep(0.05)
+        busy = _post(pooled, "/api/v1/process", {"file": ("sn.dat", spectrum_bytes())}, KNOWN_Z)
+        assert busy.status_code == 503
+        assert busy.headers["retry-after"] == str(RETRY_AFTER)
+        assert "limit 1" in busy.json()["detail"]
+        health = httpx.get(pooled.base + "/health", timeout=PATIENCE).json()
+        assert health["load"]["rejected_busy"]["process"] >= 1
+        held.sendall(rest)  # the held request completes normally
+        answer = b""
+        while chunk := held.recv(65536):
+            answer += chunk
+    finally:
+        held.close()
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert b'"best_match"' in answer
+    assert _in_progress(pooled) == 0
+    after = _post(pooled, "/api/v1/process", {"file": ("sn.dat", spectrum_bytes())}, KNOWN_Z)
+    assert after.status_code == 200
+
+
+def test_a_worker_process_that_dies_is_replaced(servers):
+    _, pooled = servers
+    data = spectrum_bytes()
+    expected = _post(pooled, "/api/v1/process", {"file": ("sn.dat", data)}, ESTIMATED).json()
+    (worker,) = _children(pooled)
+    os.kill(worker, 9)
+    statuses = []
+    deadline = time.monotonic() + PATIENCE
+    while True:  # the call that finds the pool broken is a 503; the next ones go to a new worker process
+        r = _post(pooled, "/api/v1/process", {"file": ("sn.dat", data)}, ESTIMATED)
+        statuses.append(r.status_code)
+        if r.status_code == 200:
+            break
+        assert r.status_code == 503 and r.headers["retry-after"] == "1", r.text
+        assert time.monotonic() < deadline
+    assert r.json() == expected
+    assert statuses.count(503) == 1  # the pool finds out at the first call after the death
+    new = _children(pooled)
+    assert len(new) == 1 and new != [worker]
+    health = httpx.get(pooled.base + "/health", timeout=PATIENCE).json()
+    assert health["classification"] == {"processes": 1, "status": "ready", "restarts": statuses.count(503)}
