@@ -299,3 +299,106 @@ def test_the_template_estimate_is_the_rlap_weighted_median_of_the_templates_near
                             rlap=np.array([4.0]), width=np.array([5.0]), redshift=np.array([0.2])), rows[:1], bank)
     assert one.redshift == 0.2 and one.error == pytest.approx(1.2 * bank.grid.dwlog * 5.0 / 2.355, rel=1e-12)
     assert (one.template, one.sn_type, one.age, one.method) == ("t4", "IIP", "14 to 18", "templates")
+
+
+def test_posterior_peak_masses_by_hand_with_the_top_peak_last_or_an_alternative():
+    """Masses counted by hand: each bin within PEAK_HALF_WIDTH (3) of a centre goes to the nearest one (ties to
+    the first listed: the estimate, then the alternatives, then the top)."""
+    from astrodash_core.redshift import posterior_peaks
+
+    bins = np.round(np.arange(0, 0.1, 0.005), 3)  # 20 bins
+    p = np.zeros(20)
+    p[2], p[3] = 2.0, 1.0          # the estimate's peak at bin 2 (z 0.01)
+    p[19], p[18] = 4.0, 1.0        # the highest peak at the last bin (z 0.095): a peak with no right neighbour
+    alt, est_mass, top_mass = posterior_peaks(p, bins, 0.01)
+    total = p.sum()
+    assert alt == ((0.095, 5.0 / total),)           # the top peak is also the one alternative
+    assert est_mass == 3.0 / total and top_mass == 5.0 / total
+    # the highest bin two bins from the estimate: not an alternative (within 0.02), owned by the estimate's
+    # peak where nearer; the top's own mass is what is nearer to it
+    q = np.zeros(20)
+    q[4], q[6], q[7], q[8], q[15] = 1.0, 3.0, 0.5, 0.5, 1.0
+    alt, est_mass, top_mass = posterior_peaks(q, bins, 0.02)   # estimate at bin 4, top at bin 6, peak at 15 too
+    total = q.sum()
+    assert alt == ((0.075, 1.0 / total),)
+    # centres: est 4, alternative 15, top 6: bin 5 is a tie (est), 6-9 the top's, 12-18 the alternative's
+    assert est_mass == 1.0 / total and top_mass == 4.0 / total
+
+
+def test_the_error_is_the_spread_of_the_peak_down_to_one_percent_of_its_height():
+    from astrodash_core.redshift import posterior_redshifts
+
+    bins = np.round(np.arange(0, 0.2, 0.005), 3)  # 40 bins
+    p = np.zeros((1, 40))
+    p[0, 20] = 1.0
+    p[0, 19] = p[0, 21] = 0.5
+    p[0, 18] = 0.01                 # exactly 1 % of the height: still the peak's
+    p[0, 17] = 0.009                # below 1 %: where the peak ends on the left
+    p[0, 16] = 0.3                  # another hump beyond it: not the peak's
+    p[0, 22] = 0.004                # below 1 %: the peak ends on the right
+    z, err = posterior_redshifts(p, bins, target_sigma=0.0)
+    core = {18: 0.01, 19: 0.5, 20: 1.0, 21: 0.5}
+    w = np.array(list(core.values())) / sum(core.values())
+    zc = np.array([bins[k] for k in core])
+    assert z[0] == pytest.approx(0.1)  # symmetric neighbours: no parabola shift
+    var = float((w * (zc - z[0]) ** 2).sum())
+    assert err[0] == pytest.approx(np.sqrt(var + 0.0025 ** 2), rel=1e-12)
+
+
+def test_the_first_rung_reads_the_uncut_rows_it_is_given():
+    """With ``uncut`` rows, the ladder's first rung sends those rows to the network (no preprocessing of its
+    own); later rungs preprocess their cuts."""
+    import astrodash_core as ad
+    from astrodash_core.redshift import trimmed_network_redshifts
+
+    s = ad.read_spectrum(EXAMPLE)
+    spectra = [ad.Spectrum(s.wave * 1.25, s.flux, name="a"), ad.Spectrum(s.wave * 1.05, s.flux, name="b")]
+    inner = _fixed_posterior_model(_Posterior([0.3], 0.012).p[0])  # every estimate 0.3: above the first cuts
+    seen: list[np.ndarray] = []
+
+    class Recording:
+        preprocessing, provenance, redshift_bins = inner.preprocessing, inner.provenance, inner.redshift_bins
+
+        def predict(self, rows):
+            seen.append(np.array(rows))
+            return inner.predict(rows)
+
+    uncut = np.full((2, 1024), 0.125, dtype=np.float32)  # not what preprocessing would give: a marker
+    z, _, _, cut = trimmed_network_redshifts(Recording(), spectra, uncut=uncut)
+    assert np.array_equal(seen[0], uncut) and len(seen) > 1
+    assert not any(np.all(rows == 0.125) for rows in seen[1:])
+    assert z == pytest.approx([0.3, 0.3], abs=0.003) and list(cut) == [0.3, 0.3]
+
+
+def test_the_templates_decide_within_edge_of_the_top_of_the_networks_range():
+    import astrodash_core as ad
+    from astrodash_core.redshift import EDGE, estimate_observed
+    from astrodash_core.templates import default_bank
+
+    s = ad.read_spectrum(EXAMPLE)
+    bank = default_bank()
+    pre = ad.preprocess([s, s, s], redshift=0.0, settings=bank.settings)
+    z_model = _fixed_posterior_model(_Posterior([0.3], 0.012).p[0])
+    top = float(z_model.redshift_bins[-1])
+    z = np.array([top - EDGE - 0.003, top - EDGE + 0.001, 0.5])
+    post = np.tile(_Posterior([0.3], 0.012).p[0], (3, 1))
+    probs = np.full((3, labels.N_CLASSES), 1.0 / labels.N_CLASSES)
+    out = estimate_observed(pre, probs, bank, z_model, match=False, network=(z, np.full(3, 0.01), post))
+    assert [e.method for e in out] == ["network", "templates", "network"]
+    assert out[0].redshift == z[0] and out[2].redshift == 0.5
+
+
+def test_estimate_messages_name_the_counts():
+    import astrodash_core as ad
+    from astrodash_core.redshift import estimate_from_rows, estimate_many
+    from astrodash_core.templates import default_bank
+
+    s = ad.read_spectrum(EXAMPLE)
+    bank = default_bank()
+    pre = ad.preprocess([s, s], redshift=0.0, settings=bank.settings)
+    with pytest.raises(ValueError, match=r"^estimate_from_rows takes one preprocessed spectrum, got 2$"):
+        estimate_from_rows(pre, bank, np.arange(3))
+    with pytest.raises(ValueError, match=r"^got 1 template row sets for 2 spectra$"):
+        estimate_many(pre, [np.arange(3)], bank)
+    one = estimate_from_rows(pre.take(np.array([0])), bank, np.arange(5))
+    assert one.mass is None and one.top_mass is None and one.alternatives == ()  # no posterior behind it
