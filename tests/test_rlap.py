@@ -296,3 +296,69 @@ def test_second_pass_with_cached_whole_template_transforms_is_the_pair_by_pair_p
     np.testing.assert_array_equal(got, second_pass(*args, t_cut=cut)[0])  # nor does reading it again
     ref = _reference_second_pass(fluxes, lo, hi, spec, _bank.flux, _bank.lo, _bank.hi, t_row, lags)
     np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.floats(-5, 5, allow_nan=False), min_size=6, max_size=40), min_size=1, max_size=4),
+       st.integers(1, 4))
+def test_local_maxima_against_a_direct_scan(rows, per_row):
+    """The ``per_row`` highest local maxima of each row inside the lag window, by a plain loop: an interior
+    sample above its left neighbour and not below its right one, the first sample not below the second, the last
+    above the one before it."""
+    from astrodash_core.rlap import _local_maxima
+
+    width = min(len(r) for r in rows)
+    c = np.array([r[:width] for r in rows], dtype=np.float64)
+    got_rows, got_lags = _local_maxima(c, 0, width - 1, per_row)
+    for i, v in enumerate(c):
+        peaks = [j for j in range(width)
+                 if (j == 0 and v[0] >= v[1]) or (j == width - 1 and v[j] > v[j - 1])
+                 or (0 < j < width - 1 and v[j] > v[j - 1] and v[j] >= v[j + 1])]
+        best = sorted(v[j] for j in peaks)[::-1][:per_row]
+        mine = sorted(v[got_lags[got_rows == i]])[::-1]
+        assert mine == best  # the same heights (ties may pick either lag)
+
+
+def test_first_pass_peaks_kept_when_nothing_is_refined_are_r_times_overlap():
+    """With ``refine=0`` no candidate goes to the second pass: each template keeps its whole-row correlation
+    peak, rlap = r x overlap at that lag (SNID's definitions, computed here directly), and scaling the spectrum
+    changes nothing (the correlation is normalised)."""
+    from astrodash_core.rlap import correlate_many
+    from astrodash_core.templates import default_bank
+
+    bank = default_bank()
+    nw, dwlog = bank.grid.nw, bank.grid.dwlog
+    rng = np.random.default_rng(3)
+    rows = [5, 40, 90]
+    shift = 60
+    s = np.zeros(nw)
+    lo, hi = int(bank.lo[rows[0]]) + shift, min(int(bank.hi[rows[0]]) + shift, nw)
+    s[lo:hi] = bank.flux[rows[0], lo - shift:hi - shift] + rng.normal(0, 0.1, hi - lo)
+    z_min, z_max = 0.0, 0.3
+    got = [correlate_many((k * s)[None], [lo], [hi], [np.array(rows)], bank.flux, bank.lo, bank.hi, dwlog, z_min,
+                          z_max, refine=0)[0] for k in (1.0, 1e-6)]
+    n = 2 * nw
+    f = np.arange(nw + 1) / 2.0
+    k1, k2, k3, k4 = (v * nw / 1024 for v in (1, 4, 85, 102))
+    bp = np.where((f >= k2) & (f <= k3), 1.0, 0.0)
+    bp[(f > k1) & (f < k2)] = (0.5 - 0.5 * np.cos(np.pi * (f - k1) / (k2 - k1)))[(f > k1) & (f < k2)]
+    bp[(f > k3) & (f < k4)] = (0.5 + 0.5 * np.cos(np.pi * (f - k3) / (k4 - k3)))[(f > k3) & (f < k4)]
+    sf = np.fft.irfft(np.fft.rfft(s, n) * bp, n)
+    lag_min, lag_max = int(np.floor(np.log1p(z_min) / dwlog)), int(np.ceil(np.log1p(z_max) / dwlog))
+    for k, row in enumerate(rows):
+        tf = np.fft.irfft(np.fft.rfft(bank.flux[row].astype(np.float64), n) * bp, n)
+        c = np.array([np.dot(np.roll(sf, -m), tf) for m in range(n)]) / np.sqrt(np.dot(sf, sf) * np.dot(tf, tf))
+        window = np.arange(lag_min, lag_max + 1)
+        p = int(window[np.argmax(c[window % n])])
+        lag = int(np.rint(got[0].lag[k]))
+        assert abs(lag - p) <= 1  # the sub-bin peak rounds to the highest sample or its neighbour
+        overlap = max(min(hi, int(bank.hi[row]) + lag) - max(lo, int(bank.lo[row]) + lag), 0) * dwlog
+        assert got[0].lap[k] == pytest.approx(overlap, rel=1e-12)
+        assert got[0].rlap[k] == pytest.approx(max(got[0].r[k], 0.0) * overlap, rel=1e-12)
+        assert got[0].height[k] == pytest.approx(c[p], abs=0.02)  # the parabola's vertex near the top sample
+    assert got[0].r[0] > 5 and got[0].rlap[0] == max(got[0].rlap)  # the template the spectrum was made from
+    for name in ("lag", "height", "r", "lap", "rlap"):
+        np.testing.assert_allclose(getattr(got[1], name), getattr(got[0], name), rtol=1e-9, atol=1e-12)
+    refined = correlate_many(s[None], [lo], [hi], [np.array(rows)], bank.flux, bank.lo, bank.hi, dwlog, z_min,
+                             z_max)[0]
+    assert not np.allclose(refined.r, got[0].r)  # the default refines: the trimmed second pass differs
