@@ -101,11 +101,15 @@ def evaluate(out: Path, k: int, name: str, model_path: str | None, real: Path) -
 
 
 def right(x: dict) -> bool:
-    return x["pred"] in (("Ib", "Ic") if x["truth"] == "Ib/c" else (x["truth"],))
+    from astrodash_core.training.real_eval import broad_right
+
+    return broad_right(x["truth"], x["pred"])
 
 
 def reliable_at(x: dict, threshold: float) -> bool:
-    return x["prob"] >= threshold and x["rlap_warning"] is not True
+    from astrodash_core.interpret import reliable_with_rlap
+
+    return reliable_with_rlap(x["prob"] >= threshold, x["rlap_warning"])
 
 
 def summary(parts: list[list[dict]], label: str, threshold: float | None = None) -> str:
