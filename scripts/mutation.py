@@ -14,17 +14,19 @@ kernels run as Python under mutation (``NUMBA_DISABLE_JIT``), so a mutant kernel
     nice -n 10 python scripts/mutation.py kernels --sample 120 --json kernels.json   # a random 120 of them
     python scripts/mutation.py --list                       # the modules and their tests
 
-The unmutated run records which lines of the module the tests execute; a mutant of a statement they never reach
-cannot be killed by them and is counted as surviving without being run ("not reached" in the report); lines run
-only in a subprocess the tests start are not recorded, so the selected tests must exercise the module in-process.
-The tests of a module are listed fast and sharp first: with ``-x`` a killed mutant costs only the tests up to the
-first failure.  ``--sample N`` runs N mutants drawn at random (``--seed``) when the whole set would take too long: its
-score estimates the module's, with the binomial standard error in the report.
+The unmutated run records which tests execute which lines of the module.  A mutant runs only the tests that
+execute its statement (all of them for a statement run at import, such as a module constant or a ``def``'s
+defaults): a test that never runs the changed statement behaves as on the unmutated code.  A mutant of a statement
+no test reaches cannot be killed and is counted as surviving without being run ("not reached" in the report);
+lines run only in a subprocess the tests start are not recorded, so the selected tests must exercise the module
+in-process.  The tests of a module are listed fast and sharp first: with ``-x`` a killed mutant costs only the
+tests up to the first failure.  ``--sample N`` runs N mutants drawn at random (``--seed``) when the whole set would
+take too long: its score estimates the module's, with the binomial standard error in the report.
 
-A mutant is killed when its tests fail or, twice running, take three times the unmutated run plus 10 s (then
-nine times: an endless loop, not a load spike); the report lists the timed-out mutants.  Mutants listed in
-``scripts/mutation_equivalent.txt`` (``module<TAB>line number<TAB>mutated line``) are behaviour-preserving
-and are left out of the score.  Prints survivors and the score per module; ``--json`` writes them.
+A mutant is killed when its tests fail or, twice running, take three times the unmutated run's CPU time plus 10 s
+(then nine times: an endless loop); CPU time, so a busy machine cannot turn a slow run into a kill.  The report
+lists the timed-out mutants.  Mutants listed in ``scripts/mutation_equivalent.txt`` (``module<TAB>line
+number<TAB>mutated line``) are behaviour-preserving and are left out of the score.  Prints survivors and the score per module; ``--json`` writes them.
 """
 from __future__ import annotations
 
@@ -111,11 +113,12 @@ def _mutants(path: Path):
         yield number, text, mutated
 
 
-def _tracer(filename: str, lines: set):
-    """A sys.settrace function recording the lines executed in ``filename`` (and nothing else)."""
+def _tracer(filename: str, lines: dict, current: list):
+    """A sys.settrace function recording the lines executed in ``filename`` (and nothing else): line number ->
+    the node ids of the tests that executed it (``current[0]``; "" outside any test: import, collection)."""
     def local(frame, event, arg):
         if event == "line":
-            lines.add(frame.f_lineno)
+            lines.setdefault(frame.f_lineno, set()).add(current[0])
         return local
 
     def call(frame, event, arg):
@@ -124,9 +127,46 @@ def _tracer(filename: str, lines: set):
     return call
 
 
-def _run(work: Path, tests: list[str], timeout: float, disable_jit: bool, trace: Path | None = None) -> str:
-    """'killed', 'survived' or 'timeout' for the tests run in a forked child in ``work``; with ``trace``, the
-    child writes the line numbers of ``trace`` that the tests executed to ``trace`` + '.lines'."""
+class _Current:
+    """A pytest plugin keeping the node id of the running test in ``current[0]`` for the tracer."""
+
+    def __init__(self, current: list):
+        self.current = current
+
+    def pytest_runtest_logstart(self, nodeid, location):
+        self.current[0] = nodeid
+
+    def pytest_runtest_logfinish(self, nodeid, location):
+        self.current[0] = ""
+
+
+class _Only:
+    """A pytest plugin running only the collected tests whose node ids are in ``keep`` (the rest deselected)."""
+
+    def __init__(self, keep: set):
+        self.keep = keep
+
+    def pytest_collection_modifyitems(self, config, items):
+        gone = [item for item in items if item.nodeid not in self.keep]
+        items[:] = [item for item in items if item.nodeid in self.keep]
+        config.hook.pytest_deselected(items=gone)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process (all its threads), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _run(work: Path, tests: list[str], timeout: float, disable_jit: bool, trace: Path | None = None,
+         only: set | None = None) -> tuple[str, float]:
+    """('killed', 'survived' or 'timeout', CPU seconds) for the tests run in a forked child in ``work``; with
+    ``only``, just the tests with those node ids; with ``trace``, the child writes which tests executed which lines
+    of ``trace`` to ``trace`` + '.lines'.  ``timeout`` is CPU time, so a busy machine does not turn slow runs into
+    timeouts; a child that waits without computing (a deadlock) is stopped after ten times as much wall time."""
     pid = os.fork()
     if pid == 0:  # child: import the (mutated) package fresh and run the tests
         try:
@@ -140,29 +180,37 @@ def _run(work: Path, tests: list[str], timeout: float, disable_jit: bool, trace:
             numba.config.DISABLE_JIT = disable_jit
             import pytest
 
-            lines: set = set()
+            lines: dict = {}
+            plugins: list = []
+            if only is not None:
+                plugins.append(_Only(only))
             if trace is not None:
                 import threading
 
-                threading.settrace(_tracer(str(trace), lines))
-                sys.settrace(_tracer(str(trace), lines))
-            code = int(pytest.main([*PYTEST_ARGS, *tests]))
+                current = [""]
+                plugins.append(_Current(current))
+                threading.settrace(_tracer(str(trace), lines, current))
+                sys.settrace(_tracer(str(trace), lines, current))
+            code = int(pytest.main([*PYTEST_ARGS, *tests], plugins=plugins))
             if trace is not None:
                 sys.settrace(None)
-                Path(str(trace) + ".lines").write_text(json.dumps(sorted(lines)))
+                Path(str(trace) + ".lines").write_text(json.dumps({k: sorted(v) for k, v in lines.items()}))
             os._exit(code)
         except BaseException:
             os._exit(99)
-    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    cpu = 0.0
     try:
         while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
+            done, status, usage = os.wait4(pid, os.WNOHANG)
             if done:
-                return "survived" if os.waitstatus_to_exitcode(status) == 0 else "killed"
-            if time.monotonic() > deadline:
+                cpu = usage.ru_utime + usage.ru_stime
+                return ("survived" if os.waitstatus_to_exitcode(status) == 0 else "killed"), cpu
+            cpu = _cpu_seconds(pid)
+            if cpu > timeout or time.monotonic() - start > 10 * timeout:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
-                return "timeout"
+                return "timeout", cpu
             time.sleep(0.05)
     except BaseException:  # stopped: take the child along
         os.kill(pid, signal.SIGKILL)
@@ -170,19 +218,24 @@ def _run(work: Path, tests: list[str], timeout: float, disable_jit: bool, trace:
         raise
 
 
-def _reached(source: str, executed: set):
-    """line number -> whether the tests executed the innermost statement holding that line (any of its lines).
-    A line outside every statement (a decorator, a blank line) counts as reached: its mutants are run."""
+def _tests_of(source: str, executed: dict):
+    """line number -> the node ids of the tests that executed the innermost statement holding that line (any of its
+    lines), or None when every test must run: a line outside every statement (a decorator, a blank line) or a
+    statement executed outside any test (at import or collection: a module constant, a ``def``'s defaults).
+    An empty set: no test reaches the statement, so no test can kill its mutants."""
     spans = [(n.lineno, n.end_lineno) for n in ast.walk(ast.parse(source)) if isinstance(n, ast.stmt)]
 
-    def reached(number: int) -> bool:
+    def tests_of(number: int) -> set | None:
         holding = [(b - a, a, b) for a, b in spans if a <= number <= b]
         if not holding:
-            return True
+            return None
         _, a, b = min(holding)
-        return any(a <= k <= b for k in executed)
+        ids: set = set()
+        for k in range(a, b + 1):
+            ids |= executed.get(k, set())
+        return None if "" in ids else ids
 
-    return reached
+    return tests_of
 
 
 def _preload() -> None:
@@ -270,16 +323,20 @@ def main(argv=None) -> int:
         original = path.read_text()
         disable_jit = name == "kernels"
         t0 = time.monotonic()
-        base = _run(work, tests, 3600, disable_jit, trace=path)  # compiles what the tests need, records lines
-        executed = set(json.loads(Path(str(path) + ".lines").read_text())) if base == "survived" else set()
-        t1 = time.monotonic()
-        base = base if base != "survived" else _run(work, tests, 3600, disable_jit)
-        base_s = time.monotonic() - t1  # a warm run: what a mutant's tests take
+        base, _ = _run(work, tests, 3600, disable_jit, trace=path)  # compiles what the tests need, records lines
+        lines_file = Path(str(path) + ".lines")
+        executed = ({int(k): set(v) for k, v in json.loads(lines_file.read_text()).items()}
+                    if base == "survived" else {})
+        base, base_cpu = (base, 0.0) if base != "survived" else _run(work, tests, 3600, disable_jit)
         if base != "survived":
             print(f"{name}: the tests fail on the unmutated code ({base}); skipped", flush=True)
             report[name] = {"error": f"unmutated run {base}"}
             continue
-        reached = _reached(original, executed)
+        tests_of = _tests_of(original, executed)
+
+        def reached(number: int) -> bool:
+            return tests_of(number) != set()
+
         counts = {"killed": 0, "survived": 0, "timeout": 0, "equivalent": 0, "not_reached": 0}
         survivors, timeouts = [], []
         stopped = False
@@ -293,7 +350,7 @@ def main(argv=None) -> int:
         if args.sample is not None and args.sample < len(candidates):
             candidates = sorted(random.Random(args.seed).sample(candidates, args.sample))
         print(f"{name}: {src}, {total} mutants ({counts['equivalent']} equivalent), running {len(candidates)}; "
-              f"unmutated tests {base_s:.0f} s, {len(executed)} lines executed", flush=True)
+              f"unmutated tests {base_cpu:.0f} s CPU, {len(executed)} lines executed", flush=True)
         try:
             for j, i in enumerate(candidates):
                 number, text, mutated = mutants[i]
@@ -301,9 +358,10 @@ def main(argv=None) -> int:
                     print(f"  {name}: mutant {j}/{len(candidates)}, {counts}", flush=True)
                 if reached(number):
                     path.write_text(mutated)
-                    outcome = _run(work, tests, 3 * base_s + 10, disable_jit)
-                    if outcome == "timeout":  # a load spike, or an endless loop: once more, with three times the time
-                        outcome = _run(work, tests, 3 * (3 * base_s + 10), disable_jit)
+                    selected = tests_of(number)  # the tests that run the mutated statement, or None: all of them
+                    outcome, _ = _run(work, tests, 3 * base_cpu + 10, disable_jit, only=selected)
+                    if outcome == "timeout":  # once more with three times the time: an endless loop, not a slow run
+                        outcome, _ = _run(work, tests, 3 * (3 * base_cpu + 10), disable_jit, only=selected)
                     path.write_text(original)
                 else:
                     outcome = "survived"
