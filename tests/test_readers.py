@@ -230,6 +230,20 @@ def test_missing_file_and_nonfinite_wavelength():
         ad.read_spectrum(np.c_[np.r_[np.nan, np.inf, np.nan, _wave(18)], np.ones(21)])
 
 
+@pytest.mark.parametrize("z, shown", [(np.float64(-1.5), "-1.5"), (np.float32(np.inf), "inf"), (-1, "-1.0"),
+                                      (np.array(np.nan), "nan")])
+def test_a_bad_redshift_is_named_by_its_value_not_its_python_type(z, shown):
+    # numpy scalars come from tables and catalogues: the message shows the number, never numpy's repr
+    with pytest.raises(SpectrumReadError, match=rf"^spectrum: redshift {shown} is not a finite number above -1$"):
+        ad.Spectrum(_wave(20), np.ones(20), redshift=z)
+    r = ad.Classifier().classify([ad.Spectrum(_wave(20), np.ones(20))], redshift=[z], rlap=False)[0]
+    assert r.error == f"redshift {shown} is not a finite number above -1"
+    r = ad.Classifier().classify([ad.Spectrum(_wave(20), np.ones(20))], redshift=[np.str_("z=0.1")], rlap=False)[0]
+    assert r.error == "redshift 'z=0.1' is not a number"
+    with pytest.raises(SpectrumReadError, match=r"^spectrum: redshift 'z=0.1' is not a number$"):
+        ad.Spectrum(_wave(20), np.ones(20), redshift=np.str_("z=0.1"))
+
+
 # ---- properties -----------------------------------------------------------------------------------------
 
 finite = st.floats(-1e30, 1e30, allow_nan=False, allow_infinity=False)

@@ -237,7 +237,7 @@ class Classifier:
             try:
                 z = float(z)
             except (TypeError, ValueError):
-                results[i] = Classification(name=spec.name, error=f"redshift {z!r} is not a number")
+                results[i] = Classification(name=spec.name, error=f"redshift {str(z)!r} is not a number")
                 continue
             if not np.isfinite(z) or z <= -1:
                 results[i] = Classification(name=spec.name, error=f"redshift {z!r} is not a finite number above -1")

@@ -92,9 +92,12 @@ class Spectrum:
             raise SpectrumReadError(f"only {wave.size} usable points{dropped}; at least {MIN_POINTS} are needed",
                                     name)
         if self.redshift is not None:
-            z = float(self.redshift)
+            try:
+                z = float(self.redshift)
+            except (TypeError, ValueError):
+                raise SpectrumReadError(f"redshift {str(self.redshift)!r} is not a number", name) from None
             if not np.isfinite(z) or z <= -1:
-                raise SpectrumReadError(f"redshift {self.redshift!r} is not a finite number above -1", name)
+                raise SpectrumReadError(f"redshift {z!r} is not a finite number above -1", name)
             self.redshift = z
         self.wave, self.flux, self.error = wave, flux, error
         if warnings:  # a new list and dict: a caller's meta (or a copy's shared list) is not modified
