@@ -146,3 +146,21 @@ def test_real_examples_augmented_differ_draw_to_draw_but_keep_their_labels():
     assert (y1 == items[0].code).all() and (y0 == items[0].code).all()
     assert np.ptp(X0, axis=0).max() < 1e-6                           # the same spectrum six times, unaugmented
     assert np.ptp(X1, axis=0).max() > 0.05                           # six different variants
+
+
+@pytest.mark.parametrize("given, expected", [([], None), (["--real-type-power", "0.25"], 0.25)])
+def test_train_command_leaves_the_real_type_power_to_the_training_default_unless_given(monkeypatch, given, expected):
+    import inspect
+
+    from astrodash_core import cli
+    from astrodash_core.training import run
+    from astrodash_core.training.real_data import REAL_TYPE_POWER
+
+    default = inspect.signature(run.run_training).parameters["real_type_power"].default
+    seen = {}
+    monkeypatch.setattr(run, "run_training", lambda variant, out, **kw: seen.update(kw))
+    args = cli.build_parser().parse_args(["train", "--variant", "known-z", "--out", "m.npz", *given])
+    assert cli.cmd_train(args) == 0
+    # not given: the run's own default applies, which is the one constant real_weights uses too
+    assert seen.get("real_type_power", default) == (REAL_TYPE_POWER if expected is None else expected)
+    assert ("real_type_power" in seen) == (expected is not None)

@@ -374,8 +374,8 @@ def cmd_train(args) -> int:
                  members=args.members, refit=args.refit, unlabelled=args.unlabelled, config=_augment_config(args),
                  real=args.real, real_fraction=args.real_fraction, slsn_outside=args.slsn_outside,
                  real_split=args.real_split, real_augment=args.real_augment, init=args.init, lr=args.lr,
-                 real_parts=tuple(args.real_parts.split(",")), real_type_power=args.real_type_power,
-                 init_weight=args.init_weight)
+                 real_parts=tuple(args.real_parts.split(",")), init_weight=args.init_weight,
+                 **({} if args.real_type_power is None else {"real_type_power": args.real_type_power}))
     return 0
 
 
@@ -612,9 +612,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--real-parts", default="train", metavar="PARTS",
                    help="with --real: the parts of the split that train, comma-separated: train (default) or "
                         "train,val (the model then ships; the real-test part never trains)")
-    p.add_argument("--real-type-power", type=float, default=0.5, metavar="P",
+    p.add_argument("--real-type-power", type=float, default=None, metavar="P",
                    help="with --real: balance of the real examples over broad types, 0 (as the objects come) to 1 "
-                        "(each broad type the same share; default 0.5)")
+                        "(each broad type the same share); default: shares as the square root of the counts")
     p.add_argument("--init", metavar="MODEL",
                    help="fine-tune this model file (same variant and architecture) instead of training from scratch; "
                         "trains once on the template objects it was fitted on and keeps its reliability threshold")
