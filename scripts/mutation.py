@@ -165,15 +165,16 @@ def _run(work: Path, tests: list[str], timeout: float, disable_jit: bool, trace:
          only: set | None = None) -> tuple[str, float]:
     """('killed', 'survived' or 'timeout', CPU seconds) for the tests run in a forked child in ``work``; with
     ``only``, just the tests with those node ids; with ``trace``, the child writes which tests executed which lines
-    of ``trace`` to ``trace`` + '.lines'.  ``timeout`` is CPU time, so a busy machine does not turn slow runs into
+    of ``trace`` to ``trace`` + '.lines' and its output to ``trace`` + '.log'.  ``timeout`` is CPU time, so a busy machine does not turn slow runs into
     timeouts; a child that waits without computing (a deadlock) is stopped after ten times as much wall time."""
     pid = os.fork()
     if pid == 0:  # child: import the (mutated) package fresh and run the tests
         try:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
-            os.dup2(devnull, 2)
+            out = os.open(str(trace) + ".log" if trace is not None else os.devnull,
+                          os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            os.dup2(out, 1)
+            os.dup2(out, 2)
             os.chdir(work)
             import numba
 
@@ -329,7 +330,8 @@ def main(argv=None) -> int:
                     if base == "survived" else {})
         base, base_cpu = (base, 0.0) if base != "survived" else _run(work, tests, 3600, disable_jit)
         if base != "survived":
-            print(f"{name}: the tests fail on the unmutated code ({base}); skipped", flush=True)
+            print(f"{name}: the tests fail on the unmutated code ({base}; their output: {path}.log); skipped",
+                  flush=True)
             report[name] = {"error": f"unmutated run {base}"}
             continue
         tests_of = _tests_of(original, executed)
