@@ -165,8 +165,9 @@ def _run(work: Path, tests: list[str], timeout: float, disable_jit: bool, trace:
          only: set | None = None) -> tuple[str, float]:
     """('killed', 'survived' or 'timeout', CPU seconds) for the tests run in a forked child in ``work``; with
     ``only``, just the tests with those node ids; with ``trace``, the child writes which tests executed which lines
-    of ``trace`` to ``trace`` + '.lines' and its output to ``trace`` + '.log'.  ``timeout`` is CPU time, so a busy machine does not turn slow runs into
-    timeouts; a child that waits without computing (a deadlock) is stopped after ten times as much wall time."""
+    of ``trace`` to ``trace`` + '.lines' and its output to ``trace`` + '.log'.  ``timeout`` is CPU time, so a busy
+    machine does not turn slow runs into timeouts; a child that waits without computing (a deadlock) is stopped
+    after ten times as much wall time."""
     pid = os.fork()
     if pid == 0:  # child: import the (mutated) package fresh and run the tests
         try:
