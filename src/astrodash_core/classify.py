@@ -373,21 +373,21 @@ def _add_rlap(pre, bank, items, n_top: int = 3) -> None:
     offset = 0
     cache: dict[tuple, np.ndarray] = {}  # a chunk's spectra share few classes: their rows are looked up once
 
-    def class_rows(m):
-        key = (m.type, m.age)
+    def rows_of(m, look_up):
+        key = (look_up, m.type, m.age)
         if key not in cache:
-            cache[key] = bank.rows(m.type, m.age, PER_CLASS)
+            cache[key] = look_up(m)
         return cache[key]
 
+    def class_rows(m):
+        return bank.rows(m.type, m.age, PER_CLASS)
+
     def best_rows(m):
-        key = ("best", m.type, m.age)
-        if key not in cache:
-            cache[key] = _best_match_rows(bank, m)
-        return cache[key]
+        return _best_match_rows(bank, m)
 
     for j, r in items:
         targets = [*r.matches[:n_top], r.best_match]
-        groups = [class_rows(m) for m in r.matches[:n_top]] + [best_rows(r.best_match)]
+        groups = [rows_of(m, class_rows) for m in r.matches[:n_top]] + [rows_of(r.best_match, best_rows)]
         rows = np.unique(np.concatenate(groups))
         plans.append((offset, rows, targets, groups, r.best_match))
         offset += rows.size
