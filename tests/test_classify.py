@@ -86,6 +86,35 @@ def test_classifier_takes_its_redshift_model():
         Classifier(redshift_model="no-such-model").redshift_model()
 
 
+def test_no_template_bank_installed_means_the_agnostic_models_answer(monkeypatch):
+    """Without a bank (redshift and rlap need it) a spectrum given no redshift gets the agnostic model's answer,
+    computed here from the model directly; a spectrum that cannot be preprocessed gets its error, in input order."""
+    import astrodash_core.templates as templates
+    from astrodash_core.labels import split_class
+    from astrodash_core.models import default_model
+    from astrodash_core.preprocess import PreprocessSettings, preprocess
+
+    def no_bank():
+        raise FileNotFoundError("no template bank installed")
+
+    monkeypatch.setattr(templates, "default_bank", no_bank)
+    clf = Classifier()
+    files = [EXAMPLES / "sn1983N_p12.dat", SN1994D]
+    short = ad.Spectrum(np.linspace(5000, 5010, 20), np.ones(20), name="short")
+    out = clf.classify([*files, short, EXAMPLES / "sn1979C_p07.dat"])
+    assert clf.bank() is None and len(out) == 4
+    model = default_model(AGNOSTIC)
+    specs = [ad.read_spectrum(f) for f in [*files, EXAMPLES / "sn1979C_p07.dat"]]
+    probs = model.predict(preprocess(specs, redshift=0.0,
+                                     settings=PreprocessSettings.from_dict(model.preprocessing)).flux)
+    for r, p in zip([out[0], out[1], out[3]], probs):
+        assert r.error is None and r.redshift is None and r.redshift_source == "estimated"
+        assert r.model == model.name and r.best_match.rlap is None
+        assert r.matches[0].probability == pytest.approx(float(p.max()), abs=1e-6)
+        assert (r.matches[0].type, r.matches[0].age) == split_class(int(p.argmax()))
+    assert out[2].error and "short" == out[2].name
+
+
 def test_no_redshift_model_installed_means_templates_alone(monkeypatch):
     """... while none installed is not: the estimate then comes from the templates' correlation."""
     import astrodash_core.models as models

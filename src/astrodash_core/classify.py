@@ -160,18 +160,16 @@ class Classifier:
         # the agnostic model's probabilities, computed for the rows that need them only: with a redshift model
         # and a bank, just the spectra the templates decide at the ends of its range
         probs = _RowProbs(model, pre.flux)
+        if bank is None:  # the agnostic model's answer is the result
+            probs(np.flatnonzero(ok))
         to_estimate = []
         for j, (i, spec) in enumerate(items):
             if not ok[j]:
                 results[i] = Classification(name=spec.name, error=pre.errors[j], model=model.name)
-            elif bank is not None:
+            elif bank is None:
+                results[i] = self._result(spec, model, probs([j])[0], pre, j, None, "estimated", None)
+            else:
                 to_estimate.append(j)
-        if bank is None:  # the agnostic model's answer is the result
-            probs(np.flatnonzero(ok))
-            for j, (i, spec) in enumerate(items):
-                if ok[j]:
-                    results[i] = self._result(spec, model, probs([j])[0], pre, j, None, "estimated", None)
-            return []
         if not to_estimate:
             return []
         rows = pre.take(to_estimate)  # what the bank's templates are correlated with
