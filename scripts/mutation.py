@@ -20,8 +20,9 @@ defaults): a test that never runs the changed statement behaves as on the unmuta
 no test reaches cannot be killed and is counted as surviving without being run ("not reached" in the report);
 lines run only in a subprocess the tests start are not recorded, so the selected tests must exercise the module
 in-process.  The tests of a module are listed fast and sharp first: with ``-x`` a killed mutant costs only the
-tests up to the first failure.  ``--sample N`` runs N mutants drawn at random (``--seed``) when the whole set would
-take too long: its score estimates the module's, with the binomial standard error in the report.
+tests up to the first failure.  ``--sample N`` runs N mutants drawn at random (``--seed``), in random order, when
+the whole set would take too long: its score estimates the module's, with the binomial standard error in the
+report; a sampled run stopped early (Ctrl-C, ``kill``) reports what it ran, which is a random sample too.
 
 A mutant is killed when its tests fail or, twice running, take three times the unmutated run's CPU time plus 10 s
 (then nine times: an endless loop); CPU time, so a busy machine cannot turn a slow run into a kill.  The report
@@ -129,13 +130,18 @@ def _tracer(filename: str, lines: dict, current: list):
 
 
 class _Current:
-    """A pytest plugin keeping the node id of the running test in ``current[0]`` for the tracer."""
+    """A pytest plugin keeping the node id of the running test's call phase in ``current[0]`` for the tracer.
+    Setup and teardown count as outside any test (""): a module- or session-scoped fixture set up for one test
+    serves others, so what it executes must run every test."""
 
     def __init__(self, current: list):
         self.current = current
 
-    def pytest_runtest_logstart(self, nodeid, location):
-        self.current[0] = nodeid
+    def pytest_runtest_call(self, item):
+        self.current[0] = item.nodeid
+
+    def pytest_runtest_teardown(self, item):
+        self.current[0] = ""
 
     def pytest_runtest_logfinish(self, nodeid, location):
         self.current[0] = ""
@@ -353,8 +359,8 @@ def main(argv=None) -> int:
         counts["equivalent"] = total - len(candidates)
         if only is not None:
             candidates = [i for i in candidates if (name, *mutants[i][:2]) in only]
-        if args.sample is not None and args.sample < len(candidates):
-            candidates = sorted(random.Random(args.seed).sample(candidates, args.sample))
+        if args.sample is not None:  # in random order: a stopped run is a random sample too
+            candidates = random.Random(args.seed).sample(candidates, min(args.sample, len(candidates)))
         print(f"{name}: {src}, {total} mutants ({counts['equivalent']} equivalent), running {len(candidates)}; "
               f"unmutated tests {base_cpu:.0f} s CPU, {len(executed)} lines executed", flush=True)
         try:
