@@ -49,6 +49,31 @@ def test_bisect_is_numpys_searchsorted_on_both_sides(a, x):
         assert _bisect(a, a[-1], True) == np.searchsorted(a, a[-1], side="right")
 
 
+@settings(max_examples=150, deadline=None)
+@given(arrays(np.float64, st.integers(2, 12), elements=st.floats(0.01, 10.0), unique=True),
+       arrays(np.float64, 12, elements=st.floats(-5.0, 5.0)), st.data())
+def test_cumulative_from_is_the_integral_up_to_x_and_the_pixel_holding_it(widths, density, data):
+    """``_cumulative_from`` against the piecewise-linear cumulative integral evaluated by np.interp (0 before the
+    first edge, the whole integral after the last) and the pixel found by np.searchsorted, at points drawn
+    between the edges, exactly on them and outside, taken in increasing order as the rebinning walks them."""
+    from astrodash_core._numba_kernels import _cumulative_from
+
+    edges = np.concatenate([[-3.0], -3.0 + np.cumsum(widths)])
+    m = edges.size - 1
+    cum = np.concatenate([[0.0], np.cumsum(density[:m] * np.diff(edges))])
+    inside = data.draw(st.lists(st.floats(edges[0], edges[m]), max_size=8))
+    on_edges = data.draw(st.lists(st.sampled_from(edges.tolist()), max_size=4))
+    xs = np.sort(np.array([edges[0] - 1.0, *inside, *on_edges, edges[m] + 1.0]))
+    k = 0
+    for x in xs:
+        value, k = _cumulative_from(x, edges, cum, k)
+        assert value == pytest.approx(np.interp(x, edges, cum), rel=1e-12, abs=1e-12)
+        if edges[0] < x < edges[m]:  # the pixel holding x: edges[k] <= x < edges[k + 1]
+            assert k == np.searchsorted(edges, x, side="right") - 1
+    assert _cumulative_from(edges[m], edges, cum, 0) == (cum[m], 0)  # at the last edge: the whole integral
+    assert _cumulative_from(edges[0] - 1.0, edges, cum, 0) == (0.0, 0)
+
+
 def test_the_dispatcher_imports_numba_only_for_a_numba_kernel_and_names_what_it_lacks():
     """``_kernels`` hands the Numba kernels out on first access: a dunder or public name it lacks is an
     AttributeError without Numba being imported (the serial path never waits for it; checked in a fresh
