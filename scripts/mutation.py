@@ -115,6 +115,13 @@ def _mutants(path: Path):
         yield number, text, mutated
 
 
+def _deletes_decorator(lines: list[str], number: int, text: str) -> bool:
+    """Whether a mutant deletes a Numba decorator: mutmut removes it with the blank line above, so the first
+    changed line (``number``) now holds the ``def`` and the original's decorator is at it or just below."""
+    return text.startswith("def ") and any(line.strip().startswith(COMPILE_OPTIONS)
+                                           for line in lines[number - 1:number + 1])
+
+
 def _tracer(filename: str, lines: dict, current: list):
     """A sys.settrace function recording the lines executed in ``filename`` (and nothing else): line number ->
     the node ids of the tests that executed it (``current[0]``; "" outside any test: import, collection)."""
@@ -355,7 +362,7 @@ def main(argv=None) -> int:
         total = len(mutants)
         candidates = [i for i, (number, text, _) in enumerate(mutants)
                       if not ((name, number, text) in equivalent or text.startswith(COMPILE_OPTIONS)
-                              or lines[number - 1].strip().startswith(COMPILE_OPTIONS))]
+                              or _deletes_decorator(lines, number, text))]
         counts["equivalent"] = total - len(candidates)
         if only is not None:
             candidates = [i for i in candidates if (name, *mutants[i][:2]) in only]
