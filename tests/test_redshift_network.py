@@ -402,3 +402,139 @@ def test_estimate_messages_name_the_counts():
         estimate_many(pre, [np.arange(3)], bank)
     one = estimate_from_rows(pre.take(np.array([0])), bank, np.arange(5))
     assert one.mass is None and one.top_mass is None and one.alternatives == ()  # no posterior behind it
+
+
+# ---- from the full mutation run's survivors: the posterior's peak, error and peaks against loops written here --
+
+def _reference_posterior(p, bins, target_sigma):
+    """posterior_redshifts' definition, bin by bin: the argmax refined by the parabola through it and its two
+    neighbours (only when it has both), the error from the peak's hump down to 1 % of its height."""
+    step = bins[1] - bins[0]
+    zs, errs = [], []
+    for row in p:
+        k = int(np.argmax(row))
+        shift = 0.0
+        if 0 < k < len(row) - 1:
+            a, b, c = row[k - 1], row[k], row[k + 1]
+            if a - 2 * b + c < 0:
+                shift = 0.5 * (a - c) / (a - 2 * b + c)
+        z = bins[k] + shift * step
+        lo = k
+        while lo > 0 and row[lo - 1] >= 0.01 * row[k]:
+            lo -= 1
+        hi = k
+        while hi < len(row) - 1 and row[hi + 1] >= 0.01 * row[k]:
+            hi += 1
+        core = row[lo:hi + 1] / row[lo:hi + 1].sum()
+        var = float((core * (bins[lo:hi + 1] - z) ** 2).sum())
+        zs.append(z)
+        errs.append(np.sqrt(max(var - target_sigma ** 2, 0.0) + (step / 2) ** 2))
+    return np.array(zs), np.array(errs)
+
+
+def test_posterior_redshifts_against_a_bin_by_bin_reference_at_the_edges_and_next_to_them():
+    from astrodash_core.redshift import posterior_redshifts
+
+    bins = 0.3 + 0.01 * np.arange(12)  # not starting at 0: the step is a difference, not the second bin
+    rng = np.random.default_rng(18)
+    rows = []
+    for k in (0, 1, 5, 10, 11):  # the ends, next to them (the parabola needs both neighbours), the middle
+        row = rng.uniform(0.0, 0.02, 12)
+        row[k] = 1.0
+        if k > 0:
+            row[k - 1] = 0.7
+        if k < 11:
+            row[k + 1] = 0.4  # asymmetric: the parabola moves the peak
+        rows.append(row)
+    hump = np.full(12, 0.05)  # a hump reaching the first bin: nothing below 1 % on the left
+    hump[3] = 1.0
+    rows.append(hump)
+    p = np.array(rows)
+    for target in (0.0, 0.004):
+        z, err = posterior_redshifts(p, bins, target)
+        z_ref, err_ref = _reference_posterior(p, bins, target)
+        np.testing.assert_allclose(z, z_ref, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(err, err_ref, rtol=1e-12)
+
+
+def test_posterior_peaks_of_an_empty_posterior_and_of_peaks_at_the_ends_or_on_the_thresholds():
+    from astrodash_core.redshift import (ALTERNATIVE_FRACTION, ALTERNATIVE_SEPARATION, MAX_ALTERNATIVES,
+                                         posterior_peaks)
+
+    bins = 0.01 * np.arange(40)
+    assert posterior_peaks(np.zeros(40), bins, 0.1) == ((), 0.0, 0.0)
+    # a second peak in the first bin is an alternative; one exactly ALTERNATIVE_FRACTION of the top counts
+    p = np.zeros(40)
+    p[20], p[0], p[30] = 5.0, 2.0, 5.0 * ALTERNATIVE_FRACTION
+    alternatives, mass, top = posterior_peaks(p, bins, bins[20])
+    assert [z for z, _ in alternatives] == [bins[0], bins[30]]
+    assert mass == top == pytest.approx(5.0 / 8.0) and alternatives[0][1] == pytest.approx(2.0 / 8.0)
+    # a peak exactly ALTERNATIVE_SEPARATION from the estimate is not an alternative, a flat-topped one is
+    p = np.zeros(40)
+    p[0] = 1.0
+    p[2] = 0.9                                       # bins[2] - bins[0] == ALTERNATIVE_SEPARATION exactly
+    p[10] = p[11] = 0.5                              # a plateau: its first bin stands for it
+    assert bins[2] - bins[0] == ALTERNATIVE_SEPARATION
+    alternatives, _, _ = posterior_peaks(p, bins, 0.0)
+    assert [z for z, _ in alternatives] == [bins[10]]
+    # at most MAX_ALTERNATIVES, the highest ones
+    p = np.zeros(40)
+    p[[5, 12, 19, 26, 33]] = [1.0, 0.5, 0.9, 0.8, 0.7]
+    alternatives, _, _ = posterior_peaks(p, bins, bins[5])
+    assert [z for z, _ in alternatives] == [bins[19], bins[26]][:MAX_ALTERNATIVES] and MAX_ALTERNATIVES == 2
+
+
+def test_the_models_training_target_width_comes_out_of_the_error():
+    """network_redshifts and the ladder take the width the model was trained towards from its provenance."""
+    import astrodash_core as ad
+    from astrodash_core.redshift import posterior_redshifts, trimmed_network_redshifts
+
+    for target in (0.0, 0.009):
+        model = _Posterior([0.3], 0.012, target=target)
+        z, err = network_redshifts(model, None)
+        assert err == pytest.approx(posterior_redshifts(model.p.astype(np.float64), model.redshift_bins,
+                                                        target)[1], rel=1e-12)
+    s = ad.read_spectrum(EXAMPLE)
+    p = _Posterior([0.3], 0.012).p[0]
+    errors = []
+    for target in (0.0, 0.009):
+        inner = _fixed_posterior_model(p)
+        inner.provenance = {"loss": {"target_sigma": target}}
+        _, err, post, _ = trimmed_network_redshifts(inner, [s], ladder=(0.0,))
+        assert err[0] == pytest.approx(posterior_redshifts(post, inner.redshift_bins, target)[1][0], rel=1e-12)
+        errors.append(err[0])
+    assert errors[0] > errors[1]
+
+
+def test_an_estimate_from_the_network_is_matched_to_templates_unless_told_not_to():
+    import astrodash_core as ad
+    from astrodash_core.redshift import estimate_observed
+    from astrodash_core.templates import default_bank
+
+    s = ad.read_spectrum(EXAMPLE)
+    bank = default_bank()
+    pre = ad.preprocess([s], redshift=0.0, settings=bank.settings)
+    z_model = _fixed_posterior_model(_Posterior([0.3], 0.012).p[0])
+    probs = np.full((1, labels.N_CLASSES), 1.0 / labels.N_CLASSES)
+    matched = estimate_observed(pre, probs, bank, z_model)[0]  # reads the network itself, matches by default
+    assert matched.method == "network" and matched.redshift == pytest.approx(0.3, abs=0.003)
+    assert matched.template in bank.names and matched.rlap >= 0 and matched.sn_type in labels.SN_TYPES
+    bare = estimate_observed(pre, probs, bank, z_model, match=False)[0]
+    assert bare.to_dict() == {"redshift": bare.redshift, "redshift_error": bare.error, "rlap": pytest.approx(np.nan,
+                              nan_ok=True), "template": "", "type": "", "age": "", "method": "network"}
+    assert matched.to_dict()["template"] == matched.template and matched.to_dict()["type"] == matched.sn_type
+    assert matched.to_dict()["age"] == matched.age and matched.to_dict()["rlap"] == matched.rlap
+
+
+def test_template_row_sets_may_hold_one_template_but_not_none():
+    import astrodash_core as ad
+    from astrodash_core.redshift import estimate_many
+    from astrodash_core.templates import default_bank
+
+    bank = default_bank()
+    s = ad.read_spectrum(EXAMPLE)
+    pre = ad.preprocess([s, s], redshift=0.0, settings=bank.settings)
+    one = estimate_many(pre, [np.array([3]), np.array([3, 4])], bank)
+    assert one[0].template == bank.names[3]
+    with pytest.raises(ValueError, match="^no templates to correlate with$"):
+        estimate_many(pre, [np.array([3]), np.array([], dtype=np.int64)], bank)

@@ -124,7 +124,7 @@ def posterior_peaks(p: np.ndarray, bins: np.ndarray, z_est: float) -> tuple[tupl
     if not total > 0:
         return (), 0.0, 0.0
     k = np.arange(p.size)
-    left = np.concatenate(([True], p[1:] >= p[:-1]))
+    left = np.concatenate(([True], p[1:] > p[:-1]))  # a flat top is one peak: its first bin
     right = np.concatenate((p[:-1] >= p[1:], [True]))
     top = int(np.argmax(p))
     peaks = k[left & right & (p >= ALTERNATIVE_FRACTION * p[top])]
