@@ -538,3 +538,78 @@ def test_template_row_sets_may_hold_one_template_but_not_none():
     assert one[0].template == bank.names[3]
     with pytest.raises(ValueError, match="^no templates to correlate with$"):
         estimate_many(pre, [np.array([3]), np.array([], dtype=np.int64)], bank)
+
+
+def test_the_templates_search_a_window_reaching_past_each_end_of_the_networks_range():
+    """Within EDGE of an end (inclusive) the templates decide, searching [Z_MIN, bins[0] + 2 EDGE] at the bottom and
+    [bins[-1] - 2 EDGE, Z_MAX] at the top: SN 1994D at z = 0.05 with the network saying 0 is looked for up to 0.04
+    only (the window's end), and at z = 0.9 with the network saying 1.0, no lower than 0.96."""
+    import astrodash_core as ad
+    from astrodash_core.redshift import EDGE, Z_MAX, estimate_observed
+    from astrodash_core.templates import default_bank
+
+    s = ad.read_spectrum(EXAMPLE)
+    bank = default_bank()
+    z_model = _fixed_posterior_model(_Posterior([0.3], 0.012).p[0])
+    bins = z_model.redshift_bins
+    probs = np.zeros((1, labels.N_CLASSES))
+    probs[0, labels.class_index("Ia-norm", 2.0)] = 1.0  # SN 1994D's class: its templates find its redshift
+
+    def estimate(z_true, z_network):
+        pre = ad.preprocess([ad.Spectrum(s.wave * (1 + z_true), s.flux)], redshift=0.0, settings=bank.settings)
+        return estimate_observed(pre, probs, bank, z_model, match=False,
+                                 network=(np.array([z_network]), np.full(1, 0.01), _Posterior([0.3], 0.012).p))[0]
+
+    low, high = estimate(0.05, 0.0), estimate(0.9, bins[-1])
+    assert low.method == high.method == "templates"
+    assert low.redshift == pytest.approx(bins[0] + 2 * EDGE, abs=1e-12)  # where it would be found, 0.0545, is outside
+    assert high.redshift == pytest.approx(bins[-1] - 2 * EDGE, abs=1e-12) and bins[-1] <= Z_MAX
+    # the ends are inclusive, and no wider than EDGE
+    assert estimate(0.0, bins[0] + EDGE).method == estimate(0.9, bins[-1] - EDGE).method == "templates"
+    assert estimate(0.0, bins[0] + EDGE + 0.002).method == "network"
+
+
+class _Scripted:
+    """A redshift model (the shipped one's settings and bins) answering call after call with posteriors centred
+    on the redshifts of ``answers`` (the last repeated), and recording how many rows each call read."""
+
+    def __init__(self, answers):
+        inner = _fixed_posterior_model(_Posterior([0.3], 0.012).p[0])
+        self.preprocessing, self.provenance, self.redshift_bins = inner.preprocessing, inner.provenance, \
+            inner.redshift_bins
+        self.answers, self.calls = list(answers), []
+
+    def predict(self, rows):
+        z = self.answers[min(len(self.calls), len(self.answers) - 1)]
+        self.calls.append(len(rows))
+        return np.tile(_Posterior([z], 0.012).p[0], (len(rows), 1))
+
+
+def test_the_ladder_reads_a_spectrum_again_only_when_a_cut_changes_it():
+    """Answers never consistent with a cut: every rung is tried, and a spectrum is read at a rung only when
+    its cut W0 (1 + z_k) moves its start, counted here from the wavelengths."""
+    import astrodash_core as ad
+    from astrodash_core.redshift import TRIM_LADDER, trimmed_network_redshifts
+
+    s = ad.read_spectrum(EXAMPLE)
+    spectra = [ad.Spectrum(s.wave * (1 + z), s.flux) for z in (0.0, 0.3, 0.45)]
+    model = _Scripted([0.95])
+    z, _, _, cut = trimmed_network_redshifts(model, spectra)
+    w0 = PreprocessSettings.from_dict(model.preprocessing).grid.w0
+    first = np.array([max(sp.wave[0], w0) for sp in spectra])
+    starts = [np.maximum(first, w0 * (1 + zk)) for zk in TRIM_LADDER]
+    expected = [len(spectra)] + [int(np.sum(b > a)) for a, b in zip(starts, starts[1:])]
+    assert model.calls == [n for n in expected if n]
+    assert list(cut) == [0.0, 0.0, 0.0] and z == pytest.approx([0.95] * 3, abs=0.003)  # the uncut estimates
+
+
+def test_a_spectrum_consistent_with_no_cut_keeps_the_uncut_estimate_not_a_later_one():
+    import astrodash_core as ad
+    from astrodash_core.redshift import trimmed_network_redshifts
+
+    s = ad.read_spectrum(EXAMPLE)
+    model = _Scripted([0.9, 0.95])  # the uncut read says 0.9, every cut 0.95: above each rung
+    z, _, post, cut = trimmed_network_redshifts(model, [ad.Spectrum(s.wave, s.flux)])
+    assert len(model.calls) > 2 and cut[0] == 0.0
+    assert z[0] == pytest.approx(0.9, abs=0.003)
+    assert post[0] == pytest.approx(_Posterior([0.9], 0.012).p[0].astype(np.float64), abs=1e-7)
