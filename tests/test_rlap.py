@@ -299,12 +299,12 @@ def test_second_pass_with_cached_whole_template_transforms_is_the_pair_by_pair_p
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.lists(st.floats(-5, 5, allow_nan=False), min_size=6, max_size=40), min_size=1, max_size=4),
+@given(st.lists(st.lists(st.floats(-5, 5, allow_nan=False), min_size=2, max_size=40), min_size=1, max_size=4),
        st.integers(1, 4))
 def test_local_maxima_against_a_direct_scan(rows, per_row):
     """The ``per_row`` highest local maxima of each row inside the lag window, by a plain loop: an interior
     sample above its left neighbour and not below its right one, the first sample not below the second, the last
-    above the one before it."""
+    above the one before it.  Windows as narrow as two lags, fewer than ``per_row`` peaks."""
     from astrodash_core.rlap import _local_maxima
 
     width = min(len(r) for r in rows)
