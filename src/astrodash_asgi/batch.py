@@ -7,10 +7,13 @@ unless configured otherwise, so single requests wait for at most one such call),
 however large the batch, and the event loop only forwards bytes.  The body is one
 JSON object (or msgpack map) in input order, exactly as if it had been built whole.  The status is decided by
 the first chunk (a 503 when the model cannot be loaded); a later chunk that fails unexpectedly reports
-``{"error"}`` for each of its files instead of cutting the document short.
+``{"error"}`` for each of its files instead of cutting the document short.  Each chunk is classified while the
+one before it is being sent (one chunk ahead), so the classification worker is not idle while a client
+reads.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import weakref
 
@@ -77,6 +80,34 @@ class _Batch:
         return b"" if self.use_msgpack else b"}"
 
 
+class _Ahead:
+    """The encoded chunks of ``bounds`` in order, each started in a worker thread when the one before it is taken
+    (:meth:`next`), so classification goes on while the event loop sends the previous chunk to a client that
+    reads it; at most one chunk is being classified ahead of the one sent."""
+
+    def __init__(self, batch: _Batch, bounds: list[tuple[int, int]]):
+        self.batch, self.bounds = batch, list(bounds)
+        self._future: asyncio.Future | None = None
+        self._start()
+
+    def _start(self) -> None:
+        if not self.bounds:
+            self._future = None
+            return
+        start, stop = self.bounds.pop(0)
+        self._future = asyncio.get_running_loop().run_in_executor(None, self.batch.chunk, start, stop)
+        # a chunk still running when the client goes away finishes unread: its error is not "never retrieved"
+        self._future.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    async def next(self) -> bytes:
+        """The next chunk's bytes (its exception raised); the chunk after it starts as this one is taken."""
+        future = self._future
+        try:
+            return await future
+        finally:
+            self._start()
+
+
 async def batch_process(request: Request):
     state = await app_state(request)
     admission = state.admit("batch")  # held until the streamed body is finished (or dropped)
@@ -112,13 +143,14 @@ async def _batch_process(request: Request, state, admission):
         first = await anyio.to_thread.run_sync(batch.chunk, *bounds[0]) if bounds else b""
     except ModelFileError as exc:
         raise unavailable(exc) from None
+    ahead = _Ahead(batch, bounds[1:])  # the next chunk is classified while this one is sent
 
     async def body():
         try:
             yield batch.opening() + first
             for start, stop in bounds[1:]:
                 try:
-                    yield await anyio.to_thread.run_sync(batch.chunk, start, stop)
+                    yield await ahead.next()
                 except ApiError as exc:  # e.g. the archive inflating past its declared sizes
                     yield batch.failed_chunk(start, stop, str(exc.detail))
                 except Exception as exc:  # noqa: BLE001 - never cut the document short
