@@ -3,7 +3,8 @@
 Starts ``astrodash serve`` on 127.0.0.1 twice, with dynamic micro-batching on and off (rate limiting off,
 storage in a temporary directory), sends single-spectrum ``/api/v1/process`` requests from 16 concurrent
 clients and reports requests/s and p50/p99 latency; then times one ``/api/v1/batch-process`` call with a
-1,000-spectrum zip, and (micro-batching on) an overload test: 2,000 ``/process`` requests at concurrency 200
+1,000-spectrum zip beside the library on the same files (read and classified in the client process), and
+(micro-batching on) an overload test: 2,000 ``/process`` requests at concurrency 200
 with ``/health`` and ``/ready`` probed every 10 ms from processes of their own (p50/p99 of all answers, of the
 200s and of the 503s, the 503 count, the probes' p50/p99/max) and the server-side durations from its log.
 Requests come from :mod:`load_gen` (pre-built bytes on raw sockets, ``--client-processes`` processes sharing the
@@ -135,6 +136,24 @@ def time_zip(base: str, archive: bytes, params: dict) -> dict:
     return {"spectra": len(results), "failed": failed, "seconds": seconds, "spectra_per_s": len(results) / seconds}
 
 
+def library_rate(archive: bytes, params: dict) -> dict:
+    """The library on the zip's files in this process (read from bytes, then ``Classifier.classify``, as the
+    server does, without HTTP or encoding): the rate a zip batch is compared with."""
+    from astrodash_core.classify import Classifier
+    from astrodash_core.reading import read_spectrum
+
+    clf = Classifier()
+    with zipfile.ZipFile(io.BytesIO(archive)) as z:
+        blobs = [(i.filename, z.read(i)) for i in z.infolist()]
+    clf.classify([read_spectrum(blobs[0][1], filename=blobs[0][0])], [0.0])  # warm
+    t0 = time.perf_counter()
+    specs = [read_spectrum(data, filename=name) for name, data in blobs]
+    results = clf.classify(specs, [params.get("zValue", 0.0)] * len(specs), include_spectrum=True,
+                           rlap=bool(params.get("calculateRlap")))
+    seconds = time.perf_counter() - t0
+    return {"spectra": len(results), "seconds": seconds, "spectra_per_s": len(results) / seconds}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clients", type=int, default=16)
@@ -167,6 +186,7 @@ def main(argv=None) -> int:
                 if args.zip_size and batch > 1:
                     archive = build_zip(args.zip_size)
                     report["zip"] = {"bytes": len(archive), **time_zip(server.base, archive, params)}
+                    report["library"] = library_rate(archive, params)  # the server idle meanwhile
                 if args.overload and batch > 1:
                     mark = server.log_path.stat().st_size
                     report["overload"] = overload_test(server.base, args.overload, args.overload_concurrency, data,
@@ -186,7 +206,9 @@ def main(argv=None) -> int:
     if "zip" in report:
         z = report["zip"]
         print(f"/api/v1/batch-process, {z['spectra']}-spectrum zip ({z['bytes'] / 1e6:.1f} MB): {z['seconds']:.1f} s "
-              f"({z['spectra_per_s']:.0f} spectra/s, {z['failed']} failed)")
+              f"({z['spectra_per_s']:.0f} spectra/s, {z['failed']} failed); the library on the same files: "
+              f"{report['library']['spectra_per_s']:.0f} spectra/s (HTTP/library "
+              f"{z['spectra_per_s'] / report['library']['spectra_per_s']:.2f})")
     if "overload" in report:
         o = report["overload"]
         print(f"overload: {o['requests']} /api/v1/process at concurrency {o['concurrency']} from "

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections import deque
 
 import anyio.to_thread
 import msgpack
@@ -35,6 +36,9 @@ from .zips import Archive, limits_from
 CHUNK = 256
 #: entries per call to where classification runs (a part of a chunk)
 CALL = 64
+#: parts of a batch sent to the classification workers and not yet answered: the next part is inflated while
+#: the one before it is classified
+AHEAD = 2
 log = logging.getLogger("astrodash.server")
 
 
@@ -58,14 +62,17 @@ class _Batch:
     def chunk(self, start: int, stop: int) -> bytes:
         """The encoded ``name: result`` pairs of entries [start, stop) (JSON: comma-led after the first), in a
         worker thread; the reading, classifying and encoding go where classification runs, :data:`CALL` entries
-        at a time."""
-        entries, parts, classified = self._entries(start, stop), [], 0
-        for i in range(0, len(entries), CALL):
-            part, n = self.state.classify(encode_entries, entries[i:i + CALL], self.names[start + i:start + i + CALL],
-                                          self.opts, self.state.settings.top_n, CALL, start + i == 0,
-                                          self.use_msgpack)
-            parts.append(part)
-            classified += n
+        at a time, each part inflated here while the part before it is classified (at most :data:`AHEAD` parts
+        sent and not yet answered, so a single request waits behind at most that many)."""
+        parts, calls, classified = [], deque(), 0
+        for i in range(start, stop, CALL):
+            j = min(i + CALL, stop)
+            calls.append(self.state.submit(encode_entries, self._entries(i, j), self.names[i:j], self.opts,
+                                           self.state.settings.top_n, CALL, i == 0, self.use_msgpack))
+            while len(calls) >= AHEAD or (calls and j == stop):
+                part, n = calls.popleft().result()
+                parts.append(part)
+                classified += n
         self.state.metrics.classified("batch-process", 0, classified)
         return b"".join(parts)
 

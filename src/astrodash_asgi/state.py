@@ -194,6 +194,10 @@ class AppState:
         runs; call it from a worker thread."""
         return self.runner.call(fn, *args)
 
+    def submit(self, fn, *args):
+        """:meth:`classify` without waiting: an object whose ``result()`` gives (or raises) the call's outcome."""
+        return self.runner.submit(fn, *args)
+
     def run_batch(self, key, items: list) -> list:
         """One classification pass for micro-batched /process requests and batch-job chunks sharing the same
         options (items as :func:`~astrodash_asgi.classification.classify_items` takes them), as one call to
