@@ -64,7 +64,8 @@ class _Batch:
         worker thread; the reading, classifying and encoding go where classification runs, :data:`CALL` entries
         at a time, each part inflated here while the part before it is classified (at most :data:`AHEAD` parts
         sent and not yet answered, so a single request waits behind at most that many)."""
-        parts, calls, classified = [], deque(), 0
+        parts, classified = [], 0
+        calls: deque = deque()
         for i in range(start, stop, CALL):
             j = min(i + CALL, stop)
             calls.append(self.state.submit(encode_entries, self._entries(i, j), self.names[i:j], self.opts,
@@ -109,6 +110,8 @@ class _Ahead:
     async def next(self) -> bytes:
         """The next chunk's bytes (its exception raised); the chunk after it starts as this one is taken."""
         future = self._future
+        if future is None:
+            raise RuntimeError("no chunk left to classify")
         try:
             return await future
         finally:

@@ -111,9 +111,9 @@ def guarded_protocol(header_timeout: float, max_per_client: int, overload_pause:
 
         def connection_lost(self, exc) -> None:
             self._disarm()
-            if getattr(self, "_pause_timer", None) is not None:
-                self._pause_timer.cancel()
-                self._pause_timer = None
+            pause, self._pause_timer = getattr(self, "_pause_timer", None), None
+            if pause is not None:
+                pause.cancel()
             if self._peer is not None:
                 left = per_client.get(self._peer, 1) - 1
                 if left > 0:
