@@ -3,23 +3,27 @@
 Starts ``astrodash serve`` on 127.0.0.1 twice, with dynamic micro-batching on and off (rate limiting off,
 storage in a temporary directory), sends single-spectrum ``/api/v1/process`` requests from 16 concurrent
 clients and reports requests/s and p50/p99 latency; then times one ``/api/v1/batch-process`` call with a
-1,000-spectrum zip, and (micro-batching on) an overload test: 2,000 ``/process`` requests at concurrency 200
-with ``/health`` probed every 50 ms, from the client's event loop and from a separate process (p50/p99 of all
-answers and of the 200s, the 503 count, /health p99).
+1,000-spectrum zip beside the library on the same files (read and classified in the client process), and
+(micro-batching on) an overload test: 2,000 ``/process`` requests at concurrency 200
+with ``/health`` and ``/ready`` probed every 10 ms from processes of their own (p50/p99 of all answers, of the
+200s and of the 503s, the 503 count, the probes' p50/p99/max) and the server-side durations from its log.
+Requests come from :mod:`load_gen` (pre-built bytes on raw sockets, ``--client-processes`` processes sharing the
+concurrency), each with its own file name, so the result cache never answers: every request is classified.
 Every loop is bounded (``--requests`` per client, ``--zip-size`` entries, ``--overload`` requests).
 ``--env NAME=VALUE`` (repeatable) passes settings to the servers, e.g. ``ASTRODASH_CLASSIFY_PROCESSES=0``.
 """
 from __future__ import annotations
 
 import argparse
-import asyncio
 import io
 import json
 import sys
 import tempfile
 import time
 import zipfile
+from math import nan
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -27,94 +31,57 @@ import numpy as np
 from astrodash_asgi.process import ServerProcess
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import load_gen  # noqa: E402
 from health_probe import HealthProbe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECTRUM = ROOT / "examples" / "sn1994D_p02.dat"
 
 
-async def load_test(base: str, clients: int, per_client: int, data: bytes, params: dict) -> dict:
-    """``clients`` concurrent clients, each sending ``per_client`` requests one after another."""
-    latencies: list[float] = []
-    errors = 0
-    form = {"params": json.dumps(params)}
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-
-    async with httpx.AsyncClient(base_url=base, timeout=300, limits=limits) as c:
-        async def one_client():
-            nonlocal errors
-            for _ in range(per_client):
-                t0 = time.perf_counter()
-                r = await c.post("/api/v1/process", files={"file": ("sn.dat", data)}, data=form)
-                latencies.append(time.perf_counter() - t0)
-                errors += r.status_code != 200
-
-        for _ in range(2):  # warm-up, not measured
-            await c.post("/api/v1/process", files={"file": ("sn.dat", data)}, data=form)
-        start = time.perf_counter()
-        before = (await c.get("/health")).json()["micro_batch"]
-        await asyncio.gather(*(one_client() for _ in range(clients)))
-        wall = time.perf_counter() - start
-        after = (await c.get("/health")).json()["micro_batch"]
-    lat = np.array(latencies) * 1000
-    return {"requests": len(lat), "errors": errors, "seconds": wall, "rps": len(lat) / wall,
-            "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
-            "mean_batch": (after["spectra"] - before["spectra"]) / max(1, after["passes"] - before["passes"])}
+def process_request(base: str, data: bytes, params: dict) -> bytes:
+    """The bytes of one ``/api/v1/process`` request (file name numbered per request: every one is classified)."""
+    parts = urlsplit(base)
+    return load_gen.multipart_request(parts.hostname, parts.port, "/api/v1/process", {"params": json.dumps(params)},
+                                      {"file": (f"sn-{load_gen.MARK.decode()}.dat", data)})
 
 
-async def overload_test(base: str, total: int, concurrency: int, data: bytes, params: dict) -> dict:
-    """``total`` /process requests from ``concurrency`` concurrent clients while /health is probed every 50 ms
-    on its own connection: latency of all answers and of the 200s, 503 count, /health p50/p99/max."""
-    latencies: list[tuple[float, int]] = []
-    health: list[float] = []
-    health_failures = [0]
-    form = {"params": json.dumps(params)}
-    todo = iter(range(total))
-    done = asyncio.Event()
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+def micro_batch_counts(base: str) -> dict:
+    return httpx.get(base + "/health", timeout=60).json()["micro_batch"]
 
-    async with httpx.AsyncClient(base_url=base, timeout=600, limits=limits) as c, \
-            httpx.AsyncClient(base_url=base, timeout=60) as probe:
-        async def worker():
-            for _ in todo:
-                t0 = time.perf_counter()
-                try:
-                    status = (await c.post("/api/v1/process", files={"file": ("sn.dat", data)}, data=form)).status_code
-                except httpx.HTTPError:
-                    status = 0
-                latencies.append((time.perf_counter() - t0, status))
 
-        async def prober():
-            while not done.is_set():
-                t0 = time.perf_counter()
-                try:  # a kept-alive connection the server closed while this loop was busy: counted, not fatal
-                    await probe.get("/health")
-                except httpx.HTTPError:
-                    health_failures[0] += 1
-                health.append(time.perf_counter() - t0)
-                await asyncio.sleep(0.05)
+def load_test(base: str, clients: int, per_client: int, data: bytes, params: dict, processes: int) -> dict:
+    """``clients`` concurrent clients (keep-alive connections spread over ``processes`` client processes), each
+    sending ``per_client`` requests one after another."""
+    request = process_request(base, data, params)
+    load_gen.run(base, request, 2 * clients, clients, processes)  # warm-up, not measured
+    before = micro_batch_counts(base)
+    answers, wall = load_gen.run(base, request, clients * per_client, clients, processes)
+    after = micro_batch_counts(base)
+    r = load_gen.summary(answers, wall)
+    r["errors"] = r["requests"] - r["status_counts"].get(200, 0)
+    r["mean_batch"] = (after["spectra"] - before["spectra"]) / max(1, after["passes"] - before["passes"])
+    return r
 
-        start = time.perf_counter()
-        probing = asyncio.ensure_future(prober())
-        with HealthProbe(base, 0.05) as separate:  # the same probe from its own process (the server alone)
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - start
-        done.set()
-        await probing
-    lat = np.array([t for t, _ in latencies]) * 1000
-    ok = np.array([t for t, s in latencies if s == 200]) * 1000
-    h = np.array(health) * 1000
-    hp = np.array(separate.times) * 1000
-    codes: dict[int, int] = {}
-    for _, s in latencies:
-        codes[s] = codes.get(s, 0) + 1
-    pct = lambda a, q: float(np.percentile(a, q)) if len(a) else float("nan")  # noqa: E731
-    return {"requests": total, "concurrency": concurrency, "seconds": wall, "status_counts": codes,
-            "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "ok_p50_ms": pct(ok, 50), "ok_p99_ms": pct(ok, 99),
-            "busy_503": codes.get(503, 0), "health_n": len(h), "health_p50_ms": pct(h, 50),
-            "health_p99_ms": pct(h, 99), "health_max_ms": float(h.max()) if len(h) else float("nan"),
-            "health_failures": health_failures[0], "probe_n": len(hp), "probe_p50_ms": pct(hp, 50), "probe_p99_ms": pct(hp, 99),
-            "probe_max_ms": float(hp.max()) if len(hp) else float("nan"), "probe_failures": separate.failures}
+
+#: seconds between probes of the overload test (it lasts a few seconds when the server refuses quickly)
+PROBE_S = 0.01
+
+
+def overload_test(base: str, total: int, concurrency: int, data: bytes, params: dict, processes: int) -> dict:
+    """``total`` /process requests over ``concurrency`` connections (``processes`` client processes) while
+    ``/health`` (kept-alive and fresh connections) and ``/ready`` are probed every 10 ms from processes of their
+    own: latency of all answers, of the 200s and of the 503s, the 503 count, the probes' p50/p99/max."""
+    request = process_request(base, data, params)
+    with HealthProbe(base, PROBE_S) as health, HealthProbe(base, PROBE_S, fresh=True) as fresh, \
+            HealthProbe(base, PROBE_S, path="/ready") as ready:
+        answers, wall = load_gen.run(base, request, total, concurrency, processes)
+    r = {"concurrency": concurrency, "client_processes": processes, **load_gen.summary(answers, wall)}
+    first, last = min(a.start for a in answers), max(a.start + a.seconds for a in answers)
+    for label, probe in (("health", health), ("health_fresh", fresh), ("ready", ready)):
+        t = np.array(probe.during(first, last)) * 1000  # the probes sent while the load ran
+        r[label] = {"n": len(t), "failures": probe.failures, "p50_ms": float(np.percentile(t, 50)) if len(t) else nan,
+                    "p99_ms": float(np.percentile(t, 99)) if len(t) else nan, "max_ms": float(t.max()) if len(t) else nan}
+    return r
 
 
 def server_durations(log_path: Path, offset: int, path: str) -> dict:
@@ -169,6 +136,24 @@ def time_zip(base: str, archive: bytes, params: dict) -> dict:
     return {"spectra": len(results), "failed": failed, "seconds": seconds, "spectra_per_s": len(results) / seconds}
 
 
+def library_rate(archive: bytes, params: dict) -> dict:
+    """The library on the zip's files in this process (read from bytes, then ``Classifier.classify``, as the
+    server does, without HTTP or encoding): the rate a zip batch is compared with."""
+    from astrodash_core.classify import Classifier
+    from astrodash_core.reading import read_spectrum
+
+    clf = Classifier()
+    with zipfile.ZipFile(io.BytesIO(archive)) as z:
+        blobs = [(i.filename, z.read(i)) for i in z.infolist()]
+    clf.classify([read_spectrum(blobs[0][1], filename=blobs[0][0])], [0.0])  # warm
+    t0 = time.perf_counter()
+    specs = [read_spectrum(data, filename=name) for name, data in blobs]
+    results = clf.classify(specs, [params.get("zValue", 0.0)] * len(specs), include_spectrum=True,
+                           rlap=bool(params.get("calculateRlap")))
+    seconds = time.perf_counter() - t0
+    return {"spectra": len(results), "seconds": seconds, "spectra_per_s": len(results) / seconds}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clients", type=int, default=16)
@@ -179,6 +164,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rlap", action="store_true", help="ask for rlap (calculateRlap) too")
     ap.add_argument("--overload", type=int, default=2000, help="requests of the overload test (0 skips it)")
     ap.add_argument("--overload-concurrency", type=int, default=200)
+    ap.add_argument("--client-processes", type=int, default=4, help="load-generating processes (default 4)")
+    ap.add_argument("--skip-off", action="store_true", help="skip the micro-batching-off server")
     ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="a server setting")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args(argv)
@@ -187,20 +174,23 @@ def main(argv=None) -> int:
     params = {"knownZ": True, "zValue": 0.0, "calculateRlap": args.rlap}
     report: dict = {"clients": args.clients, "requests_per_client": args.requests}
     with tempfile.TemporaryDirectory() as tmp:
-        for label, batch in (("micro-batching on", args.max_batch), ("micro-batching off", 1)):
+        runs = [("micro-batching on", args.max_batch)] + ([] if args.skip_off else [("micro-batching off", 1)])
+        for label, batch in runs:
             # one client address stands for many clients here: no rate limit, no per-client connection bound
             env = {"ASTRODASH_RATE_LIMIT_ENABLED": "0", "ASTRODASH_MAX_CONNECTIONS_PER_CLIENT": "0",
                    "ASTRODASH_MICRO_BATCH_MAX": str(batch),
                    "ASTRODASH_MICRO_BATCH_WAIT_MS": str(args.wait_ms), **dict(e.split("=", 1) for e in args.env)}
             with ServerProcess(tmp, env) as server:
-                report[label] = asyncio.run(load_test(server.base, args.clients, args.requests, data, params))
+                report[label] = load_test(server.base, args.clients, args.requests, data, params,
+                                          args.client_processes)
                 if args.zip_size and batch > 1:
                     archive = build_zip(args.zip_size)
                     report["zip"] = {"bytes": len(archive), **time_zip(server.base, archive, params)}
+                    report["library"] = library_rate(archive, params)  # the server idle meanwhile
                 if args.overload and batch > 1:
                     mark = server.log_path.stat().st_size
-                    report["overload"] = asyncio.run(overload_test(server.base, args.overload,
-                                                                   args.overload_concurrency, data, params))
+                    report["overload"] = overload_test(server.base, args.overload, args.overload_concurrency, data,
+                                                       params, args.client_processes)
                     report["overload"]["server"] = server_durations(server.log_path, mark, "/api/v1/process")
     if args.json:
         print(json.dumps(report, indent=1))
@@ -208,22 +198,29 @@ def main(argv=None) -> int:
     print(f"/api/v1/process, {args.clients} concurrent clients x {args.requests} requests (single spectrum, "
           f"known z{', rlap' if args.rlap else ''}):")
     for label in ("micro-batching on", "micro-batching off"):
+        if label not in report:
+            continue
         r = report[label]
         print(f"  {label:19s} {r['rps']:7.1f} req/s   p50 {r['p50_ms']:7.1f} ms   p99 {r['p99_ms']:7.1f} ms"
               f"   mean batch {r['mean_batch']:4.1f}   ({r['requests']} requests, {r['errors']} errors)")
     if "zip" in report:
         z = report["zip"]
         print(f"/api/v1/batch-process, {z['spectra']}-spectrum zip ({z['bytes'] / 1e6:.1f} MB): {z['seconds']:.1f} s "
-              f"({z['spectra_per_s']:.0f} spectra/s, {z['failed']} failed)")
+              f"({z['spectra_per_s']:.0f} spectra/s, {z['failed']} failed); the library on the same files: "
+              f"{report['library']['spectra_per_s']:.0f} spectra/s (HTTP/library "
+              f"{z['spectra_per_s'] / report['library']['spectra_per_s']:.2f})")
     if "overload" in report:
         o = report["overload"]
-        print(f"overload: {o['requests']} /api/v1/process at concurrency {o['concurrency']} in {o['seconds']:.1f} s: "
-              f"p50 {o['p50_ms']:.0f} ms, p99 {o['p99_ms']:.0f} ms (200s: p50 {o['ok_p50_ms']:.0f}, p99 "
-              f"{o['ok_p99_ms']:.0f} ms); {o['busy_503']} answered 503 busy; statuses {o['status_counts']}")
-        print(f"  /health during it: p50 {o['health_p50_ms']:.1f} ms, p99 {o['health_p99_ms']:.1f} ms, "
-              f"max {o['health_max_ms']:.1f} ms ({o['health_n']} probes from the client's event loop, {o['health_failures']} failed); from a "
-              f"separate process: p50 {o['probe_p50_ms']:.1f} ms, p99 {o['probe_p99_ms']:.1f} ms, max "
-              f"{o['probe_max_ms']:.1f} ms ({o['probe_n']} probes, {o['probe_failures']} failed)")
+        print(f"overload: {o['requests']} /api/v1/process at concurrency {o['concurrency']} from "
+              f"{o['client_processes']} client processes in {o['seconds']:.1f} s: p50 {o['p50_ms']:.0f} ms, "
+              f"p99 {o['p99_ms']:.0f} ms, max {o['max_ms']:.0f} ms; 200s: p50 {o['ok_p50_ms']:.0f}, p99 "
+              f"{o['ok_p99_ms']:.0f} ms ({o['ok_rps']:.0f}/s); {o['busy_503']} answered 503 (p50 {o['busy_p50_ms']:.0f}, "
+              f"p99 {o['busy_p99_ms']:.0f} ms, {o['busy_with_retry_after']} with Retry-After); statuses {o['status_counts']}")
+        for key, label in (("health", "/health kept-alive"), ("health_fresh", "/health new connection"),
+                           ("ready", "/ready kept-alive")):
+            h = o[key]
+            print(f"  {label:22s} p50 {h['p50_ms']:6.1f} ms, p99 {h['p99_ms']:6.1f} ms, max {h['max_ms']:6.1f} ms "
+                  f"({h['n']} probes, {h['failures']} failed)")
         for label, d in o["server"].items():
             if label != "n":
                 print(f"  server-side (its log) {label:>3s}: n={d['n']:5d}  p50 {d['p50_ms']:8.1f} ms  "

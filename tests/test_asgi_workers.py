@@ -19,6 +19,7 @@ from astrodash_core.classify import Classifier
 from astrodash_core.reading import read_spectrum
 
 RETRY_AFTER = 7
+PAUSE = 300  # seconds a refused connection is not read (far longer than the test looks at it)
 PATIENCE = 120  # seconds a request or a restart may take on a loaded machine before the test gives up
 KNOWN_Z = {"params": json.dumps({"knownZ": True, "zValue": 0.01})}
 ESTIMATED = {"params": json.dumps({"knownZ": False, "calculateRlap": True})}
@@ -33,7 +34,8 @@ def servers(tmp_path_factory):
     local = ServerProcess(tmp_path_factory.mktemp("local"), {**common, "ASTRODASH_CLASSIFY_PROCESSES": "0"})
     pooled = ServerProcess(tmp_path_factory.mktemp("pooled"),
                            {**common, "ASTRODASH_CLASSIFY_PROCESSES": "1", "ASTRODASH_MAX_PENDING_PROCESS": "1",
-                            "ASTRODASH_OVERLOAD_RETRY_AFTER_S": str(RETRY_AFTER)})
+                            "ASTRODASH_OVERLOAD_RETRY_AFTER_S": str(RETRY_AFTER),
+                            "ASTRODASH_OVERLOAD_PAUSE_S": str(PAUSE)})
     with ThreadPoolExecutor(2) as ex:  # both start (and load their models) at once
         started = [ex.submit(s.start) for s in (local, pooled)]
         errors = [f.exception() for f in started]
@@ -167,6 +169,31 @@ def _in_progress(server) -> int:
     return httpx.get(server.base + "/health", timeout=PATIENCE).json()["load"]["in_progress"]["process"]
 
 
+def _refused_connection_is_not_read(server) -> None:
+    """A kept-alive connection whose /process was refused: its next request waits unread (ASTRODASH_OVERLOAD_PAUSE_S)
+    while other connections are answered."""
+    boundary = "refusedboundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"sn.dat\"\r\n\r\n").encode() \
+        + spectrum_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    head = (f"POST /api/v1/process HTTP/1.1\r\nHost: {server.host}\r\nContent-Length: {len(body)}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n").encode()
+    with socket.create_connection((server.host, server.port), timeout=PATIENCE) as s:
+        s.sendall(head + body)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += s.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 503")
+        length = int(answer.split(b"content-length: ", 1)[1].split(b"\r\n", 1)[0])
+        while len(answer.split(b"\r\n\r\n", 1)[1]) < length:
+            answer += s.recv(65536)
+        s.sendall(f"GET /health HTTP/1.1\r\nHost: {server.host}\r\n\r\n".encode())
+        for _ in range(3):  # other connections are served meanwhile
+            assert httpx.get(server.base + "/health", timeout=PATIENCE).status_code == 200
+        s.settimeout(1.0)
+        with pytest.raises(socket.timeout):  # a server reading it at once would have answered by now
+            s.recv(65536)
+
+
 def test_process_requests_beyond_the_bound_are_answered_503_with_retry_after(servers):
     _, pooled = servers  # ASTRODASH_MAX_PENDING_PROCESS=1
     held, rest = _hold_process_request(pooled)
@@ -175,12 +202,27 @@ def test_process_requests_beyond_the_bound_are_answered_503_with_retry_after(ser
         while _in_progress(pooled) < 1:  # the held request is admitted once its headers are read
             assert time.monotonic() < deadline, "the held request was never admitted"
             time.sleep(0.05)
+        rejected = httpx.get(pooled.base + "/health", timeout=PATIENCE).json()["load"]["rejected_busy"]["process"]
         busy = _post(pooled, "/api/v1/process", {"file": ("sn.dat", spectrum_bytes())}, KNOWN_Z)
         assert busy.status_code == 503
         assert busy.headers["retry-after"] == str(RETRY_AFTER)
-        assert "limit 1" in busy.json()["detail"]
+        assert "limit 1" in busy.json()["detail"] and busy.json()["retry_after"] == RETRY_AFTER
+        assert busy.headers["x-request-id"]  # refused before the stack, still with its request id
+        packed = _post(pooled, "/api/v1/process", {"file": ("sn.dat", spectrum_bytes())}, KNOWN_Z,
+                       accept="application/msgpack")
+        assert packed.status_code == 503 and packed.headers["content-type"] == "application/msgpack"
+        assert "limit 1" in msgpack.unpackb(packed.content)["detail"]
+        # a browser's request goes through the whole stack: the same 503, with the CORS headers it needs
+        browser = _post(pooled, "/api/v1/process", {"file": ("sn.dat", spectrum_bytes())}, KNOWN_Z,
+                        origin="https://example.org")
+        assert browser.status_code == 503 and browser.headers["retry-after"] == str(RETRY_AFTER)
+        assert "access-control-allow-origin" in browser.headers
+        batch = _post(pooled, "/api/v1/batch-process", {"zip_file": ("b.zip", make_zip({"a.dat": spectrum_bytes()}))},
+                      KNOWN_Z)
+        assert batch.status_code == 200  # its own bound (2 batches), untouched by the /process bound
         health = httpx.get(pooled.base + "/health", timeout=PATIENCE).json()
-        assert health["load"]["rejected_busy"]["process"] >= 1
+        assert health["load"]["rejected_busy"]["process"] == rejected + 3
+        _refused_connection_is_not_read(pooled)
         held.sendall(rest)  # the held request completes normally
         answer = b""
         while chunk := held.recv(65536):

@@ -15,14 +15,23 @@ from .jobs import stats as job_stats
 from .jobs import progress as job_progress
 from .jobs import routes as jobs
 from .errors import EXCEPTION_HANDLERS
-from .middleware import (BodyLimitMiddleware, InternalErrorMiddleware, RateLimitGate, RateLimitMiddleware, RequestContextMiddleware,
-                         SlowBodyMiddleware)
+from .middleware import (BodyLimitMiddleware, InternalErrorMiddleware, OverloadMiddleware, RateLimitGate,
+                         RateLimitMiddleware, RequestContextMiddleware, SlowBodyMiddleware)
 from .middleware.shared_bucket import make_bucket
 from .settings import Settings
 from .state import AppState, StartupError
 
 EXPOSED_HEADERS = ["X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After",
                    "X-Total-Count", "Link", "ETag", "X-Cache", "Location", "Upload-Offset", "Upload-Length"]
+
+
+#: the endpoints admission control bounds, and the kind of request each counts as (AppState.admit)
+ADMITTED = ((spectrum.process, "process"), (batch.batch_process, "batch"))
+
+
+def admitted(app_routes: list[BaseRoute]) -> list:
+    """(route, admission kind) for the routes of :data:`ADMITTED`'s endpoints."""
+    return [(r, kind) for r in app_routes for endpoint, kind in ADMITTED if getattr(r, "endpoint", None) is endpoint]
 
 
 def routes() -> list[BaseRoute]:
@@ -86,13 +95,15 @@ def create_app(settings: Settings | None = None, classifier=None) -> Starlette:
     per_key = settings.rate_limit_per_key
     key_bucket = make_bucket(per_key, min(settings.rate_limit_burst, per_key), shared, "key") \
         if ring and per_key else None
-    # outermost first: request counts and latencies by route; the request id and log line see everything; the API key is known before rate limiting
+    # outermost first: request counts and latencies by route; the request id and log line see everything; a
+    # /process or /batch-process the server has no room for is refused at once (503), before the rest; the API key is known before rate limiting
     # (which also counts per key); rate-limit headers go on every response; CORS headers on everything below
     # it (401, 429 and 500 included); the body limit guards the endpoints
     app_routes = routes()
     middleware = [
         Middleware(metrics.MetricsMiddleware, metrics=state.metrics, routes=app_routes),
         Middleware(RequestContextMiddleware),
+        Middleware(OverloadMiddleware, state=state, kinds=admitted(app_routes)),
         Middleware(ApiKeyMiddleware, ring=ring, open_paths=("/metrics",) if settings.metrics_public else ()),
         Middleware(RateLimitMiddleware, bucket=bucket, trusted_proxies=settings.trusted_proxies,
                    enabled=settings.rate_limit_enabled, key_bucket=key_bucket),

@@ -7,12 +7,16 @@ unless configured otherwise, so single requests wait for at most one such call),
 however large the batch, and the event loop only forwards bytes.  The body is one
 JSON object (or msgpack map) in input order, exactly as if it had been built whole.  The status is decided by
 the first chunk (a 503 when the model cannot be loaded); a later chunk that fails unexpectedly reports
-``{"error"}`` for each of its files instead of cutting the document short.
+``{"error"}`` for each of its files instead of cutting the document short.  Each chunk is classified while the
+one before it is being sent (one chunk ahead), so the classification worker is not idle while a client
+reads.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import weakref
+from collections import deque
 
 import anyio.to_thread
 import msgpack
@@ -32,6 +36,9 @@ from .zips import Archive, limits_from
 CHUNK = 256
 #: entries per call to where classification runs (a part of a chunk)
 CALL = 64
+#: parts of a batch sent to the classification workers and not yet answered: the next part is inflated while
+#: the one before it is classified
+AHEAD = 2
 log = logging.getLogger("astrodash.server")
 
 
@@ -55,14 +62,18 @@ class _Batch:
     def chunk(self, start: int, stop: int) -> bytes:
         """The encoded ``name: result`` pairs of entries [start, stop) (JSON: comma-led after the first), in a
         worker thread; the reading, classifying and encoding go where classification runs, :data:`CALL` entries
-        at a time."""
-        entries, parts, classified = self._entries(start, stop), [], 0
-        for i in range(0, len(entries), CALL):
-            part, n = self.state.classify(encode_entries, entries[i:i + CALL], self.names[start + i:start + i + CALL],
-                                          self.opts, self.state.settings.top_n, CALL, start + i == 0,
-                                          self.use_msgpack)
-            parts.append(part)
-            classified += n
+        at a time, each part inflated here while the part before it is classified (at most :data:`AHEAD` parts
+        sent and not yet answered, so a single request waits behind at most that many)."""
+        parts, classified = [], 0
+        calls: deque = deque()
+        for i in range(start, stop, CALL):
+            j = min(i + CALL, stop)
+            calls.append(self.state.submit(encode_entries, self._entries(i, j), self.names[i:j], self.opts,
+                                           self.state.settings.top_n, CALL, i == 0, self.use_msgpack))
+            while len(calls) >= AHEAD or (calls and j == stop):
+                part, n = calls.popleft().result()
+                parts.append(part)
+                classified += n
         self.state.metrics.classified("batch-process", 0, classified)
         return b"".join(parts)
 
@@ -75,6 +86,36 @@ class _Batch:
 
     def closing(self) -> bytes:
         return b"" if self.use_msgpack else b"}"
+
+
+class _Ahead:
+    """The encoded chunks of ``bounds`` in order, each started in a worker thread when the one before it is taken
+    (:meth:`next`), so classification goes on while the event loop sends the previous chunk to a client that
+    reads it; at most one chunk is being classified ahead of the one sent."""
+
+    def __init__(self, batch: _Batch, bounds: list[tuple[int, int]]):
+        self.batch, self.bounds = batch, list(bounds)
+        self._future: asyncio.Future | None = None
+        self._start()
+
+    def _start(self) -> None:
+        if not self.bounds:
+            self._future = None
+            return
+        start, stop = self.bounds.pop(0)
+        self._future = asyncio.get_running_loop().run_in_executor(None, self.batch.chunk, start, stop)
+        # a chunk still running when the client goes away finishes unread: its error is not "never retrieved"
+        self._future.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    async def next(self) -> bytes:
+        """The next chunk's bytes (its exception raised); the chunk after it starts as this one is taken."""
+        future = self._future
+        if future is None:
+            raise RuntimeError("no chunk left to classify")
+        try:
+            return await future
+        finally:
+            self._start()
 
 
 async def batch_process(request: Request):
@@ -112,13 +153,14 @@ async def _batch_process(request: Request, state, admission):
         first = await anyio.to_thread.run_sync(batch.chunk, *bounds[0]) if bounds else b""
     except ModelFileError as exc:
         raise unavailable(exc) from None
+    ahead = _Ahead(batch, bounds[1:])  # the next chunk is classified while this one is sent
 
     async def body():
         try:
             yield batch.opening() + first
             for start, stop in bounds[1:]:
                 try:
-                    yield await anyio.to_thread.run_sync(batch.chunk, start, stop)
+                    yield await ahead.next()
                 except ApiError as exc:  # e.g. the archive inflating past its declared sizes
                     yield batch.failed_chunk(start, stop, str(exc.detail))
                 except Exception as exc:  # noqa: BLE001 - never cut the document short

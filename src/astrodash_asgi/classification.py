@@ -7,7 +7,6 @@ answers are the same bytes either way.
 """
 from __future__ import annotations
 
-import json
 from typing import NamedTuple
 
 import msgpack
@@ -15,7 +14,7 @@ import msgpack
 from astrodash_core.errors import AstrodashError
 
 from .common import payload, read_upload, unique_names
-from .negotiation import encode
+from .negotiation import dumps_json, encode
 
 #: what :func:`classify_items` returns for an item: the Classification itself, its answer as a dict, or that
 #: answer encoded as JSON or msgpack bytes
@@ -110,9 +109,8 @@ def encode_pairs(results: dict, first: bool, use_msgpack: bool) -> bytes:
     if use_msgpack:
         packer = msgpack.Packer(use_bin_type=True)
         return b"".join(packer.pack(k) + packer.pack(v) for k, v in results.items())
-    dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
-    text = ",".join(f"{dumps(k)}:{dumps(v)}" for k, v in results.items())
-    return (text if first or not text else "," + text).encode()
+    text = b",".join(dumps_json(k) + b":" + dumps_json(v) for k, v in results.items())
+    return text if first or not text else b"," + text
 
 
 def encode_entries(classifiers, entries: list, names: list, opts, top_n: int, chunk: int, first: bool,

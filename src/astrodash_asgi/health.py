@@ -66,8 +66,9 @@ async def ready(request: Request):
             else _check("loaded", True)
         bank = _check("missing", False, problems["template_bank"]) if "template_bank" in problems \
             else _check("loaded", True)
-    storage = await anyio.to_thread.run_sync(_storage_check, state)
-    length, bound = await anyio.to_thread.run_sync(state.queue_length), state.settings.ready_max_queue
+    # both store reads in one worker-thread call: each hop back to a busy event loop waits its turn
+    storage, length = await anyio.to_thread.run_sync(lambda: (_storage_check(state), state.queue_length()))
+    bound = state.settings.ready_max_queue
     queue = _check("over bound" if length > bound else "ok", length <= bound, length=length, max=bound)
     checks = {"models": models, "template_bank": bank, "storage": storage, "queue": queue}
     runner = state.runner

@@ -7,7 +7,11 @@
   answered 503 with ``Retry-After`` and closed at once;
 - a request answered before its body was read (413, 408, 503, a malformed form) has the rest of its body
   discarded for at most ``header_timeout`` seconds (so the client can read the answer), then its connection
-  is closed.
+  is closed;
+- **overload pause**: after a ``/process`` or ``/batch-process`` refused by the overload check
+  (:mod:`astrodash_asgi.middleware.overload`), the connection is not read for ``overload_pause`` seconds, so a
+  client retrying at once over its kept-alive connection waits in the socket instead of keeping the event loop
+  busy with refusals (``/health`` and admitted requests stay quick).
 
 Body reads are guarded by :class:`~astrodash_asgi.middleware.SlowBodyMiddleware` (it works mounted, too).
 """
@@ -19,6 +23,8 @@ import json
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from .middleware.overload import REFUSED
+
 SWITCH_INTERVAL_S = 0.001
 
 
@@ -29,7 +35,7 @@ def _raw_response(status: int, reason: str, detail: str, extra: str = "") -> byt
     return head.encode() + body
 
 
-def guarded_protocol(header_timeout: float, max_per_client: int) -> type:
+def guarded_protocol(header_timeout: float, max_per_client: int, overload_pause: float = 0.0) -> type:
     """An H11Protocol subclass with these limits (``0`` turns a limit off); each subclass counts its own
     connections per client."""
     per_client: dict[str, int] = {}
@@ -40,6 +46,7 @@ def guarded_protocol(header_timeout: float, max_per_client: int) -> type:
         def connection_made(self, transport) -> None:
             super().connection_made(transport)
             self._header_timer: asyncio.TimerHandle | None = None
+            self._pause_timer: asyncio.TimerHandle | None = None
             self._peer = self.client[0] if self.client else None
             n = per_client.get(self._peer, 0) + 1 if self._peer is not None else 0
             if self._peer is not None:
@@ -87,9 +94,26 @@ def guarded_protocol(header_timeout: float, max_per_client: int) -> type:
             super().on_response_complete()
             if not self.transport.is_closing():
                 self._arm()  # the next request's headers, or the end of a discarded body, get a deadline
+                if overload_pause and (self.scope or {}).get("state", {}).get(REFUSED):
+                    self._pause()
+
+        def _pause(self) -> None:
+            """Read nothing more from this connection for ``overload_pause`` seconds (its request was refused)."""
+            self.flow.pause_reading()
+            if self._pause_timer is not None:
+                self._pause_timer.cancel()
+            self._pause_timer = self.loop.call_later(overload_pause, self._unpause)
+
+        def _unpause(self) -> None:
+            self._pause_timer = None
+            if not self.transport.is_closing():
+                self.flow.resume_reading()
 
         def connection_lost(self, exc) -> None:
             self._disarm()
+            pause, self._pause_timer = getattr(self, "_pause_timer", None), None
+            if pause is not None:
+                pause.cancel()
             if self._peer is not None:
                 left = per_client.get(self._peer, 1) - 1
                 if left > 0:
@@ -103,8 +127,8 @@ def guarded_protocol(header_timeout: float, max_per_client: int) -> type:
 
 
 class _FromSettings:
-    """The protocol class for the limits in ``ASTRODASH_HEADER_TIMEOUT_S`` and
-    ``ASTRODASH_MAX_CONNECTIONS_PER_CLIENT`` (made once per process, so worker processes agree)."""
+    """The protocol class for the limits in ``ASTRODASH_HEADER_TIMEOUT_S``,
+    ``ASTRODASH_MAX_CONNECTIONS_PER_CLIENT`` and ``ASTRODASH_OVERLOAD_PAUSE_S`` (made once per process, so worker processes agree)."""
 
     cls: type | None = None
 
@@ -119,7 +143,7 @@ class _FromSettings:
             # interval (5 ms by default) lets it take the GIL back sooner, so /health stays quick during a batch
             sys.setswitchinterval(SWITCH_INTERVAL_S)
             s = Settings.from_env()
-            cls.cls = guarded_protocol(s.header_timeout_s, s.max_connections_per_client)
+            cls.cls = guarded_protocol(s.header_timeout_s, s.max_connections_per_client, s.overload_pause_s)
         return cls.cls
 
 

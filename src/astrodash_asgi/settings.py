@@ -106,6 +106,10 @@ class Settings:
     max_pending_process: int = 32
     max_pending_batches: int = 2
     overload_retry_after_s: int = 2
+    # a kept-alive connection whose /process or /batch-process was refused with that 503 is not read again for
+    # this many seconds (astrodash serve), so clients retrying at once cannot keep the event loop busy with
+    # refusals; 0 reads on at once
+    overload_pause_s: float = 1.0
     top_n: int = 5
     warmup: bool = True
     # batch jobs (/api/batch-processor): finished batches and their results are deleted after job_ttl seconds;

@@ -153,16 +153,25 @@ class AppState:
         """Count a ``kind`` request ("process" or "batch") as in progress until the returned ticket is released;
         503 with Retry-After when its bound (``max_pending_process`` / ``max_pending_batches``) is reached, before
         the request's body is read."""
-        from .errors import ApiError
-
-        bound = self.settings.max_pending_process if kind == "process" else self.settings.max_pending_batches
-        if self.pending[kind] >= bound:
-            self.rejected[kind] += 1
-            retry = self.settings.overload_retry_after_s
-            raise ApiError(503, f"server busy: {self.pending[kind]} {kind} requests in progress (limit {bound}); "
-                                f"retry in {retry} s", headers={"retry-after": str(retry)}, retry_after=retry)
+        busy = self.refuse(kind)
+        if busy is not None:
+            raise busy
         self.pending[kind] += 1
         return Admission(self.pending, kind)
+
+    def refuse(self, kind: str):
+        """None when a ``kind`` request can be admitted now; else the 503 :class:`~astrodash_asgi.errors.ApiError`
+        (with Retry-After) to answer, counted as rejected.  The overload middleware asks this first, so a refusal
+        costs as little of the event loop's time as possible; the endpoints ask again through :meth:`admit`."""
+        bound = self.settings.max_pending_process if kind == "process" else self.settings.max_pending_batches
+        if self.pending[kind] < bound:
+            return None
+        from .errors import ApiError
+
+        self.rejected[kind] += 1
+        retry = self.settings.overload_retry_after_s
+        return ApiError(503, f"server busy: {self.pending[kind]} {kind} requests in progress (limit {bound}); "
+                             f"retry in {retry} s", headers={"retry-after": str(retry)}, retry_after=retry)
 
     # --- classifiers --------------------------------------------------------------------------------------
     def classifier_for(self, model_id: str | None, model_type: str = "dash") -> Classifier:
@@ -184,6 +193,10 @@ class AppState:
         """``fn(classifiers, *args)`` (a function of :mod:`astrodash_asgi.classification`) where classification
         runs; call it from a worker thread."""
         return self.runner.call(fn, *args)
+
+    def submit(self, fn, *args):
+        """:meth:`classify` without waiting: an object whose ``result()`` gives (or raises) the call's outcome."""
+        return self.runner.submit(fn, *args)
 
     def run_batch(self, key, items: list) -> list:
         """One classification pass for micro-batched /process requests and batch-job chunks sharing the same

@@ -2,7 +2,8 @@
 
 Both runners offer ``call(fn, *args)``, called from a worker thread of the server: ``fn(classifiers, *args)``, a
 function of :mod:`astrodash_asgi.classification`, run with that process's
-:class:`~astrodash_asgi.classifiers.Classifiers`.
+:class:`~astrodash_asgi.classifiers.Classifiers`; and ``submit(fn, *args)``, the same call whose ``result()`` is
+taken later (so the caller can prepare the next call meanwhile).
 
 - :class:`InProcess` runs it right there, with the server's own classifiers (``ASTRODASH_CLASSIFY_PROCESSES=0``,
   or a classifier object given to ``create_app``).
@@ -44,8 +45,42 @@ class InProcess:
     def call(self, fn, *args):
         return fn(self.classifiers, *args)
 
+    def submit(self, fn, *args) -> "Done":
+        """:meth:`call` now, its outcome kept for ``result()`` (the same interface as :meth:`ProcessPool.submit`)."""
+        try:
+            return Done(self.call(fn, *args))
+        except Exception as exc:  # noqa: BLE001 - raised again by result()
+            return Done(error=exc)
+
     def shutdown(self) -> None:
         pass
+
+
+class Done:
+    """A call that has run: ``result()`` returns its value or raises its exception."""
+
+    def __init__(self, value=None, error: BaseException | None = None):
+        self._value, self._error = value, error
+
+    def result(self):
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class Call:
+    """A call sent to the worker processes: ``result()`` waits for it (:class:`WorkerLost` when its process died)."""
+
+    def __init__(self, pool: "ProcessPool", executor, future):
+        self._pool, self._executor, self._future = pool, executor, future
+
+    def result(self):
+        try:
+            return self._future.result()
+        except BrokenProcessPool:
+            self._pool._lost(self._executor)
+            raise WorkerLost("a classification worker process ended unexpectedly; it has been replaced, retry "
+                             "the request") from None
 
 
 class ProcessPool:
@@ -98,9 +133,14 @@ class ProcessPool:
         return problems
 
     def call(self, fn, *args):
+        return self.submit(fn, *args).result()
+
+    def submit(self, fn, *args) -> Call:
+        """Send ``fn(classifiers, *args)`` to a worker process without waiting: its :class:`Call` (calls are
+        served in the order they are sent)."""
         executor = self.start()
         try:
-            return executor.submit(_run, fn, args).result()
+            return Call(self, executor, executor.submit(_run, fn, args))
         except BrokenProcessPool:
             self._lost(executor)
             raise WorkerLost("a classification worker process ended unexpectedly; it has been replaced, retry "
