@@ -360,3 +360,34 @@ def test_first_pass_peaks_kept_when_nothing_is_refined_are_r_times_overlap():
     refined = correlate_many(s[None], [lo], [hi], [np.array(rows)], bank.flux, bank.lo, bank.hi, dwlog, z_min,
                              z_max)[0]
     assert not np.allclose(refined.r, got[0].r)  # the default refines: the trimmed second pass differs
+
+
+def test_second_pass_refuses_cached_transforms_of_other_templates_or_another_taper(_bank):
+    from astrodash_core.rlap import CutTransforms, second_pass
+
+    args = (_bank.flux[:2].astype(np.float64), _bank.lo[:2], _bank.hi[:2], np.array([0, 1]), _bank.flux, _bank.lo,
+            _bank.hi, np.array([3, 4]), np.array([0, 0]), np.array([-3, -3]), np.array([3, 3]))
+    for cut in (CutTransforms(_bank.flux, _bank.lo, _bank.hi, taper=0.1),
+                CutTransforms(_bank.flux.copy(), _bank.lo, _bank.hi)):
+        with pytest.raises(ValueError, match="other templates or of another taper"):
+            second_pass(*args, t_cut=cut)
+
+
+def test_refined_peaks_keep_rlap_r_times_lap_and_lags_inside_the_grid(_bank):
+    """After the second pass every peak's rlap is r x lap (0 below r = 0), and however high z_max is asked, no
+    lag reaches past the grid's last bin (so no redshift beyond exp((nw - 1) dwlog) - 1); a spectrum of zeros
+    correlates to r = 0 everywhere, never NaN."""
+    from astrodash_core.rlap import correlate_many
+
+    rows = np.arange(0, len(_bank.names), 37)[:8]
+    fluxes = _bank.flux[rows[:3]].astype(np.float64)
+    fluxes[2] = 0.0
+    nw = fluxes.shape[1]
+    dwlog = _bank.grid.dwlog
+    out = correlate_many(fluxes, _bank.lo[rows[:3]], _bank.hi[rows[:3]], [rows, rows, rows], _bank.flux, _bank.lo,
+                         _bank.hi, dwlog, -0.01, 50.0)
+    for peaks in out:
+        assert np.all(np.isfinite(peaks.r)) and np.all(np.isfinite(peaks.rlap))
+        np.testing.assert_allclose(peaks.rlap, np.maximum(peaks.r, 0.0) * peaks.lap, rtol=1e-12, atol=1e-12)
+        assert np.all(peaks.lag <= nw - 1) and np.all(peaks.redshift <= np.expm1((nw - 1) * dwlog) + 1e-12)
+    assert out[0].rlap.max() > 5 and np.all(out[2].r == 0) and np.all(out[2].rlap == 0)
