@@ -391,3 +391,38 @@ def test_refined_peaks_keep_rlap_r_times_lap_and_lags_inside_the_grid(_bank):
         np.testing.assert_allclose(peaks.rlap, np.maximum(peaks.r, 0.0) * peaks.lap, rtol=1e-12, atol=1e-12)
         assert np.all(peaks.lag <= nw - 1) and np.all(peaks.redshift <= np.expm1((nw - 1) * dwlog) + 1e-12)
     assert out[0].rlap.max() > 5 and np.all(out[2].r == 0) and np.all(out[2].rlap == 0)
+
+
+@pytest.mark.parametrize("nw", [256, 1024, 2048])
+def test_the_band_pass_is_snids_and_the_transforms_keep_exactly_its_non_zero_bins(nw):
+    """bandpass against SNID's cosine bells written separately (test_references), every bin; band_bins is one past
+    its last non-zero bin (204 of 1,025 for 1,024 bins); the rms from the kept bins is the band-passed row's."""
+    from test_references import _ref_bandpass
+
+    from astrodash_core.rlap import _filtered_fft, band_bins, bandpass, n_fft_of
+
+    np.testing.assert_allclose(bandpass(nw), _ref_bandpass(nw), rtol=0, atol=1e-15)
+    assert band_bins(nw) == np.flatnonzero(_ref_bandpass(nw))[-1] + 1
+    assert band_bins(1024) == 204
+    x = np.random.default_rng(nw).normal(size=(3, nw))
+    kept, sigma = _filtered_fft(x)
+    filtered = np.fft.irfft(np.fft.rfft(x, n_fft_of(nw)) * _ref_bandpass(nw), n_fft_of(nw))
+    np.testing.assert_allclose(sigma, np.sqrt((filtered ** 2).sum(axis=1) / nw), rtol=1e-12)
+    np.testing.assert_allclose(kept, np.fft.rfft(filtered, n_fft_of(nw))[:, :band_bins(nw)], rtol=1e-9, atol=1e-9)
+
+
+def test_no_templates_for_a_spectrum_gives_no_peaks_and_a_known_z_window_stays_on_the_grid(_bank):
+    from astrodash_core.rlap import correlate_many, known_z_window
+
+    fluxes = _bank.flux[:2].astype(np.float64)
+    out = correlate_many(fluxes, _bank.lo[:2], _bank.hi[:2], [np.array([], dtype=np.int64)] * 2, _bank.flux,
+                         _bank.lo, _bank.hi, _bank.grid.dwlog, -0.01, 1.0)
+    assert [len(p.rlap) for p in out] == [0, 0]
+    nw, dwlog = 1024, _bank.grid.dwlog
+    z = [-0.999, 0.0, 0.1, 50.0]  # lags far below the grid, 0, inside, far above
+    lag_min, lag_max, mid = known_z_window(np.array(z), dwlog, nw, 2)
+    lags = [np.log1p(v) / dwlog for v in z]
+    assert list(lag_min) == [max(int(np.floor(v - 2)), -(nw - 1)) for v in lags]
+    assert list(lag_max) == [min(int(np.ceil(v + 2)), nw - 1) for v in lags]
+    assert lag_min[0] == -(nw - 1) and lag_max[3] == nw - 1 and (lag_min[1], lag_max[1]) == (-2, 2)
+    assert list(mid) == list((lag_min + lag_max) // 2)
