@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from ._columns import column_checks
 from .errors import SpectrumReadError
 from .spectrum import Spectrum
 
@@ -63,14 +64,18 @@ def guess_wave_unit(wave: np.ndarray) -> tuple[float, str]:
 
     Only positive finite wavelengths count: the few invalid rows a Spectrum drops do not sway the guess."""
     wave = np.asarray(wave, dtype=np.float64)
-    lo = float(wave.min()) if wave.size else np.nan
-    hi = float(wave.max()) if wave.size else np.nan
-    if not (lo > 0 and np.isfinite(hi)):  # some are not positive finite numbers (NaN fails both tests): drop them
-        with np.errstate(invalid="ignore"):
-            wave = wave[np.isfinite(wave) & (wave > 0)]
-        if not wave.size:
-            return 1.0, "Angstrom (assumed)"
-        lo, hi = float(wave.min()), float(wave.max())
+    valid, _, _, lo, hi = column_checks(wave, wave, None)  # one pass: all positive finite, and the range
+    if valid and wave.size:
+        return _unit_from_range(lo, hi)
+    with np.errstate(invalid="ignore"):  # some are not positive finite numbers: drop them
+        wave = wave[np.isfinite(wave) & (wave > 0)]
+    if not wave.size:
+        return 1.0, "Angstrom (assumed)"
+    return _unit_from_range(float(wave.min()), float(wave.max()))
+
+
+def _unit_from_range(lo: float, hi: float) -> tuple[float, str]:
+    """:func:`guess_wave_unit` from the range of the positive finite wavelengths."""
     if hi < 1e-4:
         return 1e10, "m (guessed from the range; converted to Angstrom)"
     if hi < 30:
@@ -112,12 +117,14 @@ def make_spectrum(wave, flux, error=None, *, filename: str, name: str | None = N
     if converted is not None:
         wave, unit_name = converted
         meta.setdefault("wave_unit", unit_name)
-    elif wave.size and np.isfinite(wave).any():
-        if unit_factor is None:
-            unit_factor, unit_name = guess_wave_unit(wave)
-        if unit_factor != 1.0:
-            wave = wave * unit_factor
-        meta.setdefault("wave_unit", unit_name or "Angstrom")
+    elif wave.size:
+        valid, _, _, lo, hi = column_checks(wave, wave, None)  # the usual all-valid column: one pass, no temporary
+        if valid or np.isfinite(wave).any():
+            if unit_factor is None:
+                unit_factor, unit_name = _unit_from_range(lo, hi) if valid else guess_wave_unit(wave)
+            if unit_factor != 1.0:
+                wave = wave * unit_factor
+            meta.setdefault("wave_unit", unit_name or "Angstrom")
     if flux_unit:
         meta["flux_unit"] = str(flux_unit).strip()
         flux_converted = flux_to_flambda(flux, error, flux_unit, wave)
