@@ -39,13 +39,15 @@ class Reader:
 _CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 11, 12, 13))
 
 
-def looks_binary(head: bytes) -> bool:
-    """True for content that is not text: NUL bytes, or many control bytes."""
+def looks_binary(head: bytes, limit: int | None = None) -> bool:
+    """True for content that is not text: NUL bytes, or many control bytes.
+
+    ``limit``: look at ``head[:limit]`` only (without copying it)."""
     if not head:
         return False
-    if b"\x00" in head:
+    if head.find(b"\x00", 0, limit) >= 0:
         return True
-    sample = head[:4096]
+    sample = head[:4096 if limit is None else min(limit, 4096)]
     control = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
     return control > 0.05 * len(sample)
 
