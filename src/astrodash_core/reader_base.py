@@ -11,7 +11,6 @@ import os
 
 import numpy as np
 
-from ._columns import column_checks
 from .errors import SpectrumReadError
 from .spectrum import Spectrum
 
@@ -65,6 +64,8 @@ def guess_wave_unit(wave: np.ndarray) -> tuple[float, str]:
     """(factor to Å, description) guessed from the wavelength range of an optical spectrum.
 
     Only positive finite wavelengths count: the few invalid rows a Spectrum drops do not sway the guess."""
+    from ._columns import column_checks  # a Cython kernel, imported on first use
+
     wave = np.asarray(wave, dtype=np.float64)
     valid, _, _, lo, hi = column_checks(wave, wave, None)  # one pass: all positive finite, and the range
     if valid and wave.size:
@@ -111,6 +112,7 @@ def make_spectrum(wave, flux, error=None, *, filename: str, name: str | None = N
     flux density (per Å, per nm, per Hz, Jy ...), converts flux and error to erg s⁻¹ cm⁻² Å⁻¹; any other flux
     unit (counts, "normalised") is only recorded in ``meta["flux_unit"]``.
     """
+    from ._columns import column_checks  # a Cython kernel, imported on first use
     from .units import flux_to_flambda, wave_to_angstrom
 
     meta = dict(meta or {})

@@ -6,7 +6,6 @@ from typing import Any
 
 import numpy as np
 
-from ._columns import column_checks
 from .errors import SpectrumReadError
 
 #: Fewest usable points a spectrum may have.
@@ -78,7 +77,10 @@ class Spectrum:
         if wave.size > MAX_POINTS:
             raise SpectrumReadError(f"{wave.size:,} points; at most {MAX_POINTS:,} are supported", name)
         n_rows = wave.size
-        # one pass says what the usual file needs: nothing dropped, every error usable, already sorted
+        # one pass says what the usual file needs: nothing dropped, every error usable, already sorted (a Cython
+        # kernel, imported on first use: importing the package loads none)
+        from ._columns import column_checks
+
         rows_valid, unusable_errors, increasing, _, _ = column_checks(wave, flux, error)
         warnings: list[str] = []
         if not rows_valid:
