@@ -144,3 +144,57 @@ def test_mantissas_and_powers_at_the_fast_path_edges_match_float_and_numpy(field
     "10000000000000000000e-23", "0000000000000000000000001e22", "4503599627370497.5", "4503599627370496.5"])
 def test_exact_path_boundaries_match_float(field):
     _same_as_float([field])
+
+
+@st.composite
+def digit_shapes(draw):
+    """A number of every shape the digit loops meet: 0-21 integer and 0-21 fraction digits (both sides of 8, 16
+    and 19), leading zeros, a sign, an exponent of 1-4 digits (leading zeros too) or none, D exponents."""
+    n_int, n_frac = draw(st.integers(0, 21)), draw(st.integers(0, 21))
+    if n_int + n_frac == 0:
+        n_int = 1
+    digits = draw(st.text("0123456789", min_size=n_int + n_frac, max_size=n_int + n_frac))
+    zeros = draw(st.sampled_from(["", "", "0", "00000000"]))
+    text = zeros + digits[:n_int] + ("." + digits[n_int:] if n_frac or draw(st.booleans()) else "")
+    exp = draw(st.one_of(st.just(""), st.builds(lambda e, s, d: e + s + d, st.sampled_from("eEdD"),
+                                                st.sampled_from(["", "+", "-"]),
+                                                st.text("0123456789", min_size=1, max_size=4))))
+    return draw(st.sampled_from(["", "-", "+"])) + text + exp
+
+
+@PROPS
+@given(st.lists(st.tuples(digit_shapes(), digit_shapes(), digit_shapes()), min_size=1, max_size=40),
+       st.lists(st.sampled_from([" ", "\t", ",", ";", " , ", "\t "]), min_size=2, max_size=2),
+       st.sampled_from(["\n", "\r\n"]))
+def test_every_digit_shape_in_mixed_separators_and_line_ends_matches_float(rows, seps, end):
+    """Each row written with its own separators (mixed in a row) and LF or CRLF line ends: every field parses to
+    float()'s double of its text."""
+    text = end.join(f"{a}{seps[0]}{b}{seps[1]}{c}" for a, b, c in rows) + end
+    values, counts, skipped = _parse(text)
+    assert skipped == 0 and (counts == 3).all()
+    want = [[float(f.replace("d", "e").replace("D", "e")) for f in row] for row in rows]
+    assert (_bits(values) == _bits(want)).all()
+
+
+@PROPS
+@given(digit_shapes(), st.sampled_from(["x", "e", "e+", ".5", "-", "..", "1e5e", "abc", "#", "%", "/"]))
+def test_a_number_with_trailing_junk_is_no_number(field, junk):
+    """A field is a number only up to a separator: anything glued to it ends the row there (a line with fewer
+    than two numbers before it is skipped and counted; a third field leaves the two numbers before it)."""
+    if junk == ".5" and ("." in field or "e" in field.lower() or "d" in field.lower()):
+        junk = "x"  # "12.5" would be a number again
+    if junk in ("e", "e+") and any(c in field for c in "eEdD"):
+        junk = "x"
+    bad = field + junk
+    values, counts, skipped = _parse(f"{bad} 1 2\n5 {bad} 6\n7 8 {bad}\n", 3)
+    assert skipped == 2
+    assert _bits(values[:, :2]).tolist() == _bits([[7.0, 8.0]]).tolist()
+    assert counts.tolist() == [2] and np.isnan(values[0, 2])
+
+
+@pytest.mark.parametrize("sign", ["", "-", "+"])
+@pytest.mark.parametrize("field", ["12345678", "123456789", "1234567.8", "12345678.9", "0.12345678", "1234567890123456",
+                                   "12345678901234567", "1234567890123456789", "12345678901234567890", "9007199254740993",
+                                   "0.0117213", "4600.63", "1e22", "1e23", "0", "0e400", "0.000e-500"])
+def test_signed_fields_at_digit_boundaries_match_float(field, sign):
+    _same_as_float([sign + field])

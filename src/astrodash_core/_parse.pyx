@@ -76,6 +76,19 @@ cdef extern from *:
                                                 const unsigned long long* pow5, double* out) noexcept nogil
 
 
+cdef extern from *:
+    """
+    /* x with its sign bit set when neg (x >= 0 here, so this is -x), without a branch. */
+    static inline double astrodash_with_sign(double x, int neg) {
+        uint64_t bits;
+        memcpy(&bits, &x, 8);
+        bits |= (uint64_t)neg << 63;
+        memcpy(&x, &bits, 8);
+        return x;
+    }
+    """
+    double _with_sign "astrodash_with_sign"(double x, int neg) noexcept nogil
+
 cdef double[23] _POW10D  # 10**0..10**22: the powers of ten a double holds exactly (Clinger's path)
 cdef unsigned long long[2 * 651] _POW5  # 5**q for q = -342..308 as 128-bit truncated mantissas (Eisel-Lemire)
 cdef unsigned char[256] _SEP
@@ -144,12 +157,11 @@ cdef inline Py_ssize_t _number(const unsigned char* b, Py_ssize_t i, double* out
     every value is the correctly rounded double.
     """
     cdef Py_ssize_t s = i, p
-    cdef bint neg = b[i] == 45
+    cdef int neg = b[i] == 45
     cdef unsigned long long mant = 0
     cdef int digits, frac = 0, exp10 = 0, esign = 1
     cdef unsigned int c
-    if neg or b[i] == 43:  # '-', '+'
-        i += 1
+    i += neg | (b[i] == 43)  # '-', '+'
     p = i
     c = b[i] - 48
     while c <= 9:  # no overflow check per digit: more than 19 digits go to strtod below
@@ -196,13 +208,11 @@ cdef inline Py_ssize_t _number(const unsigned char* b, Py_ssize_t i, double* out
         out[0] = -0.0 if neg else 0.0
         return i
     if mant < 9007199254740992ULL and -22 <= exp10 <= 22:
-        # Clinger's fast path: both operands exact doubles, one correctly rounded operation
-        if exp10 >= 0:
-            out[0] = <double>mant * _POW10D[exp10]
-        else:
-            out[0] = <double>mant / _POW10D[-exp10]
-        if neg:
-            out[0] = -out[0]
+        # Clinger's fast path: both operands exact doubles, one correctly rounded operation (the other one is
+        # by 1.0, exact), without a branch on the exponent's sign; the sign is set as a bit, without a branch
+        # on the (in noisy fluxes random) sign either
+        out[0] = _with_sign(<double><long long>mant * _POW10D[exp10 if exp10 > 0 else 0]
+                            / _POW10D[-exp10 if exp10 < 0 else 0], neg)
         return i
     if _eisel_lemire(exp10, mant, neg, _POW5, out):
         return i

@@ -38,13 +38,15 @@ class Reader:
 _CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 11, 12, 13))
 
 
-def looks_binary(head: bytes) -> bool:
-    """True for content that is not text: NUL bytes, or many control bytes."""
+def looks_binary(head: bytes, limit: int | None = None) -> bool:
+    """True for content that is not text: NUL bytes, or many control bytes.
+
+    ``limit``: look at ``head[:limit]`` only (without copying it)."""
     if not head:
         return False
-    if b"\x00" in head:
+    if head.find(b"\x00", 0, limit) >= 0:
         return True
-    sample = head[:4096]
+    sample = head[:4096 if limit is None else min(limit, 4096)]
     control = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
     return control > 0.05 * len(sample)
 
@@ -62,15 +64,21 @@ def guess_wave_unit(wave: np.ndarray) -> tuple[float, str]:
     """(factor to Å, description) guessed from the wavelength range of an optical spectrum.
 
     Only positive finite wavelengths count: the few invalid rows a Spectrum drops do not sway the guess."""
+    from ._columns import column_checks  # a Cython kernel, imported on first use
+
     wave = np.asarray(wave, dtype=np.float64)
-    lo = float(wave.min()) if wave.size else np.nan
-    hi = float(wave.max()) if wave.size else np.nan
-    if not (lo > 0 and np.isfinite(hi)):  # some are not positive finite numbers (NaN fails both tests): drop them
-        with np.errstate(invalid="ignore"):
-            wave = wave[np.isfinite(wave) & (wave > 0)]
-        if not wave.size:
-            return 1.0, "Angstrom (assumed)"
-        lo, hi = float(wave.min()), float(wave.max())
+    valid, _, _, lo, hi = column_checks(wave, wave, None)  # one pass: all positive finite, and the range
+    if valid and wave.size:
+        return _unit_from_range(lo, hi)
+    with np.errstate(invalid="ignore"):  # some are not positive finite numbers: drop them
+        wave = wave[np.isfinite(wave) & (wave > 0)]
+    if not wave.size:
+        return 1.0, "Angstrom (assumed)"
+    return _unit_from_range(float(wave.min()), float(wave.max()))
+
+
+def _unit_from_range(lo: float, hi: float) -> tuple[float, str]:
+    """:func:`guess_wave_unit` from the range of the positive finite wavelengths."""
     if hi < 1e-4:
         return 1e10, "m (guessed from the range; converted to Angstrom)"
     if hi < 30:
@@ -104,6 +112,7 @@ def make_spectrum(wave, flux, error=None, *, filename: str, name: str | None = N
     flux density (per Å, per nm, per Hz, Jy ...), converts flux and error to erg s⁻¹ cm⁻² Å⁻¹; any other flux
     unit (counts, "normalised") is only recorded in ``meta["flux_unit"]``.
     """
+    from ._columns import column_checks  # a Cython kernel, imported on first use
     from .units import flux_to_flambda, wave_to_angstrom
 
     meta = dict(meta or {})
@@ -112,12 +121,14 @@ def make_spectrum(wave, flux, error=None, *, filename: str, name: str | None = N
     if converted is not None:
         wave, unit_name = converted
         meta.setdefault("wave_unit", unit_name)
-    elif wave.size and np.isfinite(wave).any():
-        if unit_factor is None:
-            unit_factor, unit_name = guess_wave_unit(wave)
-        if unit_factor != 1.0:
-            wave = wave * unit_factor
-        meta.setdefault("wave_unit", unit_name or "Angstrom")
+    elif wave.size:
+        valid, _, _, lo, hi = column_checks(wave, wave, None)  # the usual all-valid column: one pass, no temporary
+        if valid or np.isfinite(wave).any():
+            if unit_factor is None:
+                unit_factor, unit_name = _unit_from_range(lo, hi) if valid else guess_wave_unit(wave)
+            if unit_factor != 1.0:
+                wave = wave * unit_factor
+            meta.setdefault("wave_unit", unit_name or "Angstrom")
     if flux_unit:
         meta["flux_unit"] = str(flux_unit).strip()
         flux_converted = flux_to_flambda(flux, error, flux_unit, wave)

@@ -82,14 +82,26 @@ def _from_array(arr: np.ndarray, name: str) -> Spectrum:
     return Spectrum(arr[:, 0], arr[:, 1], error, name=name, meta={"format": "array"})
 
 
+def _read_file(path: str) -> bytes:
+    """A file's bytes: one read of its size from the descriptor (no buffered file object), then reads up to the end
+    of file (a file that grew, a pipe or a special file reports no or a wrong size)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        chunks = [os.read(fd, os.fstat(fd).st_size + 1)]
+        while chunks[-1]:
+            chunks.append(os.read(fd, 1 << 20))
+    finally:
+        os.close(fd)
+    return chunks[0] if len(chunks) == 2 else b"".join(chunks)
+
+
 def _load_bytes(source, filename: str | None) -> tuple[bytes, str]:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), filename or "<bytes>"
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         try:
-            with open(path, "rb") as fh:
-                return fh.read(), filename or path
+            return _read_file(path), filename or path
         except FileNotFoundError:
             raise SpectrumReadError("no such file", path) from None
         except IsADirectoryError:

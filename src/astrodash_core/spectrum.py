@@ -77,12 +77,19 @@ class Spectrum:
         if wave.size > MAX_POINTS:
             raise SpectrumReadError(f"{wave.size:,} points; at most {MAX_POINTS:,} are supported", name)
         n_rows = wave.size
-        wave, flux, error, warnings = _drop_invalid_rows(wave, flux, error, name)
+        # one pass says what the usual file needs: nothing dropped, every error usable, already sorted (a Cython
+        # kernel, imported on first use: importing the package loads none)
+        from ._columns import column_checks
+
+        rows_valid, unusable_errors, increasing, _, _ = column_checks(wave, flux, error)
+        warnings: list[str] = []
+        if not rows_valid:
+            wave, flux, error, warnings = _drop_invalid_rows(wave, flux, error, name)
         n_dropped = n_rows - wave.size
-        if error is not None:
+        if error is not None and unusable_errors != 0:
             error, error_warnings = _clean_error(error)
             warnings += error_warnings
-        if wave.size and np.any(np.diff(wave) <= 0):
+        if not (rows_valid and increasing) and wave.size and np.any(np.diff(wave) <= 0):
             order = np.argsort(wave, kind="stable")
             wave, flux = wave[order], flux[order]
             error = error[order] if error is not None else None

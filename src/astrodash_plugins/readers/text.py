@@ -81,7 +81,7 @@ class AsciiReader(Reader):
         return 0.9 * _text_score(head)
 
     def read(self, data: bytes, filename: str):
-        if looks_binary(data[:65536]):
+        if looks_binary(data, 65536):
             raise SpectrumReadError("binary content, not a text table", filename)
         _check_rows(data, filename)
         values, counts, skipped = parse_table(np.frombuffer(data, dtype=np.uint8), 3)
@@ -154,7 +154,7 @@ class CsvReader(Reader):
         return 0.95
 
     def read(self, data: bytes, filename: str):
-        if looks_binary(data[:65536]):
+        if looks_binary(data, 65536):
             raise SpectrumReadError("binary content, not a CSV table", filename)
         _check_rows(data, filename)
         names, _ = self._header(data)
