@@ -177,7 +177,7 @@ def test_settings_round_trip_and_compatibility():
     s = PreprocessSettings(smoothing=2)
     assert PreprocessSettings.from_dict(s.to_dict()) == s
     s.check_compatible(PreprocessSettings())  # smoothing is a user option
-    with pytest.raises(ModelFileError, match="taper"):
+    with pytest.raises(ModelFileError, match=r"^preprocessing settings differ from the model's: \{'taper': \(0.05, 0.1\)\}$"):
         s.check_compatible(PreprocessSettings(taper=0.1))
     with pytest.raises(ModelFileError, match="grid"):
         s.check_compatible(PreprocessSettings(grid=Grid(3000, 10000, 1024)))
