@@ -1,4 +1,5 @@
-"""Suite-wide rules: data beside the checkout, and no silent skips in CI.
+"""Suite-wide rules: data beside the checkout, no silent skips in CI, and subprocesses that run the code under
+test.
 
 Some tests need the shared data set that CI places beside the clone (``../shared/data``: the real spectra and
 the template folders).  They reach it through :func:`shared_data`, which skips such a test on a machine
@@ -15,6 +16,22 @@ import pytest
 
 #: ``../shared/data`` relative to the repository root
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _same_package_in_subprocesses() -> None:
+    """Fresh interpreters the tests start (an import probe, the CLI, a real server) import the package this
+    process imports, not another installed copy: its source folder goes first on their ``PYTHONPATH``."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("astrodash_core")
+    if spec is None or spec.origin is None:
+        return
+    src = str(Path(spec.origin).resolve().parents[1])
+    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != src]
+    os.environ["PYTHONPATH"] = os.pathsep.join([src, *rest])
+
+
+_same_package_in_subprocesses()
 
 
 def in_ci() -> bool:
