@@ -73,10 +73,15 @@ def _response(body: bytes, media: str, status_code: int, headers: Mapping[str, s
     return response
 
 
+def reply(data, msgpack_wanted: bool, status_code: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    """A msgpack or JSON response for ``data`` (``Vary: Accept``), for a caller that has read the Accept header."""
+    body, media = encode(data, msgpack_wanted)
+    return _response(body, media, status_code, headers)
+
+
 def respond(request: Request, data, status_code: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     """A JSON or msgpack response for ``data`` according to the request's Accept header."""
-    body, media = encode(data, wants_msgpack(request.headers.get("accept", "")))
-    return _response(body, media, status_code, headers)
+    return reply(data, wants_msgpack(request.headers.get("accept", "")), status_code, headers)
 
 
 async def respond_large(request: Request, data, status_code: int = 200) -> Response:

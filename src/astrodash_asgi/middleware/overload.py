@@ -16,7 +16,7 @@ once, ignoring ``Retry-After``, cannot make the event loop spend its time refusi
 """
 from __future__ import annotations
 
-from ..negotiation import encode, wants_msgpack
+from ..negotiation import reply, wants_msgpack
 
 #: set in the request's ``scope["state"]`` when it was refused here: ``astrodash serve``'s protocol then reads
 #: nothing more from that connection for ``ASTRODASH_OVERLOAD_PAUSE_S`` (:mod:`astrodash_asgi.protocol`)
@@ -50,16 +50,9 @@ class OverloadMiddleware:
                     if not browser:
                         scope["route"] = found[1]  # for the metrics' route label, without matching every route
                         scope.setdefault("state", {})[REFUSED] = True  # the protocol pauses the connection
-                        await _send(send, busy, wants_msgpack(accept))
+                        await reply({"detail": busy.detail, **busy.extra}, wants_msgpack(accept), busy.status_code,
+                                    busy.headers)(scope, receive, send)
                         return
                     self.state.rejected[found[0]] -= 1  # the endpoint refuses it (and counts it) again
         await self.app(scope, receive, send)
 
-
-async def _send(send, busy, msgpack_wanted: bool) -> None:
-    body, media = encode({"detail": busy.detail, **busy.extra}, msgpack_wanted)
-    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in (busy.headers or {}).items()]
-    await send({"type": "http.response.start", "status": busy.status_code,
-                "headers": [(b"content-type", media.encode()), (b"content-length", str(len(body)).encode()),
-                            (b"vary", b"Accept"), *headers]})
-    await send({"type": "http.response.body", "body": body})
