@@ -1,5 +1,8 @@
 """Readiness that means something (models, template bank, a writable store, the queue's bound) and a start-up
 that stops when a model or the store cannot be opened."""
+import time
+
+import anyio
 import httpx
 import pytest
 
@@ -13,7 +16,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_ready_reports_each_check_and_follows_the_store(tmp_path):
-    app = make_app(tmp_path)
+    app = make_app(tmp_path, ready_check_s=0)  # every /ready checks the store itself
     state = app.state.astrodash
     async with app.router.lifespan_context(app), client(app) as c:
         first = await c.get("/ready")
@@ -34,8 +37,54 @@ async def test_ready_reports_each_check_and_follows_the_store(tmp_path):
     assert back.json()["checks"]["storage"]["ok"] and "storage" not in back.json()["problems"]
 
 
+async def test_ready_answers_from_background_checks_at_most_twice_the_period_old(tmp_path):
+    app = make_app(tmp_path, ready_check_s=0.2)
+    state = app.state.astrodash
+    calls = []
+    check_storage = state.check_storage
+    state.check_storage = lambda: (calls.append(time.monotonic()), check_storage())
+    async with app.router.lifespan_context(app), client(app) as c:
+        await anyio.sleep(0.5)
+        before = len(calls)
+        probes = [(await c.get("/ready")).json()["checks"]["storage"] for _ in range(20)]
+        assert len(calls) == before  # answered from the background checks: no probe checked the store
+        (tmp_path / "store").rename(tmp_path / "away")
+        await anyio.sleep(0.5)  # the next background checks see it
+        gone = await c.get("/ready")
+        (tmp_path / "away").rename(tmp_path / "store")
+        await anyio.sleep(0.5)
+        back = await c.get("/ready")
+        ran = len(calls)
+        await anyio.sleep(0.3)
+        assert len(calls) > ran  # the checks keep running while the server runs
+    await anyio.sleep(0.5)
+    stopped = len(calls)
+    await anyio.sleep(0.5)
+    assert len(calls) == stopped  # and stop with it
+    assert probes == [{"ok": True, "state": "writable"}] * 20
+    gaps = [b - a for a, b in zip(calls[1:], calls[2:])]  # (the first is start-up's own check)
+    assert 6 <= ran <= 12 and min(gaps) >= 0.15  # one check per period (0.2 s) in 1.5 s, not one per probe
+    assert gone.status_code == 503 and gone.json()["checks"]["storage"]["state"] == "unavailable"
+    assert back.json()["checks"]["storage"] == {"ok": True, "state": "writable"}
+
+
+async def test_ready_checks_itself_when_the_newest_check_is_older_than_twice_the_period(tmp_path):
+    app = make_app(tmp_path, ready_check_s=0.05)
+    state = app.state.astrodash
+    async with client(app) as c:  # no lifespan: no background checks
+        await state.startup()
+        await state.store_checks.stop()
+        first = await c.get("/ready")
+        (tmp_path / "store").rename(tmp_path / "away")
+        at_once = await c.get("/ready")  # the newest check is fresh: answered from it
+        await anyio.sleep(0.15)
+        later = await c.get("/ready")  # older than 0.1 s: checked again
+    assert first.json()["checks"]["storage"]["ok"] and at_once.json()["checks"]["storage"]["ok"]
+    assert later.status_code == 503 and later.json()["checks"]["storage"]["state"] == "unavailable"
+
+
 async def test_ready_is_503_when_the_queue_passes_its_bound(tmp_path):
-    app = make_app(tmp_path, ready_max_queue=4)
+    app = make_app(tmp_path, ready_max_queue=4, ready_check_s=0)
     state = app.state.astrodash
     await state.startup()
     await state.engine.stop()  # the queued batch-job items stay queued

@@ -8,6 +8,7 @@ import time
 from starlette.requests import Request
 
 from .negotiation import respond
+from .ready_checks import check
 
 
 def _version() -> str:
@@ -34,46 +35,28 @@ async def health(request: Request):
                              "load": {"in_progress": dict(state.pending), "rejected_busy": dict(state.rejected)}})
 
 
-def _check(state: str, ok: bool, detail: str | None = None, **extra) -> dict:
-    out = {"ok": ok, "state": state, **extra}
-    if detail:
-        out["detail"] = detail
-    return out
-
-
-def _storage_check(state) -> dict:
-    try:
-        state.check_storage()
-    except Exception as exc:
-        return _check("unavailable", False, f"{type(exc).__name__}: {exc}")
-    return _check("writable", True)
-
-
 async def ready(request: Request):
     """Readiness (for load balancers and orchestrators; never rate limited): 200 when the models are loaded,
     the template bank is there, the model store is writable and the queue is within ``ready_max_queue``; else
-    503.  ``checks`` gives each one's state."""
-    import anyio.to_thread
-
+    503.  The store and queue checks are those of :mod:`.ready_checks`.  ``checks`` gives each one's state."""
     state = request.app.state.astrodash
     problems = dict(state.problems)
     if not state.ready:
-        models = _check("loading", False)
-        bank = _check("loading", False)
+        models = check("loading", False)
+        bank = check("loading", False)
     else:
         failed = {k: v for k, v in problems.items() if k in ("known-z", "agnostic")}
-        models = _check("failed", False, "; ".join(f"{k}: {v}" for k, v in failed.items())) if failed \
-            else _check("loaded", True)
-        bank = _check("missing", False, problems["template_bank"]) if "template_bank" in problems \
-            else _check("loaded", True)
-    # both store reads in one worker-thread call: each hop back to a busy event loop waits its turn
-    storage, length = await anyio.to_thread.run_sync(lambda: (_storage_check(state), state.queue_length()))
+        models = check("failed", False, "; ".join(f"{k}: {v}" for k, v in failed.items())) if failed \
+            else check("loaded", True)
+        bank = check("missing", False, problems["template_bank"]) if "template_bank" in problems \
+            else check("loaded", True)
+    storage, length = await state.store_checks.latest()  # at most 2 x ASTRODASH_READY_CHECK_S old
     bound = state.settings.ready_max_queue
-    queue = _check("over bound" if length > bound else "ok", length <= bound, length=length, max=bound)
+    queue = check("over bound" if length > bound else "ok", length <= bound, length=length, max=bound)
     checks = {"models": models, "template_bank": bank, "storage": storage, "queue": queue}
     runner = state.runner
     if runner.processes:  # classification worker processes: loading their models, or failed to start
-        checks["classify_workers"] = _check(runner.status, runner.status == "ready", runner.problem,
+        checks["classify_workers"] = check(runner.status, runner.status == "ready", runner.problem,
                                             processes=runner.processes)
     if storage["ok"]:  # the live check replaces what start-up found (a store can come back)
         state.problems.pop("storage", None)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -102,7 +103,7 @@ def guarded_protocol(header_timeout: float, max_per_client: int, overload_pause:
             self.flow.pause_reading()
             if self._pause_timer is not None:
                 self._pause_timer.cancel()
-            self._pause_timer = self.loop.call_later(overload_pause, self._unpause)
+            self._pause_timer = self.loop.call_later(overload_pause * random.uniform(0.5, 1.5), self._unpause)
 
         def _unpause(self) -> None:
             self._pause_timer = None

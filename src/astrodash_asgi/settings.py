@@ -134,6 +134,9 @@ class Settings:
     upload_ttl: int = 24 * 3600
     # /ready answers 503 while more than this many batch-job items wait in the queue
     ready_max_queue: int = 1_000_000
+    # /ready's store and queue checks run in the background every this many seconds and /ready answers from
+    # the newest (checking itself when that is older than twice this); 0 checks on every /ready
+    ready_check_s: float = 1.0
 
     @classmethod
     def from_env(cls, environ=None, strict: bool = True, **overrides) -> "Settings":

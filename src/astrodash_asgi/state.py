@@ -40,6 +40,9 @@ class AppState:
         from .jobs.configure import ConfigSync
 
         self.config = ConfigSync(self)
+        from .ready_checks import StoreChecks
+
+        self.store_checks = StoreChecks(self, settings.ready_check_s)  # /ready's store and queue checks
         self.started_at = time.time()
         self.ready = False
         self.problems: dict[str, str] = {}
@@ -70,8 +73,10 @@ class AppState:
                     await self.config.refresh()  # a configuration stored with /configure, before any work
                     self.engine.ensure_running()
                 self.config.ensure_running()
+                self.store_checks.ensure_running()
 
     async def shutdown(self) -> None:
+        await self.store_checks.stop()
         await self.config.stop()
         await self.engine.stop()
         await anyio.to_thread.run_sync(self.runner.shutdown)
