@@ -9,7 +9,6 @@ recently used go first); ``X-Cache: hit|miss``.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import threading
@@ -113,7 +112,8 @@ def result_key(data: bytes, filename: str, options, identity: str, media_type: s
     from astrodash_core import __version__
 
     h = hashlib.sha256(hashlib.sha256(bytes(data)).digest())
-    h.update(json.dumps([filename, dataclasses.asdict(options), identity, media_type, top_n, __version__],
+    # the options' fields are scalars: their __dict__ is what dataclasses.asdict gives, without its deep copy
+    h.update(json.dumps([filename, vars(options), identity, media_type, top_n, __version__],
                         sort_keys=True, default=str).encode())
     return h.hexdigest()
 
@@ -123,8 +123,10 @@ async def lookup(request: Request, state, data: bytes, filename: str, options):
     cache = state.results
     if not cache.enabled:
         return None, None
-    try:
-        identity = await anyio.to_thread.run_sync(_identity, state, options.model_id)
+    known = None if options.model_id else getattr(state, "_default_identity", None)
+    try:  # the default models' digest once computed is known at once; an uploaded model's record is read
+        identity = ("default:" + known) if known is not None else \
+            await anyio.to_thread.run_sync(_identity, state, options.model_id)
     except KeyError:
         raise not_found(f"Model with ID '{options.model_id}' not found.") from None
     except Exception:  # the store cannot say which model this is: classify without the cache (and say why then)
