@@ -161,3 +161,32 @@ async def test_the_body_timeout_does_not_cut_a_long_response_once_the_body_is_in
 
     with pytest.raises(ApiError, match="stalled"):
         await SlowBodyMiddleware(app, chunk_timeout=0.05)({"type": "http"}, stalled_receive, None)
+
+
+def test_refused_connections_pause_for_a_spread_of_times_within_the_overload_pause():
+    """After a refused request the connection stops reading for 0.5-1 x the pause, a different time each, so
+    refused connections do not come back in one wave (a fixed pause would make them)."""
+    from astrodash_asgi.protocol import guarded_protocol
+
+    class Loop:
+        delays: list = []
+
+        def call_later(self, delay, callback):
+            self.delays.append(delay)
+            return type("Timer", (), {"cancel": lambda self: None})()
+
+    class Flow:
+        paused = 0
+
+        def pause_reading(self):
+            self.paused += 1
+
+    cls = guarded_protocol(header_timeout=10, max_per_client=0, overload_pause=2.0)
+    for _ in range(200):
+        proto = cls.__new__(cls)
+        proto.loop, proto.flow, proto._pause_timer = Loop(), Flow(), None
+        proto._pause()
+        assert proto.flow.paused == 1
+    delays = Loop.delays
+    assert len(delays) == 200 and all(1.0 <= d <= 2.0 for d in delays)
+    assert max(delays) - min(delays) > 0.5 and len(set(delays)) > 150  # spread over the range, not one value

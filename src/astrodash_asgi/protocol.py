@@ -9,9 +9,10 @@
   discarded for at most ``header_timeout`` seconds (so the client can read the answer), then its connection
   is closed;
 - **overload pause**: after a ``/process`` or ``/batch-process`` refused by the overload check
-  (:mod:`astrodash_asgi.middleware.overload`), the connection is not read for ``overload_pause`` seconds, so a
-  client retrying at once over its kept-alive connection waits in the socket instead of keeping the event loop
-  busy with refusals (``/health`` and admitted requests stay quick).
+  (:mod:`astrodash_asgi.middleware.overload`), the connection is not read for a random time between half and all
+  of ``overload_pause`` seconds, so a client retrying at once over its kept-alive connection waits in the socket
+  instead of keeping the event loop busy with refusals, and refused connections come back spread out, not in one
+  wave (``/health`` and admitted requests stay quick).
 
 Body reads are guarded by :class:`~astrodash_asgi.middleware.SlowBodyMiddleware` (it works mounted, too).
 """
@@ -99,11 +100,12 @@ def guarded_protocol(header_timeout: float, max_per_client: int, overload_pause:
                     self._pause()
 
         def _pause(self) -> None:
-            """Read nothing more from this connection for ``overload_pause`` seconds (its request was refused)."""
+            """Read nothing more from this connection for 0.5-1 x ``overload_pause`` seconds (its request was
+            refused; the random part spreads the refused connections' returns)."""
             self.flow.pause_reading()
             if self._pause_timer is not None:
                 self._pause_timer.cancel()
-            self._pause_timer = self.loop.call_later(overload_pause * random.uniform(0.5, 1.5), self._unpause)
+            self._pause_timer = self.loop.call_later(overload_pause * random.uniform(0.5, 1.0), self._unpause)
 
         def _unpause(self) -> None:
             self._pause_timer = None
