@@ -7,9 +7,12 @@ clients and reports requests/s and p50/p99 latency; then times one ``/api/v1/bat
 (micro-batching on) an overload test: 2,000 ``/process`` requests at concurrency 200
 with ``/health`` and ``/ready`` probed every 10 ms from processes of their own (p50/p99 of all answers, of the
 200s and of the 503s, the 503 count, the probes' p50/p99/max) and the server-side durations from its log.
-Requests come from :mod:`load_gen` (pre-built bytes on raw sockets, ``--client-processes`` processes sharing the
-concurrency), each with its own file name, so the result cache never answers: every request is classified.
-Every loop is bounded (``--requests`` per client, ``--zip-size`` entries, ``--overload`` requests).
+The concurrent-clients test takes its load from ``wrk`` (:mod:`wrk_load`; C, a few microseconds per request)
+when it is on the PATH, for ``--seconds``; otherwise, and always for the overload test, requests come from
+:mod:`load_gen` (pre-built bytes on raw sockets, ``--client-processes`` processes sharing the concurrency), which
+on a 2-core machine takes about as much CPU per request as the server's event loop, from the same cores.  Every
+request has its own file name, so the result cache never answers: every request is classified.
+Every loop is bounded (``--requests`` per client or ``--seconds``, ``--zip-size`` entries, ``--overload`` requests).
 ``--env NAME=VALUE`` (repeatable) passes settings to the servers, e.g. ``ASTRODASH_CLASSIFY_PROCESSES=0``.
 """
 from __future__ import annotations
@@ -32,6 +35,7 @@ from astrodash_asgi.process import ServerProcess
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import load_gen  # noqa: E402
+import wrk_load  # noqa: E402
 from health_probe import HealthProbe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,15 +53,27 @@ def micro_batch_counts(base: str) -> dict:
     return httpx.get(base + "/health", timeout=60).json()["micro_batch"]
 
 
-def load_test(base: str, clients: int, per_client: int, data: bytes, params: dict, processes: int) -> dict:
-    """``clients`` concurrent clients (keep-alive connections spread over ``processes`` client processes), each
-    sending ``per_client`` requests one after another."""
+def load_test(base: str, clients: int, per_client: int, data: bytes, params: dict, processes: int,
+              wrk_seconds: float = 0.0) -> dict:
+    """``clients`` concurrent clients (keep-alive connections), each sending requests one after another: from
+    ``wrk`` for ``wrk_seconds`` when that is > 0, else ``per_client`` requests each from :mod:`load_gen`
+    (connections spread over ``processes`` client processes)."""
     request = process_request(base, data, params)
+    if wrk_seconds > 0:
+        wrk_load.run(base, request, clients, 2)  # warm-up, not measured
+        before = micro_batch_counts(base)
+        r = wrk_load.run(base, request, clients, wrk_seconds)
+        after = micro_batch_counts(base)
+        r["errors"] = sum(r[k] for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts"))
+        r["generator"] = "wrk"
+        r["mean_batch"] = (after["spectra"] - before["spectra"]) / max(1, after["passes"] - before["passes"])
+        return r
     load_gen.run(base, request, 2 * clients, clients, processes)  # warm-up, not measured
     before = micro_batch_counts(base)
     answers, wall = load_gen.run(base, request, clients * per_client, clients, processes)
     after = micro_batch_counts(base)
     r = load_gen.summary(answers, wall)
+    r["generator"] = "load_gen"
     r["errors"] = r["requests"] - r["status_counts"].get(200, 0)
     r["mean_batch"] = (after["spectra"] - before["spectra"]) / max(1, after["passes"] - before["passes"])
     return r
@@ -157,9 +173,14 @@ def library_rate(archive: bytes, params: dict) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clients", type=int, default=16)
-    ap.add_argument("--requests", type=int, default=25, help="requests per client (default 25)")
+    ap.add_argument("--requests", type=int, default=25, help="requests per client (default 25; load_gen only)")
+    ap.add_argument("--generator", choices=("auto", "wrk", "load_gen"), default="auto",
+                    help="load generator of the concurrent-clients test: wrk (C, cheap per request) when it is on the "
+                         "PATH (auto), or load_gen (Python)")
+    ap.add_argument("--seconds", type=float, default=10.0, help="length of the wrk test (default 10)")
     ap.add_argument("--max-batch", type=int, default=32, help="micro-batch size when on")
-    ap.add_argument("--wait-ms", type=float, default=5.0, help="micro-batch max wait when on")
+    ap.add_argument("--wait-ms", type=float, default=None, help="micro-batch max wait when on (default: the "
+                    "server's, ASTRODASH_MICRO_BATCH_WAIT_MS)")
     ap.add_argument("--zip-size", type=int, default=1000, help="spectra in the zip (0 skips it)")
     ap.add_argument("--rlap", action="store_true", help="ask for rlap (calculateRlap) too")
     ap.add_argument("--overload", type=int, default=2000, help="requests of the overload test (0 skips it)")
@@ -170,6 +191,10 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args(argv)
 
+    if args.generator == "wrk" and not wrk_load.available():
+        ap.error("wrk is not on the PATH (Debian: apt-get install wrk)")
+    wrk_seconds = args.seconds if args.generator == "wrk" or (args.generator == "auto" and wrk_load.available()) \
+        else 0.0
     data = SPECTRUM.read_bytes()
     params = {"knownZ": True, "zValue": 0.0, "calculateRlap": args.rlap}
     report: dict = {"clients": args.clients, "requests_per_client": args.requests}
@@ -179,10 +204,11 @@ def main(argv=None) -> int:
             # one client address stands for many clients here: no rate limit, no per-client connection bound
             env = {"ASTRODASH_RATE_LIMIT_ENABLED": "0", "ASTRODASH_MAX_CONNECTIONS_PER_CLIENT": "0",
                    "ASTRODASH_MICRO_BATCH_MAX": str(batch),
-                   "ASTRODASH_MICRO_BATCH_WAIT_MS": str(args.wait_ms), **dict(e.split("=", 1) for e in args.env)}
+                   **({} if args.wait_ms is None else {"ASTRODASH_MICRO_BATCH_WAIT_MS": str(args.wait_ms)}),
+                   **dict(e.split("=", 1) for e in args.env)}
             with ServerProcess(tmp, env) as server:
                 report[label] = load_test(server.base, args.clients, args.requests, data, params,
-                                          args.client_processes)
+                                          args.client_processes, wrk_seconds)
                 if args.zip_size and batch > 1:
                     archive = build_zip(args.zip_size)
                     report["zip"] = {"bytes": len(archive), **time_zip(server.base, archive, params)}
@@ -195,7 +221,8 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
-    print(f"/api/v1/process, {args.clients} concurrent clients x {args.requests} requests (single spectrum, "
+    how = f"for {wrk_seconds:g} s from wrk" if wrk_seconds else f"x {args.requests} requests from load_gen"
+    print(f"/api/v1/process, {args.clients} concurrent clients {how} (single spectrum, "
           f"known z{', rlap' if args.rlap else ''}):")
     for label in ("micro-batching on", "micro-batching off"):
         if label not in report:

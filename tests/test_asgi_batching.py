@@ -62,7 +62,7 @@ async def test_errors_reach_every_caller_of_the_group_and_the_batcher_recovers()
 
 async def test_a_cancelled_waiter_does_not_block_the_others():
     calls = []
-    b = MicroBatcher(recorder(calls, delay=0.05), max_batch=4, max_wait=0.001)
+    b = MicroBatcher(recorder(calls, delay=0.05), max_batch=4, max_wait=0.001, max_in_flight=1)
     async with anyio.create_task_group() as tg:
         tg.start_soon(b.submit, "k", 0)
         await anyio.sleep(0.01)                       # item 0 is running; item 1 waits its turn
@@ -70,6 +70,39 @@ async def test_a_cancelled_waiter_does_not_block_the_others():
             await b.submit("k", 1)
     assert await b.submit("k", 2) == "k:2"
     assert [i for _, items in calls for i in items] == [0, 2]
+
+
+async def test_the_next_batch_runs_while_one_runs_and_no_more_than_max_in_flight():
+    spans = []
+
+    def run(key, items):
+        t0 = time.monotonic()
+        time.sleep(0.1)
+        spans.append((items, t0, time.monotonic()))
+        return [f"{key}:{i}" for i in items]
+
+    b = MicroBatcher(run, max_batch=4, max_wait=0.001)  # max_in_flight 2 by default
+    out = {}
+
+    async def one(i):
+        out[i] = await b.submit("k", i)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(one, 0)
+        await anyio.sleep(0.02)  # item 0 runs
+        tg.start_soon(one, 1)  # forms the second batch and runs beside it
+        await anyio.sleep(0.02)
+        for i in (2, 3):  # two batches run: these wait, then share the third
+            tg.start_soon(one, i)
+        await anyio.sleep(0.02)
+        with anyio.move_on_after(0.01):
+            await b.submit("k", 9)  # waits for a free place, then gives up: never runs
+    assert out == {i: f"k:{i}" for i in range(4)}
+    by_items = {tuple(items): (t0, t1) for items, t0, t1 in spans}
+    assert sorted(by_items) == [(0,), (1,), (2, 3)]
+    assert by_items[(1,)][0] < by_items[(0,)][1]  # 1 started before 0 ended
+    assert by_items[(2, 3)][0] >= by_items[(0,)][1]  # the third waited for a place
+    assert all(9 not in items for items, _, _ in spans)
 
 
 async def test_process_requests_are_micro_batched(tmp_path):

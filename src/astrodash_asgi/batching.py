@@ -1,12 +1,14 @@
 """Dynamic micro-batching: concurrent requests share one batched forward pass.
 
-Each caller queues its item; whoever finds no batch in progress leads: it waits up to ``max_wait`` seconds
-(or until ``max_batch`` items are queued), takes up to ``max_batch`` items and runs ``run(key, items)`` in
-a worker thread, one call per distinct ``key`` (items with different options are never mixed).  A batch job's
-chunk (:meth:`MicroBatcher.submit_many`) is one queued job that runs whole, in its own pass or with small requests
-that fit beside it.  While a
-batch runs, new requests queue up and form the next one.  No background task is needed, so it works the
-same in a mounted sub-application whose lifespan never ran.  ``max_batch <= 1`` runs every item alone.
+Each caller queues its item; whoever finds no batch being formed (and fewer than ``max_in_flight`` batches
+running) leads: it waits up to ``max_wait`` seconds (or until ``max_batch`` items are queued), takes up to
+``max_batch`` items and runs ``run(key, items)`` in a worker thread, one call per distinct ``key`` (items with
+different options are never mixed).  A batch job's chunk (:meth:`MicroBatcher.submit_many`) is one queued job
+that runs whole, in its own pass or with small requests that fit beside it.  While a batch runs the next one
+forms and, with ``max_in_flight`` 2 (the default), starts too: the event loop reads and answers one batch's
+requests while the classifier works on the other's, instead of the two taking turns.  No background task is
+needed, so it works the same in a mounted sub-application whose lifespan never ran.  ``max_batch <= 1`` runs
+every item alone.
 """
 from __future__ import annotations
 
@@ -20,10 +22,11 @@ import anyio.to_thread
 class _Job:
     """One caller's items (one for :meth:`MicroBatcher.submit`, several for ``submit_many``), run in one pass."""
 
-    __slots__ = ("key", "items", "done", "result", "error")
+    __slots__ = ("key", "items", "taken", "done", "result", "error")
 
     def __init__(self, key, items: list):
         self.key, self.items = key, items
+        self.taken = False  # in a batch that runs (then it waits for ``done``)
         self.done = False
         self.result: list = []  # set by the pass that runs the job, before ``done``
         self.error: BaseException | None = None
@@ -37,14 +40,17 @@ async def wait_at_most(event: anyio.Event, seconds: float) -> None:
 
 class MicroBatcher:
     def __init__(self, run: Callable[[Hashable, list], list], max_batch: int = 32, max_wait: float = 0.005,
-                 wait: Callable[[anyio.Event, float], Awaitable[None]] = wait_at_most):
-        """``wait(event, seconds)``: how the leader waits for a full batch (tests inject a clock here)."""
+                 wait: Callable[[anyio.Event, float], Awaitable[None]] = wait_at_most, max_in_flight: int = 2):
+        """``wait(event, seconds)``: how the leader waits for a full batch (tests inject a clock here).
+        ``max_in_flight``: batches that may run at once (1: the next batch forms only when one has finished)."""
         self.run = run
         self._wait = wait
         self.max_batch = max(1, int(max_batch))
         self.max_wait = max(0.0, float(max_wait))
+        self.max_in_flight = max(1, int(max_in_flight))
         self._queue: list[_Job] = []
-        self._leading = False
+        self._forming = False  # a leader is waiting for its batch to fill
+        self._running = 0  # batches running
         self._turn: anyio.Event | None = None
         self._full: anyio.Event | None = None
         self.batches = 0  # classification passes run, and the items they carried (for /health and benchmarks)
@@ -74,7 +80,7 @@ class MicroBatcher:
             self._full.set()
         try:
             while not job.done:
-                if not self._leading:
+                if not job.taken and not self._forming and self._running < self.max_in_flight:
                     await self._lead()
                 else:
                     if self._turn is None:
@@ -88,7 +94,7 @@ class MicroBatcher:
         return job.result
 
     async def _lead(self) -> None:
-        self._leading = True
+        self._forming = True
         try:
             if self._queued_items() < self.max_batch and self.max_wait > 0:
                 self._full = anyio.Event()
@@ -99,13 +105,23 @@ class MicroBatcher:
                 size += len(self._queue[take].items)
                 take += 1
             batch, self._queue = self._queue[:take], self._queue[take:]
+            for j in batch:
+                j.taken = True
+            self._running += 1
+        finally:
+            self._forming = False
+            self._wake()  # the next batch may form now
+        try:
             with anyio.CancelScope(shield=True):  # a started batch always delivers its results
                 await anyio.to_thread.run_sync(self._run_batch, batch)
         finally:
-            self._leading = False
-            turn, self._turn = self._turn, None
-            if turn is not None:
-                turn.set()
+            self._running -= 1
+            self._wake()
+
+    def _wake(self) -> None:
+        turn, self._turn = self._turn, None
+        if turn is not None:
+            turn.set()
 
     def _run_batch(self, batch: list[_Job]) -> None:
         groups: dict = defaultdict(list)

@@ -32,7 +32,8 @@ class AppState:
                                        lambda name, seconds: self.metrics.model_loaded(name, seconds))
         #: where classification runs: worker processes (ASTRODASH_CLASSIFY_PROCESSES) or this process's threads
         self.runner = runner_for(settings, self.classifiers, own_classifier=classifier is not None)
-        self.batcher = MicroBatcher(self.run_batch, settings.micro_batch_max, settings.micro_batch_wait_ms / 1000)
+        self.batcher = MicroBatcher(self.run_batch, settings.micro_batch_max, settings.micro_batch_wait_ms / 1000,
+                                    max_in_flight=settings.micro_batch_in_flight)
         from .jobs import Engine
 
         self.engine = Engine(self)
