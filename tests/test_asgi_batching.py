@@ -81,7 +81,7 @@ async def test_the_next_batch_runs_while_one_runs_and_no_more_than_max_in_flight
         spans.append((items, t0, time.monotonic()))
         return [f"{key}:{i}" for i in items]
 
-    b = MicroBatcher(run, max_batch=4, max_wait=0.001)  # max_in_flight 2 by default
+    b = MicroBatcher(run, max_batch=4, max_wait=0.001, max_in_flight=2)
     out = {}
 
     async def one(i):

@@ -70,6 +70,22 @@ def _children(server) -> list[int]:
     return out
 
 
+def _environ(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        return dict(v.decode().split("=", 1) for v in f.read().split(b"\0") if b"=" in v)
+
+
+def test_serve_makes_openmp_threads_wait_passively_in_the_server_and_its_workers(servers):
+    """Numba's OpenMP threads spinning between batches would take a core from the event loop and the classifier:
+    astrodash serve sets OMP_WAIT_POLICY=PASSIVE for itself and the worker processes it spawns (an operator's own
+    value is kept)."""
+    _, pooled = servers
+    expected = os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
+    (worker,) = _children(pooled)
+    assert _environ(worker).get("OMP_WAIT_POLICY") == expected
+    assert open(f"/proc/{pooled.proc.pid}/cmdline", "rb").read().count(b"serve") == 1
+
+
 def test_the_worker_processes_classify_exactly_as_the_server_process_and_the_library(servers):
     local, pooled = servers
     assert _children(local) == [] and len(_children(pooled)) == 1

@@ -4,9 +4,9 @@ Each caller queues its item; whoever finds no batch being formed (and fewer than
 running) leads: it waits up to ``max_wait`` seconds (or until ``max_batch`` items are queued), takes up to
 ``max_batch`` items and runs ``run(key, items)`` in a worker thread, one call per distinct ``key`` (items with
 different options are never mixed).  A batch job's chunk (:meth:`MicroBatcher.submit_many`) is one queued job
-that runs whole, in its own pass or with small requests that fit beside it.  While a batch runs the next one
-forms and, with ``max_in_flight`` 2 (the default), starts too: the event loop reads and answers one batch's
-requests while the classifier works on the other's, instead of the two taking turns.  No background task is
+that runs whole, in its own pass or with small requests that fit beside it.  While a batch runs the next ones
+form and, up to ``max_in_flight``, start too: the event loop reads and answers some batches' requests while the
+classifier works on another's, instead of the two taking turns.  No background task is
 needed, so it works the same in a mounted sub-application whose lifespan never ran.  ``max_batch <= 1`` runs
 every item alone.
 """
@@ -40,7 +40,7 @@ async def wait_at_most(event: anyio.Event, seconds: float) -> None:
 
 class MicroBatcher:
     def __init__(self, run: Callable[[Hashable, list], list], max_batch: int = 32, max_wait: float = 0.005,
-                 wait: Callable[[anyio.Event, float], Awaitable[None]] = wait_at_most, max_in_flight: int = 2):
+                 wait: Callable[[anyio.Event, float], Awaitable[None]] = wait_at_most, max_in_flight: int = 3):
         """``wait(event, seconds)``: how the leader waits for a full batch (tests inject a clock here).
         ``max_in_flight``: batches that may run at once (1: the next batch forms only when one has finished)."""
         self.run = run

@@ -98,10 +98,12 @@ class Settings:
     # dynamic micro-batching of /process (max_batch 1 turns it off)
     micro_batch_max: int = 32
     # a batch that could start waits this long for more requests (0: at once; requests arriving while
-    # micro_batch_in_flight batches run form the next one); with 2 in flight the event loop answers and reads one
-    # batch's requests while the classifier works on the other's
+    # micro_batch_in_flight batches run or wait for the classifier form the next one)
     micro_batch_wait_ms: float = 0.0
-    micro_batch_in_flight: int = 2
+    # batches under way at once; 0: classify_processes + 2 (the event loop reads and answers some batches'
+    # requests while the worker processes classify another, and each finds its next batch queued), or 1 when
+    # classification runs in this process's threads (they would compete with each other and the event loop)
+    micro_batch_in_flight: int = 0
     # classification worker processes per server process: reading, preprocessing, inference and the building
     # and encoding of answers run there, so the event loop only does HTTP; 0 classifies in worker threads of
     # the server process (as an app given its own classifier object always does)

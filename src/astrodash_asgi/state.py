@@ -32,8 +32,9 @@ class AppState:
                                        lambda name, seconds: self.metrics.model_loaded(name, seconds))
         #: where classification runs: worker processes (ASTRODASH_CLASSIFY_PROCESSES) or this process's threads
         self.runner = runner_for(settings, self.classifiers, own_classifier=classifier is not None)
+        in_flight = settings.micro_batch_in_flight or (self.runner.processes + 2 if self.runner.processes else 1)
         self.batcher = MicroBatcher(self.run_batch, settings.micro_batch_max, settings.micro_batch_wait_ms / 1000,
-                                    max_in_flight=settings.micro_batch_in_flight)
+                                    max_in_flight=in_flight)
         from .jobs import Engine
 
         self.engine = Engine(self)
