@@ -190,3 +190,28 @@ def test_refused_connections_pause_for_a_spread_of_times_within_the_overload_pau
     delays = Loop.delays
     assert len(delays) == 200 and all(1.0 <= d <= 2.0 for d in delays)
     assert max(delays) - min(delays) > 0.5 and len(set(delays)) > 150  # spread over the range, not one value
+
+
+def test_serve_and_its_workers_freeze_what_start_up_made_out_of_the_garbage_collector():
+    """A full collection walking every object the models and template bank made stalled all connections for
+    ~56 ms under load: the protocol (at the first connection, after the lifespan) and each classification worker
+    (after loading its models) move them to the permanent generation."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import gc\n"
+            "assert gc.get_freeze_count() == 0\n"
+            "from astrodash_asgi.protocol import _FromSettings\n"
+            "_FromSettings.get()\n"
+            "print(gc.get_freeze_count())\n"
+            "from astrodash_asgi import workers\n"
+            "from astrodash_asgi.settings import Settings\n"
+            "gc.unfreeze()\n"
+            "workers._init(Settings(warmup=False))\n"
+            "print(gc.get_freeze_count())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "ASTRODASH_WARMUP": "0"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    protocol_frozen, worker_frozen = (int(x) for x in out.stdout.split())
+    assert protocol_frozen > 10_000 and worker_frozen > 10_000

@@ -213,6 +213,9 @@ def _init(settings) -> None:
             _PROBLEMS[TRANSFORMER] = str(exc)
     if settings.warmup and KNOWN_Z not in _PROBLEMS:
         warm_up(_CLASSIFIERS.default)
+    import gc
+
+    gc.freeze()  # what loading made lives as long as the process: full collections stop walking it (see protocol)
 
 
 #: seconds between a worker process's looks at whether the server process is still there
