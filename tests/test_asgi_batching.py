@@ -156,3 +156,21 @@ async def test_batching_off_counts_each_pass():
     b = MicroBatcher(recorder(calls), max_batch=1)
     await _submit_all(b, [("k", i) for i in range(3)])
     assert (b.batches, b.items) == (3, 3) == (len(calls), sum(len(i) for _, i in calls))
+
+
+def test_automatic_batching_follows_where_classification_runs(tmp_path):
+    """Left automatic, micro-batching pipelines with worker processes (processes + 2 under way, no wait) and
+    gathers in-process (one at a time, 5 ms): concurrent batches in the server's threads compete for the GIL.
+    Values an operator sets are kept."""
+    from astrodash_asgi.settings import Settings
+    from astrodash_asgi.state import batching_for
+
+    auto = Settings()
+    assert (auto.micro_batch_wait_ms, auto.micro_batch_in_flight) == (None, 0)
+    resolved = [(s.micro_batch_wait_ms, s.micro_batch_in_flight) for s in (batching_for(auto, n) for n in (0, 1, 3))]
+    assert resolved == [(5.0, 1), (0.0, 3), (0.0, 5)]
+    mine = batching_for(Settings(micro_batch_wait_ms=7.0, micro_batch_in_flight=2), 1)
+    assert (mine.micro_batch_wait_ms, mine.micro_batch_in_flight) == (7.0, 2)
+    state = make_app(tmp_path).state.astrodash  # an app given its classifier classifies in-process
+    assert state.runner.processes == 0 and state.settings.micro_batch_wait_ms == 5.0
+    assert (state.batcher.max_wait, state.batcher.max_in_flight) == (0.005, 1)

@@ -97,9 +97,10 @@ class Settings:
     model_store_max_count: int = 1000
     # dynamic micro-batching of /process (max_batch 1 turns it off)
     micro_batch_max: int = 32
-    # a batch that could start waits this long for more requests (0: at once; requests arriving while
-    # micro_batch_in_flight batches run or wait for the classifier form the next one)
-    micro_batch_wait_ms: float = 0.0
+    # a batch that could start waits this long for more requests; none (the default): 0 with classification
+    # worker processes (a batch starts at once, and requests arriving while micro_batch_in_flight batches are
+    # under way form the next one), 5 when classification runs in this process's threads
+    micro_batch_wait_ms: float | None = None
     # batches under way at once; 0: classify_processes + 2 (the event loop reads and answers some batches'
     # requests while the worker processes classify another, and each finds its next batch queued), or 1 when
     # classification runs in this process's threads (they would compete with each other and the event loop)
@@ -211,6 +212,8 @@ def describe(environ=None) -> list[dict]:
 
 
 def _show(name: str, value) -> str:
+    if value is None:
+        return "none"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
