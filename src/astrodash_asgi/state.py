@@ -48,7 +48,8 @@ class AppState:
         #: where classification runs: worker processes (ASTRODASH_CLASSIFY_PROCESSES) or this process's threads
         self.runner = runner_for(settings, self.classifiers, own_classifier=classifier is not None)
         self.settings = settings = batching_for(settings, self.runner.processes)
-        self.batcher = MicroBatcher(self.run_batch, settings.micro_batch_max, settings.micro_batch_wait_ms / 1000,
+        wait_s = (settings.micro_batch_wait_ms or 0.0) / 1000  # (resolved above: never None here)
+        self.batcher = MicroBatcher(self.run_batch, settings.micro_batch_max, wait_s,
                                     max_in_flight=settings.micro_batch_in_flight)
         from .jobs import Engine
 
