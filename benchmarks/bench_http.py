@@ -61,20 +61,19 @@ def load_test(base: str, clients: int, per_client: int, data: bytes, params: dic
     request = process_request(base, data, params)
     if wrk_seconds > 0:
         wrk_load.run(base, request, clients, 2)  # warm-up, not measured
-        before = micro_batch_counts(base)
+    else:
+        load_gen.run(base, request, 2 * clients, clients, processes)  # warm-up, not measured
+    before = micro_batch_counts(base)
+    if wrk_seconds > 0:
         r = wrk_load.run(base, request, clients, wrk_seconds)
-        after = micro_batch_counts(base)
         r["errors"] = sum(r[k] for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts"))
         r["generator"] = "wrk"
-        r["mean_batch"] = (after["spectra"] - before["spectra"]) / max(1, after["passes"] - before["passes"])
-        return r
-    load_gen.run(base, request, 2 * clients, clients, processes)  # warm-up, not measured
-    before = micro_batch_counts(base)
-    answers, wall = load_gen.run(base, request, clients * per_client, clients, processes)
+    else:
+        answers, wall = load_gen.run(base, request, clients * per_client, clients, processes)
+        r = load_gen.summary(answers, wall)
+        r["errors"] = r["requests"] - r["status_counts"].get(200, 0)
+        r["generator"] = "load_gen"
     after = micro_batch_counts(base)
-    r = load_gen.summary(answers, wall)
-    r["generator"] = "load_gen"
-    r["errors"] = r["requests"] - r["status_counts"].get(200, 0)
     r["mean_batch"] = (after["spectra"] - before["spectra"]) / max(1, after["passes"] - before["passes"])
     return r
 

@@ -123,9 +123,10 @@ async def lookup(request: Request, state, data: bytes, filename: str, options):
     cache = state.results
     if not cache.enabled:
         return None, None
-    known = None if options.model_id else getattr(state, "_default_identity", None)
-    try:  # the default models' digest once computed is known at once; an uploaded model's record is read
-        identity = ("default:" + known) if known is not None else \
+    # the default models' digest, once computed, needs no I/O; an uploaded model's record is read off the loop
+    at_once = not options.model_id and getattr(state, "_default_identity", None) is not None
+    try:
+        identity = _identity(state, None) if at_once else \
             await anyio.to_thread.run_sync(_identity, state, options.model_id)
     except KeyError:
         raise not_found(f"Model with ID '{options.model_id}' not found.") from None

@@ -4,7 +4,6 @@ the micro-batcher, a small cache of classifiers for uploaded models and the runn
 from __future__ import annotations
 
 import dataclasses
-
 import logging
 import threading
 import time
@@ -30,7 +29,7 @@ def batching_for(settings: Settings, processes: int) -> Settings:
     """``settings`` with the micro-batching left automatic made concrete for where classification runs.  With
     worker processes, ``processes`` + 2 batches under way and no wait: the event loop reads and answers some
     requests while the workers classify others, and each finds its next batch queued.  In this process's threads,
-    one batch at a time gathering requests for 5 ms, as before pipelining: concurrent batches there compete for
+    one batch at a time gathering requests for 5 ms: concurrent batches there compete for
     the GIL (16 clients, alternating: one batch with the wait 354-371 requests/s in three rounds against 323-345
     without it, a fourth round 344 against 353; two batches 331-353)."""
     in_flight = settings.micro_batch_in_flight or (processes + 2 if processes else 1)
