@@ -1,0 +1,185 @@
+"""``astrodash serve``'s event loop (:mod:`astrodash_asgi.event_loop`): a new connection's first bytes are read in
+the turn of the loop that follows the accept, where asyncio's own loop takes three more; everything else about a
+connection is as asyncio does it."""
+import asyncio
+import socket
+
+import pytest
+
+from astrodash_asgi.event_loop import QuickAcceptLoop, loop_factory
+
+
+class _Turns:
+    """Counts the loop's turns (``_run_once`` calls) on one loop instance."""
+
+    def __init__(self, loop):
+        self.n = 0
+        run_once = loop._run_once
+
+        def counting():
+            self.n += 1
+            run_once()
+
+        loop._run_once = counting
+
+
+class _Recorder(asyncio.Protocol):
+    """Notes the turn of each callback and echoes what it reads."""
+
+    def __init__(self, turns, log):
+        self.turns, self.log = turns, log
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.log.append(("made", self.turns.n))
+
+    def data_received(self, data):
+        self.log.append(("data", self.turns.n, data))
+        self.transport.write(data.upper())
+
+    def connection_lost(self, exc):
+        self.log.append(("lost", self.turns.n))
+
+
+def _exchange(loop, payloads, factory=None, pause=0.0):
+    """Serve on ``loop``; one client connects and sends each of ``payloads`` (``pause`` seconds apart, the first
+    right after connecting) and reads the echo; (server log, echoes, accept turn)."""
+    turns, log, accepted = _Turns(loop), [], []
+
+    async def main():
+        base = loop._accept_connection
+
+        def accept_noting_turn(*args, **kwargs):
+            accepted.append(turns.n)
+            return base(*args, **kwargs)
+
+        loop._accept_connection = accept_noting_turn
+        server = await loop.create_server(factory or (lambda: _Recorder(turns, log)), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        echoes = []
+
+        def client():
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+                for i, p in enumerate(payloads):
+                    if i or pause:
+                        import time
+                        time.sleep(pause)
+                    c.sendall(p)
+                    got = b""
+                    while len(got) < len(p):
+                        chunk = c.recv(1024)
+                        if not chunk:
+                            break
+                        got += chunk
+                    echoes.append(got)
+
+        await loop.run_in_executor(None, client)
+        await asyncio.sleep(0.05)
+        server.close()
+        await server.wait_closed()
+        return echoes
+
+    try:
+        echoes = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    return log, echoes, accepted
+
+
+def test_a_request_sent_with_the_connection_is_read_in_the_turn_after_the_accept():
+    log, echoes, accepted = _exchange(QuickAcceptLoop(), [b"hello"])
+    assert echoes == [b"HELLO"]
+    made = next(e for e in log if e[0] == "made")
+    data = next(e for e in log if e[0] == "data")
+    assert data[2] == b"hello"
+    assert made[1] == data[1], "connection_made and the first read happen in the same turn"
+    assert made[1] - accepted[0] <= 1, "the transport is made by the accepting callback, not by a task"
+
+
+def test_asyncio_s_own_loop_takes_more_turns_for_the_same_request():
+    # the reference the quick loop is measured against: a task makes the transport, and the poll after
+    # connection_made finds the request
+    log, echoes, accepted = _exchange(asyncio.SelectorEventLoop(), [b"hello"])
+    assert echoes == [b"HELLO"]
+    made = next(e for e in log if e[0] == "made")
+    data = next(e for e in log if e[0] == "data")
+    assert data[1] > made[1] and made[1] - accepted[0] >= 2
+
+
+def test_a_client_that_sends_later_is_read_when_its_bytes_arrive():
+    # the read after connection_made finds nothing: the connection stays open and the reader takes over
+    log, echoes, _ = _exchange(QuickAcceptLoop(), [b"late", b"again"], pause=0.2)
+    assert echoes == [b"LATE", b"AGAIN"]
+    assert [e[2] for e in log if e[0] == "data"] == [b"late", b"again"]
+    assert log[-1][0] == "lost"
+
+
+def test_a_protocol_factory_that_fails_drops_that_connection_only():
+    loop = QuickAcceptLoop()
+    errors = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    turns, log = _Turns(loop), []
+    calls = []
+
+    def factory():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("no protocol for you")
+        return _Recorder(turns, log)
+
+    async def main():
+        server = await loop.create_server(factory, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+
+        def client():
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+                c.sendall(b"x")
+                try:  # the failed connection is closed: end of stream, or a reset (its byte was never read)
+                    first = c.recv(16)
+                except ConnectionResetError:
+                    first = b""
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+                c.sendall(b"ok")
+                second = c.recv(16)
+            return first, second
+
+        out = await loop.run_in_executor(None, client)
+        server.close()
+        await server.wait_closed()
+        return out
+
+    try:
+        first, second = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert first == b"" and second == b"OK"
+    assert len(errors) == 1 and isinstance(errors[0]["exception"], RuntimeError)
+
+
+def test_serve_runs_uvicorn_on_the_quick_loop(monkeypatch):
+    import uvicorn
+    from uvicorn.config import Config
+
+    from astrodash_asgi import serve
+
+    seen = {}
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # serve sets it when unset: not in this test process
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: seen.update(kwargs))
+    serve.serve(port=0)
+    assert seen["loop"] == "astrodash_asgi.event_loop:loop_factory"
+    factory = Config("astrodash_asgi.app:create_app", loop=seen["loop"]).get_loop_factory()
+    loop = factory()
+    try:
+        assert isinstance(loop, QuickAcceptLoop)
+    finally:
+        loop.close()
+
+
+@pytest.mark.parametrize("make", [QuickAcceptLoop, loop_factory])
+def test_the_quick_loop_is_asyncio_s_selector_loop(make):
+    loop = make()
+    try:
+        assert isinstance(loop, asyncio.SelectorEventLoop)
+        assert loop.run_until_complete(asyncio.sleep(0, result=7)) == 7
+    finally:
+        loop.close()
