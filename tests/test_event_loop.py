@@ -1,8 +1,10 @@
-"""``astrodash serve``'s event loop (:mod:`astrodash_asgi.event_loop`): a new connection's first bytes are read in
-the turn of the loop that follows the accept, where asyncio's own loop takes three more; everything else about a
-connection is as asyncio does it."""
+"""``astrodash serve``'s event loop (:mod:`astrodash_asgi.event_loop`): a new connection's first bytes are read
+right after the accepting callback, ahead of the work already queued, where asyncio's own loop takes three more
+turns; a task can start ahead of the queue; everything else about a connection is as asyncio does it."""
 import asyncio
 import socket
+import threading
+import time
 
 import pytest
 
@@ -45,11 +47,14 @@ def _exchange(loop, payloads, factory=None, pause=0.0):
     """Serve on ``loop``; one client connects and sends each of ``payloads`` (``pause`` seconds apart, the first
     right after connecting) and reads the echo; (server log, echoes, accept turn)."""
     turns, log, accepted = _Turns(loop), [], []
+    sent = threading.Event()  # the first payload is in the socket (sent with the connect, as a probe does)
 
     async def main():
         base = loop._accept_connection
 
         def accept_noting_turn(*args, **kwargs):
+            if not pause:
+                sent.wait(10)
             accepted.append(turns.n)
             return base(*args, **kwargs)
 
@@ -62,9 +67,9 @@ def _exchange(loop, payloads, factory=None, pause=0.0):
             with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
                 for i, p in enumerate(payloads):
                     if i or pause:
-                        import time
                         time.sleep(pause)
                     c.sendall(p)
+                    sent.set()
                     got = b""
                     while len(got) < len(p):
                         chunk = c.recv(1024)
@@ -86,14 +91,38 @@ def _exchange(loop, payloads, factory=None, pause=0.0):
     return log, echoes, accepted
 
 
-def test_a_request_sent_with_the_connection_is_read_in_the_turn_after_the_accept():
+def test_a_request_sent_with_the_connection_is_read_right_after_the_accept():
     log, echoes, accepted = _exchange(QuickAcceptLoop(), [b"hello"])
     assert echoes == [b"HELLO"]
     made = next(e for e in log if e[0] == "made")
     data = next(e for e in log if e[0] == "data")
     assert data[2] == b"hello"
-    assert made[1] == data[1], "connection_made and the first read happen in the same turn"
+    assert made[1] == data[1], "connection_made and the first read in one turn"
     assert made[1] - accepted[0] <= 1, "the transport is made by the accepting callback, not by a task"
+
+
+def test_the_new_connection_goes_ahead_of_the_work_already_queued():
+    # a busy loop: 50 callbacks queued when the connection is accepted run after its first read
+    loop = QuickAcceptLoop()
+    order = []
+    turns = _Turns(loop)
+
+    class Noting(_Recorder):
+        def data_received(self, data):
+            order.append("read")
+            super().data_received(data)
+
+    base = loop._accept_connection
+
+    def accept_behind_work(*args, **kwargs):
+        for i in range(50):
+            loop.call_soon(order.append, i)
+        return base(*args, **kwargs)
+
+    loop._accept_connection = accept_behind_work
+    log, echoes, _ = _exchange(loop, [b"x"], factory=lambda: Noting(turns, []))
+    assert echoes == [b"X"]
+    assert order.index("read") == 0 and order[1:] == list(range(50))
 
 
 def test_asyncio_s_own_loop_takes_more_turns_for_the_same_request():
@@ -173,6 +202,29 @@ def test_serve_runs_uvicorn_on_the_quick_loop(monkeypatch):
         assert isinstance(loop, QuickAcceptLoop)
     finally:
         loop.close()
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_create_task_first_starts_the_task_ahead_of_queued_callbacks(first):
+    loop = QuickAcceptLoop()
+    order = []
+
+    async def step():
+        order.append("task")
+
+    def spawn():
+        for i in range(3):
+            loop.call_soon(order.append, i)
+        (loop.create_task_first if first else loop.create_task)(step())
+        loop.call_soon(order.append, "after")
+
+    try:
+        loop.call_soon(spawn)
+        loop.run_until_complete(asyncio.sleep(0.01))
+    finally:
+        loop.close()
+    # create_task (the reference) queues the task's first step behind what is there already
+    assert order == (["task", 0, 1, 2, "after"] if first else [0, 1, 2, "task", "after"])
 
 
 @pytest.mark.parametrize("make", [QuickAcceptLoop, loop_factory])

@@ -38,8 +38,8 @@ def routes() -> list[BaseRoute]:
     v1 = "/api/v1"
     return [
         Route("/", health.root, methods=["GET"]),
-        Route("/health", health.health, methods=["GET"]),
-        Route("/ready", health.ready, methods=["GET"]),
+        Route(health.PROBE_PATHS[0], health.health, methods=["GET"]),
+        Route(health.PROBE_PATHS[1], health.ready, methods=["GET"]),
         Route("/openapi.json", openapi.openapi, methods=["GET"]),
         Route("/metrics", metrics.metrics, methods=["GET"]),
         Route("/docs", docs_page.docs, methods=["GET"]),

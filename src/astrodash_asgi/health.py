@@ -10,6 +10,9 @@ from starlette.requests import Request
 from .negotiation import respond
 from .ready_checks import check
 
+#: the probes' paths: never rate limited, and ``astrodash serve`` starts them ahead of queued work
+PROBE_PATHS = ("/health", "/ready")
+
 
 def _version() -> str:
     try:

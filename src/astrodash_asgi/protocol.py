@@ -4,10 +4,15 @@
   ``header_timeout`` seconds of opening (and of the previous response, on a kept-alive connection), or it is
   answered 408 and closed; uvicorn alone never times out a client trickling its headers a byte at a time;
 - **connections per client**: at most ``max_per_client`` open connections per peer address; one more is
-  answered 503 with ``Retry-After`` and closed at once;
+  answered 503 with ``Retry-After`` at once and its writing side shut; what it sends is discarded, and it is
+  closed when the client closes it (or after ``header_timeout`` seconds; closing at once, with a request the
+  client sent on connecting still unread, reset the connection and lost the answer);
 - a request answered before its body was read (413, 408, 503, a malformed form) has the rest of its body
   discarded for at most ``header_timeout`` seconds (so the client can read the answer), then its connection
   is closed;
+- **probes first**: on :class:`~astrodash_asgi.event_loop.QuickAcceptLoop` (what ``astrodash serve`` runs), a
+  ``GET``/``HEAD`` of ``/health`` or ``/ready`` starts at once, ahead of the requests already queued on the
+  event loop, instead of at the end of the loop's next turn (the whole app still answers it);
 - **overload pause**: after a ``/process`` or ``/batch-process`` refused by the overload check
   (:mod:`astrodash_asgi.middleware.overload`), the connection is not read for a random time between half and all
   of ``overload_pause`` seconds, so a client retrying at once over its kept-alive connection waits in the socket
@@ -26,6 +31,7 @@ import random
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from .health import PROBE_PATHS
 from .middleware.overload import REFUSED
 
 SWITCH_INTERVAL_S = 0.001
@@ -38,6 +44,26 @@ def _raw_response(status: int, reason: str, detail: str, extra: str = "") -> byt
     return head.encode() + body
 
 
+class _ProbesFirst:
+    """The event loop as one connection's protocol sees it: the task of a probe's request (``GET``/``HEAD`` of
+    :data:`~astrodash_asgi.health.PROBE_PATHS`) is created with the loop's ``create_task_first``."""
+
+    __slots__ = ("_loop", "_protocol")
+
+    def __init__(self, loop, protocol) -> None:
+        self._loop, self._protocol = loop, protocol
+
+    def __getattr__(self, name: str):
+        return getattr(self._loop, name)
+
+    def create_task(self, coro, **kwargs):
+        scope = getattr(self._protocol, "scope", None) or {}
+        if scope.get("method") in ("GET", "HEAD") and \
+                scope.get("path", "")[len(scope.get("root_path", "")):] in PROBE_PATHS:
+            return self._loop.create_task_first(coro, **kwargs)
+        return self._loop.create_task(coro, **kwargs)
+
+
 def guarded_protocol(header_timeout: float, max_per_client: int, overload_pause: float = 0.0) -> type:
     """An H11Protocol subclass with these limits (``0`` turns a limit off); each subclass counts its own
     connections per client."""
@@ -46,10 +72,16 @@ def guarded_protocol(header_timeout: float, max_per_client: int, overload_pause:
     class GuardedH11Protocol(H11Protocol):
         connections_per_client = per_client
 
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            if hasattr(self.loop, "create_task_first"):
+                self.loop = _ProbesFirst(self.loop, self)  # type: ignore[assignment]  # the loop, proxied
+
         def connection_made(self, transport) -> None:
             super().connection_made(transport)
             self._header_timer: asyncio.TimerHandle | None = None
             self._pause_timer: asyncio.TimerHandle | None = None
+            self._refused = False
             self._peer = self.client[0] if self.client else None
             n = per_client.get(self._peer, 0) + 1 if self._peer is not None else 0
             if self._peer is not None:
@@ -58,9 +90,19 @@ def guarded_protocol(header_timeout: float, max_per_client: int, overload_pause:
                 transport.write(_raw_response(503, "Service Unavailable",
                                               f"too many connections from {self._peer}: at most {max_per_client}",
                                               "retry-after: 1\r\n"))
-                transport.close()
+                self._refused = True
+                if transport.can_write_eof():
+                    transport.write_eof()
+                    self._header_timer = self.loop.call_later(header_timeout or 1.0, transport.close)
+                else:
+                    transport.close()
                 return
             self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            if self._refused:
+                return  # answered 503 on connecting: what it sends is read and dropped
+            super().data_received(data)
 
         def _arm(self) -> None:
             self._disarm()

@@ -14,6 +14,7 @@ import threading
 import time
 
 
+from ..health import PROBE_PATHS
 from ..negotiation import respond
 from .gate import ScopeGate
 
@@ -80,7 +81,7 @@ def _in(addr: str, networks) -> bool:
 
 
 #: Probes that must answer under any load: never rate limited (and not counted against the client).
-EXEMPT_PATHS = ("/health", "/ready")
+EXEMPT_PATHS = PROBE_PATHS
 
 
 def _exempt(scope) -> bool:

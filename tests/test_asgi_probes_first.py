@@ -1,0 +1,69 @@
+"""``astrodash serve``'s protocol starts the tasks of ``/health`` and ``/ready`` ahead of the work queued on its event
+loop (:class:`~astrodash_asgi.event_loop.QuickAcceptLoop`); every other request is started as uvicorn starts it."""
+import asyncio
+
+import pytest
+from uvicorn.config import Config
+from uvicorn.server import ServerState
+
+from astrodash_asgi.event_loop import QuickAcceptLoop
+from astrodash_asgi.protocol import _ProbesFirst, guarded_protocol
+
+
+class _Loop:
+    def __init__(self):
+        self.calls = []
+
+    def create_task(self, coro, **kwargs):
+        self.calls.append(("create_task", coro, kwargs))
+
+    def create_task_first(self, coro, **kwargs):
+        self.calls.append(("create_task_first", coro, kwargs))
+
+    def call_later(self, delay, callback):
+        return ("timer", delay, callback)
+
+
+class _Protocol:
+    def __init__(self, method, path, root_path=""):
+        self.scope = {"method": method, "path": root_path + path, "root_path": root_path}
+
+
+@pytest.mark.parametrize("method, path, root, first", [
+    ("GET", "/health", "", True),
+    ("HEAD", "/health", "", True),
+    ("GET", "/ready", "", True),
+    ("GET", "/health", "/astro", True),  # behind a root path
+    ("POST", "/health", "", False),
+    ("GET", "/healthz", "", False),
+    ("GET", "/", "", False),
+    ("POST", "/api/v1/process", "", False),
+    ("GET", "/api/v1/health", "", False),
+])
+def test_only_probes_start_first(method, path, root, first):
+    loop = _Loop()
+    proxy = _ProbesFirst(loop, _Protocol(method, path, root))
+    proxy.create_task("coro", context=None)
+    assert loop.calls == [("create_task_first" if first else "create_task", "coro", {"context": None})]
+
+
+def test_everything_else_is_the_loop_s_own():
+    loop = _Loop()
+    proxy = _ProbesFirst(loop, _Protocol("GET", "/health"))
+    assert proxy.call_later(1.5, print) == ("timer", 1.5, print)
+
+
+async def _app(scope, receive, send):  # never called here
+    raise AssertionError
+
+
+@pytest.mark.parametrize("make, wrapped", [(QuickAcceptLoop, True), (asyncio.SelectorEventLoop, False)])
+def test_the_guarded_protocol_starts_probes_first_on_the_quick_loop_only(make, wrapped):
+    config = Config(_app)
+    config.load()
+    loop = make()
+    try:
+        protocol = guarded_protocol(0, 0)(config, ServerState(), {}, _loop=loop)
+        assert isinstance(protocol.loop, _ProbesFirst) is wrapped
+    finally:
+        loop.close()
