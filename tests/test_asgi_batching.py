@@ -174,3 +174,27 @@ def test_automatic_batching_follows_where_classification_runs(tmp_path):
     state = make_app(tmp_path).state.astrodash  # an app given its classifier classifies in-process
     assert state.runner.processes == 0 and state.settings.micro_batch_wait_ms == 5.0
     assert (state.batcher.max_wait, state.batcher.max_in_flight) == (0.005, 1)
+
+
+async def test_a_pass_that_cannot_run_fails_every_caller_of_its_batch_instead_of_leaving_them_waiting(monkeypatch):
+    # the worker-thread hop itself fails (a thread pool shut down, say): the leader sees that error, and the
+    # other callers of the same batch get one too, at once
+    async def no_thread(*args, **kwargs):
+        raise RuntimeError("no worker thread")
+
+    b = MicroBatcher(lambda key, items: items, max_batch=4, max_wait=0.05)
+    monkeypatch.setattr(anyio.to_thread, "run_sync", no_thread)
+    outcomes = []
+
+    async def one(item):
+        try:
+            await b.submit("k", item)
+        except RuntimeError as exc:
+            outcomes.append(str(exc))
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            for i in range(3):
+                tg.start_soon(one, i)
+    assert sorted(outcomes) == ["no worker thread", "the micro-batch was interrupted",
+                                "the micro-batch was interrupted"]

@@ -22,14 +22,15 @@ import anyio.to_thread
 class _Job:
     """One caller's items (one for :meth:`MicroBatcher.submit`, several for ``submit_many``), run in one pass."""
 
-    __slots__ = ("key", "items", "taken", "done", "result", "error")
+    __slots__ = ("key", "items", "taken", "done", "result", "error", "finished")
 
     def __init__(self, key, items: list):
         self.key, self.items = key, items
-        self.taken = False  # in a batch that runs (then it waits for ``done``)
+        self.taken = False  # in a batch that runs (then it waits for ``finished``)
         self.done = False
         self.result: list = []  # set by the pass that runs the job, before ``done``
         self.error: BaseException | None = None
+        self.finished = anyio.Event()  # set on the event loop once ``done``: wakes this job's caller only
 
 
 async def wait_at_most(event: anyio.Event, seconds: float) -> None:
@@ -80,7 +81,9 @@ class MicroBatcher:
             self._full.set()
         try:
             while not job.done:
-                if not job.taken and not self._forming and self._running < self.max_in_flight:
+                if job.taken:
+                    await job.finished.wait()
+                elif not self._forming and self._running < self.max_in_flight:
                     await self._lead()
                 else:
                     if self._turn is None:
@@ -116,9 +119,14 @@ class MicroBatcher:
                 await anyio.to_thread.run_sync(self._run_batch, batch)
         finally:
             self._running -= 1
-            self._wake()
+            for j in batch:
+                if not j.done:  # the pass itself failed to run (its errors are delivered by _run_batch)
+                    j.error, j.done = RuntimeError("the micro-batch was interrupted"), True
+                j.finished.set()
+            self._wake()  # a place is free: a waiting job may lead the next batch
 
     def _wake(self) -> None:
+        """Wake the jobs waiting for their turn to lead (jobs in a running batch wait on their own event)."""
         turn, self._turn = self._turn, None
         if turn is not None:
             turn.set()
