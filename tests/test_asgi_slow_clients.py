@@ -167,6 +167,29 @@ async def test_the_body_timeout_does_not_cut_a_long_response_once_the_body_is_in
         await SlowBodyMiddleware(app, chunk_timeout=0.05)({"type": "http"}, stalled_receive, None)
 
 
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("on_asyncio", [True, False])
+async def test_both_timeouts_cut_a_stalled_receive_and_pass_a_quick_one(on_asyncio):
+    """``asyncio.timeout`` (asyncio on Python 3.11+) and ``anyio.fail_after`` (any other loop) behave alike."""
+    import anyio
+
+    from astrodash_asgi.middleware.slow_body import _on_asyncio_with_timeout, _receive_within
+
+    async def quick():
+        return {"type": "http.request", "body": b"x"}
+
+    async def stalled():
+        await anyio.sleep(5)
+
+    assert await _receive_within(quick, 0.5, on_asyncio) == {"type": "http.request", "body": b"x"}
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError):
+        await _receive_within(stalled, 0.05, on_asyncio)
+    assert time.monotonic() - t0 < 1
+    import sys
+    assert _on_asyncio_with_timeout() is (sys.version_info >= (3, 11))  # the tests run on asyncio
+
 def test_refused_connections_pause_for_a_spread_of_times_within_the_overload_pause():
     """After a refused request the connection stops reading for 0.5-1 x the pause, a different time each, so
     refused connections do not come back in one wave (a fixed pause would make them)."""

@@ -4,11 +4,34 @@ second.  The check runs as the endpoint reads (the form parser pulls the body), 
 connection for seconds, not indefinitely."""
 from __future__ import annotations
 
+import asyncio
+import sys
 import time
 
 import anyio
 
 from ..errors import ApiError
+
+
+def _on_asyncio_with_timeout() -> bool:
+    """Python 3.11+ and the app runs in an asyncio task (under trio there is no asyncio loop: RuntimeError)."""
+    if sys.version_info < (3, 11):
+        return False
+    try:
+        return asyncio.current_task() is not None
+    except RuntimeError:
+        return False
+
+
+async def _receive_within(receive, seconds: float, on_asyncio: bool):
+    """``await receive()``, TimeoutError past ``seconds``: by ``asyncio.timeout`` under asyncio on Python 3.11+ (12 µs
+    a call, where ``anyio.fail_after`` takes 38 and was 4.5 % of the event loop's time under load), by
+    ``anyio.fail_after`` on any other loop."""
+    if sys.version_info >= (3, 11) and on_asyncio:
+        async with asyncio.timeout(seconds):
+            return await receive()
+    with anyio.fail_after(seconds):
+        return await receive()
 
 
 def _slow(message: str) -> ApiError:
@@ -21,6 +44,7 @@ class SlowBodyMiddleware:
         self.chunk_timeout = chunk_timeout
         self.min_rate = min_rate
         self.clock = clock
+        self._on_asyncio: bool | None = None  # which timeout suits the loop the app runs on (known at the first request)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or not self.chunk_timeout:
@@ -28,6 +52,9 @@ class SlowBodyMiddleware:
         started = None
         seen = 0
         complete = False
+        on_asyncio = self._on_asyncio
+        if on_asyncio is None:
+            on_asyncio = self._on_asyncio = _on_asyncio_with_timeout()
 
         async def guarded_receive():
             nonlocal started, seen, complete
@@ -36,8 +63,7 @@ class SlowBodyMiddleware:
             if started is None:
                 started = self.clock()
             try:
-                with anyio.fail_after(self.chunk_timeout):
-                    message = await receive()
+                message = await _receive_within(receive, self.chunk_timeout, on_asyncio)
             except TimeoutError:
                 raise _slow(f"request body stalled: nothing received for {self.chunk_timeout:g} s") from None
             if message["type"] != "http.request" or not message.get("more_body"):
