@@ -190,6 +190,74 @@ async def test_both_timeouts_cut_a_stalled_receive_and_pass_a_quick_one(on_async
     import sys
     assert _on_asyncio_with_timeout() is (sys.version_info >= (3, 11))  # the tests run on asyncio
 
+
+def test_a_refused_connection_lingers_without_counting_against_its_client():
+    """The connection over the bound is answered, its writing side shut, and kept until the client closes it; it
+    does not hold a place: once one of the client's connections closes, its next one is served."""
+    import asyncio
+
+    from uvicorn.config import Config
+    from uvicorn.server import ServerState
+
+    from astrodash_asgi.protocol import guarded_protocol
+
+    class Transport:
+        def __init__(self):
+            self.written, self.eof, self.closed = b"", False, False
+
+        def get_extra_info(self, name, default=None):
+            return {"peername": ("10.0.0.7", 5000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
+
+        def write(self, data):
+            self.written += data
+
+        def can_write_eof(self):
+            return True
+
+        def write_eof(self):
+            self.eof = True
+
+        def close(self):
+            self.closed = True
+
+        def is_closing(self):
+            return self.closed
+
+        def pause_reading(self):
+            pass
+
+        def resume_reading(self):
+            pass
+
+    async def app(scope, receive, send):  # never reached
+        raise AssertionError
+
+    config = Config(app)
+    config.load()
+    cls = guarded_protocol(header_timeout=10, max_per_client=2)
+    loop = asyncio.new_event_loop()
+    try:
+        state = ServerState()
+        protocols, transports = [], []
+        for _ in range(3):
+            p, t = cls(config, state, {}, _loop=loop), Transport()
+            p.connection_made(t)
+            protocols.append(p)
+            transports.append(t)
+        refused = transports[2]
+        assert refused.written.startswith(b"HTTP/1.1 503") and refused.eof and not refused.closed
+        protocols[2].data_received(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")  # dropped, not answered
+        assert refused.written.count(b"HTTP/1.1") == 1
+        assert cls.connections_per_client == {"10.0.0.7": 2}
+        protocols[0].connection_lost(None)  # one of the two served ones closes; the refused one still lingers
+        again, t = cls(config, state, {}, _loop=loop), Transport()
+        again.connection_made(t)
+        assert t.written == b"" and not t.eof, "served, not refused"
+        protocols[2].connection_lost(None)  # the lingering one goes: it changes no count
+        assert cls.connections_per_client == {"10.0.0.7": 2}
+    finally:
+        loop.close()
+
 def test_refused_connections_pause_for_a_spread_of_times_within_the_overload_pause():
     """After a refused request the connection stops reading for 0.5-1 x the pause, a different time each, so
     refused connections do not come back in one wave (a fixed pause would make them)."""

@@ -6,7 +6,8 @@
 - **connections per client**: at most ``max_per_client`` open connections per peer address; one more is
   answered 503 with ``Retry-After`` at once and its writing side shut; what it sends is discarded, and it is
   closed when the client closes it (or after ``header_timeout`` seconds; closing at once, with a request the
-  client sent on connecting still unread, reset the connection and lost the answer);
+  client sent on connecting still unread, reset the connection and lost the answer), not counting against the
+  client meanwhile;
 - a request answered before its body was read (413, 408, 503, a malformed form) has the rest of its body
   discarded for at most ``header_timeout`` seconds (so the client can read the answer), then its connection
   is closed;
@@ -91,6 +92,10 @@ def guarded_protocol(header_timeout: float, max_per_client: int, overload_pause:
                                               f"too many connections from {self._peer}: at most {max_per_client}",
                                               "retry-after: 1\r\n"))
                 self._refused = True
+                # it does not count against its client while it lingers: the client's next connection, once one of
+                # its others closes, is served
+                per_client[self._peer] = n - 1
+                self._peer = None
                 if transport.can_write_eof():
                     transport.write_eof()
                     self._header_timer = self.loop.call_later(header_timeout or 1.0, transport.close)
