@@ -20,13 +20,17 @@ class _Loop:
     def create_task_first(self, coro, **kwargs):
         self.calls.append(("create_task_first", coro, kwargs))
 
+    def read_first(self, transport, first=True):
+        self.calls.append(("read_first", transport, first))
+
     def call_later(self, delay, callback):
         return ("timer", delay, callback)
 
 
 class _Protocol:
-    def __init__(self, method, path, root_path=""):
+    def __init__(self, method, path, root_path="", transport=None):
         self.scope = {"method": method, "path": root_path + path, "root_path": root_path}
+        self.transport = transport
 
 
 @pytest.mark.parametrize("method, path, root, first", [
@@ -45,6 +49,17 @@ def test_only_probes_start_first(method, path, root, first):
     proxy = _ProbesFirst(loop, _Protocol(method, path, root))
     proxy.create_task("coro", context=None)
     assert loop.calls == [("create_task_first" if first else "create_task", "coro", {"context": None})]
+
+
+def test_a_connection_is_read_first_while_its_latest_request_is_a_probe():
+    loop, transport = _Loop(), object()
+    protocol = _Protocol("GET", "/health", transport=transport)
+    proxy = _ProbesFirst(loop, protocol)
+    proxy.create_task("probe")
+    protocol.scope = {"method": "POST", "path": "/api/v1/process", "root_path": ""}
+    proxy.create_task("work")
+    assert [c for c in loop.calls if c[0] == "read_first"] == [("read_first", transport, True),
+                                                              ("read_first", transport, False)]
 
 
 def test_everything_else_is_the_loop_s_own():
@@ -67,3 +82,40 @@ def test_the_guarded_protocol_starts_probes_first_on_the_quick_loop_only(make, w
         assert isinstance(protocol.loop, _ProbesFirst) is wrapped
     finally:
         loop.close()
+
+
+def test_a_closed_connection_leaves_the_loop_s_read_first_set():
+    """Else the set would keep every probe connection's transport (and protocol) alive after it closed."""
+    config = Config(_app)
+    config.load()
+    loop = QuickAcceptLoop()
+    try:
+        protocol = guarded_protocol(0, 0)(config, ServerState(), {}, _loop=loop)
+        transport = _Transport()
+        protocol.connection_made(transport)
+        loop.read_first(transport)
+        assert loop._read_first == {transport}
+        protocol.connection_lost(None)
+        assert not loop._read_first
+    finally:
+        loop.close()
+
+
+class _Transport:
+    def get_extra_info(self, name, default=None):
+        return {"peername": ("10.0.0.8", 5000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
+
+    def write(self, data):
+        pass
+
+    def close(self):
+        pass
+
+    def is_closing(self):
+        return False
+
+    def pause_reading(self):
+        pass
+
+    def resume_reading(self):
+        pass

@@ -204,6 +204,67 @@ def test_serve_runs_uvicorn_on_the_quick_loop(monkeypatch):
         loop.close()
 
 
+def test_reads_of_a_read_first_transport_go_ahead_of_queued_work_and_others_keep_their_place():
+    loop = QuickAcceptLoop()
+    turns = _Turns(loop)
+    order, transports = [], {}
+
+    class Named(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def data_received(self, data):
+            name = data[:1].decode()
+            transports[name] = self.transport
+            order.append((turns.n, name))
+
+    busy = {"on": True}
+
+    def work():  # a busy server: ten callbacks queued at every turn
+        if busy["on"]:
+            for _ in range(10):
+                loop.call_soon(order.append, (turns.n, "w"))
+            loop.call_soon(work)
+
+    async def main():
+        server = await loop.create_server(Named, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        a = socket.create_connection(("127.0.0.1", port))
+        b = socket.create_connection(("127.0.0.1", port))
+        a.sendall(b"a")
+        b.sendall(b"b")
+        while len(transports) < 2:
+            await asyncio.sleep(0.01)
+        loop.read_first(transports["a"])
+        order.clear()
+        loop.call_soon(work)
+        await asyncio.sleep(0.02)
+        a.sendall(b"A")
+        b.sendall(b"B")
+        await loop.run_in_executor(None, time.sleep, 0.05)  # both arrive while the loop is busy
+        while sum(1 for _, n in order if n in "AB") < 2:
+            await asyncio.sleep(0)
+        busy["on"] = False
+        loop.read_first(transports["a"], False)
+        assert not loop._read_first
+        a.close()
+        b.close()
+        server.close()
+        await server.wait_closed()
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    names = [n for _, n in order]
+    i_a, i_b = names.index("A"), names.index("B")
+    # in the turn that reads them, A is read before the work queued by the turn before; B after it
+    assert names[i_a + 1] == "w" or names[i_a + 1] == "B"
+    turn_a = order[i_a][0]
+    assert all(order[k][0] != turn_a or names[k] in "AB" for k in range(i_a)), "A read first in its turn"
+    assert names[i_b - 1] == "w", "B's read keeps its place behind the queued work"
+
+
 @pytest.mark.parametrize("first", [True, False])
 def test_create_task_first_starts_the_task_ahead_of_queued_callbacks(first):
     loop = QuickAcceptLoop()

@@ -15,12 +15,13 @@ connection waited about five times that, one on a kept-alive connection (read, t
   these three callbacks ahead of those already queued: a connection is set up and its request read right after the
   accepting callback;
 - :meth:`~QuickAcceptLoop.create_task_first` starts a task right after the running callback instead of after the
-  next turn's queue.  The server's protocol (:mod:`astrodash_asgi.protocol`) starts ``/health`` and ``/ready``
-  that way.
+  next turn's queue, and :meth:`~QuickAcceptLoop.read_first` takes a transport's reads ahead of the queued
+  callbacks.  The server's protocol (:mod:`astrodash_asgi.protocol`) starts ``/health`` and ``/ready`` that way,
+  and reads first the connections whose latest request was one of them (a health checker's kept-alive
+  connection).
 
-So a probe is answered within the turn its bytes are read in.  Reads of requests on open connections keep their
-place: taking every read ahead of the queued work delayed the answers waiting in it and cost 18 % of /process
-throughput.  TLS connections (``ssl=``) and every error of ``accept`` keep asyncio's own path.  The loop uses
+So a probe is answered within the turn its bytes arrive in.  Reads of the other requests keep their place: taking
+every read ahead of the queued work delayed the answers waiting in it and cost 18 % of /process throughput.  TLS connections (``ssl=``) and every error of ``accept`` keep asyncio's own path.  The loop uses
 asyncio's private ``_accept_connection``, ``_make_socket_transport``, ``_ready`` and the transport's
 ``_read_ready`` (the same from Python 3.10 to 3.13); where one is missing it behaves as asyncio's.
 """
@@ -44,6 +45,7 @@ class QuickAcceptLoop(asyncio.SelectorEventLoop):
     def __init__(self, selector: selectors.BaseSelector | None = None) -> None:
         super().__init__(selector)
         base = asyncio.SelectorEventLoop
+        self._read_first: set = set()  # transports whose reads go ahead of the queued callbacks (read_first)
         transport = getattr(asyncio.selector_events, "_SelectorSocketTransport", None)
         self._quick = all(hasattr(base, name) for name in ("_accept_connection", "_make_socket_transport")) \
             and hasattr(transport, "_read_ready") and isinstance(getattr(self, "_ready", None), collections.deque)
@@ -77,6 +79,26 @@ class QuickAcceptLoop(asyncio.SelectorEventLoop):
             # request read right after this callback
             self.call_soon(_read_now, transport)
             self._ready.rotate(len(self._ready) - queued)  # type: ignore[attr-defined]
+        return None
+
+    def read_first(self, transport, first: bool = True) -> None:
+        """Take ``transport``'s reads ahead of the callbacks already queued (``first=False``: in their turn again,
+        as every transport's are).  The server's protocol does this for connections that carry probes."""
+        if first and self._quick:
+            self._read_first.add(transport)
+        else:
+            self._read_first.discard(transport)
+
+    def _process_events(self, event_list) -> None:
+        if not self._read_first:
+            return super()._process_events(event_list)  # type: ignore[misc]
+        queued = len(self._ready)  # type: ignore[attr-defined]
+        super()._process_events(event_list)  # type: ignore[misc]
+        ready = self._ready  # type: ignore[attr-defined]
+        new = [ready.pop() for _ in range(len(ready) - queued)][::-1]
+        first = [h for h in new if getattr(h._callback, "__self__", None) in self._read_first]
+        ready.extend(h for h in new if getattr(h._callback, "__self__", None) not in self._read_first)
+        ready.extendleft(reversed(first))
         return None
 
     def create_task_first(self, coro, **kwargs) -> asyncio.Task:

@@ -13,7 +13,8 @@
   is closed;
 - **probes first**: on :class:`~astrodash_asgi.event_loop.QuickAcceptLoop` (what ``astrodash serve`` runs), a
   ``GET``/``HEAD`` of ``/health`` or ``/ready`` starts at once, ahead of the requests already queued on the
-  event loop, instead of at the end of the loop's next turn (the whole app still answers it);
+  event loop, instead of at the end of the loop's next turn (the whole app still answers it), and the
+  connection it came on is read ahead of the queued work until it carries another kind of request;
 - **overload pause**: after a ``/process`` or ``/batch-process`` refused by the overload check
   (:mod:`astrodash_asgi.middleware.overload`), the connection is not read for a random time between half and all
   of ``overload_pause`` seconds, so a client retrying at once over its kept-alive connection waits in the socket
@@ -47,7 +48,9 @@ def _raw_response(status: int, reason: str, detail: str, extra: str = "") -> byt
 
 class _ProbesFirst:
     """The event loop as one connection's protocol sees it: the task of a probe's request (``GET``/``HEAD`` of
-    :data:`~astrodash_asgi.health.PROBE_PATHS`) is created with the loop's ``create_task_first``."""
+    :data:`~astrodash_asgi.health.PROBE_PATHS`) is created with the loop's ``create_task_first``, and a connection
+    whose latest request was a probe has its reads taken first (``read_first``): a health checker's kept-alive
+    connection is read ahead of the queued work, as a new connection is."""
 
     __slots__ = ("_loop", "_protocol")
 
@@ -59,8 +62,12 @@ class _ProbesFirst:
 
     def create_task(self, coro, **kwargs):
         scope = getattr(self._protocol, "scope", None) or {}
-        if scope.get("method") in ("GET", "HEAD") and \
-                scope.get("path", "")[len(scope.get("root_path", "")):] in PROBE_PATHS:
+        probe = scope.get("method") in ("GET", "HEAD") and \
+            scope.get("path", "")[len(scope.get("root_path", "")):] in PROBE_PATHS
+        transport = getattr(self._protocol, "transport", None)
+        if transport is not None:
+            self._loop.read_first(transport, probe)
+        if probe:
             return self._loop.create_task_first(coro, **kwargs)
         return self._loop.create_task(coro, **kwargs)
 
@@ -75,7 +82,7 @@ def guarded_protocol(header_timeout: float, max_per_client: int, overload_pause:
 
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
-            if hasattr(self.loop, "create_task_first"):
+            if hasattr(self.loop, "create_task_first") and hasattr(self.loop, "read_first"):
                 self.loop = _ProbesFirst(self.loop, self)  # type: ignore[assignment]  # the loop, proxied
 
         def connection_made(self, transport) -> None:
@@ -94,8 +101,9 @@ def guarded_protocol(header_timeout: float, max_per_client: int, overload_pause:
                 self._refused = True
                 # it does not count against its client while it lingers: the client's next connection, once one of
                 # its others closes, is served
-                per_client[self._peer] = n - 1
-                self._peer = None
+                if self._peer is not None:
+                    per_client[self._peer] = n - 1
+                    self._peer = None
                 if transport.can_write_eof():
                     transport.write_eof()
                     self._header_timer = self.loop.call_later(header_timeout or 1.0, transport.close)
@@ -162,6 +170,8 @@ def guarded_protocol(header_timeout: float, max_per_client: int, overload_pause:
 
         def connection_lost(self, exc) -> None:
             self._disarm()
+            if isinstance(self.loop, _ProbesFirst):
+                self.loop.read_first(self.transport, False)
             pause, self._pause_timer = getattr(self, "_pause_timer", None), None
             if pause is not None:
                 pause.cancel()
