@@ -94,8 +94,15 @@ def test_a_closed_connection_leaves_the_loop_s_read_first_set():
         transport = _Transport()
         protocol.connection_made(transport)
         loop.read_first(transport)
-        assert loop._read_first == {transport}
+        assert set(loop._read_first) == {transport}
         protocol.connection_lost(None)
+        assert not loop._read_first
+        # and one that is never taken out (its protocol replaced, say) does not outlive its last reference
+        gone = _Transport()
+        loop.read_first(gone)
+        del gone
+        import gc
+        gc.collect()
         assert not loop._read_first
     finally:
         loop.close()
@@ -119,3 +126,22 @@ class _Transport:
 
     def resume_reading(self):
         pass
+
+
+def test_a_connection_upgraded_to_a_websocket_is_no_longer_read_first(monkeypatch):
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    upgraded = []
+    monkeypatch.setattr(H11Protocol, "handle_websocket_upgrade", lambda self, event: upgraded.append(event))
+    config = Config(_app)
+    config.load()
+    loop = QuickAcceptLoop()
+    try:
+        protocol = guarded_protocol(0, 0)(config, ServerState(), {}, _loop=loop)
+        transport = _Transport()
+        protocol.connection_made(transport)
+        loop.read_first(transport)
+        protocol.handle_websocket_upgrade("the upgrade request")
+        assert upgraded == ["the upgrade request"] and not loop._read_first
+    finally:
+        loop.close()

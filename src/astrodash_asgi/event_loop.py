@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import selectors
+import weakref
 
 
 def _read_now(transport) -> None:
@@ -45,7 +46,9 @@ class QuickAcceptLoop(asyncio.SelectorEventLoop):
     def __init__(self, selector: selectors.BaseSelector | None = None) -> None:
         super().__init__(selector)
         base = asyncio.SelectorEventLoop
-        self._read_first: set = set()  # transports whose reads go ahead of the queued callbacks (read_first)
+        # transports whose reads go ahead of the queued callbacks (read_first); weak, so a transport that closes
+        # without being taken out is not kept alive by it
+        self._read_first: weakref.WeakSet = weakref.WeakSet()
         transport = getattr(asyncio.selector_events, "_SelectorSocketTransport", None)
         self._quick = all(hasattr(base, name) for name in ("_accept_connection", "_make_socket_transport")) \
             and hasattr(transport, "_read_ready") and isinstance(getattr(self, "_ready", None), collections.deque)

@@ -112,6 +112,11 @@ def guarded_protocol(header_timeout: float, max_per_client: int, overload_pause:
                 return
             self._arm()
 
+        def handle_websocket_upgrade(self, event) -> None:
+            if isinstance(self.loop, _ProbesFirst):
+                self.loop.read_first(self.transport, False)  # the connection leaves this protocol
+            super().handle_websocket_upgrade(event)
+
         def data_received(self, data: bytes) -> None:
             if self._refused:
                 return  # answered 503 on connecting: what it sends is read and dropped
