@@ -110,7 +110,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level
     try:
         # the protocol class (astrodash_asgi.protocol) adds the header timeout and the per-client connection
         # bound, and shortens the GIL switch interval in each worker process; the loop (astrodash_asgi.event_loop)
-        # sets up new connections in fewer turns
+        # takes new connections and the probes ahead of the work queued for other requests
         uvicorn.run("astrodash_asgi.app:create_app", factory=True, host=host, port=port, workers=max(1, workers),
                     log_level=log_level, log_config=log_config(log_level), access_log=False, proxy_headers=False,
                     server_header=False, http="astrodash_asgi.protocol:GuardedH11Protocol",
