@@ -84,30 +84,6 @@ def test_the_guarded_protocol_starts_probes_first_on_the_quick_loop_only(make, w
         loop.close()
 
 
-def test_a_closed_connection_leaves_the_loop_s_read_first_set():
-    """Else the set would keep every probe connection's transport (and protocol) alive after it closed."""
-    config = Config(_app)
-    config.load()
-    loop = QuickAcceptLoop()
-    try:
-        protocol = guarded_protocol(0, 0)(config, ServerState(), {}, _loop=loop)
-        transport = _Transport()
-        protocol.connection_made(transport)
-        loop.read_first(transport)
-        assert set(loop._read_first) == {transport}
-        protocol.connection_lost(None)
-        assert not loop._read_first
-        # and one that is never taken out (its protocol replaced, say) does not outlive its last reference
-        gone = _Transport()
-        loop.read_first(gone)
-        del gone
-        import gc
-        gc.collect()
-        assert not loop._read_first
-    finally:
-        loop.close()
-
-
 class _Transport:
     def get_extra_info(self, name, default=None):
         return {"peername": ("10.0.0.8", 5000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
@@ -128,11 +104,9 @@ class _Transport:
         pass
 
 
-def test_a_connection_upgraded_to_a_websocket_is_no_longer_read_first(monkeypatch):
-    from uvicorn.protocols.http.h11_impl import H11Protocol
-
-    upgraded = []
-    monkeypatch.setattr(H11Protocol, "handle_websocket_upgrade", lambda self, event: upgraded.append(event))
+@pytest.fixture
+def connected():
+    """(loop, guarded protocol on it, its transport), the connection made and marked read-first."""
     config = Config(_app)
     config.load()
     loop = QuickAcceptLoop()
@@ -141,7 +115,31 @@ def test_a_connection_upgraded_to_a_websocket_is_no_longer_read_first(monkeypatc
         transport = _Transport()
         protocol.connection_made(transport)
         loop.read_first(transport)
-        protocol.handle_websocket_upgrade("the upgrade request")
-        assert upgraded == ["the upgrade request"] and not loop._read_first
+        assert set(loop._read_first) == {transport}
+        yield loop, protocol, transport
     finally:
         loop.close()
+
+
+def test_a_closed_connection_leaves_the_loop_s_read_first_set(connected):
+    """Else the set would keep every probe connection's transport (and protocol) alive after it closed."""
+    loop, protocol, _ = connected
+    protocol.connection_lost(None)
+    assert not loop._read_first
+    # and one that is never taken out (its protocol replaced, say) does not outlive its last reference
+    gone = _Transport()
+    loop.read_first(gone)
+    del gone
+    import gc
+    gc.collect()
+    assert not loop._read_first
+
+
+def test_a_connection_upgraded_to_a_websocket_is_no_longer_read_first(connected, monkeypatch):
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    upgraded = []
+    monkeypatch.setattr(H11Protocol, "handle_websocket_upgrade", lambda self, event: upgraded.append(event))
+    loop, protocol, _ = connected
+    protocol.handle_websocket_upgrade("the upgrade request")
+    assert upgraded == ["the upgrade request"] and not loop._read_first
