@@ -7,7 +7,7 @@ from uvicorn.config import Config
 from uvicorn.server import ServerState
 
 from astrodash_asgi.event_loop import QuickAcceptLoop
-from astrodash_asgi.protocol import _ProbesFirst, guarded_protocol
+from astrodash_asgi.protocol import _probe_head, _ProbesFirst, guarded_protocol
 
 
 class _Loop:
@@ -62,6 +62,20 @@ def test_a_connection_is_read_first_while_its_latest_request_is_a_probe():
                                                               ("read_first", transport, False)]
 
 
+@pytest.mark.parametrize("head, probe", [
+    (b"GET /health HTTP/1.1\r\nHost: x", True),
+    (b"HEAD /ready HTTP/1.1\r\n", True),
+    (b"GET /ready?verbose=1 HTTP/1.1", True),
+    (b"GET /healthz HTTP/1.1", False),
+    (b"POST /health HTTP/1.1", False),
+    (b"GET /api/v1/process HTTP/1.1", False),
+    (b"GET /he", False),  # too short to tell: read in its turn
+    (b"", False),
+])
+def test_the_first_bytes_of_a_probe_s_request_are_recognised(head, probe):
+    assert _probe_head(head) is probe
+
+
 def test_everything_else_is_the_loop_s_own():
     loop = _Loop()
     proxy = _ProbesFirst(loop, _Protocol("GET", "/health"))
@@ -80,6 +94,8 @@ def test_the_guarded_protocol_starts_probes_first_on_the_quick_loop_only(make, w
     try:
         protocol = guarded_protocol(0, 0)(config, ServerState(), {}, _loop=loop)
         assert isinstance(protocol.loop, _ProbesFirst) is wrapped
+        # and on the quick loop, a new connection whose first bytes are a probe's is read ahead
+        assert getattr(loop, "_wanted", None) is (_probe_head if wrapped else None)
     finally:
         loop.close()
 

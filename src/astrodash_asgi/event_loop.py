@@ -10,18 +10,21 @@ connection waited about five times that, one on a kept-alive connection (read, t
 
 :class:`QuickAcceptLoop`:
 
-- makes the transport in the accepting callback itself (no task), reads the socket once right after
-  ``connection_made`` (a request sent with the connection, as probes and most clients send it, is there), and puts
-  these three callbacks ahead of those already queued: a connection is set up and its request read right after the
-  accepting callback;
+- makes the transport in the accepting callback itself (no task) and puts ``connection_made`` and the reader's
+  registration ahead of the callbacks already queued; then reads the socket once (a request sent with the
+  connection, as probes and most clients send it, is there): ahead of the queue too when the connection's first
+  bytes, looked at without taking them, are wanted first (:meth:`~QuickAcceptLoop.read_ahead_when`), else behind
+  it like any other read;
 - :meth:`~QuickAcceptLoop.create_task_first` starts a task right after the running callback instead of after the
   next turn's queue, and :meth:`~QuickAcceptLoop.read_first` takes a transport's reads ahead of the queued
   callbacks.  The server's protocol (:mod:`astrodash_asgi.protocol`) starts ``/health`` and ``/ready`` that way,
-  and reads first the connections whose latest request was one of them (a health checker's kept-alive
-  connection).
+  reads first the connections whose latest request was one of them (a health checker's kept-alive connection),
+  and wants the new connections whose first bytes are a probe's request line read first.
 
 So a probe is answered within the turn its bytes arrive in.  Reads of the other requests keep their place: taking
-every read ahead of the queued work delayed the answers waiting in it and cost 18 % of /process throughput.
+every read on open connections ahead of the queued work delayed the answers waiting in it and cost 18 % of
+/process throughput, and taking every new connection's first read ahead cost clients that open a connection per
+request 5-12 %.
 
 TLS connections (``ssl=``) and every error of ``accept`` keep asyncio's own path.  The loop uses asyncio's private
 ``_accept_connection``, ``_make_socket_transport``, ``_process_events``, ``_ready`` and the transport's
@@ -32,7 +35,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import selectors
+import socket
 import weakref
+from typing import Callable
 
 
 def _read_now(transport) -> None:
@@ -51,6 +56,8 @@ class QuickAcceptLoop(asyncio.SelectorEventLoop):
         # transports whose reads go ahead of the queued callbacks (read_first); weak, so a transport that closes
         # without being taken out is not kept alive by it
         self._read_first: weakref.WeakSet = weakref.WeakSet()
+        self._wanted: Callable[[bytes], bool] | None = None  # read_ahead_when
+        self._peek = 32
         transport = getattr(asyncio.selector_events, "_SelectorSocketTransport", None)
         self._quick = all(hasattr(base, name) for name in ("_accept_connection", "_make_socket_transport")) \
             and hasattr(transport, "_read_ready") and isinstance(getattr(self, "_ready", None), collections.deque)
@@ -79,12 +86,31 @@ class QuickAcceptLoop(asyncio.SelectorEventLoop):
                 self.call_exception_handler({"message": "Error on transport creation for incoming connection",
                                              "exception": exc})
                 continue
-            # the transport queued connection_made and its reader's registration; this read follows them, and the
-            # three go ahead of the callbacks already queued (in their order): a connection is set up and its
-            # request read right after this callback
-            self.call_soon(_read_now, transport)
+            # the transport queued connection_made and its reader's registration: they go ahead of the callbacks
+            # already queued (in their order); one read follows them, ahead too when the connection's first bytes
+            # are wanted first (read_ahead_when), else in its turn like any other read
+            ahead = self._ahead(conn)
+            if ahead:
+                self.call_soon(_read_now, transport)
             self._ready.rotate(len(self._ready) - queued)  # type: ignore[attr-defined]
+            if not ahead:
+                self.call_soon(_read_now, transport)
         return None
+
+    def read_ahead_when(self, wanted: Callable[[bytes], bool] | None, peek: int = 32) -> None:
+        """Read a new connection ahead of the queued callbacks when ``wanted(its first bytes)`` (up to ``peek``
+        of them, looked at without taking them; ``None``: no new connection is read ahead)."""
+        self._wanted, self._peek = wanted, peek
+
+    def _ahead(self, conn) -> bool:
+        wanted = self._wanted
+        if wanted is None:
+            return False
+        try:
+            head = conn.recv(self._peek, socket.MSG_PEEK)
+        except OSError:  # nothing there yet (BlockingIOError), or a reset: read in its turn
+            return False
+        return bool(head) and wanted(head)
 
     def read_first(self, transport, first: bool = True) -> None:
         """Take ``transport``'s reads ahead of the callbacks already queued (``first=False``: in their turn again,

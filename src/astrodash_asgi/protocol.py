@@ -13,8 +13,9 @@
   is closed;
 - **probes first**: on :class:`~astrodash_asgi.event_loop.QuickAcceptLoop` (what ``astrodash serve`` runs), a
   ``GET``/``HEAD`` of ``/health`` or ``/ready`` starts at once, ahead of the requests already queued on the
-  event loop, instead of at the end of the loop's next turn (the whole app still answers it), and the
-  connection it came on is read ahead of the queued work until it carries another kind of request;
+  event loop, instead of at the end of the loop's next turn (the whole app still answers it); the connection it
+  came on is read ahead of the queued work until it carries another kind of request, and a new connection whose
+  first bytes are a probe's request line (:data:`PROBE_HEADS`) is read ahead too;
 - **overload pause**: after a ``/process`` or ``/batch-process`` refused by the overload check
   (:mod:`astrodash_asgi.middleware.overload`), the connection is not read for a random time between half and all
   of ``overload_pause`` seconds, so a client retrying at once over its kept-alive connection waits in the socket
@@ -72,6 +73,15 @@ class _ProbesFirst:
         return self._loop.create_task(coro, **kwargs)
 
 
+#: the first bytes of a probe's request: ``GET``/``HEAD`` of a :data:`~astrodash_asgi.health.PROBE_PATHS`
+PROBE_HEADS = tuple(f"{method} {path}{end}".encode() for method in ("GET", "HEAD") for path in PROBE_PATHS
+                    for end in (" ", "?"))
+
+
+def _probe_head(head: bytes) -> bool:
+    return head.startswith(PROBE_HEADS)
+
+
 def guarded_protocol(header_timeout: float, max_per_client: int, overload_pause: float = 0.0) -> type:
     """An H11Protocol subclass with these limits (``0`` turns a limit off); each subclass counts its own
     connections per client."""
@@ -83,6 +93,8 @@ def guarded_protocol(header_timeout: float, max_per_client: int, overload_pause:
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
             if hasattr(self.loop, "create_task_first") and hasattr(self.loop, "read_first"):
+                if getattr(self.loop, "_wanted", None) is not _probe_head:
+                    self.loop.read_ahead_when(_probe_head)  # type: ignore[attr-defined]  # a new probe is read first
                 self.loop = _ProbesFirst(self.loop, self)  # type: ignore[assignment]  # the loop, proxied
 
         def connection_made(self, transport) -> None:
