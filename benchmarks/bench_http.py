@@ -42,11 +42,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SPECTRUM = ROOT / "examples" / "sn1994D_p02.dat"
 
 
-def process_request(base: str, data: bytes, params: dict) -> bytes:
-    """The bytes of one ``/api/v1/process`` request (file name numbered per request: every one is classified)."""
+def process_request(base: str, data: bytes, params: dict, close: bool = False) -> bytes:
+    """The bytes of one ``/api/v1/process`` request (file name numbered per request: every one is classified);
+    ``close``: with ``Connection: close`` (a client opening a connection per request)."""
     parts = urlsplit(base)
     return load_gen.multipart_request(parts.hostname, parts.port, "/api/v1/process", {"params": json.dumps(params)},
-                                      {"file": (f"sn-{load_gen.MARK.decode()}.dat", data)})
+                                      {"file": (f"sn-{load_gen.MARK.decode()}.dat", data)},
+                                      {"Connection": "close"} if close else None)
 
 
 def micro_batch_counts(base: str) -> dict:
@@ -54,11 +56,11 @@ def micro_batch_counts(base: str) -> dict:
 
 
 def load_test(base: str, clients: int, per_client: int, data: bytes, params: dict, processes: int,
-              wrk_seconds: float = 0.0) -> dict:
-    """``clients`` concurrent clients (keep-alive connections), each sending requests one after another: from
-    ``wrk`` for ``wrk_seconds`` when that is > 0, else ``per_client`` requests each from :mod:`load_gen`
-    (connections spread over ``processes`` client processes)."""
-    request = process_request(base, data, params)
+              wrk_seconds: float = 0.0, close: bool = False) -> dict:
+    """``clients`` concurrent clients (keep-alive connections, or a new connection per request with ``close``),
+    each sending requests one after another: from ``wrk`` for ``wrk_seconds`` when that is > 0, else
+    ``per_client`` requests each from :mod:`load_gen` (connections spread over ``processes`` client processes)."""
+    request = process_request(base, data, params, close)
     if wrk_seconds > 0:
         wrk_load.run(base, request, clients, 2)  # warm-up, not measured
     else:
@@ -177,6 +179,8 @@ def main(argv=None) -> int:
                     help="load generator of the concurrent-clients test: wrk (C, cheap per request) when it is on the "
                          "PATH (auto), or load_gen (Python)")
     ap.add_argument("--seconds", type=float, default=10.0, help="length of the wrk test (default 10)")
+    ap.add_argument("--connection-close", action="store_true",
+                    help="the load test's clients open a connection per request (Connection: close)")
     ap.add_argument("--max-batch", type=int, default=32, help="micro-batch size when on")
     ap.add_argument("--wait-ms", type=float, default=None, help="micro-batch max wait when on (default: the "
                     "server's, ASTRODASH_MICRO_BATCH_WAIT_MS)")
@@ -207,7 +211,7 @@ def main(argv=None) -> int:
                    **dict(e.split("=", 1) for e in args.env)}
             with ServerProcess(tmp, env) as server:
                 report[label] = load_test(server.base, args.clients, args.requests, data, params,
-                                          args.client_processes, wrk_seconds)
+                                          args.client_processes, wrk_seconds, args.connection_close)
                 if args.zip_size and batch > 1:
                     archive = build_zip(args.zip_size)
                     report["zip"] = {"bytes": len(archive), **time_zip(server.base, archive, params)}
@@ -222,7 +226,7 @@ def main(argv=None) -> int:
         return 0
     how = f"for {wrk_seconds:g} s from wrk" if wrk_seconds else f"x {args.requests} requests from load_gen"
     print(f"/api/v1/process, {args.clients} concurrent clients {how} (single spectrum, "
-          f"known z{', rlap' if args.rlap else ''}):")
+          f"known z{', rlap' if args.rlap else ''}{', a connection per request' if args.connection_close else ''}):")
     for label in ("micro-batching on", "micro-batching off"):
         if label not in report:
             continue
