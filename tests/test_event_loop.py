@@ -101,13 +101,11 @@ def test_a_request_sent_with_the_connection_is_read_right_after_the_accept():
     assert made[1] - accepted[0] <= 1, "the transport is made by the accepting callback, not by a task"
 
 
-@pytest.mark.parametrize("wanted", [True, False])
-def test_a_new_connection_is_set_up_ahead_of_queued_work_and_read_ahead_when_its_first_bytes_are_wanted(wanted):
-    # a busy loop: 50 callbacks queued when the connection is accepted
-    loop = QuickAcceptLoop()
-    loop.read_ahead_when(lambda head: head.startswith(b"GET /health" if wanted else b"nothing"))
-    order = []
-    turns = _Turns(loop)
+def _order_behind_work(loop, work: int) -> list:
+    """A client connects and sends a probe's request while ``work`` callbacks are queued (queued by the accepting
+    callback, just before it accepts): the order of the server's connection_made ("made"), first read ("read")
+    and those callbacks (0, 1, ...)."""
+    order, turns = [], _Turns(loop)
 
     class Noting(_Recorder):
         def connection_made(self, transport):
@@ -121,13 +119,21 @@ def test_a_new_connection_is_set_up_ahead_of_queued_work_and_read_ahead_when_its
     base = loop._accept_connection
 
     def accept_behind_work(*args, **kwargs):
-        for i in range(50):
+        for i in range(work):
             loop.call_soon(order.append, i)
         return base(*args, **kwargs)
 
     loop._accept_connection = accept_behind_work
-    log, echoes, _ = _exchange(loop, [b"GET /health HTTP/1.1\r\n\r\n"], factory=lambda: Noting(turns, []))
+    _, echoes, _ = _exchange(loop, [b"GET /health HTTP/1.1\r\n\r\n"], factory=lambda: Noting(turns, []))
     assert echoes == [b"GET /HEALTH HTTP/1.1\r\n\r\n"]
+    return order
+
+
+@pytest.mark.parametrize("wanted", [True, False])
+def test_a_new_connection_is_set_up_ahead_of_queued_work_and_read_ahead_when_its_first_bytes_are_wanted(wanted):
+    loop = QuickAcceptLoop()
+    loop.read_ahead_when(lambda head: head.startswith(b"GET /health" if wanted else b"nothing"))
+    order = _order_behind_work(loop, 50)
     assert order[0] == "made", "the connection is set up ahead of the queued work"
     if wanted:
         assert order[:2] == ["made", "read"] and order[2:] == list(range(50))
@@ -136,25 +142,7 @@ def test_a_new_connection_is_set_up_ahead_of_queued_work_and_read_ahead_when_its
 
 
 def test_without_a_read_ahead_rule_every_first_read_waits_its_turn():
-    loop = QuickAcceptLoop()
-    order = []
-    turns = _Turns(loop)
-
-    class Noting(_Recorder):
-        def data_received(self, data):
-            order.append("read")
-            super().data_received(data)
-
-    base = loop._accept_connection
-
-    def accept_behind_work(*args, **kwargs):
-        for i in range(5):
-            loop.call_soon(order.append, i)
-        return base(*args, **kwargs)
-
-    loop._accept_connection = accept_behind_work
-    _exchange(loop, [b"GET /health HTTP/1.1\r\n\r\n"], factory=lambda: Noting(turns, []))
-    assert order == [0, 1, 2, 3, 4, "read"]
+    assert _order_behind_work(QuickAcceptLoop(), 5) == ["made", 0, 1, 2, 3, 4, "read"]
 
 
 def test_asyncio_s_own_loop_takes_more_turns_for_the_same_request():
