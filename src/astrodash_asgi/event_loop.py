@@ -40,6 +40,10 @@ import weakref
 from typing import Callable
 
 
+#: how many of a new connection's first bytes read_ahead_when's rule is shown (a probe's request line fits)
+PEEK_BYTES = 32
+
+
 def _read_now(transport) -> None:
     """The transport's read callback once, as if the poll had found it readable (nothing there: it returns)."""
     if not transport.is_closing() and transport.is_reading():
@@ -57,7 +61,7 @@ class QuickAcceptLoop(asyncio.SelectorEventLoop):
         # without being taken out is not kept alive by it
         self._read_first: weakref.WeakSet = weakref.WeakSet()
         self._wanted: Callable[[bytes], bool] | None = None  # read_ahead_when
-        self._peek = 32
+        self._peek = PEEK_BYTES
         transport = getattr(asyncio.selector_events, "_SelectorSocketTransport", None)
         self._quick = all(hasattr(base, name) for name in ("_accept_connection", "_make_socket_transport")) \
             and hasattr(transport, "_read_ready") and isinstance(getattr(self, "_ready", None), collections.deque)
@@ -97,7 +101,7 @@ class QuickAcceptLoop(asyncio.SelectorEventLoop):
                 self.call_soon(_read_now, transport)
         return None
 
-    def read_ahead_when(self, wanted: Callable[[bytes], bool] | None, peek: int = 32) -> None:
+    def read_ahead_when(self, wanted: Callable[[bytes], bool] | None, peek: int = PEEK_BYTES) -> None:
         """Read a new connection ahead of the queued callbacks when ``wanted(its first bytes)`` (up to ``peek``
         of them, looked at without taking them; ``None``: no new connection is read ahead)."""
         self._wanted, self._peek = wanted, peek
@@ -126,9 +130,11 @@ class QuickAcceptLoop(asyncio.SelectorEventLoop):
         queued = len(self._ready)  # type: ignore[attr-defined]
         super()._process_events(event_list)  # type: ignore[misc]
         ready = self._ready  # type: ignore[attr-defined]
-        new = [ready.pop() for _ in range(len(ready) - queued)][::-1]
-        first = [h for h in new if getattr(h._callback, "__self__", None) in self._read_first]
-        ready.extend(h for h in new if getattr(h._callback, "__self__", None) not in self._read_first)
+        first: list = []
+        rest: list = []
+        for h in [ready.pop() for _ in range(len(ready) - queued)][::-1]:  # the callbacks just added, in order
+            (first if getattr(h._callback, "__self__", None) in self._read_first else rest).append(h)
+        ready.extend(rest)
         ready.extendleft(reversed(first))
         return None
 

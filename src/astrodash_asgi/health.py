@@ -14,6 +14,14 @@ from .ready_checks import check
 PROBE_PATHS = ("/health", "/ready")
 
 
+def is_probe_path(scope) -> bool:
+    """``scope``'s path (below its ``root_path``, when mounted) is one of :data:`PROBE_PATHS`."""
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root):]
+    return path in PROBE_PATHS
+
+
 def _version() -> str:
     try:
         from astrodash_core import __version__

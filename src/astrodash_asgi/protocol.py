@@ -34,7 +34,7 @@ import random
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from .health import PROBE_PATHS
+from .health import PROBE_PATHS, is_probe_path
 from .middleware.overload import REFUSED
 
 SWITCH_INTERVAL_S = 0.001
@@ -63,8 +63,7 @@ class _ProbesFirst:
 
     def create_task(self, coro, **kwargs):
         scope = getattr(self._protocol, "scope", None) or {}
-        probe = scope.get("method") in ("GET", "HEAD") and \
-            scope.get("path", "")[len(scope.get("root_path", "")):] in PROBE_PATHS
+        probe = scope.get("method") in ("GET", "HEAD") and is_probe_path(scope)
         transport = getattr(self._protocol, "transport", None)
         if transport is not None:
             self._loop.read_first(transport, probe)

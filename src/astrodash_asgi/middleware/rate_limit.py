@@ -14,7 +14,7 @@ import threading
 import time
 
 
-from ..health import PROBE_PATHS
+from ..health import is_probe_path
 from ..negotiation import respond
 from .gate import ScopeGate
 
@@ -80,15 +80,9 @@ def _in(addr: str, networks) -> bool:
     return any(ip in n for n in networks)
 
 
-#: Probes that must answer under any load: never rate limited (and not counted against the client).
-EXEMPT_PATHS = PROBE_PATHS
-
-
-def _exempt(scope) -> bool:
-    path, root = scope.get("path", ""), scope.get("root_path", "")
-    if root and path.startswith(root):
-        path = path[len(root):]
-    return path in EXEMPT_PATHS
+#: Probes that must answer under any load (health.PROBE_PATHS) are never rate limited (and not counted
+#: against the client).
+_exempt = is_probe_path
 
 
 class RateLimitMiddleware:
