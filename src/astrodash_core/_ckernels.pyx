@@ -9,6 +9,7 @@ every kernel runs without the GIL.
 """
 from libc.math cimport cos, exp, isfinite, rint, sqrt, M_PI
 from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
 
 import numpy as np
 
@@ -415,52 +416,87 @@ def peak_stats(const double[:, ::1] c, const long long[::1] lag_min, const long 
 def im2col(const float[:, :, :] x, Py_ssize_t k, float[:, ::1] cols):
     """``nn._layers._im2col``: cols[s * L + t, j * C + c] = x[s, t + j - k // 2, c] (0 outside)."""
     cdef Py_ssize_t n = x.shape[0], L = x.shape[1], C = x.shape[2], half = k // 2
-    cdef Py_ssize_t s, t, j, c, src, row, base
+    cdef Py_ssize_t s, t, j, c, src, width = k * C
+    cdef Py_ssize_t xs = x.strides[0] // sizeof(float), xt = x.strides[1] // sizeof(float)
+    cdef Py_ssize_t xc = x.strides[2] // sizeof(float)
+    cdef const float* xp
+    cdef const float* xrow
+    cdef float* dst
+    if n == 0 or L == 0 or width == 0:
+        return
+    xp = &x[0, 0, 0]
     with nogil:
         for s in range(n):
             for t in range(L):
-                row = s * L + t
+                dst = &cols[s * L + t, 0]
+                if xc == 1 and xt == C and t >= half and t + half < L:  # k whole rows side by side: one copy
+                    memcpy(dst, xp + s * xs + (t - half) * C, width * sizeof(float))
+                    continue
                 for j in range(k):
                     src = t + j - half
-                    base = j * C
                     if 0 <= src < L:
+                        xrow = xp + s * xs + src * xt
                         for c in range(C):
-                            cols[row, base + c] = x[s, src, c]
+                            dst[j * C + c] = xrow[c * xc]
                     else:
                         for c in range(C):
-                            cols[row, base + c] = 0.0
+                            dst[j * C + c] = 0.0
 
 
 def bias_relu_pool(const float[:, ::1] y, const float[::1] bias, Py_ssize_t n, Py_ssize_t L, Py_ssize_t pool,
                    float[:, :, ::1] out):
     """``nn._layers._bias_relu_pool``: y [n * L, C] + bias, ReLU, max-pool over ``pool`` steps -> out."""
-    cdef Py_ssize_t C = y.shape[1], Lp = L // pool, s, t, c, j, r0
+    cdef Py_ssize_t C = y.shape[1], Lp = L // pool, s, t, c, j
+    cdef const float* row
+    cdef const float* b
+    cdef float* o
     cdef float v
+    if n == 0 or Lp == 0 or C == 0:
+        return
+    b = &bias[0]
     with nogil:
         for s in range(n):
             for t in range(Lp):
-                r0 = s * L + t * pool
+                row = &y[s * L + t * pool, 0]
+                o = &out[s, t, 0]
                 for c in range(C):
-                    out[s, t, c] = y[r0, c]
+                    o[c] = row[c]
                 for j in range(1, pool):
+                    row = row + C
                     for c in range(C):
-                        v = y[r0 + j, c]
-                        if v > out[s, t, c]:
-                            out[s, t, c] = v
+                        v = row[c]
+                        o[c] = v if v > o[c] else o[c]
                 for c in range(C):
-                    v = out[s, t, c] + bias[c]
-                    out[s, t, c] = v if v > 0 else 0.0
+                    v = o[c] + b[c]
+                    o[c] = v if v > 0 else 0.0
 
 
 def bias_act(float[:, :] y, const float[::1] bias, bint relu):
     """``nn._layers._bias_act``: in place, y += bias, then ReLU if ``relu``."""
-    cdef Py_ssize_t i, j
+    cdef Py_ssize_t i, j, rows = y.shape[0], cols = y.shape[1]
+    cdef Py_ssize_t ys = y.strides[0] // sizeof(float), yc = y.strides[1] // sizeof(float)
+    cdef float* p
+    cdef const float* b
     cdef float v
+    if rows == 0 or cols == 0:
+        return
+    b = &bias[0]
     with nogil:
-        for i in range(y.shape[0]):
-            for j in range(y.shape[1]):
-                v = y[i, j] + bias[j]
-                y[i, j] = v if (v > 0 or not relu) else 0.0
+        if yc == 1:
+            for i in range(rows):
+                p = &y[i, 0]
+                if relu:
+                    for j in range(cols):
+                        v = p[j] + b[j]
+                        p[j] = v if v > 0 else 0.0
+                else:
+                    for j in range(cols):
+                        p[j] = p[j] + b[j]
+        else:
+            for i in range(rows):
+                for j in range(cols):
+                    v = y[i, j] + bias[j]
+                    y[i, j] = v if (v > 0 or not relu) else 0.0
 
 
 def softmax(const float[:, :] z):
