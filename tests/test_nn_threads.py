@@ -89,3 +89,53 @@ def test_blocks_spread_over_forward_threads_give_the_same_bits(monkeypatch):
     seen.clear()
     model.predict(x[:100])
     assert [t for t, _, _ in seen] == [threading.get_ident()]
+
+
+def test_the_limit_holds_while_any_thread_is_inside_a_forward_pass(monkeypatch, two_blas_threads):
+    """Two threads in forward passes at once: the one that leaves first must not hand the other's later products
+    BLAS's own threads (the limit is the process's), and a limit asked for from a thread other than the first
+    one must not be silently ignored (threadpoolctl lets one thread control a pthreads OpenBLAS).  Both held
+    with the limit shared by whoever is inside, and BLAS is put back when the last one leaves."""
+    import threading
+
+    model = make_model()
+    nw = int(model.grid["nw"])
+    model.predict(np.zeros((1, nw), dtype=np.float32))  # every BLAS library loaded
+    before = blas_by_library()
+    monkeypatch.setattr(nn, "FORWARD_THREADS", 1)
+    original = nn.Network._forward_block
+    both_inside = threading.Barrier(2, timeout=30)
+    short_done = threading.Event()
+    seen: dict[str, list] = {"short": [], "long": []}
+
+    def spy(self, rows):
+        who = threading.current_thread().name
+        if len(seen[who]) == 0:
+            both_inside.wait()  # each thread's first block: both are inside their forward pass
+        elif who == "long":
+            assert short_done.wait(30)  # the long pass's later blocks run after the short one has left
+        seen[who].append(blas_threads_now())
+        return original(self, rows)
+
+    monkeypatch.setattr(nn.Network, "_forward_block", spy)
+    rng = np.random.default_rng(3)
+    inputs = {"short": rng.random((10, nw), dtype=np.float32), "long": rng.random((300, nw), dtype=np.float32)}
+    errors = []
+
+    def run(name):
+        try:
+            model.predict(inputs[name])
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        if name == "short":
+            short_done.set()
+
+    threads = [threading.Thread(target=run, args=(name,), name=name) for name in inputs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert len(seen["short"]) == 1 and len(seen["long"]) == 3
+    assert all(set(s) == {1} for s in seen["short"] + seen["long"]), seen
+    assert blas_by_library() == before

@@ -13,19 +13,64 @@ Numba's kernels, concurrent requests, and a forward pass of several blocks sprea
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
+import threading
+from contextlib import contextmanager, nullcontext
 
 _controller = None
+#: The limit is the process's, not a thread's: threads inside a limited region share one, set by the first to
+#: enter and restored by the last to leave (a thread restoring it while another is inside a product would hand
+#: that product OpenBLAS's own threads, and could leave the process limited when the other restored in turn).
+_lock = threading.Lock()
+_inside = 0
+_limiter = None
 
 
 def blas_threads(threads: int | None):
     """A context in which BLAS uses ``threads`` threads (no change when None or when threadpoolctl finds no BLAS
-    library); the previous setting is restored when it ends."""
-    global _controller
+    library); the previous setting is restored when the last thread inside such a context leaves it.  Threads
+    that enter while another is inside keep the limit that one set."""
     if threads is None:
         return nullcontext()
-    if _controller is None:
-        from threadpoolctl import ThreadpoolController
+    return _limited(int(threads))
 
-        _controller = ThreadpoolController()
-    return _controller.limit(limits=int(threads), user_api="blas")
+
+def _as_controller(change) -> None:
+    """Run ``change`` (setting or restoring the limit) as the thread that controls OpenBLAS's shared pool.
+    threadpoolctl (3.8 on) lets only one thread, the first to set a limit, change a pthreads OpenBLAS and silently
+    ignores every other; a limit set from a worker thread would then do nothing.  The caller holds ``_lock``."""
+    import threadpoolctl
+
+    clear = getattr(getattr(threadpoolctl, "OpenBLASController", None), "clear_controlling_thread", None)
+    if clear is not None:
+        clear()
+    try:
+        change()
+    finally:
+        if clear is not None:
+            clear()
+
+
+@contextmanager
+def _limited(threads: int):
+    global _controller, _inside, _limiter
+    with _lock:
+        if _inside == 0:
+            if _controller is None:
+                from threadpoolctl import ThreadpoolController
+
+                _controller = ThreadpoolController()
+
+            def limit():
+                global _limiter
+                _limiter = _controller.limit(limits=threads, user_api="blas")
+
+            _as_controller(limit)
+        _inside += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _inside -= 1
+            if _inside == 0 and _limiter is not None:
+                _as_controller(_limiter.restore_original_limits)
+                _limiter = None
