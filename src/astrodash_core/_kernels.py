@@ -6,6 +6,8 @@ the threaded Numba drivers of ``_numba_kernels``, the same algorithm (tests/test
 the same bits).  Numba is imported with the first large batch, so one spectrum at a time never waits for it.
 The Numba kernels are reachable here too (``_kernels._rebin_one`` ...), imported on first access.
 """
+import threading
+
 from ._ckernels import finish_serial as _finish_serial
 from ._ckernels import normalise_taper_batch as _normalise_taper_batch
 from ._ckernels import rebin_serial as _rebin_serial
@@ -14,6 +16,12 @@ from ._ckernels import rebin_serial as _rebin_serial
 #: more than the work, and far more when the other cores are busy (one file at a time through a warm
 #: ``Classifier``, a ``/process`` request).
 SERIAL_BELOW = 8
+
+
+#: One threaded driver at a time in the process.  Numba's workqueue threading layer (the one every install has)
+#: aborts the process when two threads launch parallel kernels at once, and each launch already spreads over every
+#: core, so callers in several threads (``Classifier.iter_classify``'s chunks, a server's workers) take turns.
+_threaded_lock = threading.Lock()
 
 
 def __getattr__(name: str):
@@ -35,11 +43,19 @@ def _threaded(name: str):
 
 def rebin_batch(wave, flux, offsets, z, wmin_obs, wmax_obs, grid_edges, out, lo, hi) -> None:
     """Flux-conserving rebinning of every spectrum (``_ckernels.rebin_serial``), threaded from :data:`SERIAL_BELOW`."""
-    kernel = _rebin_serial if offsets.size - 1 < SERIAL_BELOW else _threaded("_rebin_batch")
-    kernel(wave, flux, offsets, z, wmin_obs, wmax_obs, grid_edges, out, lo, hi)
+    if offsets.size - 1 < SERIAL_BELOW:
+        _rebin_serial(wave, flux, offsets, z, wmin_obs, wmax_obs, grid_edges, out, lo, hi)
+        return
+    kernel = _threaded("_rebin_batch")
+    with _threaded_lock:
+        kernel(wave, flux, offsets, z, wmin_obs, wmax_obs, grid_edges, out, lo, hi)
 
 
 def finish_batch(out, lo, hi, smooth_half, n_intervals, floor_frac, taper_frac, outside, dest) -> None:
     """Smoothing, continuum removal, normalisation and taper of every row, threaded from :data:`SERIAL_BELOW`."""
-    kernel = _finish_serial if out.shape[0] < SERIAL_BELOW else _threaded("_finish_batch")
-    kernel(out, lo, hi, smooth_half, n_intervals, floor_frac, taper_frac, outside, dest)
+    if out.shape[0] < SERIAL_BELOW:
+        _finish_serial(out, lo, hi, smooth_half, n_intervals, floor_frac, taper_frac, outside, dest)
+        return
+    kernel = _threaded("_finish_batch")
+    with _threaded_lock:
+        kernel(out, lo, hi, smooth_half, n_intervals, floor_frac, taper_frac, outside, dest)

@@ -1,7 +1,10 @@
 """The Classifier: sources in, :class:`Classification` results out, in batches, with models loaded once."""
 from __future__ import annotations
 
+import math
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -17,6 +20,16 @@ from .results import Classification
 from .spectrum import Spectrum
 from .templates import PER_CLASS, TemplateBank
 from .variants import Variant
+
+#: Chunks of a batch classified at once: while the caller's thread classifies one chunk, a helper thread
+#: classifies the next, so the Python between the compiled kernels (which run without the GIL) overlaps with them
+#: and a second core is used.  1: every chunk in the caller's thread.
+CHUNK_THREADS: int = min(2, os.cpu_count() or 1)
+#: The largest chunk :meth:`Classifier.classify` makes, and the smallest batch it splits in two (smaller batches
+#: are one chunk: below this the network's blocks and the correlations lose more to small batches than the second
+#: thread gains).
+MAX_CHUNK = 512
+MIN_SPLIT = 128
 
 KNOWN_Z = Variant.KNOWN_Z
 AGNOSTIC = Variant.AGNOSTIC
@@ -96,28 +109,58 @@ class Classifier:
             isinstance(sources, np.ndarray) and sources.ndim == 2 and sources.dtype != object)
         if single:
             sources = [sources]
+        elif not isinstance(sources, Sequence):
+            sources = list(sources)
         return list(self.iter_classify(sources, redshift, top_n=top_n, smoothing=smoothing, min_wave=min_wave,
                                        max_wave=max_wave, probabilities=probabilities,
-                                       include_spectrum=include_spectrum, rlap=rlap))
+                                       include_spectrum=include_spectrum, rlap=rlap,
+                                       chunk_size=batch_chunk_size(len(sources))))
 
     def iter_classify(self, sources: Iterable, redshift=None, *, top_n: int = 5, smoothing: int = 0,
                       min_wave=None, max_wave=None, probabilities: bool = False, include_spectrum: bool = False,
                       rlap: bool = True, chunk_size: int = 512) -> Iterator[Classification]:
         """Classify a stream of sources chunk by chunk; memory stays flat however many there are.
 
-        ``redshift`` is None, one number for all, or a sequence aligned with ``sources``.
+        ``redshift`` is None, one number for all, or a sequence aligned with ``sources``.  With
+        :data:`CHUNK_THREADS` > 1, two chunks are in flight: the first on a helper thread, the second in the caller's,
+        then both are yielded, in order.  Each chunk is classified as it would be alone, so the results are the same.
         """
         if top_n < 1:
             raise ValueError("top_n must be at least 1")
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be at least 1")
         z_iter = _redshift_iter(redshift)
         it = iter(sources)
-        while True:
-            chunk = list(islice(it, chunk_size))
-            if not chunk:
-                return
-            zs = [next(z_iter) for _ in chunk]
-            yield from self._classify_chunk(chunk, zs, top_n, smoothing, min_wave, max_wave, probabilities,
-                                            include_spectrum, rlap)
+
+        def chunks():
+            while True:
+                chunk = list(islice(it, chunk_size))
+                if not chunk:
+                    return
+                yield chunk, [next(z_iter) for _ in chunk]
+
+        def run(chunk, zs):
+            return self._classify_chunk(chunk, zs, top_n, smoothing, min_wave, max_wave, probabilities,
+                                        include_spectrum, rlap)
+
+        if CHUNK_THREADS < 2:
+            for chunk, zs in chunks():
+                yield from run(chunk, zs)
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="astrodash-chunk") as helper:
+            ahead = None  # the helper's chunk, classified while the caller's thread does the next one
+            for chunk, zs in chunks():
+                if ahead is None:
+                    ahead = helper.submit(run, chunk, zs)
+                    continue
+                try:
+                    mine = run(chunk, zs)
+                finally:
+                    first, ahead = ahead.result(), None
+                yield from first
+                yield from mine
+            if ahead is not None:
+                yield from ahead.result()
 
     def redshift_model(self):
         """The redshift model that estimates z when none is given, or None when none is installed."""
@@ -400,6 +443,16 @@ def _add_rlap(pre, bank, items, n_top: int = 3) -> None:
             m.rlap = max(by_row[x] for x in g.tolist()) if g.size else None
         best.rlap_warning = None if best.rlap is None else bool(best.rlap < RLAP_WARNING)
         best.reliable = interpret.reliable_with_rlap(best.reliable, best.rlap_warning)
+
+
+def batch_chunk_size(n: int) -> int:
+    """The chunk size :meth:`Classifier.classify` uses for ``n`` sources: one chunk below :data:`MIN_SPLIT`, else
+    an even number of equal chunks of at most :data:`MAX_CHUNK` (pairs of them run at once, see
+    :data:`CHUNK_THREADS`)."""
+    if CHUNK_THREADS < 2 or n < MIN_SPLIT:
+        return max(min(n, MAX_CHUNK), 1)
+    pairs = math.ceil(n / (2 * MAX_CHUNK))
+    return math.ceil(n / (2 * pairs))
 
 
 def _redshift_iter(redshift):
