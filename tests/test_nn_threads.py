@@ -139,3 +139,25 @@ def test_the_limit_holds_while_any_thread_is_inside_a_forward_pass(monkeypatch, 
     assert len(seen["short"]) == 1 and len(seen["long"]) == 3
     assert all(set(s) == {1} for s in seen["short"] + seen["long"]), seen
     assert blas_by_library() == before
+
+
+def test_blas_is_primed_once_inside_the_limit(monkeypatch, two_blas_threads):
+    """The first forward pass of the process runs the priming product (nn._prime_blas), inside the one-thread
+    limit, and no later pass runs it again."""
+    model = make_model()
+    nw = int(model.grid["nw"])
+    primes = []
+    real_ones = np.ones
+
+    def ones(shape, dtype=None):
+        if tuple(shape) in {nn.PRIME_SHAPE[:2], nn.PRIME_SHAPE[1:]}:
+            primes.append(blas_threads_now())
+        return real_ones(shape, dtype=dtype)
+
+    monkeypatch.setattr(nn, "_primed", False)
+    monkeypatch.setattr(nn.np, "ones", ones)
+    x = np.random.default_rng(4).random((5, nw), dtype=np.float32)
+    first = model.predict(x)
+    again = model.predict(x)
+    assert len(primes) == 2 and all(set(b) == {1} for b in primes)  # the product's two operands, made once
+    np.testing.assert_array_equal(first, again)
