@@ -58,7 +58,7 @@ def test_chunks_in_pairs_give_the_answers_of_one_at_a_time(monkeypatch, sources)
     assert [r["name"] for r in got] == [r["name"] for r in want]
     assert got == want  # every field, to the bit
     helpers = [names for name, names in threads if name.startswith("astrodash-chunk")]
-    assert len(threads) == 6 and len(helpers) == 3  # chunks 1, 3 and 5 on the helper (the last one alone)
+    assert len(threads) == 6 and len(helpers) == 3  # the first chunk of each pair on the helper
     names = [Path(p).name for p in sources]
     assert sorted(chunk for _, chunk in threads) == sorted(names[i:i + 3] for i in range(0, len(names), 3))
     # classify() splits a batch into an even number of chunks itself (two of 9 here), with the same answers
@@ -68,6 +68,25 @@ def test_chunks_in_pairs_give_the_answers_of_one_at_a_time(monkeypatch, sources)
     assert sorted(len(chunk) for _, chunk in threads) == [9, 9]
     monkeypatch.setattr(mod, "CHUNK_THREADS", 1)
     assert got == [r.to_dict() for r in clf.iter_classify(sources, chunk_size=9, probabilities=True)]
+
+
+def test_a_lone_chunk_runs_in_the_callers_thread(monkeypatch, sources):
+    """One chunk in all (one file per call) starts no thread; of three chunks, the third runs in the caller's."""
+    mod = _classify_mod()
+    monkeypatch.setattr(mod, "CHUNK_THREADS", 2)
+    seen = []
+    original = mod.Classifier._classify_chunk
+    monkeypatch.setattr(mod.Classifier, "_classify_chunk",
+                        lambda self, chunk, *a: seen.append((threading.current_thread(), len(chunk))) or
+                        original(self, chunk, *a))
+    clf = mod.Classifier()
+    threads_before = threading.active_count()
+    assert [r.error for r in clf.classify(sources[:1])] == [None]
+    assert seen == [(threading.current_thread(), 1)] and threading.active_count() == threads_before
+    seen.clear()
+    assert len(list(clf.iter_classify(sources[:3], chunk_size=1))) == 3
+    on_helper = [t is not threading.current_thread() for t, _ in seen]
+    assert sorted(on_helper) == [False, False, True] and on_helper[-1] is False
 
 
 def test_a_failing_chunk_reaches_the_caller(monkeypatch, sources):

@@ -122,8 +122,9 @@ class Classifier:
         """Classify a stream of sources chunk by chunk; memory stays flat however many there are.
 
         ``redshift`` is None, one number for all, or a sequence aligned with ``sources``.  With
-        :data:`CHUNK_THREADS` > 1, two chunks are in flight: the first on a helper thread, the second in the caller's,
-        then both are yielded, in order.  Each chunk is classified as it would be alone, so the results are the same.
+        :data:`CHUNK_THREADS` > 1, chunks go in pairs: the first of a pair on a helper thread, the second in the
+        caller's, then both are yielded, in order; a lone chunk (one chunk in all, or the last) runs in the caller's
+        thread.  Each chunk is classified as it would be alone, so the results are the same.
         """
         if top_n < 1:
             raise ValueError("top_n must be at least 1")
@@ -143,24 +144,33 @@ class Classifier:
             return self._classify_chunk(chunk, zs, top_n, smoothing, min_wave, max_wave, probabilities,
                                         include_spectrum, rlap)
 
+        pending = chunks()
         if CHUNK_THREADS < 2:
-            for chunk, zs in chunks():
+            for chunk, zs in pending:
                 yield from run(chunk, zs)
             return
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="astrodash-chunk") as helper:
-            ahead = None  # the helper's chunk, classified while the caller's thread does the next one
-            for chunk, zs in chunks():
-                if ahead is None:
-                    ahead = helper.submit(run, chunk, zs)
-                    continue
+        helper = None  # started with the first pair of chunks: a batch of one chunk runs in the caller's thread
+        try:
+            while True:
+                first = next(pending, None)
+                if first is None:
+                    return
+                second = next(pending, None)
+                if second is None:  # a last chunk alone: nothing to overlap it with
+                    yield from run(*first)
+                    return
+                if helper is None:
+                    helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="astrodash-chunk")
+                ahead = helper.submit(run, *first)
                 try:
-                    mine = run(chunk, zs)
+                    mine = run(*second)
                 finally:
-                    first, ahead = ahead.result(), None
-                yield from first
+                    done = ahead.result()
+                yield from done
                 yield from mine
-            if ahead is not None:
-                yield from ahead.result()
+        finally:
+            if helper is not None:
+                helper.shutdown(wait=True)
 
     def redshift_model(self):
         """The redshift model that estimates z when none is given, or None when none is installed."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from functools import lru_cache
+
 import numpy as np
 
 #: The 17 subtypes, in DASH's order, grouped by broad type.
@@ -132,8 +134,13 @@ REDSHIFT_LABELS: tuple[str, ...] = tuple(f"z={z:.3f}" for z in REDSHIFT_BINS)
 
 
 def redshift_bins(label_list) -> np.ndarray:
-    """The bin centres of a redshift model's labels ("z=0.125", ...); ValueError unless they are evenly
-    spaced and increasing."""
+    """The bin centres of a redshift model's labels ("z=0.125", ...), read-only; ValueError unless they are
+    evenly spaced and increasing."""
+    return _redshift_bins(tuple(label_list))
+
+
+@lru_cache(maxsize=16)
+def _redshift_bins(label_list: tuple) -> np.ndarray:
     try:
         z = np.array([float(s.removeprefix("z=")) for s in label_list])
     except (ValueError, AttributeError):
@@ -141,6 +148,7 @@ def redshift_bins(label_list) -> np.ndarray:
     step = np.diff(z)
     if z.size < 3 or np.any(step <= 0) or np.ptp(step) > 1e-6:
         raise ValueError("redshift model labels must be at least 3 evenly spaced, increasing redshifts")
+    z.flags.writeable = False
     return z
 
 

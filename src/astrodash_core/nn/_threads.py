@@ -16,13 +16,13 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager, nullcontext
 
-_controller = None
+_blas = None  # threadpoolctl's controllers of the process's BLAS libraries, found on first use
 #: The limit is the process's, not a thread's: threads inside a limited region share one, set by the first to
 #: enter and restored by the last to leave (a thread restoring it while another is inside a product would hand
 #: that product OpenBLAS's own threads, and could leave the process limited when the other restored in turn).
 _lock = threading.Lock()
 _inside = 0
-_limiter = None
+_saved: list[int] = []
 
 
 def blas_threads(threads: int | None):
@@ -32,6 +32,15 @@ def blas_threads(threads: int | None):
     if threads is None:
         return nullcontext()
     return _limited(int(threads))
+
+
+def _blas_libraries() -> list:
+    global _blas
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
+    return _blas
 
 
 def _as_controller(change) -> None:
@@ -50,27 +59,25 @@ def _as_controller(change) -> None:
             clear()
 
 
+def _set(counts) -> None:
+    for lib, n in zip(_blas_libraries(), counts):
+        if n is not None and lib.get_num_threads() != n:
+            lib.set_num_threads(n)
+
+
 @contextmanager
 def _limited(threads: int):
-    global _controller, _inside, _limiter
+    global _inside, _saved
     with _lock:
         if _inside == 0:
-            if _controller is None:
-                from threadpoolctl import ThreadpoolController
-
-                _controller = ThreadpoolController()
-
-            def limit():
-                global _limiter
-                _limiter = _controller.limit(limits=threads, user_api="blas")
-
-            _as_controller(limit)
+            libs = _blas_libraries()
+            _saved = [lib.get_num_threads() for lib in libs]
+            _as_controller(lambda: _set([threads] * len(libs)))
         _inside += 1
     try:
         yield
     finally:
         with _lock:
             _inside -= 1
-            if _inside == 0 and _limiter is not None:
-                _as_controller(_limiter.restore_original_limits)
-                _limiter = None
+            if _inside == 0:
+                _as_controller(lambda: _set(_saved))
