@@ -161,3 +161,35 @@ def test_blas_is_primed_once_inside_the_limit(monkeypatch, two_blas_threads):
     again = model.predict(x)
     assert len(primes) == 2 and all(set(b) == {1} for b in primes)  # the product's two operands, made once
     np.testing.assert_array_equal(first, again)
+
+
+def test_classify_holds_the_limit_for_a_chunk_and_puts_blas_back(monkeypatch, two_blas_threads):
+    """classify sets the limit once per chunk (its forward passes inside share it) and leaves BLAS as it found
+    it, also when a chunk fails."""
+    from pathlib import Path
+
+    from astrodash_core.classify import Classifier
+
+    examples = sorted(p for p in (Path(__file__).resolve().parents[1] / "examples").iterdir()
+                      if p.suffix in (".dat", ".fits"))
+    clf = Classifier()
+    clf.classify(examples[:1])  # models loaded, every BLAS library loaded
+    before = blas_by_library()
+    seen = []
+    original = nn.Network._forward_block
+    monkeypatch.setattr(nn.Network, "_forward_block", lambda self, x: seen.append(blas_threads_now()) or
+                        original(self, x))
+    from astrodash_core.nn import _threads
+
+    changes = []
+    real_change = _threads._as_controller
+    monkeypatch.setattr(_threads, "_as_controller", lambda change: changes.append(1) or real_change(change))
+    results = clf.classify(examples)
+    assert all(r.error is None for r in results) and len(seen) >= 3
+    assert len(changes) == 2  # one chunk: the limit set once and restored once, whatever its forward passes
+    assert all(set(s) == {1} for s in seen)
+    assert blas_by_library() == before
+    monkeypatch.setattr(nn.Network, "_forward_block", lambda self, x: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        clf.classify(examples[:1])
+    assert blas_by_library() == before

@@ -269,6 +269,16 @@ class Classifier:
 
     def _classify_chunk(self, sources, zs, top_n, smoothing, min_wave, max_wave, probabilities, include_spectrum,
                         rlap=True):
+        """One chunk's classifications, under the forward passes' BLAS limit (``nn.BLAS_THREADS``) held for the
+        whole chunk: setting and restoring it around each of the chunk's forward passes cost about 0.1 ms each."""
+        from . import nn
+
+        with nn.blas_threads(nn.BLAS_THREADS):
+            return self._classify_chunk_limited(sources, zs, top_n, smoothing, min_wave, max_wave, probabilities,
+                                                include_spectrum, rlap)
+
+    def _classify_chunk_limited(self, sources, zs, top_n, smoothing, min_wave, max_wave, probabilities,
+                                include_spectrum, rlap=True):
         results: list[Classification | None] = [None] * len(sources)
         known: list[tuple[int, Spectrum, float, str, float | None]] = []
         unknown: list[tuple[int, Spectrum]] = []

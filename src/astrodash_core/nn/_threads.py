@@ -6,8 +6,10 @@ of its threads has been scheduled.  Measured on a 2-core machine with one other 
 pass of 32 spectra took 111 ms (median) with OpenBLAS's 2 threads and 18 ms with one; 512 spectra 193 ms and
 131 ms; a single spectrum 0.4 ms either way.  Parallelism comes from elsewhere instead: worker processes,
 Numba's kernels, concurrent requests, and a forward pass of several blocks spreading whole blocks over
-``astrodash_core.nn.FORWARD_THREADS`` threads (each block on its one BLAS thread, so none waits inside a product).  The limit is set around each forward pass and restored after it
-(``threadpoolctl``), so the process's own BLAS settings are never changed for other code.
+``astrodash_core.nn.FORWARD_THREADS`` threads (each block on its one BLAS thread, so none waits inside a
+product).  The limit is set around each forward pass (and around each chunk ``Classifier`` classifies, which
+holds several) and restored after it (``threadpoolctl``), so the process's own BLAS settings are not changed
+for other code outside those calls.
 
 ``astrodash_core.nn.BLAS_THREADS = None`` leaves BLAS as it is; another number sets that many threads.
 """
