@@ -26,6 +26,22 @@ def sources():
     return sorted(p for p in EXAMPLES.iterdir() if p.suffix in (".dat", ".fits")) + real
 
 
+@pytest.fixture
+def spied(monkeypatch):
+    """classify's module with two chunk threads, and the (thread, file names) of every chunk classified."""
+    mod = _classify_mod()
+    monkeypatch.setattr(mod, "CHUNK_THREADS", 2)
+    seen: list = []
+    original = mod.Classifier._classify_chunk
+
+    def spy(self, chunk, *args):
+        seen.append((threading.current_thread(), [Path(p).name for p in chunk]))
+        return original(self, chunk, *args)
+
+    monkeypatch.setattr(mod.Classifier, "_classify_chunk", spy)
+    return mod, seen
+
+
 def test_batch_chunk_size():
     mod = _classify_mod()
     assert mod.CHUNK_THREADS == 2 or pytest.skip("one core: no second chunk thread")
@@ -40,49 +56,37 @@ def test_batch_chunk_size():
         assert 1 <= c <= mod.MAX_CHUNK and (chunks == 1 or chunks % 2 == 0)
 
 
-def test_chunks_in_pairs_give_the_answers_of_one_at_a_time(monkeypatch, sources):
-    mod = _classify_mod()
+def test_chunks_in_pairs_give_the_answers_of_one_at_a_time(monkeypatch, sources, spied):
+    mod, seen = spied
     clf = mod.Classifier()
     monkeypatch.setattr(mod, "CHUNK_THREADS", 1)
     want = [r.to_dict() for r in clf.iter_classify(sources, chunk_size=3, probabilities=True)]
-    threads = []
-    original = mod.Classifier._classify_chunk
-
-    def spy(self, chunk, *args):
-        threads.append((threading.current_thread().name, [Path(p).name for p in chunk]))
-        return original(self, chunk, *args)
-
-    monkeypatch.setattr(mod.Classifier, "_classify_chunk", spy)
+    seen.clear()
     monkeypatch.setattr(mod, "CHUNK_THREADS", 2)
     got = [r.to_dict() for r in clf.iter_classify(sources, chunk_size=3, probabilities=True)]
     assert [r["name"] for r in got] == [r["name"] for r in want]
     assert got == want  # every field, to the bit
-    helpers = [names for name, names in threads if name.startswith("astrodash-chunk")]
-    assert len(threads) == 6 and len(helpers) == 3  # the first chunk of each pair on the helper
+    helpers = [names for thread, names in seen if thread.name.startswith("astrodash-chunk")]
+    assert len(seen) == 6 and len(helpers) == 3  # the first chunk of each pair on the helper
     names = [Path(p).name for p in sources]
-    assert sorted(chunk for _, chunk in threads) == sorted(names[i:i + 3] for i in range(0, len(names), 3))
+    assert sorted(chunk for _, chunk in seen) == sorted(names[i:i + 3] for i in range(0, len(names), 3))
     # classify() splits a batch into an even number of chunks itself (two of 9 here), with the same answers
     monkeypatch.setattr(mod, "MIN_SPLIT", 6)
-    threads.clear()
+    seen.clear()
     got = [r.to_dict() for r in clf.classify(sources, probabilities=True)]
-    assert sorted(len(chunk) for _, chunk in threads) == [9, 9]
+    assert sorted(len(chunk) for _, chunk in seen) == [9, 9]
     monkeypatch.setattr(mod, "CHUNK_THREADS", 1)
     assert got == [r.to_dict() for r in clf.iter_classify(sources, chunk_size=9, probabilities=True)]
 
 
-def test_a_lone_chunk_runs_in_the_callers_thread(monkeypatch, sources):
+def test_a_lone_chunk_runs_in_the_callers_thread(sources, spied):
     """One chunk in all (one file per call) starts no thread; of three chunks, the third runs in the caller's."""
-    mod = _classify_mod()
-    monkeypatch.setattr(mod, "CHUNK_THREADS", 2)
-    seen = []
-    original = mod.Classifier._classify_chunk
-    monkeypatch.setattr(mod.Classifier, "_classify_chunk",
-                        lambda self, chunk, *a: seen.append((threading.current_thread(), len(chunk))) or
-                        original(self, chunk, *a))
+    mod, seen = spied
     clf = mod.Classifier()
     threads_before = threading.active_count()
     assert [r.error for r in clf.classify(sources[:1])] == [None]
-    assert seen == [(threading.current_thread(), 1)] and threading.active_count() == threads_before
+    assert [(t, len(c)) for t, c in seen] == [(threading.current_thread(), 1)]
+    assert threading.active_count() == threads_before
     seen.clear()
     assert len(list(clf.iter_classify(sources[:3], chunk_size=1))) == 3
     on_helper = [t is not threading.current_thread() for t, _ in seen]
@@ -104,18 +108,13 @@ def test_a_failing_chunk_reaches_the_caller(monkeypatch, sources):
         list(mod.Classifier().iter_classify(sources[:4], chunk_size=2))
 
 
-def test_a_stream_left_early_stops(monkeypatch, sources):
+def test_a_stream_left_early_stops(sources, spied):
     """A consumer that stops after the first result: no chunk beyond the pair in flight is classified."""
-    mod = _classify_mod()
-    monkeypatch.setattr(mod, "CHUNK_THREADS", 2)
-    calls = []
-    original = mod.Classifier._classify_chunk
-    monkeypatch.setattr(mod.Classifier, "_classify_chunk",
-                        lambda self, chunk, *a: calls.append(len(chunk)) or original(self, chunk, *a))
+    mod, seen = spied
     stream = mod.Classifier().iter_classify(sources, chunk_size=2)
     first = next(stream)
     stream.close()
-    assert first.error is None and calls == [2, 2]
+    assert first.error is None and [len(c) for _, c in seen] == [2, 2]
 
 
 def test_threaded_drivers_take_turns(monkeypatch):
