@@ -22,6 +22,14 @@ def test_redshift_labels_are_the_bins():
             labels.redshift_bins(bad)
 
 
+@pytest.fixture
+def sequential_ladder(monkeypatch):
+    """The ladder one rung at a time, never reading cuts ahead (tests that follow its calls one by one)."""
+    from astrodash_core import redshift
+
+    monkeypatch.setattr(redshift, "SPECULATE_UP_TO", 0)
+
+
 def _model(labels_, variant="redshift"):
     settings = PreprocessSettings()
     arch = with_outputs(DASH1D, len(labels_))
@@ -345,7 +353,7 @@ def test_the_error_is_the_spread_of_the_peak_down_to_one_percent_of_its_height()
     assert err[0] == pytest.approx(np.sqrt(var + 0.0025 ** 2), rel=1e-12)
 
 
-def test_the_first_rung_reads_the_uncut_rows_it_is_given():
+def test_the_first_rung_reads_the_uncut_rows_it_is_given(sequential_ladder):
     """With ``uncut`` rows, the ladder's first rung sends those rows to the network (no preprocessing of its
     own); later rungs preprocess their cuts."""
     import astrodash_core as ad
@@ -585,7 +593,7 @@ class _Scripted:
         return np.tile(_Posterior([z], 0.012).p[0], (len(rows), 1))
 
 
-def test_the_ladder_reads_a_spectrum_again_only_when_a_cut_changes_it():
+def test_the_ladder_reads_a_spectrum_again_only_when_a_cut_changes_it(sequential_ladder):
     """Answers never consistent with a cut: every rung is tried, and a spectrum is read at a rung only when
     its cut W0 (1 + z_k) moves its start, counted here from the wavelengths."""
     import astrodash_core as ad
@@ -603,7 +611,7 @@ def test_the_ladder_reads_a_spectrum_again_only_when_a_cut_changes_it():
     assert list(cut) == [0.0, 0.0, 0.0] and z == pytest.approx([0.95] * 3, abs=0.003)  # the uncut estimates
 
 
-def test_a_spectrum_consistent_with_no_cut_keeps_the_uncut_estimate_not_a_later_one():
+def test_a_spectrum_consistent_with_no_cut_keeps_the_uncut_estimate_not_a_later_one(sequential_ladder):
     import astrodash_core as ad
     from astrodash_core.redshift import trimmed_network_redshifts
 
@@ -613,3 +621,47 @@ def test_a_spectrum_consistent_with_no_cut_keeps_the_uncut_estimate_not_a_later_
     assert len(model.calls) > 2 and cut[0] == 0.0
     assert z[0] == pytest.approx(0.9, abs=0.003)
     assert post[0] == pytest.approx(_Posterior([0.9], 0.012).p[0].astype(np.float64), abs=1e-7)
+
+
+def test_reading_cuts_ahead_gives_the_ladders_answers(monkeypatch):
+    """Few spectra undecided: their next cuts are read ahead, in fewer and larger forward passes, and the ladder
+    takes the same cut and the same estimate as one rung at a time (real spectra alone and three together;
+    the forward pass's last bits depend on how many rows it reads)."""
+    from astrodash_core import redshift
+    from astrodash_core.models import default_model
+    from astrodash_core.reading import read_spectrum
+
+    from conftest import shared_data
+
+    model = default_model("redshift")
+    files = sorted(shared_data("real", what="real spectra").glob("*.dat"))[5::97]
+    spectra = [read_spectrum(f) for f in files]
+    calls = []
+
+    class Counting:
+        preprocessing, provenance, redshift_bins = model.preprocessing, model.provenance, model.redshift_bins
+
+        def predict(self, rows):
+            calls.append(len(rows))
+            return model.predict(rows)
+
+    groups = [[s] for s in spectra] + [spectra[:3]]
+    got, got_calls = [], []
+    for group in groups:
+        calls.clear()
+        got.append(redshift.trimmed_network_redshifts(Counting(), group))
+        got_calls.append(list(calls))
+    monkeypatch.setattr(redshift, "SPECULATE_UP_TO", 0)
+    sequential_calls = []
+    for group, (z, err, post, cut), ahead_calls in zip(groups, got, got_calls):
+        calls.clear()
+        z0, err0, post0, cut0 = redshift.trimmed_network_redshifts(Counting(), group)
+        sequential_calls.append(len(calls))
+        assert list(cut) == list(cut0)
+        np.testing.assert_allclose(z, z0, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(err, err0, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(post, post0, rtol=0, atol=1e-5)
+        assert len(ahead_calls) <= len(calls) and sum(ahead_calls) >= sum(calls)
+        assert max(ahead_calls) <= redshift.SPECULATE_CUTS * len(group)
+    assert sum(map(len, got_calls)) < sum(sequential_calls)  # fewer forward passes in all
+    assert len({float(c) for _, _, _, cuts in got for c in cuts}) >= 3  # the files end on several rungs

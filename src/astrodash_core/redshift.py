@@ -192,6 +192,15 @@ def posterior_redshifts(p: np.ndarray, bins: np.ndarray, target_sigma: float = l
 TRIM_LADDER = (0.0, 0.03, 0.06, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
 
+#: With this many spectra or fewer still undecided at a rung of the ladder (one file at a time, a request), every
+#: remaining cut of each of them is read at once, in one preprocessing call and one forward pass, instead of one
+#: rung at a time: the answers are the same (the ladder still takes the first consistent cut), and a forward pass
+#: of a few rows costs little more than of one (its weights are read from memory either way).
+SPECULATE_UP_TO = 4
+#: How many distinct cuts of each such spectrum are read at once, the rung's own included.
+SPECULATE_CUTS = 4
+
+
 def trimmed_network_redshifts(model, spectra, smoothing: int = 0, min_wave=None, max_wave=None,
                               ladder=TRIM_LADDER, uncut=None):
     """(z, error, posterior [n, bins], cut z_k [n]) of observed-frame spectra from a redshift model, each read
@@ -203,7 +212,8 @@ def trimmed_network_redshifts(model, spectra, smoothing: int = 0, min_wave=None,
     redshift has, so the next cut is tried.  Cuts that leave a spectrum's data as they were reuse the previous
     answer; a spectrum consistent with no cut (or with too little left) keeps its uncut estimate.  The same
     spectrum cut at W0 (1 + z) with its true z therefore gets the same input, hence the same estimate, as long as
-    no cut below its z was consistent.
+    no cut below its z was consistent.  When at most :data:`SPECULATE_UP_TO` spectra are undecided, their
+    remaining cuts are read ahead, all at once.
 
     ``uncut``: the spectra already preprocessed uncut (observed frame, this model's settings, the same
     smoothing and window) when the caller has them, so the first rung reads them instead of preprocessing
@@ -217,29 +227,62 @@ def trimmed_network_redshifts(model, spectra, smoothing: int = 0, min_wave=None,
     n, bins = len(spectra), model.redshift_bins
     user_min = np.broadcast_to(np.asarray(0.0 if min_wave is None else min_wave, dtype=np.float64), (n,))
     first = np.maximum(np.array([s.wave[0] for s in spectra], dtype=np.float64), np.maximum(user_min, w0))
+    starts = np.maximum(first[:, None], w0 * (1 + np.asarray(ladder, dtype=np.float64))[None, :])  # [n, rungs]
     z, err = np.full(n, np.nan), np.full(n, np.nan)
     post = np.zeros((n, len(bins)))
     cut = np.zeros(n)
     last = (np.full(n, np.nan), np.full(n, np.nan), np.zeros((n, len(bins))))  # each spectrum's latest answer
     pending = np.ones(n, dtype=bool)
     start_prev = np.full(n, -1.0)
+    read: dict = {}  # (spectrum, start) -> (kept, z, error, posterior): the answers of cuts read so far
+
+    def read_cuts(keys) -> None:
+        """Preprocess and read the cuts ``keys`` [(spectrum, start)] in one call (the first rung's from ``uncut``
+        when given), into ``read``."""
+        from_uncut = [uncut is not None and st == starts[i, 0] for i, st in keys]
+        cut_keys = [key for key, u in zip(keys, from_uncut) if not u]
+        rows = np.empty((len(keys), settings.grid.nw), dtype=np.float32)
+        kept = np.ones(len(keys), dtype=bool)
+        at = np.flatnonzero(from_uncut)
+        if at.size:
+            rows[at] = np.asarray(uncut)[[keys[j][0] for j in at]]
+        if cut_keys:
+            pre = preprocess([spectra[i] for i, _ in cut_keys], redshift=0.0, settings=settings, smoothing=smoothing,
+                             min_wave=np.array([st for _, st in cut_keys]), max_wave=max_wave, on_error="collect")
+            rest = np.flatnonzero(~np.asarray(from_uncut, dtype=bool))
+            rows[rest], kept[rest] = pre.flux, pre.ok
+        zz, ee, p = np.full(len(keys), np.nan), np.full(len(keys), np.nan), np.zeros((len(keys), len(bins)))
+        if kept.any():
+            p[kept] = model.predict(rows[kept]).astype(np.float64)
+            zz[kept], ee[kept] = posterior_redshifts(p[kept], bins, target)
+        for j, key in enumerate(keys):
+            read[key] = (bool(kept[j]), zz[j], ee[j], p[j])
+
     for k, zk in enumerate(ladder):
-        start = np.maximum(first, w0 * (1 + zk))
+        start = starts[:, k]
         fresh = np.flatnonzero(pending & (start > start_prev))
         if fresh.size:
-            if k == 0 and uncut is not None:
-                rows, kept = np.asarray(uncut)[fresh], np.ones(fresh.size, dtype=bool)
-            else:
-                pre = preprocess([spectra[i] for i in fresh], redshift=0.0, settings=settings, smoothing=smoothing,
-                                 min_wave=start[fresh], max_wave=max_wave, on_error="collect")
-                rows, kept = pre.flux[pre.ok], pre.ok
+            keys = [(int(i), start[i]) for i in fresh]
+            todo = [key for key in keys if key not in read]
+            undecided = np.flatnonzero(pending)
+            if todo and undecided.size <= SPECULATE_UP_TO:  # the undecided spectra's next cuts too
+                ahead = set()
+                for i in undecided:
+                    nxt = np.unique(starts[i, k:][starts[i, k:] > start_prev[i]])[:SPECULATE_CUTS]
+                    ahead.update((int(i), st) for st in nxt)
+                todo = sorted(ahead - read.keys())
+            if todo:
+                read_cuts(todo)
+            answers = [read[key] for key in keys]
+            kept = np.array([a[0] for a in answers], dtype=bool)
             gone = fresh[~kept]
             if k and gone.size:  # too little left at this cut: keep the uncut estimate
                 pending[gone] = False
             ok = fresh[kept]
             if ok.size:
-                p = model.predict(rows).astype(np.float64)
-                zz, ee = posterior_redshifts(p, bins, target)
+                zz = np.array([a[1] for a, keep in zip(answers, kept) if keep])
+                ee = np.array([a[2] for a, keep in zip(answers, kept) if keep])
+                p = np.array([a[3] for a, keep in zip(answers, kept) if keep])
                 last[0][ok], last[1][ok], last[2][ok] = zz, ee, p
                 if k == 0:
                     z[ok], err[ok], post[ok] = zz, ee, p
