@@ -266,7 +266,7 @@ def trimmed_network_redshifts(model, spectra, smoothing: int = 0, min_wave=None,
             todo = [key for key in keys if key not in read]
             undecided = np.flatnonzero(pending)
             if todo and undecided.size <= SPECULATE_UP_TO:  # the undecided spectra's next cuts too
-                ahead = set()
+                ahead: set[tuple[int, float]] = set()
                 for i in undecided:
                     nxt = np.unique(starts[i, k:][starts[i, k:] > start_prev[i]])[:SPECULATE_CUTS]
                     ahead.update((int(i), st) for st in nxt)
