@@ -426,3 +426,17 @@ def test_no_templates_for_a_spectrum_gives_no_peaks_and_a_known_z_window_stays_o
     assert list(lag_max) == [min(int(np.ceil(v + 2)), nw - 1) for v in lags]
     assert lag_min[0] == -(nw - 1) and lag_max[3] == nw - 1 and (lag_min[1], lag_max[1]) == (-2, 2)
     assert list(mid) == list((lag_min + lag_max) // 2)
+
+
+def test_bank_rows_are_looked_up_once_and_read_only():
+    """TemplateBank.rows keeps what it found per (type, age, cap): the same answer again, unchangeable; an
+    unknown type still fails."""
+    from astrodash_core.templates import default_bank
+
+    bank = default_bank()
+    first = bank.rows("Ia-norm", "-2 to 2", 3)
+    again = bank.rows("Ia-norm", "-2 to 2", 3)
+    assert again is first and first.size and not first.flags.writeable
+    assert bank.rows("Ia-norm", "-2 to 2") is not first and bank.rows("Ia-norm", "-2 to 2").size >= first.size
+    with pytest.raises((KeyError, ValueError)):
+        bank.rows("not-a-type")

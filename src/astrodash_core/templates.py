@@ -48,10 +48,23 @@ class TemplateBank:
 
     def rows(self, sn_type: str | None = None, age_bin=None, per_class: int | None = None) -> np.ndarray:
         """Row indices of the templates of a subtype or broad type and (optionally) an age bin; with
-        ``per_class``, at most that many of each class (see :meth:`rows_of_classes`)."""
+        ``per_class``, at most that many of each class (see :meth:`rows_of_classes`).  Looked up once per bank and
+        arguments (read-only)."""
+        cache = self.__dict__.setdefault("_rows", {})
+        key = (sn_type, age_bin, per_class)
+        try:
+            return cache[key]
+        except (KeyError, TypeError):  # not looked up yet, or an unhashable age_bin
+            pass
         types = range(labels.N_TYPES) if sn_type is None else [labels.SN_TYPES.index(t) for t in labels.subtypes_of(sn_type)]
         ages = range(labels.N_AGE_BINS) if age_bin is None else [labels.age_bin_index(age_bin)]
-        return self.rows_of_classes([t * labels.N_AGE_BINS + a for t in types for a in ages], per_class)
+        rows = self.rows_of_classes([t * labels.N_AGE_BINS + a for t in types for a in ages], per_class)
+        rows.flags.writeable = False
+        try:
+            cache[key] = rows
+        except TypeError:
+            pass
+        return rows
 
     def rows_of_classes(self, classes, per_class: int | None = None) -> np.ndarray:
         """Sorted rows of the given class indices; with ``per_class``, at most that many of each class, evenly
