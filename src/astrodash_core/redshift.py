@@ -192,10 +192,11 @@ def posterior_redshifts(p: np.ndarray, bins: np.ndarray, target_sigma: float = l
 TRIM_LADDER = (0.0, 0.03, 0.06, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
 
-#: With this many spectra or fewer still undecided at a rung of the ladder (one file at a time, a request), every
-#: remaining cut of each of them is read at once, in one preprocessing call and one forward pass, instead of one
-#: rung at a time: the answers are the same (the ladder still takes the first consistent cut), and a forward pass
-#: of a few rows costs little more than of one (its weights are read from memory either way).
+#: With this many spectra or fewer still undecided at a rung of the ladder (one file at a time, a request), the
+#: next :data:`SPECULATE_CUTS` distinct cuts of each of them are read at once, in one preprocessing call and one
+#: forward pass, instead of one rung at a time: the ladder still takes the first consistent cut, and a forward
+#: pass of a few rows costs little more than one of a single row (its weights are read from memory either way).
+#: The estimates match the rung-by-rung ones but for the forward pass's last bits, which depend on its row count.
 SPECULATE_UP_TO = 4
 #: How many distinct cuts of each such spectrum are read at once, the rung's own included.
 SPECULATE_CUTS = 4
@@ -212,8 +213,8 @@ def trimmed_network_redshifts(model, spectra, smoothing: int = 0, min_wave=None,
     redshift has, so the next cut is tried.  Cuts that leave a spectrum's data as they were reuse the previous
     answer; a spectrum consistent with no cut (or with too little left) keeps its uncut estimate.  The same
     spectrum cut at W0 (1 + z) with its true z therefore gets the same input, hence the same estimate, as long as
-    no cut below its z was consistent.  When at most :data:`SPECULATE_UP_TO` spectra are undecided, their
-    remaining cuts are read ahead, all at once.
+    no cut below its z was consistent.  When at most :data:`SPECULATE_UP_TO` spectra are undecided, their next
+    :data:`SPECULATE_CUTS` cuts are read ahead, all in one forward pass.
 
     ``uncut``: the spectra already preprocessed uncut (observed frame, this model's settings, the same
     smoothing and window) when the caller has them, so the first rung reads them instead of preprocessing
