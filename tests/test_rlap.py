@@ -440,3 +440,19 @@ def test_bank_rows_are_looked_up_once_and_read_only():
     assert bank.rows("Ia-norm", "-2 to 2") is not first and bank.rows("Ia-norm", "-2 to 2").size >= first.size
     with pytest.raises((KeyError, ValueError)):
         bank.rows("not-a-type")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 300), st.sampled_from([16, 64, 1024]))
+def test_unique_triples_is_numpys_row_unique(seed, n, nw):
+    """The packed 1-D unique gives numpy's row-wise unique: the same rows in the same order, the same inverse."""
+    from astrodash_core.rlap import _unique_triples
+
+    rng = np.random.default_rng(seed)
+    first = rng.integers(0, rng.integers(1, 50), n)
+    lo = rng.integers(0, nw + 1, n)
+    hi = np.maximum(lo, rng.integers(0, nw + 1, n))
+    keys, which = _unique_triples(first, lo, hi, nw)
+    want_keys, want_which = np.unique(np.stack([first, lo, hi], axis=1), axis=0, return_inverse=True)
+    np.testing.assert_array_equal(keys, want_keys)
+    np.testing.assert_array_equal(which, want_which.ravel())
