@@ -41,21 +41,24 @@ def _threaded(name: str):
     return globals()[name] if name in globals() else __getattr__(name)
 
 
+def _run(serial, threaded: str, n: int, *args) -> None:
+    """``serial(*args)`` below :data:`SERIAL_BELOW` spectra, else the threaded driver ``threaded``, one at a time
+    in the process (``_threaded_lock``)."""
+    if n < SERIAL_BELOW:
+        serial(*args)
+        return
+    kernel = _threaded(threaded)
+    with _threaded_lock:
+        kernel(*args)
+
+
 def rebin_batch(wave, flux, offsets, z, wmin_obs, wmax_obs, grid_edges, out, lo, hi) -> None:
     """Flux-conserving rebinning of every spectrum (``_ckernels.rebin_serial``), threaded from :data:`SERIAL_BELOW`."""
-    if offsets.size - 1 < SERIAL_BELOW:
-        _rebin_serial(wave, flux, offsets, z, wmin_obs, wmax_obs, grid_edges, out, lo, hi)
-        return
-    kernel = _threaded("_rebin_batch")
-    with _threaded_lock:
-        kernel(wave, flux, offsets, z, wmin_obs, wmax_obs, grid_edges, out, lo, hi)
+    _run(_rebin_serial, "_rebin_batch", offsets.size - 1, wave, flux, offsets, z, wmin_obs, wmax_obs, grid_edges,
+         out, lo, hi)
 
 
 def finish_batch(out, lo, hi, smooth_half, n_intervals, floor_frac, taper_frac, outside, dest) -> None:
     """Smoothing, continuum removal, normalisation and taper of every row, threaded from :data:`SERIAL_BELOW`."""
-    if out.shape[0] < SERIAL_BELOW:
-        _finish_serial(out, lo, hi, smooth_half, n_intervals, floor_frac, taper_frac, outside, dest)
-        return
-    kernel = _threaded("_finish_batch")
-    with _threaded_lock:
-        kernel(out, lo, hi, smooth_half, n_intervals, floor_frac, taper_frac, outside, dest)
+    _run(_finish_serial, "_finish_batch", out.shape[0], out, lo, hi, smooth_half, n_intervals, floor_frac,
+         taper_frac, outside, dest)
