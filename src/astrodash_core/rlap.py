@@ -142,16 +142,17 @@ def _peaks(c, lag_min, lag_max):
     return out
 
 
-def _unique_triples(first: np.ndarray, lo: np.ndarray, hi: np.ndarray, nw: int) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(np.stack([first, lo, hi], axis=1), axis=0, return_inverse=True)`` for integers with
-    ``first >= 0`` and ``0 <= lo, hi <= nw``: the triples packed into one int64 each, which sorts them in the same
-    order, so one 1-D unique does it (a row-wise unique cost a quarter of one file's second pass)."""
+def _unique_triples(first: np.ndarray, lo: np.ndarray, hi: np.ndarray, nw: int):
+    """((first, lo, hi) columns of the distinct triples, inverse): ``np.unique(np.stack([first, lo, hi], axis=1),
+    axis=0, return_inverse=True)`` for integers with ``first >= 0`` and ``0 <= lo, hi <= nw``, its rows given as
+    three contiguous columns.  The triples are packed into one int64 each, which sorts them in the same order, so
+    one 1-D unique does it (a row-wise unique cost a quarter of one file's second pass)."""
     span = np.int64(nw + 1)
     packed = (np.asarray(first, dtype=np.int64) * span + lo) * span + hi
     uniq, inverse = np.unique(packed, return_inverse=True)
     rest, hi_u = np.divmod(uniq, span)
     first_u, lo_u = np.divmod(rest, span)
-    return np.stack([first_u, lo_u, hi_u], axis=1), inverse.reshape(-1)
+    return (first_u, lo_u, hi_u), inverse.reshape(-1)
 
 
 #: Pairs per block in :func:`second_pass` and :func:`correlate_many`: ~16 kB of gathered transforms per pair,
@@ -182,10 +183,9 @@ def second_pass(fluxes, lo, hi, spec, t_flux, t_lo, t_hi, t_row, lags, lag_min, 
         sp, tr, lag = spec[sl], t_row[sl], lags[sl]
         a = np.maximum(lo[sp], t_lo[tr] + lag)
         b = np.maximum(np.minimum(hi[sp], t_hi[tr] + lag), a)
-        keys, which = _unique_triples(sp, a, b, nw)
-        s_out = np.empty((len(keys), fluxes.shape[1]))
-        _normalise_taper_batch(np.ascontiguousarray(fluxes[keys[:, 0]], dtype=np.float64), keys[:, 1].copy(),
-                               keys[:, 2].copy(), taper, 0.0, s_out)
+        (s_rows, s_lo, s_hi), which = _unique_triples(sp, a, b, nw)
+        s_out = np.empty((len(s_rows), fluxes.shape[1]))
+        _normalise_taper_batch(np.ascontiguousarray(fluxes[s_rows], dtype=np.float64), s_lo, s_hi, taper, 0.0, s_out)
         s_fft, s_sigma = _filtered_fft(s_out)
         t_conj = np.empty((len(tr), s_fft.shape[1]), dtype=np.complex128)
         t_sigma = np.empty(len(tr))
@@ -196,14 +196,12 @@ def second_pass(fluxes, lo, hi, spec, t_flux, t_lo, t_hi, t_row, lags, lag_min, 
                 t_conj[whole], t_sigma[whole] = t_cut(tr[whole])
         cut = ~whole
         if cut.any():
-            t_keys, t_which = _unique_triples(tr[cut], (a - lag)[cut], (b - lag)[cut], nw)
-            t_out = np.empty((len(t_keys), nw))
-            _normalise_taper_batch(np.ascontiguousarray(t_flux[t_keys[:, 0]], dtype=np.float64),
-                                   t_keys[:, 1].copy(), t_keys[:, 2].copy(), taper, 0.0, t_out)
+            (t_rows, t_a, t_b), t_which = _unique_triples(tr[cut], (a - lag)[cut], (b - lag)[cut], nw)
+            t_out = np.empty((len(t_rows), nw))
+            _normalise_taper_batch(np.ascontiguousarray(t_flux[t_rows], dtype=np.float64), t_a, t_b, taper, 0.0,
+                                   t_out)
             tc, ts = template_transforms(t_out)
-            t_which = t_which.ravel()
             t_conj[cut], t_sigma[cut] = tc[t_which], ts[t_which]
-        which = which.ravel()
         c = _correlation(s_fft[which], s_sigma[which], t_conj, t_sigma, nw)
         peaks[sl] = _peaks(c, np.maximum(lag_min[sl], lag - 3), np.minimum(lag_max[sl], lag + 3))
         overlap[sl] = b - a
