@@ -92,8 +92,7 @@ def guarded_protocol(header_timeout: float, max_per_client: int, overload_pause:
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
             if hasattr(self.loop, "create_task_first") and hasattr(self.loop, "read_first"):
-                if getattr(self.loop, "_wanted", None) is not _probe_head:
-                    self.loop.read_ahead_when(_probe_head)  # type: ignore[attr-defined]  # a new probe is read first
+                self.loop.read_ahead_when(_probe_head)  # type: ignore[attr-defined]  # a new probe is read first
                 self.loop = _ProbesFirst(self.loop, self)  # type: ignore[assignment]  # the loop, proxied
 
         def connection_made(self, transport) -> None:
