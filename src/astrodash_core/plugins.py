@@ -126,6 +126,9 @@ def _collect(hook_name: str, make: Callable[[list], Any], check: Callable[..., s
     Each plugin's hook is called on its own: one that raises is reported by name and its registrations are
     dropped, the others' are kept.  ``check(*args, **kw)`` names what is wrong with one registration (it is
     then reported and skipped) or returns None."""
+    cached = _cache.get(hook_name)  # the usual call, once per file read: no locks (a dict read is atomic)
+    if cached is not None:  # filled only after loading finished; (un)registering clears it under the lock
+        return cached
     _load()
     with _lock:
         if hook_name not in _cache:

@@ -8,11 +8,13 @@ plugins in ``astrodash_plugins.readers``; :mod:`astrodash_core.reader_dispatch` 
 from __future__ import annotations
 
 import os
+from functools import cache
 
 import numpy as np
 
 from .errors import SpectrumReadError
-from .spectrum import Spectrum
+from .spectrum import Spectrum, column_checks_kernel
+from .units import flux_to_flambda, wave_to_angstrom
 
 #: Bytes of a file a reader's ``sniff`` sees.
 SNIFF_BYTES = 65536
@@ -34,21 +36,26 @@ class Reader:
         return f"<{type(self).__name__} {self.name} {','.join(self.suffixes)}>"
 
 
-#: Control bytes that text does not contain (tab, newlines, vertical tab, form feed and CR are text).
-_CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 11, 12, 13))
+@cache
+def _binary_signs():
+    """The Cython binary check (``_parse.binary_signs``), imported on the first call (see
+    :func:`astrodash_core.spectrum.column_checks_kernel`)."""
+    from ._parse import binary_signs
+
+    return binary_signs
 
 
 def looks_binary(head: bytes, limit: int | None = None) -> bool:
-    """True for content that is not text: NUL bytes, or many control bytes.
+    """True for content that is not text: a NUL byte, or more than 5 % control bytes (other than tab, newlines,
+    vertical tab, form feed and CR) among the first 4,096 bytes.
 
     ``limit``: look at ``head[:limit]`` only (without copying it)."""
     if not head:
         return False
-    if head.find(b"\x00", 0, limit) >= 0:
-        return True
-    sample = head[:4096 if limit is None else min(limit, 4096)]
-    control = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
-    return control > 0.05 * len(sample)
+    size = len(head) if limit is None else min(max(limit, 0), len(head))
+    sample = min(size, 4096)
+    nul, control = _binary_signs()(head, size, sample)
+    return nul or control > 0.05 * sample
 
 
 def base_name(filename: str | None) -> str:
@@ -64,10 +71,8 @@ def guess_wave_unit(wave: np.ndarray) -> tuple[float, str]:
     """(factor to Å, description) guessed from the wavelength range of an optical spectrum.
 
     Only positive finite wavelengths count: the few invalid rows a Spectrum drops do not sway the guess."""
-    from ._columns import column_checks  # a Cython kernel, imported on first use
-
     wave = np.asarray(wave, dtype=np.float64)
-    valid, _, _, lo, hi = column_checks(wave, wave, None)  # one pass: all positive finite, and the range
+    valid, _, _, lo, hi = column_checks_kernel()(wave, wave, None)  # one pass: all positive finite, and the range
     if valid and wave.size:
         return _unit_from_range(lo, hi)
     with np.errstate(invalid="ignore"):  # some are not positive finite numbers: drop them
@@ -112,9 +117,6 @@ def make_spectrum(wave, flux, error=None, *, filename: str, name: str | None = N
     flux density (per Å, per nm, per Hz, Jy ...), converts flux and error to erg s⁻¹ cm⁻² Å⁻¹; any other flux
     unit (counts, "normalised") is only recorded in ``meta["flux_unit"]``.
     """
-    from ._columns import column_checks  # a Cython kernel, imported on first use
-    from .units import flux_to_flambda, wave_to_angstrom
-
     meta = dict(meta or {})
     wave = np.asarray(wave, dtype=np.float64)
     converted = wave_to_angstrom(wave, wave_unit) if wave_unit else None
@@ -122,7 +124,7 @@ def make_spectrum(wave, flux, error=None, *, filename: str, name: str | None = N
         wave, unit_name = converted
         meta.setdefault("wave_unit", unit_name)
     elif wave.size:
-        valid, _, _, lo, hi = column_checks(wave, wave, None)  # the usual all-valid column: one pass, no temporary
+        valid, _, _, lo, hi = column_checks_kernel()(wave, wave, None)  # the usual all-valid column: one pass, no temporary
         if valid or np.isfinite(wave).any():
             if unit_factor is None:
                 unit_factor, unit_name = _unit_from_range(lo, hi) if valid else guess_wave_unit(wave)

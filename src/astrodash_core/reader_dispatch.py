@@ -49,22 +49,23 @@ def _gunzip(data: bytes, filename: str) -> tuple[bytes, str]:
     return b"".join(out), name
 
 
-def _has_suffix(reader, filename: str) -> bool:
-    name = filename.lower()
-    return bool(name) and name.endswith(tuple(reader.suffixes))
+def _has_suffix(reader, name: str) -> bool:
+    """Whether the lower-cased file name ``name`` ends with one of ``reader``'s suffixes."""
+    return bool(name) and name.endswith(reader.suffixes)
 
 
 def _choose_reader(head: bytes, filename: str):
     from .plugins import get_readers
 
     readers = get_readers()
+    name = filename.lower()
     for r in readers:  # the suffix's readers first: sniffing them alone is enough when one trusts the content
-        if _has_suffix(r, filename) and r.sniff(head, filename) >= _SUFFIX_TRUST:
+        if _has_suffix(r, name) and r.sniff(head, filename) >= _SUFFIX_TRUST:
             return r
     scores = [(r.sniff(head, filename), i, r) for i, r in enumerate(readers)]
     score, _, best = max(scores, key=lambda s: (s[0], -s[1]), default=(0.0, 0, None))
     if best is None or score <= 0:
-        by_suffix = [r for r in readers if _has_suffix(r, filename)]
+        by_suffix = [r for r in readers if _has_suffix(r, name)]
         if by_suffix:
             return by_suffix[0]  # nothing recognises it: let the suffix's reader say what is wrong
         if looks_binary(head):

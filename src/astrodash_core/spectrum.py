@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,15 @@ MAX_BAD_WAVELENGTH_FRACTION = 0.10
 #: coverage), not corrupt data: they were always dropped and still are, with a warning.  A file whose invalid
 #: rows, of any kind, are more than this fraction is mostly invalid and rejected.
 MAX_INVALID_FRACTION = 0.5
+
+
+@cache
+def column_checks_kernel():
+    """The Cython one-pass column checks (``_columns.column_checks``), imported on the first call: importing the
+    package loads no kernel module, and a cached call costs less than an import statement in every read."""
+    from ._columns import column_checks
+
+    return column_checks
 
 
 def _as_1d(name: str, values, filename) -> np.ndarray:
@@ -77,11 +87,8 @@ class Spectrum:
         if wave.size > MAX_POINTS:
             raise SpectrumReadError(f"{wave.size:,} points; at most {MAX_POINTS:,} are supported", name)
         n_rows = wave.size
-        # one pass says what the usual file needs: nothing dropped, every error usable, already sorted (a Cython
-        # kernel, imported on first use: importing the package loads none)
-        from ._columns import column_checks
-
-        rows_valid, unusable_errors, increasing, _, _ = column_checks(wave, flux, error)
+        # one pass says what the usual file needs: nothing dropped, every error usable, already sorted
+        rows_valid, unusable_errors, increasing, _, _ = column_checks_kernel()(wave, flux, error)
         warnings: list[str] = []
         if not rows_valid:
             wave, flux, error, warnings = _drop_invalid_rows(wave, flux, error, name)
