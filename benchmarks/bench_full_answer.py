@@ -17,6 +17,7 @@ Not a test: times depend on the machine; compare trees measured in one run.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import statistics
@@ -63,7 +64,26 @@ def full_answer_rates(n_files: int = 1000, n_per_file: int = 200, repeat: int = 
 
 def profile(n_files: int = 500) -> list[tuple[str, float, str]]:
     """(stage, seconds, note) of one warm full-answer ``classify`` over ``n_files`` real files: every stage's
-    own time (nested stages subtracted), and how many rows each network read per spectrum."""
+    own time (nested stages subtracted), and how many rows each network read per spectrum.
+
+    One thread's time: chunks one at a time, forward passes and Numba's kernels on one thread each (the nested
+    timing keeps one stack, which concurrent chunks would mix up); the settings are restored after."""
+    import numba
+
+    from astrodash_core import nn
+
+    classify_mod = importlib.import_module("astrodash_core.classify")  # the module; the package's name is a function
+    saved = classify_mod.CHUNK_THREADS, nn.FORWARD_THREADS, numba.get_num_threads()
+    classify_mod.CHUNK_THREADS, nn.FORWARD_THREADS = 1, 1
+    numba.set_num_threads(1)
+    try:
+        return _profile_one_thread(n_files)
+    finally:
+        classify_mod.CHUNK_THREADS, nn.FORWARD_THREADS = saved[:2]
+        numba.set_num_threads(saved[2])
+
+
+def _profile_one_thread(n_files: int) -> list[tuple[str, float, str]]:
     import functools
 
     from astrodash_core.classify import Classifier

@@ -73,10 +73,10 @@ def bench_parse(rows):
 def bench_read_files(rows, rounds, n_long):
     """Real spectra and long-digit tables: the parser and the whole reader beside numpy and pandas (MB/s of text
     and spectra/s; ``bench_read_files.py``)."""
-    import bench_read_files
+    import bench_read_files as read_files_bench
 
     by_set: dict = {}
-    for set_name, name, mbs, per_s, bad, size, n in bench_read_files.rows(rounds, n_long):
+    for set_name, name, mbs, per_s, bad, size, n in read_files_bench.rows(rounds, n_long):
         by_set.setdefault(set_name, {})[name] = (size / mbs / 1e6, mbs, per_s, bad)
     for set_name, res in by_set.items():
         size = next(iter(res.values()))[0] * next(iter(res.values()))[1] * 1e6
@@ -232,10 +232,10 @@ def bench_end_to_end(rows, n):
 
 def bench_full_answer_real(rows, n_files, n_per_file):
     """The full answer on real spectra from disk (z estimated, rlap), batched and one file per call
-    (``bench_full_answer.py``)."""
-    import bench_full_answer
+    (``full_answer_bench.py``)."""
+    import bench_full_answer as full_answer_bench
 
-    rates = bench_full_answer.full_answer_rates(n_files, n_per_file)
+    rates = full_answer_bench.full_answer_rates(n_files, n_per_file)
     if not rates:
         return
     n = rates["files"]
@@ -256,6 +256,11 @@ print(t1 - t0, time.perf_counter() - t0)
 """
 
 
+#: The first run's targets, seconds: import + first classification in a new process, with an empty Numba cache
+#: (the first run after install) and with it filled.
+TARGET_FIRST_RUN_S = {"cold": 3.0, "warm": 2.0}
+
+
 def bench_cold_start(rows):
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
@@ -266,9 +271,11 @@ def bench_cold_start(rows):
             wall = time.perf_counter() - t
             imp, first = map(float, p.stdout.split())
             out[kind] = (imp, first, wall)
-        for kind, (imp, first, wall) in out.items():
-            rows.append((f"cold start, {kind} Numba cache: import + first classify", first, "target ≤ 2 s (warm)",
-                         None, None, f"import {imp:.2f} s, process wall {wall:.2f} s"))
+        for kind, (imp, first, wall) in out.items():  # the process's wall time: what a user waits for
+            limit = TARGET_FIRST_RUN_S[kind]
+            rows.append((f"cold start, {kind} Numba cache: import + first classify (process wall time)", wall,
+                         f"target ≤ {limit:g} s", limit, None,
+                         f"import {imp:.2f} s, first classify {first:.2f} s"))
 
 
 def bench_memory(rows, n):
@@ -353,16 +360,16 @@ def main(argv=None):
                 missed.append(stage)
         print(f"| {stage} | {fmt_t(ours)} | {alt} | {theirs_s} | {ratio} | {tgt} | {note} |")
     if any("real files" in stage and "rlap (the full answer)" in stage for stage in missed):
-        import bench_full_answer
+        import bench_full_answer as full_answer_bench
 
         print("\nWhere the full answer's time goes (500 real files, each stage's own time):\n")
-        for stage, value, note in bench_full_answer.profile(500):
+        for stage, value, note in full_answer_bench.profile(500):
             print(f"- {stage}: {value:.3f} ({note})")
     if any(stage.startswith(("parse real", "read real")) for stage in missed):
-        import bench_read_files
+        import bench_read_files as read_files_bench
 
         print("\nWhere a real file's read goes (µs per file, each stage timed alone over every real file):\n")
-        for stage, us in bench_read_files.profile():
+        for stage, us in read_files_bench.profile():
             print(f"- {stage}: {us:.1f} µs")
     if args.json:
         Path(args.json).write_text(json.dumps([list(map(str, r)) for r in rows], indent=1))
