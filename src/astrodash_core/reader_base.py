@@ -124,7 +124,8 @@ def make_spectrum(wave, flux, error=None, *, filename: str, name: str | None = N
         wave, unit_name = converted
         meta.setdefault("wave_unit", unit_name)
     elif wave.size:
-        valid, _, _, lo, hi = column_checks_kernel()(wave, wave, None)  # the usual all-valid column: one pass, no temporary
+        # the usual all-valid column: one pass, no temporary
+        valid, _, _, lo, hi = column_checks_kernel()(wave, wave, None)
         if valid or np.isfinite(wave).any():
             if unit_factor is None:
                 unit_factor, unit_name = _unit_from_range(lo, hi) if valid else guess_wave_unit(wave)
