@@ -19,6 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+import bench_full_answer as full_answer_bench  # beside this script, so on sys.path when it runs
+import bench_read_files as read_files_bench
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -73,8 +76,6 @@ def bench_parse(rows):
 def bench_read_files(rows, rounds, n_long):
     """Real spectra and long-digit tables: the parser and the whole reader beside numpy and pandas (MB/s of text
     and spectra/s; ``bench_read_files.py``)."""
-    import bench_read_files as read_files_bench
-
     by_set: dict = {}
     for set_name, name, mbs, per_s, bad, size, n in read_files_bench.rows(rounds, n_long):
         by_set.setdefault(set_name, {})[name] = (size / mbs / 1e6, mbs, per_s, bad)
@@ -232,9 +233,7 @@ def bench_end_to_end(rows, n):
 
 def bench_full_answer_real(rows, n_files, n_per_file):
     """The full answer on real spectra from disk (z estimated, rlap), batched and one file per call
-    (``full_answer_bench.py``)."""
-    import bench_full_answer as full_answer_bench
-
+    (``bench_full_answer.py``)."""
     rates = full_answer_bench.full_answer_rates(n_files, n_per_file)
     if not rates:
         return
@@ -360,14 +359,10 @@ def main(argv=None):
                 missed.append(stage)
         print(f"| {stage} | {fmt_t(ours)} | {alt} | {theirs_s} | {ratio} | {tgt} | {note} |")
     if any("real files" in stage and "rlap (the full answer)" in stage for stage in missed):
-        import bench_full_answer as full_answer_bench
-
         print("\nWhere the full answer's time goes (500 real files, each stage's own time):\n")
         for stage, value, note in full_answer_bench.profile(500):
             print(f"- {stage}: {value:.3f} ({note})")
     if any(stage.startswith(("parse real", "read real")) for stage in missed):
-        import bench_read_files as read_files_bench
-
         print("\nWhere a real file's read goes (µs per file, each stage timed alone over every real file):\n")
         for stage, us in read_files_bench.profile():
             print(f"- {stage}: {us:.1f} µs")
