@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from astrodash_core._parse import parse_table
+from astrodash_core._parse import parse_table, parse_tables
 
 PROPS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -198,3 +198,23 @@ def test_a_number_with_trailing_junk_is_no_number(field, junk):
                                    "0.0117213", "4600.63", "1e22", "1e23", "0", "0e400", "0.000e-500"])
 def test_signed_fields_at_digit_boundaries_match_float(field, sign):
     _same_as_float([sign + field])
+
+
+@PROPS
+@given(st.lists(st.binary(max_size=300) | st.text(alphabet="0123456789.-+eE \t,;\n#%nai", max_size=300).map(str.encode),
+                max_size=12), st.integers(2, 4))
+def test_parse_tables_is_parse_table_of_each_text(texts, cols):
+    got = parse_tables(texts, cols)
+    assert len(got) == len(texts)
+    for text, (values, counts, skipped) in zip(texts, got):
+        want = parse_table(np.frombuffer(text, dtype=np.uint8), cols)
+        assert values.tobytes() == want[0].tobytes() and values.shape == want[0].shape
+        assert counts.tolist() == want[1].tolist() and skipped == want[2]
+
+
+def test_parse_tables_takes_bytes_only_and_checks_the_column_count():
+    with pytest.raises(TypeError, match="bytearray"):
+        parse_tables([b"1 2\n", bytearray(b"1 2\n")])
+    with pytest.raises(ValueError, match="max_cols"):
+        parse_tables([b"1 2\n"], 1)
+    assert parse_tables([]) == []
