@@ -127,3 +127,44 @@ def test_make_spectrum_converts_by_the_guess(span, n):
     s = make_spectrum(wave, np.ones(n), filename="x.dat")
     assert s.meta["wave_unit"] == name
     np.testing.assert_array_equal(s.wave, wave * factor if factor != 1.0 else wave)
+
+
+def _spectrum_or_problem(build):
+    try:
+        return build()
+    except SpectrumReadError as exc:
+        return exc.problem
+
+
+@PROPS
+@given(columns(), st.booleans())
+def test_make_spectrum_checking_once_equals_the_constructor(cols, nm):
+    """make_spectrum checks the columns once, for the unit guess and for the Spectrum it builds: the same
+    spectrum (or the same refusal) as a Spectrum constructed from the converted columns, which checks them
+    itself.  Columns as the parser gives them: strided views of one table."""
+    wave, flux, error = cols
+    wave = np.concatenate([wave, np.linspace(300.0, 1000.0, 10) if nm else np.arange(3000.0, 3010.0)])
+    flux = np.concatenate([flux, np.ones(10)])
+    table = np.ones((wave.size, 3))
+    table[:, 0], table[:, 1] = wave, flux
+    if error is not None:
+        table[:-10, 2] = error
+    w, f, e = table[:, 0], table[:, 1], (table[:, 2] if error is not None else None)
+    factor = guess_wave_unit(w)[0]
+    want = _spectrum_or_problem(lambda: Spectrum(w * factor if factor != 1.0 else w, f, e, name="s"))
+    got = _spectrum_or_problem(lambda: make_spectrum(w, f, e, filename="s.dat"))
+    if isinstance(want, str) or isinstance(got, str):
+        assert got == want
+        return
+    assert _same(got.wave, want.wave) and _same(got.flux, want.flux) and _same(got.error, want.error)
+    assert got.meta.get("warnings", []) == want.meta.get("warnings", [])
+
+
+def test_checks_of_columns_the_spectrum_converts_are_not_used():
+    """``Spectrum._from_checked`` given the checks of float32 columns, which it converts to float64 (new arrays),
+    checks the new ones itself: a stale 'all valid' does not keep a NaN flux."""
+    wave, flux = np.arange(1.0, 13.0, dtype=np.float32), np.ones(12, dtype=np.float32)
+    flux[3] = np.nan
+    stale = column_checks(np.arange(1.0, 13.0), np.ones(12), None)
+    s = Spectrum._from_checked(wave, flux, None, stale, name="s")
+    assert s.wave.size == 11 and np.isfinite(s.flux).all()

@@ -19,6 +19,10 @@ from .units import flux_to_flambda, wave_to_angstrom
 #: Bytes of a file a reader's ``sniff`` sees.
 SNIFF_BYTES = 65536
 
+#: What a reader may raise on content it cannot read, besides ``SpectrumReadError``: reading a file turns these
+#: into a ``SpectrumReadError`` naming the reader and the file; anything else is a bug and propagates.
+READER_FAILURES = (ValueError, KeyError, IndexError, TypeError, OSError, UnicodeDecodeError)
+
 
 class Reader:
     """Base class of spectrum readers (subclasses set ``name`` and ``suffixes`` and implement ``read``)."""
@@ -31,6 +35,18 @@ class Reader:
 
     def read(self, data: bytes, filename: str) -> list[Spectrum]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def read_many(self, items: list[tuple[bytes, str]]) -> list[list[Spectrum] | Exception]:
+        """``read`` of each ``(data, filename)``, in order; a file's failure (``SpectrumReadError`` or one of
+        :data:`READER_FAILURES`) is returned in its place, so one bad file does not stop the others.  A reader
+        that can read several files faster together overrides this (the text reader parses them in one call)."""
+        out: list[list[Spectrum] | Exception] = []
+        for data, filename in items:
+            try:
+                out.append(self.read(data, filename))
+            except (SpectrumReadError, *READER_FAILURES) as exc:
+                out.append(exc)
+        return out
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {','.join(self.suffixes)}>"
@@ -93,6 +109,13 @@ def _unit_from_range(lo: float, hi: float) -> tuple[float, str]:
     return 1.0, "Angstrom (guessed from the range)"
 
 
+def _same_shape_float64(wave: np.ndarray, flux, error) -> bool:
+    """Whether flux (and error, when given) are float64 vectors of the wavelength's length: columns the
+    Spectrum keeps as they are, so their column checks can be made once for the unit guess and the Spectrum."""
+    return all(isinstance(c, np.ndarray) and c.dtype == np.float64 and c.ndim == 1 and c.shape == wave.shape
+               for c in ((flux,) if error is None else (flux, error)))
+
+
 _UNIT_FACTORS = {
     "angstrom": 1.0, "angstroms": 1.0, "a": 1.0, "aa": 1.0, "å": 1.0, "0.1 nm": 1.0,
     "nm": 10.0, "nanometer": 10.0, "nanometers": 10.0,
@@ -119,26 +142,35 @@ def make_spectrum(wave, flux, error=None, *, filename: str, name: str | None = N
     """
     meta = dict(meta or {})
     wave = np.asarray(wave, dtype=np.float64)
+    checks = None  # the Spectrum's column checks, when they are made here and still hold for its columns
     converted = wave_to_angstrom(wave, wave_unit) if wave_unit else None
     if converted is not None:
         wave, unit_name = converted
         meta.setdefault("wave_unit", unit_name)
     elif wave.size:
-        # the usual all-valid column: one pass, no temporary
-        valid, _, _, lo, hi = column_checks_kernel()(wave, wave, None)
+        # the usual all-valid columns: one pass, no temporary, and the Spectrum need not check them again
+        if _same_shape_float64(wave, flux, error):
+            checks = column_checks_kernel()(wave, flux, error)
+            valid, lo, hi = checks[0], checks[3], checks[4]  # valid: every wavelength and every flux
+        else:
+            valid, _, _, lo, hi = column_checks_kernel()(wave, wave, None)
         if valid or np.isfinite(wave).any():
             if unit_factor is None:
                 unit_factor, unit_name = _unit_from_range(lo, hi) if valid else guess_wave_unit(wave)
             if unit_factor != 1.0:
                 wave = wave * unit_factor
+                checks = None
             meta.setdefault("wave_unit", unit_name or "Angstrom")
     if flux_unit:
         meta["flux_unit"] = str(flux_unit).strip()
         flux_converted = flux_to_flambda(flux, error, flux_unit, wave)
         if flux_converted is not None:
             flux, error, meta["flux_unit"] = flux_converted
+            checks = None
     spec_name = name or base_name(filename)
     try:
+        if checks is not None:
+            return Spectrum._from_checked(wave, flux, error, checks, redshift=redshift, name=spec_name, meta=meta)
         return Spectrum(wave, flux, error, redshift=redshift, name=spec_name, meta=meta)
     except SpectrumReadError as exc:
         raise SpectrumReadError(exc.problem, filename or spec_name) from None

@@ -72,6 +72,23 @@ class Spectrum:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self._validate(None)
+
+    @classmethod
+    def _from_checked(cls, wave: np.ndarray, flux: np.ndarray, error: np.ndarray | None, checks: tuple, *,
+                      redshift=None, name: str = "spectrum", meta: dict[str, Any] | None = None) -> "Spectrum":
+        """A Spectrum of float64 one-dimensional columns whose column checks are already known (``checks`` is
+        ``column_checks_kernel()(wave, flux, error)``): validated and cleaned as the constructor does, without
+        checking the columns a second time (readers check them for the unit guess)."""
+        spec = cls.__new__(cls)
+        spec.wave, spec.flux, spec.error, spec.redshift, spec.name = wave, flux, error, redshift, name
+        spec.meta = {} if meta is None else meta
+        spec._validate(checks)
+        return spec
+
+    def _validate(self, checks: tuple | None) -> None:
+        """The constructor's validation and cleaning (see the class docstring); ``checks``: the column checks of
+        the columns as given, when known."""
         name = self.name
         wave = _as_1d("wavelength", self.wave, name)
         flux = _as_1d("flux", self.flux, name)
@@ -88,7 +105,9 @@ class Spectrum:
             raise SpectrumReadError(f"{wave.size:,} points; at most {MAX_POINTS:,} are supported", name)
         n_rows = wave.size
         # one pass says what the usual file needs: nothing dropped, every error usable, already sorted
-        rows_valid, unusable_errors, increasing, _, _ = column_checks_kernel()(wave, flux, error)
+        if checks is None or wave is not self.wave or flux is not self.flux or error is not self.error:
+            checks = column_checks_kernel()(wave, flux, error)  # not known, or not of these arrays
+        rows_valid, unusable_errors, increasing, _, _ = checks
         warnings: list[str] = []
         if not rows_valid:
             wave, flux, error, warnings = _drop_invalid_rows(wave, flux, error, name)
