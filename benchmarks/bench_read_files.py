@@ -8,6 +8,8 @@ already in memory:
 - ``read_spectrum``: the whole reader (sniffing, parsing, the validated Spectrum), from bytes;
 - ``read_spectrum (path)``: the whole read path from a file name: reading the file (from the page cache after
   the first round), then the same;
+- ``read_many``: the whole read path of all the files at once (``astrodash_core.read_many`` of the file names), on
+  its default threads and on one;
 - ``numpy.loadtxt`` and ``pandas.read_csv`` (whitespace-separated, ``#`` comments; pandas when installed).
 
 An alternative that cannot read a file (a header line, commas) counts the time it took to fail, and the
@@ -46,6 +48,18 @@ def readers() -> dict:
     return fns
 
 
+def batch_readers() -> dict:
+    """name -> function(paths) -> files it could not read, of the readers that take a whole set at once."""
+    from astrodash_core.errors import SpectrumReadError
+    from astrodash_core.reader_batch import THREADS, read_many
+
+    def many(threads):
+        return lambda paths: sum(isinstance(r, SpectrumReadError)
+                                 for r in read_many(paths, threads=threads, on_error="collect"))
+
+    return {f"read_many (paths, {THREADS} threads)": many(THREADS), "read_many (paths, 1 thread)": many(1)}
+
+
 def file_sets(n_long: int = 40, tmp: Path | None = None) -> dict:
     """set name -> [(bytes, filename, path)]; the long-digit tables are written to ``tmp`` (a temporary
     directory when None) for the path row."""
@@ -63,10 +77,13 @@ def file_sets(n_long: int = 40, tmp: Path | None = None) -> dict:
     return sets
 
 
-def measure(files, fns, rounds: int) -> dict:
-    """name -> (best seconds over all files, files it failed on); the readers alternate round by round."""
-    best = {k: np.inf for k in fns}
-    failed = {k: 0 for k in fns}
+def measure(files, fns, rounds: int, batch: dict | None = None) -> dict:
+    """name -> (best seconds over all files, files it failed on); the readers (file by file ``fns``, then the
+    ``batch`` ones that take every path at once) alternate round by round."""
+    batch = batch or {}
+    best = {k: np.inf for k in (*fns, *batch)}
+    failed = {k: 0 for k in best}
+    paths = [path for _, _, path in files]
     for r in range(rounds):
         for name, fn in fns.items():
             bad = 0
@@ -78,19 +95,25 @@ def measure(files, fns, rounds: int) -> dict:
                     bad += 1
             best[name] = min(best[name], time.perf_counter() - t)
             failed[name] = bad
-    return {k: (best[k], failed[k]) for k in fns}
+        for name, many in batch.items():
+            t = time.perf_counter()
+            failed[name] = many(paths)
+            best[name] = min(best[name], time.perf_counter() - t)
+    return {k: (best[k], failed[k]) for k in best}
 
 
 def rows(rounds: int = 3, n_long: int = 40) -> list[tuple]:
     """(set, reader, MB/s, spectra/s, failures, bytes, files) for every set and reader."""
-    fns = readers()
+    fns, batch = readers(), batch_readers()
     out = []
     with tempfile.TemporaryDirectory(prefix="astrodash_long_") as tmp:
         for set_name, files in file_sets(n_long, Path(tmp)).items():
             size = sum(len(d) for d, _, _ in files)
             for name, fn in fns.items():  # outside the clock: imports, plugin discovery, first-call costs
                 fn(*files[0]) if name.startswith(("parse_table", "read_spectrum")) else None
-            for name, (seconds, bad) in measure(files, fns, rounds).items():
+            for many in batch.values():  # outside the clock: the threads' and the batch reader's first calls
+                many([path for _, _, path in files[:64]])
+            for name, (seconds, bad) in measure(files, fns, rounds, batch).items():
                 out.append((set_name, name, size / seconds / 1e6, len(files) / seconds, bad, size, len(files)))
     return out
 

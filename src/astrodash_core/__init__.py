@@ -2,6 +2,7 @@
 
 >>> import astrodash_core as ad
 >>> spec = ad.read_spectrum("sn.dat")
+>>> spectra = ad.read_many(["sn1.dat", "sn2.fits"])  # many files at once, on two threads
 >>> results = ad.classify(["sn1.fits", "sn2.dat"], redshift=[0.05, None])
 
 Heavy parts (Numba kernels, models) load on first use, so ``import astrodash_core`` is fast and compiles nothing.
@@ -29,6 +30,8 @@ _LAZY = {
     "Match": "results",
     "load_model": "models",
     "estimate_redshift": "classify",
+    "read_many": "reader_batch",
+    "iter_read": "reader_batch",
 }
 
 __all__ = [

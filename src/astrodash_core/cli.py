@@ -16,14 +16,12 @@ from .templates import BANK_FILE
 
 
 def cmd_read(args) -> int:
-    from .reading import read_spectra
+    from .reader_batch import iter_read
 
     status = 0
-    for path in args.files:
-        try:
-            spectra = read_spectra(path)
-        except AstrodashError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+    for path, spectra in zip(args.files, iter_read(args.files, on_error="collect")):
+        if isinstance(spectra, AstrodashError):
+            print(f"error: {spectra}", file=sys.stderr)
             status = 1
             continue
         for spec in spectra:
@@ -203,12 +201,10 @@ def _sources(files, redshifts, where):
     """Every spectrum of every file, with its redshift set when one is given; ``where`` receives (file, index)
     for each source in order.  A file that cannot be read is passed on as its path, to come back as an error."""
     from .errors import SpectrumReadError
-    from .reading import read_spectra
+    from .reader_batch import iter_read
 
-    for path, z in zip(files, redshifts):
-        try:
-            spectra = read_spectra(path)
-        except SpectrumReadError:
+    for path, z, spectra in zip(files, redshifts, iter_read(files, on_error="collect")):
+        if isinstance(spectra, SpectrumReadError):
             where.append((path, None))
             yield path
             continue

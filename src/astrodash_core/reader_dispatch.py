@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .errors import SpectrumReadError
-from .reader_base import SNIFF_BYTES, base_name, looks_binary
+from .reader_base import READER_FAILURES, SNIFF_BYTES, base_name, looks_binary
 from .spectrum import Spectrum
 
 #: A suffix's reader is trusted unless it scores the content below this.
@@ -122,12 +122,32 @@ def read_spectra(source: Any, filename: str | None = None) -> list[Spectrum]:
 
     ``source``: a path, bytes (give ``filename`` so the suffix can help), a binary file object, an N x 2 or
     N x 3 array (wavelength, flux, error), or a Spectrum.  Raises :class:`SpectrumReadError` naming the file.
+    Many sources at once: :func:`astrodash_core.reader_batch.read_many` (faster, on several threads).
     """
+    direct = _direct(source, filename)
+    if direct is not None:
+        return direct
+    reader, data, fname = _prepare(source, filename)
+    try:
+        spectra = reader.read(data, fname)
+    except Exception as exc:  # noqa: BLE001 - _reader_error re-raises what is not a reading failure
+        raise _reader_error(reader, exc, fname) from None
+    return _checked(reader, spectra, fname)
+
+
+def _direct(source, filename: str | None) -> list[Spectrum] | None:
+    """The spectra of a source that needs no reader (a Spectrum, an array), else None."""
     if isinstance(source, Spectrum):
         return [source]
     if isinstance(source, np.ndarray) or (isinstance(source, (list, tuple)) and source and
                                           not isinstance(source[0], (bytes, bytearray))):
         return [_from_array(np.asarray(source, dtype=np.float64), base_name(filename) if filename else "array")]
+    return None
+
+
+def _prepare(source, filename: str | None):
+    """``(reader, data, name)``: a source's bytes (decompressed), the name to report it under and the reader
+    that fits it.  Raises SpectrumReadError (no such file, empty, nothing recognises it ...)."""
     if isinstance(source, tuple) and len(source) == 2 and isinstance(source[0], (bytes, bytearray)):
         source, filename = source
     data, fname = _load_bytes(source, filename)
@@ -138,13 +158,20 @@ def read_spectra(source: Any, filename: str | None = None) -> list[Spectrum]:
         data, choose_by = _gunzip(data, fname)
         if not data or data.isspace():  # no copy: a large file is not duplicated to test it
             raise SpectrumReadError("file is empty (after gzip decompression)", fname)
-    reader = _choose_reader(data[:SNIFF_BYTES], choose_by)
-    try:
-        spectra = reader.read(data, fname)
-    except SpectrumReadError:
-        raise
-    except (ValueError, KeyError, IndexError, TypeError, OSError, UnicodeDecodeError) as exc:
-        raise SpectrumReadError(f"{reader.name} reader could not parse it ({exc})", fname) from None
+    return _choose_reader(data[:SNIFF_BYTES], choose_by), data, fname
+
+
+def _reader_error(reader, exc: BaseException, fname: str) -> SpectrumReadError:
+    """A reader's failure on a file as the SpectrumReadError to report; anything else (a bug) is re-raised."""
+    if isinstance(exc, SpectrumReadError):
+        return exc
+    if isinstance(exc, READER_FAILURES):
+        return SpectrumReadError(f"{reader.name} reader could not parse it ({exc})", fname)
+    raise exc
+
+
+def _checked(reader, spectra, fname: str) -> list[Spectrum]:
+    """A reader's answer for a file, with the format and source recorded (raises when it found nothing)."""
     if not spectra:
         raise SpectrumReadError("no spectrum found", fname)
     for s in spectra:

@@ -5,9 +5,9 @@ import re
 
 import numpy as np
 
-from astrodash_core._parse import parse_table, sniff_lines
+from astrodash_core._parse import parse_table, parse_tables, sniff_lines
 from astrodash_core.errors import SpectrumReadError
-from astrodash_core.reader_base import Reader, looks_binary, make_spectrum
+from astrodash_core.reader_base import READER_FAILURES, Reader, looks_binary, make_spectrum
 from astrodash_core.spectrum import MAX_POINTS
 
 _NUMBER_ROW = re.compile(rb"^\s*[-+]?(\d+\.?\d*|\.\d+)([eEdD][-+]?\d+)?[\s,;]+[-+]?(\d|\.\d|nan|NaN|inf)")
@@ -81,10 +81,39 @@ class AsciiReader(Reader):
         return 0.9 * _text_score(head)
 
     def read(self, data: bytes, filename: str):
+        self._check(data, filename)
+        return self._spectra(data, filename, *parse_table(np.frombuffer(data, dtype=np.uint8), 3))
+
+    def read_many(self, items):
+        """``read`` of each ``(data, filename)``, with the tables of all of them parsed in one call (which releases
+        the GIL once, not once per file); a file's failure is returned in its place."""
+        out: list = [None] * len(items)
+        texts, where = [], []
+        for k, (data, filename) in enumerate(items):
+            try:
+                self._check(data, filename)
+            except SpectrumReadError as exc:
+                out[k] = exc
+                continue
+            texts.append(data if isinstance(data, bytes) else bytes(data))
+            where.append(k)
+        for k, parsed in zip(where, parse_tables(texts, 3)):
+            data, filename = items[k]
+            try:
+                out[k] = self._spectra(data, filename, *parsed)
+            except (SpectrumReadError, *READER_FAILURES) as exc:
+                out[k] = exc
+        return out
+
+    @staticmethod
+    def _check(data: bytes, filename: str) -> None:
+        """Refuse what is not a text table, or too long to be a spectrum, before parsing it."""
         if looks_binary(data, 65536):
             raise SpectrumReadError("binary content, not a text table", filename)
         _check_rows(data, filename)
-        values, counts, skipped = parse_table(np.frombuffer(data, dtype=np.uint8), 3)
+
+    def _spectra(self, data: bytes, filename: str, values: np.ndarray, counts: np.ndarray, skipped: int):
+        """The spectrum of a parsed table (``parse_table``'s answer for ``data``)."""
         if values.shape[0] == 0:
             if _ONE_NUMBER.search(data, 0, 1 << 20):  # the message only: a 200 MB file is not searched whole
                 raise SpectrumReadError("only one numeric column; need wavelength and flux", filename)

@@ -1,0 +1,3 @@
+"""Type stub for the Cython batch file reader (``_files.pyx``)."""
+
+def read_files(paths: list[bytes]) -> list[bytes | None]: ...
