@@ -19,7 +19,9 @@ Reader
     ``name: str``; ``suffixes: tuple[str, ...]`` (lower case, with the dot, e.g. ``(".dat", ".txt")``);
     ``sniff(head: bytes, filename: str) -> float`` a confidence in [0, 1] that the content is this format
     (``head`` is the first 64 KiB); ``read(data: bytes, filename: str) -> list[Spectrum]`` (one or more
-    spectra, e.g. every epoch of a SNID template) raising ``SpectrumReadError`` on bad content.
+    spectra, e.g. every epoch of a SNID template) raising ``SpectrumReadError`` on bad content; optionally
+    ``read_many(items: list[tuple[bytes, str]]) -> list[list[Spectrum] | Exception]``, ``read`` of each item
+    with a file's failure in its place, for a reader that reads several files faster together.
 Model provider
     ``register(name, loader, default_for=None)``: ``loader()`` returns a loaded model object (see
     ``astrodash_core.models``); ``default_for`` is ``"known-z"`` or ``"agnostic"`` to offer a default.
