@@ -9,7 +9,7 @@ already in memory:
 - ``read_spectrum (path)``: the whole read path from a file name: reading the file (from the page cache after
   the first round), then the same;
 - ``read_many``: the whole read path of all the files at once (``astrodash_core.read_many`` of the file names), on
-  its default threads and on one;
+  its default threads (on one thread it is ``read_spectrum`` of each path);
 - ``numpy.loadtxt`` and ``pandas.read_csv`` (whitespace-separated, ``#`` comments; pandas when installed).
 
 An alternative that cannot read a file (a header line, commas) counts the time it took to fail, and the
@@ -53,11 +53,10 @@ def batch_readers() -> dict:
     from astrodash_core.errors import SpectrumReadError
     from astrodash_core.reader_batch import THREADS, read_many
 
-    def many(threads):
-        return lambda paths: sum(isinstance(r, SpectrumReadError)
-                                 for r in read_many(paths, threads=threads, on_error="collect"))
+    def many(paths):
+        return sum(isinstance(r, SpectrumReadError) for r in read_many(paths, on_error="collect"))
 
-    return {f"read_many (paths, {THREADS} threads)": many(THREADS), "read_many (paths, 1 thread)": many(1)}
+    return {f"read_many (paths, {THREADS} thread{'s' if THREADS > 1 else ''})": many}
 
 
 def file_sets(n_long: int = 40, tmp: Path | None = None) -> dict:

@@ -95,6 +95,8 @@ def test_raise_stops_at_the_first_bad_source_in_order(mixed):
         read_many([], on_error="ignore")
     with pytest.raises(ValueError, match="threads"):
         read_many([], threads=0)
+    with pytest.raises(ValueError, match="on_error"):
+        iter_read([], on_error="ignore")  # at the call, not at the first item
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -132,10 +134,10 @@ def test_iter_read_reads_ahead_a_bounded_number_of_runs(monkeypatch):
 
 
 @pytest.mark.parametrize("n, threads, runs", [(20, 2, [10, 10]), (40, 2, [16, 16, 8]), (3, 2, [2, 1]),
-                                              (5, 1, [1] * 5)])
+                                              (30, 3, [10, 10, 10]), (1, 2, [1])])
 def test_a_batch_is_cut_into_runs_for_every_thread(n, threads, runs, monkeypatch):
     """Runs of at most RUN sources, at least one per thread when the batch's length is known (a few long files
-    are read in parallel, not as one run), and file by file on one thread."""
+    are read in parallel, not as one run)."""
     seen = []
     monkeypatch.setattr(reader_batch, "read_run", lambda run: seen.append(len(run)) or [[]] * len(run))
     read_many([(b"", f"{k}.dat") for k in range(n)], threads=threads)

@@ -5,7 +5,7 @@ the :class:`SpectrumReadError` that says why it cannot be read.  What makes it f
 ``read_spectra`` in a loop: the sources are read in runs of :data:`RUN` files; within a run, the files that one
 reader reads go to its ``read_many`` together (the text reader parses all of them in one call, which releases
 the GIL once instead of once per file), and :data:`THREADS` runs are read at a time, so that one thread's
-parsing overlaps another's Python.  Results come back in the order of the sources, and at most two runs per
+parsing overlaps another's Python.  On one thread the sources are read one by one.  Results come back in the order of the sources, and at most two runs per
 thread are held in memory, however many sources there are.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from itertools import islice
 from typing import Any, Iterable, Iterator, Sized
 
 from .errors import SpectrumReadError
-from .reader_dispatch import _checked, _direct, _prepare, _reader_error
+from .reader_dispatch import _checked, _direct, _prepare, _reader_error, read_spectra
 from .spectrum import Spectrum
 
 #: Sources read together by one thread (at most: a batch of known length is cut into at least one run per
@@ -51,14 +51,28 @@ def iter_read(sources: Iterable[Any], *, threads: int | None = None, on_error: s
     threads = THREADS if threads is None else int(threads)
     if threads < 1:
         raise ValueError("threads must be at least 1")
-    run = RUN if threads > 1 else 1  # one thread hands no GIL over: file by file keeps each file in cache
-    if isinstance(sources, Sized):  # a batch of a few long files: one run per thread, not one run for all
-        run = max(1, min(run, -(-len(sources) // threads)))
-    runs = _runs(iter(sources), run)
-    for result in (_threaded(runs, threads) if threads > 1 else _inline(runs)):
-        if on_error == "raise" and isinstance(result, SpectrumReadError):
-            raise result
-        yield result
+    if threads == 1:  # no GIL to hand over: file by file, which keeps each file in cache from reading to parsing
+        results: Iterator[Result] = map(_one, sources)
+    else:
+        run = RUN
+        if isinstance(sources, Sized):  # a batch of a few long files: one run per thread, not one run for all
+            run = max(1, min(RUN, -(-len(sources) // threads)))
+        results = _threaded(_runs(iter(sources), run), threads)
+    return results if on_error == "collect" else _raising(results)
+
+
+def _raising(results: Iterator[Result]) -> Iterator[Result]:
+    """The results, up to the first SpectrumReadError, which is raised; the reading stops with it (or when the
+    consumer stops), and its threads with it."""
+    try:
+        for result in results:
+            if isinstance(result, SpectrumReadError):
+                raise result
+            yield result
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
 
 
 def _runs(it: Iterator[Any], size: int) -> Iterator[list[Any]]:
@@ -69,9 +83,12 @@ def _runs(it: Iterator[Any], size: int) -> Iterator[list[Any]]:
         yield run
 
 
-def _inline(runs: Iterator[list[Any]]) -> Iterator[Result]:
-    for run in runs:
-        yield from read_run(run)
+def _one(source) -> Result:
+    """``read_spectra`` of one source, or its SpectrumReadError."""
+    try:
+        return read_spectra(source)
+    except SpectrumReadError as exc:
+        return exc
 
 
 def _threaded(runs: Iterator[list[Any]], threads: int) -> Iterator[Result]:
