@@ -218,3 +218,17 @@ def test_parse_tables_takes_bytes_only_and_checks_the_column_count():
     with pytest.raises(ValueError, match="max_cols"):
         parse_tables([b"1 2\n"], 1)
     assert parse_tables([]) == []
+
+
+def test_parse_tables_columns_outlive_the_call():
+    """The arrays own memory the parser allocated: a column kept after everything else of its call is gone
+    still holds its numbers while other tables are parsed (the memory is neither freed early nor reused)."""
+    import gc
+
+    text = "".join(f"{4000 + k} {k * 0.25}\n" for k in range(500)).encode()
+    column = parse_tables([text, text])[1][0][:, 1]
+    gc.collect()
+    for _ in range(50):
+        parse_tables([text.replace(b" ", b"  ")] * 4)
+    assert column.tolist() == [k * 0.25 for k in range(500)]
+    assert column.base is not None and column.flags.writeable
