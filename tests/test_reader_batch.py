@@ -174,9 +174,12 @@ def test_read_files_gives_regular_files_whole_and_none_for_the_rest(tmp_path):
     (tmp_path / "empty").write_bytes(b"")
     (tmp_path / "d").mkdir()
     os.mkfifo(tmp_path / "fifo")
-    names = [tmp_path / "a", tmp_path / "empty", tmp_path / "missing", tmp_path / "d", tmp_path / "fifo"]
+    big = os.urandom(300_000)  # above the size read into memory of its own: read straight into its bytes
+    (tmp_path / "big").write_bytes(big)
+    names = [tmp_path / "a", tmp_path / "big", tmp_path / "empty", tmp_path / "missing", tmp_path / "d",
+             tmp_path / "fifo", tmp_path / "big", tmp_path / "a"]
     got = read_files([os.fsencode(p) for p in names])
-    assert got == [b"1 2\n" * 1000, b"", None, None, None]
+    assert got == [b"1 2\n" * 1000, big, b"", None, None, None, big, b"1 2\n" * 1000]
     assert read_files([]) == []
     with pytest.raises(TypeError, match="str"):
         read_files([str(tmp_path / "a")])
