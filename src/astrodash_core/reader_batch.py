@@ -5,8 +5,8 @@ the :class:`SpectrumReadError` that says why it cannot be read.  What makes it f
 ``read_spectra`` in a loop: the sources are read in runs of :data:`RUN` files; within a run, the files that one
 reader reads go to its ``read_many`` together (the text reader parses all of them in one call, which releases
 the GIL once instead of once per file), and :data:`THREADS` runs are read at a time, so that one thread's
-parsing overlaps another's Python.  On one thread the sources are read one by one.  Results come back in the order of the sources, and at most two runs per
-thread are held in memory, however many sources there are.
+parsing overlaps another's Python.  On one thread the sources are read one by one.  Results come back in the
+order of the sources, and at most two runs per thread are held in memory, however many sources there are.
 """
 from __future__ import annotations
 
@@ -176,4 +176,4 @@ def _attempt(reader, data: bytes, fname: str):
         return _reader_error(reader, exc, fname)
 
 
-__all__ = ["read_many", "iter_read", "read_run", "RUN", "THREADS"]
+__all__ = ["read_many", "iter_read", "RUN", "THREADS"]
