@@ -29,11 +29,15 @@ async def form_of(request: Request, state: AppState) -> Form:
 
 
 def read_upload(data: bytes, filename: str, known_z: bool):
-    """The spectrum in an uploaded file; without a known redshift any redshift in the file is dropped, so
-    ``knownZ: false`` always means "estimate it"."""
+    """The spectrum in an uploaded file (see :func:`as_uploaded`)."""
     from astrodash_core.reading import read_spectrum
 
-    spec = read_spectrum(bytes(data), filename=filename)
+    return as_uploaded(read_spectrum(bytes(data), filename=filename), known_z)
+
+
+def as_uploaded(spec, known_z: bool):
+    """An uploaded file's spectrum as the API classifies it: without a known redshift any redshift in the file is
+    dropped, so ``knownZ: false`` always means "estimate it"."""
     if not known_z:
         spec.redshift = None
     return spec
