@@ -322,22 +322,33 @@ def parse_table(const unsigned char[::1] data, int max_cols=3):
     int32 ``[rows]`` the number of numeric fields read from each row (2..max_cols), and the number of
     non-comment, non-blank lines that were not data rows (headers, text).
     """
+    cdef const unsigned char* b = &data[0] if data.shape[0] > 0 else NULL
     cdef Py_ssize_t n = data.shape[0]
-    cdef Py_ssize_t row = 0, newlines = 0
-    cdef int skipped = 0
     _check_max_cols(max_cols)
-    cdef const unsigned char* b = &data[0] if n > 0 else NULL
-    with nogil:
-        newlines = _count_newlines(b, n)
-    out = np.empty((newlines + 1, max_cols), dtype=np.float64)
-    counts = np.zeros(newlines + 1, dtype=np.int32)
-    cdef double[:, ::1] ov = out
-    cdef int[::1] cv = counts
-    with nogil:
-        row = _parse_text(b, n, &ov[0, 0], &cv[0], max_cols, &skipped)
-    if row < 0:
-        raise MemoryError()
-    return out[:row], counts[:row], skipped
+    return _parse_all(&b, &n, 1, max_cols)[0]
+
+
+def parse_tables(list texts, int max_cols=3):
+    """:func:`parse_table` of every text in ``texts`` (``bytes``), with the GIL released once in all instead
+    of once per text: threads reading a batch of files each parse a run of them without handing the GIL back and
+    forth.  Returns a list of ``(values, counts, skipped)``, one per text, as ``parse_table`` gives."""
+    cdef Py_ssize_t m = len(texts), k
+    _check_max_cols(max_cols)
+    for text in texts:
+        if not isinstance(text, bytes):
+            raise TypeError(f"parse_tables reads bytes, not {type(text).__name__}")
+    cdef const unsigned char** ptrs = <const unsigned char**>calloc(max(m, 1), sizeof(void*))
+    cdef Py_ssize_t* sizes = <Py_ssize_t*>calloc(max(m, 1), sizeof(Py_ssize_t))
+    try:
+        if not (ptrs and sizes):
+            raise MemoryError()
+        for k in range(m):  # the list holds the bytes alive, and bytes never move
+            ptrs[k] = <const unsigned char*>PyBytes_AS_STRING(texts[k])
+            sizes[k] = PyBytes_GET_SIZE(texts[k])
+        return _parse_all(ptrs, sizes, m, max_cols)
+    finally:
+        free(ptrs)
+        free(sizes)
 
 
 cdef void _free_block(object capsule) noexcept:
@@ -351,18 +362,11 @@ cdef object _owning_array(void* block, int nd, cnp.npy_intp* dims, int typenum):
     return arr
 
 
-def parse_tables(list texts, int max_cols=3):
-    """:func:`parse_table` of every text in ``texts`` (``bytes``), with the GIL released once in all instead
-    of twice per text (the outputs are allocated without it): threads reading a batch of files each parse a run
-    of them without handing the GIL back and forth.  Returns a list of ``(values, counts, skipped)``, one per
-    text, as ``parse_table`` gives."""
-    cdef Py_ssize_t m = len(texts), k, lines
-    _check_max_cols(max_cols)
-    for text in texts:
-        if not isinstance(text, bytes):
-            raise TypeError(f"parse_tables reads bytes, not {type(text).__name__}")
-    cdef const unsigned char** ptrs = <const unsigned char**>calloc(max(m, 1), sizeof(void*))
-    cdef Py_ssize_t* sizes = <Py_ssize_t*>calloc(max(m, 1), sizeof(Py_ssize_t))
+cdef list _parse_all(const unsigned char** ptrs, const Py_ssize_t* sizes, Py_ssize_t m, int max_cols):
+    """``(values, counts, skipped)`` of each of the ``m`` texts ``ptrs[k][:sizes[k]]``, parsed with the GIL
+    released once: the outputs (room for each text's lines) are allocated without it, and owned by the arrays
+    returned (the rows past the last data row are allocated and unused, as ``numpy.empty``'s were)."""
+    cdef Py_ssize_t k, lines
     cdef Py_ssize_t* capacity = <Py_ssize_t*>calloc(max(m, 1), sizeof(Py_ssize_t))
     cdef Py_ssize_t* rows = <Py_ssize_t*>calloc(max(m, 1), sizeof(Py_ssize_t))
     cdef double** ovs = <double**>calloc(max(m, 1), sizeof(void*))
@@ -370,11 +374,8 @@ def parse_tables(list texts, int max_cols=3):
     cdef int* skipped = <int*>calloc(max(m, 1), sizeof(int))
     cdef cnp.npy_intp dims[2]
     try:
-        if not (ptrs and sizes and capacity and rows and ovs and cvs and skipped):
+        if not (capacity and rows and ovs and cvs and skipped):
             raise MemoryError()
-        for k in range(m):  # the list holds the bytes alive, and bytes never move
-            ptrs[k] = <const unsigned char*>PyBytes_AS_STRING(texts[k])
-            sizes[k] = PyBytes_GET_SIZE(texts[k])
         with nogil:
             for k in range(m):
                 lines = _count_newlines(ptrs[k], sizes[k]) + 1
@@ -400,8 +401,6 @@ def parse_tables(list texts, int max_cols=3):
             for k in range(m):  # blocks no array took over (an error on the way)
                 free(ovs[k])
                 free(cvs[k])
-        free(ptrs)
-        free(sizes)
         free(capacity)
         free(rows)
         free(ovs)
