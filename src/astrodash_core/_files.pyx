@@ -48,12 +48,14 @@ def read_files(list paths):
     cdef char** into = <char**>calloc(max(m, 1), sizeof(char*))  # a large file's bytes
     cdef bint* whole = <bint*>calloc(max(m, 1), sizeof(bint))
     cdef struct_stat st
+    if fds:  # no descriptor yet (calloc's 0 is stdin, which the cleanup below must not close)
+        for k in range(m):
+            fds[k] = -1
     try:
         if not (names and fds and sizes and own and into and whole):
             raise MemoryError()
         for k in range(m):  # the list holds the names alive
             names[k] = PyBytes_AS_STRING(paths[k])
-            fds[k] = -1
         with nogil:
             for k in range(m):
                 sizes[k] = -1
