@@ -159,10 +159,19 @@ class _Counting(Reader):
         return [ad.Spectrum(np.arange(1.0, 11.0) * 1000, np.ones(10), name="c")]
 
 
-def test_a_reader_without_read_many_reads_file_by_file(monkeypatch):
+class _Plain:
+    """The same reader not built on ``Reader``: it has no ``read_many`` at all."""
+
+    name, suffixes = _Counting.name, _Counting.suffixes
+    sniff, read = _Counting.sniff, _Counting.read
+
+
+@pytest.mark.parametrize("reader", [_Counting(), _Plain()], ids=["Reader's read_many", "no read_many"])
+def test_a_reader_without_read_many_reads_file_by_file(reader, monkeypatch):
     from astrodash_core import plugins
 
-    readers = [_Counting(), *plugins.get_readers()]
+    assert not hasattr(reader, "read_many") or type(reader).read_many is Reader.read_many
+    readers = [reader, *plugins.get_readers()]
     monkeypatch.setattr(plugins, "get_readers", lambda: readers)
     got = read_many([(b"CNT ok", "a.cnt"), (b"CNT bad", "b.cnt")], on_error="collect")
     assert got[0][0].meta["format"] == "counting"

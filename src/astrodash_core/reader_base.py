@@ -37,16 +37,22 @@ class Reader:
         raise NotImplementedError
 
     def read_many(self, items: list[tuple[bytes, str]]) -> list[list[Spectrum] | Exception]:
-        """``read`` of each ``(data, filename)``, in order; a file's failure (``SpectrumReadError`` or one of
-        :data:`READER_FAILURES`) is returned in its place, so one bad file does not stop the others.  A reader
-        that can read several files faster together overrides this (the text reader parses them in one call)."""
-        out: list[list[Spectrum] | Exception] = []
-        for data, filename in items:
-            try:
-                out.append(self.read(data, filename))
-            except (SpectrumReadError, *READER_FAILURES) as exc:
-                out.append(exc)
-        return out
+        """``read`` of each ``(data, filename)``, in order (see :func:`read_each`).  A reader that can read
+        several files faster together overrides this (the text reader parses them in one call)."""
+        return read_each(self, items)
+
+
+def read_each(reader, items: list[tuple[bytes, str]]) -> list[list[Spectrum] | Exception]:
+    """``reader.read`` of each ``(data, filename)``, in order; a file's failure (``SpectrumReadError`` or one of
+    :data:`READER_FAILURES`) is returned in its place, so one bad file does not stop the others.  Any reader
+    will do, one without a ``read_many`` of its own too."""
+    out: list[list[Spectrum] | Exception] = []
+    for data, filename in items:
+        try:
+            out.append(reader.read(data, filename))
+        except (SpectrumReadError, *READER_FAILURES) as exc:
+            out.append(exc)
+    return out
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {','.join(self.suffixes)}>"

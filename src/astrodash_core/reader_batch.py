@@ -17,6 +17,7 @@ from itertools import islice
 from typing import Any, Iterable, Iterator, Sized
 
 from .errors import SpectrumReadError
+from .reader_base import read_each
 from .reader_dispatch import _checked, _direct, _prepare, _reader_error, read_spectra
 from .spectrum import Spectrum
 
@@ -140,7 +141,7 @@ def read_run(sources: list[Any]) -> list[Result]:
         items.append((data, fname))
     for reader, where, items in groups.values():
         many = getattr(reader, "read_many", None)
-        answers = many(items) if many is not None else [_attempt(reader, data, fname) for data, fname in items]
+        answers = many(items) if many is not None else read_each(reader, items)
         for k, (data, fname), answer in zip(where, items, answers):
             try:
                 if isinstance(answer, BaseException):
@@ -166,14 +167,6 @@ def _loaded(sources: list[Any]) -> list[Any]:
         if data is not None:
             out[k] = (data, path)
     return out
-
-
-def _attempt(reader, data: bytes, fname: str):
-    """A reader's answer for one file, or its reading failure (a reader without ``read_many``)."""
-    try:
-        return reader.read(data, fname)
-    except Exception as exc:  # noqa: BLE001 - _reader_error re-raises what is not a reading failure
-        return _reader_error(reader, exc, fname)
 
 
 __all__ = ["read_many", "iter_read", "RUN", "THREADS"]
