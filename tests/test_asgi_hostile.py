@@ -318,6 +318,30 @@ def test_unsafe_zip_entry_names_are_per_file_errors(http):
     assert out["/abs/x.dat"]["error"] == out["C:/x.dat"]["error"] == "unsafe entry name (absolute path)"
 
 
+
+def test_a_damaged_zip_member_is_its_own_error_and_the_rest_are_classified(http):
+    """A member whose directory understates its size (a zip bomb's trick) or whose CRC-32 is wrong gets a per-file
+    error naming it; the files around it are classified as if it were not there."""
+    import struct
+
+    from asgi_support import make_zip
+
+    good = spectrum_bytes()
+    blob = bytearray(make_zip({"a.dat": good, "bomb.dat": b"0" * 3_000_000, "crc.dat": good, "b.dat": good}))
+    records = [i for i in range(len(blob)) if blob[i:i + 4] == b"PK\x01\x02"]
+    struct.pack_into("<I", blob, records[1] + 24, 4096)  # bomb.dat declares 4 kB
+    struct.pack_into("<I", blob, records[2] + 16, 12345)  # crc.dat declares another CRC-32
+    form = {"params": json.dumps({"knownZ": True, "zValue": 0.01})}
+    r = http.post("/api/v1/batch-process", files={"zip_file": ("z.zip", bytes(blob))}, data=form)
+    clean = http.post("/api/v1/batch-process", files={"zip_file": ("c.zip", make_zip({"a.dat": good, "b.dat": good}))},
+                      data=form)
+    assert r.status_code == clean.status_code == 200, r.text
+    out = r.json()
+    assert list(out) == ["a.dat", "bomb.dat", "crc.dat", "b.dat"]
+    assert out["bomb.dat"] == {"error": "cannot be extracted (inflates beyond its declared size)"}
+    assert out["crc.dat"] == {"error": "cannot be extracted (bad CRC-32)"}
+    assert {k: out[k] for k in ("a.dat", "b.dat")} == clean.json()
+
 # --- streamed batches -------------------------------------------------------------------------------------------
 def test_a_batch_streams_in_chunks_and_equals_one_classification_of_all(http, monkeypatch):
     import msgpack

@@ -273,3 +273,23 @@ def test_a_worker_process_that_dies_is_replaced(servers):
     assert len(new) == 1 and new != [worker]
     health = httpx.get(pooled.base + "/health", timeout=PATIENCE).json()
     assert health["classification"] == {"processes": 1, "status": "ready", "restarts": statuses.count(503)}
+
+
+def test_the_pipes_to_the_worker_processes_are_widened():
+    """A batch part (megabytes of files) and its answers cross the pool's pipes: at 64 KiB a turn each waits for the
+    other process to read, so the pool asks Linux for PIPE_BYTES (or the system's cap, when smaller)."""
+    fcntl = pytest.importorskip("fcntl")
+    if not hasattr(fcntl, "F_GETPIPE_SZ"):
+        pytest.skip("no F_GETPIPE_SZ here")
+    from astrodash_asgi import Settings
+    from astrodash_asgi.workers import PIPE_BYTES, ProcessPool
+
+    cap = int(open("/proc/sys/fs/pipe-max-size").read())
+    pool = ProcessPool(Settings(warmup=False), 1)
+    executor = pool.start()  # the executor and its queues; its processes start with the first call
+    try:
+        sizes = [fcntl.fcntl(conn.fileno(), fcntl.F_GETPIPE_SZ)
+                 for conn in (executor._call_queue._writer, executor._result_queue._reader)]
+    finally:
+        pool.shutdown()
+    assert sizes == [min(PIPE_BYTES, cap)] * 2 and PIPE_BYTES == 1 << 20

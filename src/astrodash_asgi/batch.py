@@ -1,8 +1,9 @@
 """``POST /api/v1/batch-process``: a ``zip_file`` or repeated ``files``; results keyed by file name.
 
-The response is streamed: the archive's entries are inflated :data:`CHUNK` at a time in a worker thread, read,
-classified and encoded :data:`CALL` at a time where classification runs (a classification worker process,
-unless configured otherwise, so single requests wait for at most one such call), and each chunk's
+The response is streamed: the archive's entries are cut out, still compressed, :data:`CHUNK` at a time in a
+worker thread, and inflated, read, classified and encoded :data:`CALL` at a time where classification runs (a
+classification worker process, unless configured otherwise, so single requests wait for at most one such
+call), and each chunk's
 ``"name": result`` pairs are sent as soon as they are ready, so the server holds one chunk's spectra and results
 however large the batch, and the event loop only forwards bytes.  The body is one
 JSON object (or msgpack map) in input order, exactly as if it had been built whole.  The status is decided by
@@ -36,8 +37,8 @@ from .zips import Archive, limits_from
 CHUNK = 256
 #: entries per call to where classification runs (a part of a chunk)
 CALL = 64
-#: parts of a batch sent to the classification workers and not yet answered: the next part is inflated while
-#: the one before it is classified
+#: parts of a batch sent to the classification workers and not yet answered: the next part is cut out and sent
+#: while the one before it is classified
 AHEAD = 2
 log = logging.getLogger("astrodash.server")
 
@@ -56,14 +57,15 @@ class _Batch:
 
     def _entries(self, start: int, stop: int) -> list:
         if self.archive is not None:
-            return [self.archive.read(i) for i in self.archive.infos[start:stop]]
+            # compressed: inflated where they are read (a third of the bytes to send a classification worker)
+            return [self.archive.member(i) for i in self.archive.infos[start:stop]]
         return [(f.filename, f.data, None) for f in self.files[start:stop]]
 
     def chunk(self, start: int, stop: int) -> bytes:
         """The encoded ``name: result`` pairs of entries [start, stop) (JSON: comma-led after the first), in a
-        worker thread; the reading, classifying and encoding go where classification runs, :data:`CALL` entries
-        at a time, each part inflated here while the part before it is classified (at most :data:`AHEAD` parts
-        sent and not yet answered, so a single request waits behind at most that many)."""
+        worker thread; the inflating, reading, classifying and encoding go where classification runs, :data:`CALL`
+        entries at a time, each part cut out of the archive here while the part before it is classified (at most
+        :data:`AHEAD` parts sent and not yet answered, so a single request waits behind at most that many)."""
         parts, classified = [], 0
         calls: deque = deque()
         for i in range(start, stop, CALL):

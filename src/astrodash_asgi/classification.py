@@ -15,6 +15,7 @@ from astrodash_core.errors import AstrodashError
 
 from .common import as_uploaded, payload, read_upload, unique_names
 from .negotiation import dumps_json, encode
+from .zips import inflated
 
 #: what :func:`classify_items` returns for an item: the Classification itself, its answer as a dict, or that
 #: answer encoded as JSON or msgpack bytes
@@ -77,10 +78,12 @@ def classify_items(classifiers, key: tuple, items: list, top_n: int) -> tuple[li
 
 def classify_entries(classifiers, entries: list, opts, top_n: int, chunk: int, names=None) -> tuple[dict, int]:
     """({name: answer or {"error"}} in input order, number classified) for ``entries`` of a batch:
-    [(name, bytes | None, error | None)], classified ``chunk`` at a time."""
+    [(name, bytes | Member | None, error | None)] (a zip member is inflated here), classified ``chunk`` at a
+    time."""
     from astrodash_core.reader_batch import read_many
 
     results: dict = {}
+    entries = inflated(entries)
     names = names or unique_names([name for name, _, _ in entries])
     # the files read together, on two threads (read_many), instead of one after the other
     read = iter(read_many([(bytes(data), name) for name, data, error in entries if error is None],
