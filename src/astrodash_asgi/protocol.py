@@ -213,6 +213,7 @@ class _FromSettings:
         if cls.cls is None:
             import sys
 
+            from .allocator import keep_freed_memory
             from .settings import Settings
 
             # the event loop shares the GIL with the worker threads that parse and classify: a shorter switch
@@ -224,6 +225,7 @@ class _FromSettings:
             # requests; 3 ms frozen)
             gc.freeze()
             s = Settings.from_env()
+            keep_freed_memory(s.malloc_keep_bytes)  # this process is astrodash serve's own
             cls.cls = guarded_protocol(s.header_timeout_s, s.max_connections_per_client, s.overload_pause_s)
         return cls.cls
 

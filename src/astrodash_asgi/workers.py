@@ -215,6 +215,9 @@ def _init(settings) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, which shuts the pool down
     _exit_with_parent()
+    from .allocator import keep_freed_memory
+
+    keep_freed_memory(settings.malloc_keep_bytes)
     global _CLASSIFIERS
     from astrodash_core.classify import AGNOSTIC, KNOWN_Z, Classifier
     from astrodash_core.errors import ModelFileError
