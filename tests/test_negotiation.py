@@ -64,3 +64,37 @@ def test_batch_pairs_join_into_one_object_in_order():
     parsed = json.loads(b"{" + first + rest + b"}")
     assert list(parsed) == ["a.dat", "b.dat", "c.dat"] and parsed["a.dat"]["z"] == 1e-7
     assert encode_pairs({}, False, False) == b""
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=0, max_size=60),
+       st.lists(st.floats(allow_nan=False, allow_infinity=False, width=32), min_size=0, max_size=60))
+def test_arrays_are_written_as_the_lists_of_their_values(xs, ys):
+    """A payload's spectrum as float64 arrays (``arrays=True``) is the same JSON text as the lists, from orjson
+    and from the json module (where orjson refuses the document)."""
+    from astrodash_asgi import negotiation
+
+    x64, y64 = np.asarray(xs, dtype=np.float64), np.asarray(np.float32(ys), dtype=np.float64)
+    lists = {"spectrum": {"x": x64.tolist(), "y": y64.tolist(), "redshift": 0.1}, "k": [1, 2]}
+    arrays = {"spectrum": {"x": x64, "y": y64, "redshift": 0.1}, "k": [1, 2]}
+    assert encode(arrays, False)[0] == encode(lists, False)[0]
+    assert negotiation._json_module(arrays) == negotiation._json_module(lists)
+    assert json.loads(negotiation._json_module(arrays)) == json.loads(encode(lists, False)[0])
+
+
+def test_a_payload_with_arrays_encodes_as_the_payload_with_lists():
+    """Real classifications, with the real spectra they carry: the same bytes either way; the dict itself keeps
+    lists unless asked (msgpack cannot write arrays)."""
+    from astrodash_asgi.common import payload
+    from astrodash_core.classify import Classifier
+    from astrodash_core.reading import read_spectrum
+    from conftest import SHARED_DATA
+
+    files = sorted((SHARED_DATA / "templates" / "superfit" / "sne" / "Ia").glob("*.dat"))[:6]
+    specs = [read_spectrum(f) for f in files]
+    results = Classifier().classify(specs, [0.02] * len(specs), include_spectrum=True, rlap=False)
+    for r in results:
+        plain, fast = payload(r, "dash", None), payload(r, "dash", None, arrays=True)
+        assert isinstance(plain["spectrum"]["x"], list) and isinstance(fast["spectrum"]["y"], np.ndarray)
+        assert encode(fast, False)[0] == encode(plain, False)[0]
+        assert msgpack.unpackb(encode(plain, True)[0]) == json.loads(encode(fast, False)[0])

@@ -72,14 +72,16 @@ def classify_items(classifiers, key: tuple, items: list, top_n: int) -> tuple[li
             elif form == PAYLOAD:
                 outcomes[k] = payload(r, model_type, model_id)
             else:
-                outcomes[k] = encode(payload(r, model_type, model_id), form == MSGPACK_BODY)[0]
+                answer = payload(r, model_type, model_id, arrays=form == JSON_BODY)
+                outcomes[k] = encode(answer, form == MSGPACK_BODY)[0]
     return outcomes, classified
 
 
-def classify_entries(classifiers, entries: list, opts, top_n: int, chunk: int, names=None) -> tuple[dict, int]:
+def classify_entries(classifiers, entries: list, opts, top_n: int, chunk: int, names=None,
+                     arrays: bool = False) -> tuple[dict, int]:
     """({name: answer or {"error"}} in input order, number classified) for ``entries`` of a batch:
     [(name, bytes | Member | None, error | None)] (a zip member is inflated here), classified ``chunk`` at a
-    time."""
+    time; ``arrays``: the answers' spectra as arrays (:func:`~astrodash_asgi.common.payload`), for JSON."""
     from astrodash_core.reader_batch import read_many
 
     results: dict = {}
@@ -107,7 +109,8 @@ def classify_entries(classifiers, entries: list, opts, top_n: int, chunk: int, n
                                    min_wave=opts.min_wave, max_wave=opts.max_wave, include_spectrum=True,
                                    rlap=opts.rlap, chunk_size=chunk)
         for name, r in zip(spec_names, stream):
-            results[name] = {"error": r.error} if r.error else payload(r, opts.model_type, opts.model_id)
+            results[name] = {"error": r.error} if r.error else payload(r, opts.model_type, opts.model_id,
+                                                                         arrays=arrays)
             classified += not r.error
     return results, classified
 
@@ -124,7 +127,7 @@ def encode_pairs(results: dict, first: bool, use_msgpack: bool) -> bytes:
 def encode_entries(classifiers, entries: list, names: list, opts, top_n: int, chunk: int, first: bool,
                    use_msgpack: bool) -> tuple[bytes, int]:
     """A batch's part: :func:`classify_entries` encoded by :func:`encode_pairs`, and the number classified."""
-    results, classified = classify_entries(classifiers, entries, opts, top_n, chunk, names)
+    results, classified = classify_entries(classifiers, entries, opts, top_n, chunk, names, arrays=not use_msgpack)
     return encode_pairs(results, first, use_msgpack), classified
 
 

@@ -87,10 +87,12 @@ def transformer_classification(result) -> dict:
     return {"best_matches": matches, "best_match": best, "reliable_matches": bool(best and best["reliable"])}
 
 
-def payload(result, model_type: str, model_id: str | None, include_spectrum: bool = True) -> dict:
+def payload(result, model_type: str, model_id: str | None, include_spectrum: bool = True,
+            arrays: bool = False) -> dict:
     """AstroDASH 2.0's result shape (``spectrum``, ``classification``, ``model_type``) plus astrodash's keys; for
-    ``model_type`` "transformer" the classification in AstroDASH 2.0's transformer shape."""
-    d = result.to_dict(include_spectrum=include_spectrum)
+    ``model_type`` "transformer" the classification in AstroDASH 2.0's transformer shape.  ``arrays``: the
+    spectrum's values as arrays, for :func:`~astrodash_asgi.negotiation.dumps_json` only (the same JSON)."""
+    d = result.to_dict(include_spectrum=include_spectrum, spectrum_arrays=arrays)
     best = getattr(result, "best_match", None)
     if model_type == "transformer" and best is not None and best.age is None:  # the transformer's own answer
         d["classification"] = transformer_classification(result)

@@ -5,6 +5,7 @@ import json
 from collections.abc import Mapping
 
 import msgpack
+import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -50,17 +51,27 @@ def encode(data, msgpack_wanted: bool) -> tuple[bytes, str]:
     return dumps_json(data), JSON
 
 
+def _array_as_list(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def _json_module(data) -> bytes:
-    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"),
+                      default=_array_as_list).encode()
 
 
 try:
     import orjson
 
+    _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
     def dumps_json(data) -> bytes:
-        """Compact UTF-8 JSON (orjson; the json module for what orjson refuses)."""
+        """Compact UTF-8 JSON (orjson; the json module for what orjson refuses).  Arrays are written as the
+        lists of their values (a payload's ``arrays=True``)."""
         try:
-            return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+            return orjson.dumps(data, option=_OPTIONS)
         except TypeError:
             return _json_module(data)
 except ImportError:  # pragma: no cover - orjson is a dependency; the json module alone gives the same values

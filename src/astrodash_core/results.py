@@ -79,7 +79,11 @@ class Classification:
     def reliable(self) -> bool:
         return bool(self.best_match and self.best_match.reliable)
 
-    def to_dict(self, include_spectrum: bool = False, include_probabilities: bool = False) -> dict[str, Any]:
+    def to_dict(self, include_spectrum: bool = False, include_probabilities: bool = False,
+                spectrum_arrays: bool = False) -> dict[str, Any]:
+        """The result as plain values (JSON's); ``spectrum_arrays``: the spectrum's ``x`` and ``y`` as float64
+        arrays instead of lists of floats, for an encoder that writes arrays itself (orjson's
+        ``OPT_SERIALIZE_NUMPY`` writes the same text as for the lists, without making 2,048 Python floats)."""
         d: dict[str, Any] = {"name": self.name}
         if self.file is not None:
             d["file"] = self.file
@@ -106,8 +110,8 @@ class Classification:
         if include_probabilities and self.probabilities is not None:
             d["probabilities"] = np.asarray(self.probabilities, dtype=np.float64).tolist()
         if include_spectrum and self.spectrum is not None:
-            x, y = self.spectrum
-            # tolist: the same Python floats as float(v) for each value, without a Python loop over 2,048 of them
-            d["spectrum"] = {"x": np.asarray(x, dtype=np.float64).tolist(), "y": np.asarray(y, dtype=np.float64).tolist(),
-                             "redshift": _num(self.redshift)}
+            x, y = (np.ascontiguousarray(v, dtype=np.float64) for v in self.spectrum)
+            if not spectrum_arrays:  # tolist: the same Python floats as float(v) for each value, without a loop
+                x, y = x.tolist(), y.tolist()
+            d["spectrum"] = {"x": x, "y": y, "redshift": _num(self.redshift)}
         return d
