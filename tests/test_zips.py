@@ -91,6 +91,8 @@ def test_an_archive_on_disk_reads_as_the_same_bytes_in_memory(tmp_path):
     on_disk, in_memory = Archive(str(path), "t.zip", LIMITS), Archive(blob, "t.zip", LIMITS)
     assert [on_disk.read(i) for i in on_disk.infos] == [in_memory.read(i) for i in in_memory.infos] \
         == [(k, v, None) for k, v in entries.items()]
+    on_disk.close()
+    assert on_disk.member(on_disk.infos[1]) == ("1.dat", None, "cannot be extracted (the archive is closed)")
 
 
 def test_a_member_that_inflates_past_its_declared_size_is_its_own_error_and_stops_there(inflater):

@@ -7,7 +7,7 @@ answers are the same bytes either way.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import msgpack
 
@@ -88,7 +88,7 @@ def classify_entries(classifiers, entries: list, opts, top_n: int, chunk: int, n
     entries = inflated(entries)
     names = names or unique_names([name for name, _, _ in entries])
     # the files read together, on two threads (read_many), instead of one after the other
-    read = iter(read_many([(bytes(data), name) for name, data, error in entries if error is None],
+    read = iter(read_many([(bytes(cast(bytes, data)), name) for name, data, error in entries if error is None],
                           on_error="collect"))
     specs, spec_names = [], []
     for key, (name, data, error) in zip(names, entries):

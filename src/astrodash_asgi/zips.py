@@ -16,21 +16,24 @@ import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import NamedTuple
+from types import ModuleType
+from typing import Any, Callable, NamedTuple
 
 from .errors import bad_file, too_large
 from .forms import size_text
 
+_inflating: ModuleType
 try:
-    from isal.isal_zlib import decompressobj as _decompressobj
-    from isal.isal_zlib import error as _inflate_error
+    from isal import isal_zlib as _inflating
 except ImportError:  # pragma: no cover - isal is a dependency; zlib inflates the same bytes, slower
-    from zlib import decompressobj as _decompressobj
-    from zlib import error as _inflate_error
+    _inflating = zlib
+_decompressobj: Callable[[int], Any] = _inflating.decompressobj
+_inflate_error: type[Exception] = _inflating.error
 
 CHUNK = 1024 * 1024
-#: the length of a zip local file header before its name and extra field
+#: the length of a zip local file header before its name and extra field, and its first four bytes
 _LOCAL_HEADER = 30
+_LOCAL_SIGNATURE = b"PK\x03\x04"
 #: members holding less than this in all are inflated on the calling thread alone
 PARALLEL_MIN_BYTES = 1024 * 1024
 #: Entries smaller than this are exempt from the ratio check (tiny files compress absurdly well).
@@ -205,7 +208,7 @@ class Archive:
         """The compressed bytes of entry ``i``, found through its local header (checked as zipfile checks it)."""
         start = i.header_offset
         header = self._span(start, _LOCAL_HEADER)
-        if len(header) < _LOCAL_HEADER or header[:4] != zipfile.stringFileHeader:
+        if len(header) < _LOCAL_HEADER or header[:4] != _LOCAL_SIGNATURE:
             raise zipfile.BadZipFile("bad magic number for file header")
         name_len = int.from_bytes(header[26:28], "little")
         extra_len = int.from_bytes(header[28:30], "little")
@@ -220,7 +223,10 @@ class Archive:
     def _span(self, offset: int, n: int) -> bytes:
         if self._data is not None:
             return bytes(memoryview(self._data)[offset:offset + n])
-        return os.pread(self._zf.fp.fileno(), n, offset)
+        fp = self._zf.fp
+        if fp is None:
+            raise zipfile.BadZipFile("the archive is closed")
+        return os.pread(fp.fileno(), n, offset)
 
     def _inflate_other(self, i: zipfile.ZipInfo) -> tuple[str, bytes | None, str | None]:
         """An entry of another compression method (bzip2, lzma) inflated by zipfile, a chunk at a time, checked
