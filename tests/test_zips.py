@@ -9,18 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from asgi_support import make_zip
+
 from astrodash_asgi import zips
 from astrodash_asgi.zips import Archive, InflateError, Member, ZipLimits, extract, inflate, inflated
 
 LIMITS = ZipLimits(max_entries=1000, max_total_bytes=1 << 30, max_ratio=1e9, max_file_bytes=1 << 28)
-
-
-def _zip(entries: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression) as z:
-        for name, data in entries.items():
-            z.writestr(name, data)
-    return buf.getvalue()
 
 
 def _central_field(archive: bytes, index: int, offset: int, fmt: str, value) -> bytes:
@@ -74,7 +68,7 @@ def test_members_inflate_to_what_zipfile_reads(blobs, method, level):
 
 def test_a_member_is_cut_out_compressed_and_declares_its_sizes():
     data = b"1 2\n" * 5000
-    archive = Archive(_zip({"a.dat": data}), "t.zip", LIMITS)
+    archive = Archive(make_zip({"a.dat": data}), "t.zip", LIMITS)
     name, member, error = archive.member(archive.infos[0])
     assert (name, error) == ("a.dat", None)
     assert isinstance(member, Member) and member.method == zipfile.ZIP_DEFLATED
@@ -85,7 +79,7 @@ def test_a_member_is_cut_out_compressed_and_declares_its_sizes():
 
 def test_an_archive_on_disk_reads_as_the_same_bytes_in_memory(tmp_path):
     entries = {f"{i}.dat": bytes([i]) * (1000 * i) for i in range(8)}
-    blob = _zip(entries)
+    blob = make_zip(entries)
     path = tmp_path / "t.zip"
     path.write_bytes(blob)
     on_disk, in_memory = Archive(str(path), "t.zip", LIMITS), Archive(blob, "t.zip", LIMITS)
@@ -98,7 +92,7 @@ def test_an_archive_on_disk_reads_as_the_same_bytes_in_memory(tmp_path):
 def test_a_member_that_inflates_past_its_declared_size_is_its_own_error_and_stops_there(inflater):
     """A lying directory (a zip bomb's trick): inflating stops one byte past the declared size."""
     entries = {"a.dat": b"1 2\n" * 100, "bomb.dat": b"0" * 2_000_000, "c.dat": b"3 4\n" * 100}
-    lying = _central_field(_zip(entries), 1, 24, "<I", 1000)  # uncompressed size of bomb.dat
+    lying = _central_field(make_zip(entries), 1, 24, "<I", 1000)  # uncompressed size of bomb.dat
     out = extract(lying, "t.zip", LIMITS)
     assert out[0] == ("a.dat", entries["a.dat"], None) and out[2] == ("c.dat", entries["c.dat"], None)
     assert out[1] == ("bomb.dat", None, "cannot be extracted (inflates beyond its declared size)")
@@ -113,7 +107,7 @@ def test_a_member_that_inflates_past_its_declared_size_is_its_own_error_and_stop
 ])
 def test_a_damaged_member_names_what_is_wrong(inflater, damage, message):
     data = bytes(range(256)) * 200
-    archive = Archive(_zip({"a.dat": data}), "t.zip", LIMITS)
+    archive = Archive(make_zip({"a.dat": data}), "t.zip", LIMITS)
     _, member, _ = archive.member(archive.infos[0])
     assert inflate(member) == data
     with pytest.raises(InflateError, match=message):
@@ -122,7 +116,7 @@ def test_a_damaged_member_names_what_is_wrong(inflater, damage, message):
 
 def test_a_stored_member_of_another_length_than_declared_is_refused():
     data = b"5 6\n" * 50
-    archive = Archive(_zip({"a.dat": data}, zipfile.ZIP_STORED), "t.zip", LIMITS)
+    archive = Archive(make_zip({"a.dat": data}, zipfile.ZIP_STORED), "t.zip", LIMITS)
     _, member, _ = archive.member(archive.infos[0])
     assert inflate(member) == data
     with pytest.raises(InflateError, match="holds 200 bytes where its directory declares 199"):
@@ -130,17 +124,17 @@ def test_a_stored_member_of_another_length_than_declared_is_refused():
 
 
 def test_a_local_header_that_disagrees_with_the_directory_is_an_error():
-    blob = bytearray(_zip({"a.dat": b"1 2\n" * 10, "b.dat": b"3 4\n" * 10}))
+    blob = bytearray(make_zip({"a.dat": b"1 2\n" * 10, "b.dat": b"3 4\n" * 10}))
     blob[30:35] = b"x.dat"  # the first local header's name
     out = extract(bytes(blob), "t.zip", LIMITS)
     assert out[0][1] is None and "file name in directory 'a.dat' and header b'x.dat' differ" in out[0][2]
     assert out[1] == ("b.dat", b"3 4\n" * 10, None)
-    moved = _central_field(_zip({"a.dat": b"1"}), 0, 42, "<I", 7)  # the local header's offset, off target
+    moved = _central_field(make_zip({"a.dat": b"1"}), 0, 42, "<I", 7)  # the local header's offset, off target
     assert extract(moved, "t.zip", LIMITS)[0][2] == "cannot be extracted (bad magic number for file header)"
 
 
 def test_an_archive_cut_short_inside_a_member_is_an_error():
-    blob = _zip({"a.dat": bytes(range(256)) * 100})
+    blob = make_zip({"a.dat": bytes(range(256)) * 100})
     size = zipfile.ZipFile(io.BytesIO(blob)).infolist()[0].compress_size
     longer = _central_field(blob, 0, 20, "<I", size + 10**6)  # compressed size past the archive's end
     assert extract(longer, "t.zip", LIMITS)[0][2] == "cannot be extracted (the archive ends inside the entry)"
@@ -148,7 +142,7 @@ def test_an_archive_cut_short_inside_a_member_is_an_error():
 
 def test_other_compression_methods_are_inflated_by_zipfile():
     entries = {"a.dat": b"7 8\n" * 300, "b.dat": b"9 1\n" * 30}
-    archive = Archive(_zip(entries, zipfile.ZIP_BZIP2), "t.zip", LIMITS)
+    archive = Archive(make_zip(entries, zipfile.ZIP_BZIP2), "t.zip", LIMITS)
     assert [archive.member(i) for i in archive.infos] == [(k, v, None) for k, v in entries.items()]
 
 
@@ -156,7 +150,7 @@ def test_other_compression_methods_are_inflated_by_zipfile():
 def test_inflating_on_two_threads_keeps_every_entry_in_its_place(monkeypatch, parallel_from):
     monkeypatch.setattr(zips, "PARALLEL_MIN_BYTES", parallel_from)
     entries = {f"{i:02d}.dat": f"{i} {i}\n".encode() * (50 * i + 1) for i in range(23)}
-    lying = _central_field(_zip(entries), 7, 16, "<I", 0)  # 07.dat's CRC-32
+    lying = _central_field(make_zip(entries), 7, 16, "<I", 0)  # 07.dat's CRC-32
     archive = Archive(lying, "t.zip", LIMITS)
     members = [archive.member(i) for i in archive.infos]
     members.insert(3, ("unsafe.dat", None, "unsafe entry name"))
