@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -138,18 +139,21 @@ def inflated(entries: list[tuple]) -> list[tuple[str, bytes | None, str | None]]
 
 
 _POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
 
 
 def _pool() -> ThreadPoolExecutor:
+    """The process's helper thread for :func:`inflated`, started on first use."""
     global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(1, thread_name_prefix="astrodash-inflate")
-    return _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(1, thread_name_prefix="astrodash-inflate")
+        return _POOL
 
 
 class Archive:
-    """A zip whose directory passed the whole-archive limits; entries are inflated one at a time by
-    :meth:`read`, so a batch holds only the chunk it is working on."""
+    """A zip whose directory passed the whole-archive limits; entries are taken out one at a time
+    (:meth:`member`, :meth:`read`), so a batch holds only the chunk it is working on."""
 
     def __init__(self, data: bytes | str, zip_name: str, limits: ZipLimits):
         """``data``: the archive's bytes, or the path of a file holding them."""
