@@ -159,3 +159,46 @@ def test_inflating_on_two_threads_keeps_every_entry_in_its_place(monkeypatch, pa
     expected[7] = ("07.dat", None, "cannot be extracted (bad CRC-32)")
     expected.insert(3, ("unsafe.dat", None, "unsafe entry name"))
     assert out == expected
+
+
+class _Unseekable(io.RawIOBase):
+    """A write-only stream zipfile cannot seek in: it then writes each entry's sizes and CRC-32 in a data
+    descriptor after its data (flag bit 3), as streaming zip tools do."""
+
+    def __init__(self):
+        self.buf = bytearray()
+
+    def writable(self):
+        return True
+
+    def write(self, b):
+        self.buf += b
+        return len(b)
+
+
+def _reference(blob: bytes) -> list:
+    with zipfile.ZipFile(io.BytesIO(blob)) as z:
+        return [(i.filename, z.read(i), None) for i in z.infolist()]
+
+
+def test_archives_as_other_tools_write_them_read_as_zipfile_reads_them():
+    """Data descriptors (a streamed zip), zip64 records, bytes before the archive (a self-extracting one) and
+    names in UTF-8: the members cut out through their local headers are zipfile's bytes."""
+    entries = {"plain.dat": b"1 2\n" * 400, "ünïcode ü.dat": b"3 4\n" * 300, "empty.dat": b""}
+    stream = _Unseekable()
+    with zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+    streamed = bytes(stream.buf)
+    assert all(i.flag_bits & 0x08 for i in zipfile.ZipFile(io.BytesIO(streamed)).infolist())
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in entries.items():
+            info = zipfile.ZipInfo(name)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with z.open(info, "w", force_zip64=True) as fh:
+                fh.write(data)
+    zip64 = buf.getvalue()
+    prefixed = b"#!/bin/sh\nexit 0\n" + make_zip(entries)
+    for blob in (streamed, zip64, prefixed):
+        assert extract(blob, "t.zip", LIMITS) == _reference(blob) == [(k, v, None) for k, v in entries.items()]
