@@ -5,7 +5,9 @@ A zip batch allocates and frees tens of megabytes per part: the entries, their t
 glibc's defaults, blocks over 128 KiB and a heap top over 128 KiB are given back to the system when freed, and
 the next part faults the same pages in again: on a virtual machine a page fault costs microseconds, and
 inflating 80 MB of entries into fresh pages cost 37 of its 123 ms on the benchmark machine.  Kept, the
-memory is reused; the price is that a process holds up to ``keep_bytes`` it does not use at the moment.
+memory is reused; the price is memory a process holds without using it at the moment: up to ``keep_bytes`` at
+the top of each of glibc's heaps (one per thread allocating at the same time).  Measured after twelve
+1,000-file zips, two at a time: the server process 364 MB instead of 269, its worker 242 instead of 233.
 """
 from __future__ import annotations
 
@@ -22,9 +24,9 @@ TOP_PAD = 16 * MB
 
 
 def keep_freed_memory(keep_bytes: int) -> bool:
-    """Keep up to ``keep_bytes`` of freed memory in this process for reuse: blocks up to
-    min(``keep_bytes``, 32 MiB) come from the heap instead of their own mappings, and the heap is trimmed only
-    past ``keep_bytes`` free at its top.  Whether it was applied (glibc only; ``keep_bytes`` 0 keeps glibc's
+    """Keep up to ``keep_bytes`` of freed memory in this process's heaps for reuse: blocks up to
+    min(``keep_bytes``, 32 MiB) come from a heap instead of their own mappings, and a heap is trimmed only past
+    ``keep_bytes`` free at its top.  Whether it was applied (glibc only; ``keep_bytes`` 0 keeps glibc's
     defaults)."""
     if keep_bytes <= 0 or platform.libc_ver()[0] != "glibc":
         return False

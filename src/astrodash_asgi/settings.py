@@ -140,8 +140,8 @@ class Settings:
     upload_max_total_bytes: int = 4096 * MB
     upload_ttl: int = 24 * 3600
     # freed memory each astrodash serve process and classification worker process keeps for reuse instead of
-    # giving it back to the system (glibc; astrodash_asgi.allocator): a zip batch's parts then reuse the same
-    # pages instead of faulting fresh ones in; 0 keeps glibc's defaults
+    # giving it back to the system, at the top of each glibc heap (astrodash_asgi.allocator): a zip batch's parts
+    # then reuse the same pages instead of faulting fresh ones in; 0 keeps glibc's defaults
     malloc_keep_bytes: int = 256 * MB
     # /ready answers 503 while more than this many batch-job items wait in the queue
     ready_max_queue: int = 1_000_000
