@@ -47,6 +47,7 @@ def test_the_serve_processes_and_the_workers_apply_the_setting(monkeypatch):
     monkeypatch.setattr(allocator, "keep_freed_memory", calls.append)
     monkeypatch.setattr("gc.freeze", lambda: None)  # what these process starts do besides
     monkeypatch.setattr("signal.signal", lambda *args: None)
+    monkeypatch.setattr("sys.setswitchinterval", lambda interval: None)
     monkeypatch.setattr(workers, "_exit_with_parent", lambda: None)
     monkeypatch.setattr(workers, "_CLASSIFIERS", None)
     monkeypatch.setattr(protocol._FromSettings, "cls", None)
