@@ -2,15 +2,14 @@
 
 The response is streamed: the archive's entries are cut out, still compressed, :data:`CHUNK` at a time in a
 worker thread, and inflated, read, classified and encoded :data:`CALL` at a time where classification runs (a
-classification worker process, unless configured otherwise, so single requests wait for at most one such
-call), and each chunk's
-``"name": result`` pairs are sent as soon as they are ready, so the server holds one chunk's spectra and results
-however large the batch, and the event loop only forwards bytes.  The body is one
-JSON object (or msgpack map) in input order, exactly as if it had been built whole.  The status is decided by
-the first chunk (a 503 when the model cannot be loaded); a later chunk that fails unexpectedly reports
-``{"error"}`` for each of its files instead of cutting the document short.  Each chunk is classified while the
-one before it is being sent (one chunk ahead), so the classification worker is not idle while a client
-reads.
+classification worker process, unless configured otherwise, so a single request waits behind at most
+:data:`AHEAD` such calls of each running batch), and each chunk's ``"name": result`` pairs are sent as soon as
+they are ready, so the server holds one chunk's spectra and results however large the batch, and the event
+loop only forwards bytes.  The body is one JSON object (or msgpack map) in input order, exactly as if it had
+been built whole.  The status is decided by the first chunk (a 503 when the model cannot be loaded); a later
+chunk that fails unexpectedly reports ``{"error"}`` for each of its files instead of cutting the document
+short.  Each chunk is classified while the one before it is being sent (one chunk ahead), so the
+classification worker is not idle while a client reads.
 """
 from __future__ import annotations
 
