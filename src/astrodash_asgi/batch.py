@@ -9,7 +9,8 @@ loop only forwards bytes.  The body is one JSON object (or msgpack map) in input
 been built whole.  The status is decided by the first chunk (a 503 when the model cannot be loaded); a later
 chunk that fails unexpectedly reports ``{"error"}`` for each of its files instead of cutting the document
 short.  Each chunk is classified while the one before it is being sent (one chunk ahead), so the
-classification worker is not idle while a client reads.
+classification worker is not idle while a client reads, and a chunk's first parts are sent to it before the
+chunk before them has finished, so it is not idle between chunks either.
 """
 from __future__ import annotations
 
@@ -50,6 +51,8 @@ class _Batch:
         self.files = files if archive is None else []  # the entries when there is no archive
         raw = archive.names() if archive is not None else [f.filename for f in files]
         self.names = unique_names(raw)
+        self._calls: deque = deque()  # (start, stop, call) of the parts sent and not yet taken, in order
+        self._sent = 0  # the entries sent so far
 
     def __len__(self) -> int:
         return len(self.archive.infos) if self.archive is not None else len(self.files)
@@ -63,20 +66,38 @@ class _Batch:
     def chunk(self, start: int, stop: int) -> bytes:
         """The encoded ``name: result`` pairs of entries [start, stop) (JSON: comma-led after the first), in a
         worker thread; the inflating, reading, classifying and encoding go where classification runs, :data:`CALL`
-        entries at a time, each part cut out of the archive here while the part before it is classified (at most
-        :data:`AHEAD` parts sent and not yet answered, so a single request waits behind at most that many)."""
-        parts, classified = [], 0
-        calls: deque = deque()
-        for i in range(start, stop, CALL):
-            j = min(i + CALL, stop)
-            calls.append(self.state.submit(encode_entries, self._entries(i, j), self.names[i:j], self.opts,
-                                           self.state.settings.top_n, CALL, i == 0, self.use_msgpack))
-            while len(calls) >= AHEAD or (calls and j == stop):
-                part, n = calls.popleft().result()
+        entries at a time, each part cut out of the archive here while the part before it is classified.  At most
+        :data:`AHEAD` parts are sent and not yet answered (a single request waits behind at most that many), and
+        sending ahead runs on into the next chunk, so the classification worker is not left idle between chunks.
+        Chunks are taken in order, one at a time; a chunk that fails drops what was sent ahead for it and after it."""
+        while self._calls and self._calls[0][0] < start:
+            self._calls.popleft()
+        if not self._calls or self._calls[0][0] != start:  # the first chunk, or the one after a failed chunk
+            self._calls.clear()
+            self._sent = start
+        parts, classified, done = [], 0, start
+        try:
+            while done < stop:
+                self._send_ahead()
+                _, done, call = self._calls.popleft()
+                part, n = call.result()
                 parts.append(part)
                 classified += n
+        except BaseException:
+            self._calls.clear()  # e.g. a worker process lost: the next chunk sends its parts again
+            raise
         self.state.metrics.classified("batch-process", 0, classified)
         return b"".join(parts)
+
+    def _send_ahead(self) -> None:
+        """Send parts until :data:`AHEAD` are in flight or none is left; a part never spans two chunks."""
+        while len(self._calls) < AHEAD and self._sent < len(self):
+            i = self._sent
+            j = min(i + CALL, (i // CHUNK + 1) * CHUNK, len(self))
+            self._calls.append((i, j, self.state.submit(encode_entries, self._entries(i, j), self.names[i:j],
+                                                        self.opts, self.state.settings.top_n, CALL, i == 0,
+                                                        self.use_msgpack)))
+            self._sent = j
 
     def failed_chunk(self, start: int, stop: int, message: str) -> bytes:
         return encode_pairs({name: {"error": message} for name in self.names[start:stop]}, start == 0,
