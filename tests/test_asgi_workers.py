@@ -33,7 +33,8 @@ def servers(tmp_path_factory):
               "ASTRODASH_RESULT_CACHE_MAX_ENTRIES": "0"}
     local = ServerProcess(tmp_path_factory.mktemp("local"), {**common, "ASTRODASH_CLASSIFY_PROCESSES": "0"})
     pooled = ServerProcess(tmp_path_factory.mktemp("pooled"),
-                           {**common, "ASTRODASH_CLASSIFY_PROCESSES": "1", "ASTRODASH_MAX_PENDING_PROCESS": "1",
+                           {**common, "ASTRODASH_CLASSIFY_PROCESSES": "1", "ASTRODASH_BATCH_PROCESSES": "0",
+                            "ASTRODASH_MAX_PENDING_PROCESS": "1",
                             "ASTRODASH_OVERLOAD_RETRY_AFTER_S": str(RETRY_AFTER),
                             "ASTRODASH_OVERLOAD_PAUSE_S": str(PAUSE)})
     with ThreadPoolExecutor(2) as ex:  # both start (and load their models) at once
@@ -272,7 +273,8 @@ def test_a_worker_process_that_dies_is_replaced(servers):
     new = _children(pooled)
     assert len(new) == 1 and new != [worker]
     health = httpx.get(pooled.base + "/health", timeout=PATIENCE).json()
-    assert health["classification"] == {"processes": 1, "status": "ready", "restarts": statuses.count(503)}
+    assert health["classification"] == {"processes": 1, "status": "ready", "restarts": statuses.count(503),
+                                        "batch": {"processes": 0, "status": "none", "restarts": 0}}
 
 
 def test_the_pipes_to_the_worker_processes_are_widened():

@@ -2,8 +2,9 @@
 
 The response is streamed: the archive's entries are cut out, still compressed, :data:`CHUNK` at a time in a
 worker thread, and inflated, read, classified and encoded :data:`CALL` at a time where classification runs (a
-classification worker process, unless configured otherwise, so a single request waits behind at most
-:data:`AHEAD` such calls of each running batch), and each chunk's ``"name": result`` pairs are sent as soon as
+classification worker process, unless configured otherwise, and the batch worker processes when there are
+some, so a single request waits behind at most :data:`AHEAD` such calls of each running batch, one when the
+batch workers take their share), and each chunk's ``"name": result`` pairs are sent as soon as
 they are ready, so the server holds one chunk's spectra and results however large the batch, and the event
 loop only forwards bytes.  The body is one JSON object (or msgpack map) in input order, exactly as if it had
 been built whole.  The status is decided by the first chunk (a 503 when the model cannot be loaded); a later
@@ -37,8 +38,8 @@ from .zips import Archive, limits_from
 CHUNK = 256
 #: entries per call to where classification runs (a part of a chunk)
 CALL = 64
-#: parts of a batch sent to the classification workers and not yet answered: the next part is cut out and sent
-#: while the one before it is classified
+#: parts of a batch sent and not yet answered, over all the runners it uses: the next part is cut out and sent
+#: while the one before it is classified (with the batch worker processes: one on each)
 AHEAD = 2
 log = logging.getLogger("astrodash.server")
 
@@ -51,7 +52,7 @@ class _Batch:
         self.files = files if archive is None else []  # the entries when there is no archive
         raw = archive.names() if archive is not None else [f.filename for f in files]
         self.names = unique_names(raw)
-        self._calls: deque = deque()  # (start, stop, call) of the parts sent and not yet taken, in order
+        self._calls: deque = deque()  # (start, stop, runner, call) of the parts sent and not yet taken, in order
         self._sent = 0  # the entries sent so far
 
     def __len__(self) -> int:
@@ -79,7 +80,7 @@ class _Batch:
         try:
             while done < stop:
                 self._send_ahead()
-                _, done, call = self._calls.popleft()
+                _, done, _, call = self._calls.popleft()
                 part, n = call.result()
                 parts.append(part)
                 classified += n
@@ -90,13 +91,19 @@ class _Batch:
         return b"".join(parts)
 
     def _send_ahead(self) -> None:
-        """Send parts until :data:`AHEAD` are in flight or none is left; a part never spans two chunks."""
+        """Send parts until :data:`AHEAD` are in flight, or none is left, each to the runner with the fewest in
+        flight (:meth:`~astrodash_asgi.state.AppState.part_runners`: the classification workers, and the batch
+        workers when there are some, so with two they take turns, one part each).  A part never spans two
+        chunks."""
+        runners = self.state.part_runners()
         while len(self._calls) < AHEAD and self._sent < len(self):
+            busy = [sum(1 for call in self._calls if call[2] is r) for r in runners]
+            runner = runners[busy.index(min(busy))]
             i = self._sent
             j = min(i + CALL, (i // CHUNK + 1) * CHUNK, len(self))
-            self._calls.append((i, j, self.state.submit(encode_entries, self._entries(i, j), self.names[i:j],
-                                                        self.opts, self.state.settings.top_n, CALL, i == 0,
-                                                        self.use_msgpack)))
+            self._calls.append((i, j, runner, runner.submit(encode_entries, self._entries(i, j), self.names[i:j],
+                                                            self.opts, self.state.settings.top_n, CALL, i == 0,
+                                                            self.use_msgpack)))
             self._sent = j
 
     def failed_chunk(self, start: int, stop: int, message: str) -> bytes:

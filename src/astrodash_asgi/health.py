@@ -42,8 +42,16 @@ async def health(request: Request):
                                              "passes": b.batches, "spectra": b.items},
                              "scheduler": {"priority_weights": dict(state.engine.weights)},
                              "classification": {"processes": state.runner.processes, "status": state.runner.status,
-                                                "restarts": getattr(state.runner, "restarts", 0)},
+                                                "restarts": getattr(state.runner, "restarts", 0),
+                                                "batch": _batch_workers(state.batch_runner)},
                              "load": {"in_progress": dict(state.pending), "rejected_busy": dict(state.rejected)}})
+
+
+def _batch_workers(runner) -> dict:
+    """/batch-process's own worker processes: how many, their status and restarts (0 and "none" without)."""
+    if runner is None:
+        return {"processes": 0, "status": "none", "restarts": 0}
+    return {"processes": runner.processes, "status": runner.status, "restarts": runner.restarts}
 
 
 async def ready(request: Request):

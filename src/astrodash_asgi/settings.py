@@ -109,6 +109,11 @@ class Settings:
     # and encoding of answers run there, so the event loop only does HTTP; 0 classifies in worker threads of
     # the server process (as an app given its own classifier object always does)
     classify_processes: int = 1
+    # worker processes of their own for /batch-process: a batch's parts alternate between them and the
+    # classification worker processes, so a batch uses both cores of a 2-core machine while single requests keep
+    # their micro-batches in the classification processes; 0: none (each holds the models, ~240 MB); not used
+    # when classification runs in the server process's threads
+    batch_processes: int = 1
     # overload: /process and /batch-process requests in progress at once before new ones get 503 + Retry-After
     max_pending_process: int = 32
     max_pending_batches: int = 2

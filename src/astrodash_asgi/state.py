@@ -20,7 +20,7 @@ from .classifiers import Classifiers, warm_up
 from .metrics import Metrics
 from .result_cache import ResultCache
 from .settings import Settings
-from .workers import runner_for
+from .workers import batch_runner_for, runner_for
 
 log = logging.getLogger("astrodash.server")
 
@@ -46,6 +46,8 @@ class AppState:
                                        lambda name, seconds: self.metrics.model_loaded(name, seconds))
         #: where classification runs: worker processes (ASTRODASH_CLASSIFY_PROCESSES) or this process's threads
         self.runner = runner_for(settings, self.classifiers, own_classifier=classifier is not None)
+        #: /batch-process's own worker processes (ASTRODASH_BATCH_PROCESSES), or None
+        self.batch_runner = batch_runner_for(settings, own_classifier=classifier is not None)
         self.settings = settings = batching_for(settings, self.runner.processes)
         wait_s = (settings.micro_batch_wait_ms or 0.0) / 1000  # (resolved above: never None here)
         self.batcher = MicroBatcher(self.run_batch, settings.micro_batch_max, wait_s,
@@ -82,8 +84,10 @@ class AppState:
             if not self.ready:
                 # the worker processes load their models while this one loads its own, and after: /ready says
                 # "starting" until they have (a first classification waits for them)
-                self.runner.start()
-                threading.Thread(target=self.runner.warm, name="astrodash-warm-workers", daemon=True).start()
+                for runner in (self.runner, self.batch_runner):
+                    if runner is not None:
+                        runner.start()
+                        threading.Thread(target=runner.warm, name="astrodash-warm-workers", daemon=True).start()
                 await anyio.to_thread.run_sync(self.load)
                 self.ready = True
                 if "storage" not in self.problems:  # batches accepted before a restart go on at once
@@ -97,6 +101,8 @@ class AppState:
         await self.config.stop()
         await self.engine.stop()
         await anyio.to_thread.run_sync(self.runner.shutdown)
+        if self.batch_runner is not None:
+            await anyio.to_thread.run_sync(self.batch_runner.shutdown)
 
     def load(self) -> None:
         for variant in (KNOWN_Z, AGNOSTIC):
@@ -216,9 +222,12 @@ class AppState:
         runs; call it from a worker thread."""
         return self.runner.call(fn, *args)
 
-    def submit(self, fn, *args):
-        """:meth:`classify` without waiting: an object whose ``result()`` gives (or raises) the call's outcome."""
-        return self.runner.submit(fn, *args)
+    def part_runners(self) -> list:
+        """Where a ``/batch-process``'s parts go (each runner's ``submit(fn, *args)``: :meth:`classify` without
+        waiting): the classification runner, and the batch worker processes once they have loaded their models
+        (not while they start, nor when they failed to)."""
+        extra = self.batch_runner
+        return [self.runner] if extra is None or extra.status != "ready" else [self.runner, extra]
 
     def run_batch(self, key, items: list) -> list:
         """One classification pass for micro-batched /process requests and batch-job chunks sharing the same

@@ -12,6 +12,8 @@ taken later (so the caller can prepare the next call meanwhile).
   never hold the server process's interpreter lock: its event loop only does HTTP.  The pool starts at the
   app's start-up (or its first classification, when the app is mounted without its lifespan) and is shut down
   with the app.  A worker process that dies is replaced; the calls it had are a :class:`WorkerLost`.
+  ``/batch-process`` may have a pool of its own besides (:func:`batch_runner_for`), sharing its parts with this
+  one.
 """
 from __future__ import annotations
 
@@ -201,6 +203,14 @@ def runner_for(settings, classifiers, own_classifier: bool):
     if settings.classify_processes > 0 and not own_classifier:
         return ProcessPool(settings, settings.classify_processes)
     return InProcess(classifiers)
+
+
+def batch_runner_for(settings, own_classifier: bool) -> ProcessPool | None:
+    """The worker processes of ``/batch-process`` parts beside the classification ones
+    (``settings.batch_processes``), or None: none asked for, or classification runs in the server process."""
+    if settings.batch_processes > 0 and settings.classify_processes > 0 and not own_classifier:
+        return ProcessPool(settings, settings.batch_processes)
+    return None
 
 
 # --- in the worker process ----------------------------------------------------------------------------------

@@ -1,0 +1,103 @@
+"""``/batch-process``'s own worker processes (ASTRODASH_BATCH_PROCESSES, default 1), against a real ``astrodash serve``:
+/health reports them, a batch's parts are classified by both them and the classification worker process, and
+the two give the same answers, which are the library's."""
+import json
+import os
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import httpx
+import pytest
+
+from asgi_support import make_zip, spectrum_bytes
+
+from astrodash_asgi.process import ServerProcess
+from astrodash_asgi.state import AppState
+from astrodash_core.classify import Classifier
+from astrodash_core.reading import read_spectrum
+
+PATIENCE = 120
+KNOWN_Z = {"params": json.dumps({"knownZ": True, "zValue": 0.01})}
+OTHER = Path(__file__).parent / "data" / "SN2013dh_56464.500065.dat"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with ServerProcess(tmp_path_factory.mktemp("batchworkers"),
+                       {"ASTRODASH_RATE_LIMIT_ENABLED": "0", "ASTRODASH_RESULT_CACHE_MAX_ENTRIES": "0"}) as s:
+        deadline = time.monotonic() + PATIENCE  # the batch worker loads its models beside the other one
+        while _health(s)["classification"]["batch"]["status"] != "ready" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        yield s
+
+
+def _health(server) -> dict:
+    return httpx.get(server.base + "/health", timeout=PATIENCE).json()
+
+
+def _cpu_ticks(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def _workers(server) -> list[int]:
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if ppid == server.proc.pid and b"resource_tracker" not in cmd:
+            out.append(int(pid))
+    return out
+
+
+def test_health_reports_the_batch_workers(server):
+    classification = _health(server)["classification"]
+    assert classification["processes"] == 1
+    assert classification["batch"] == {"processes": 1, "status": "ready", "restarts": 0}
+    assert len(_workers(server)) == 2
+
+
+def test_a_batch_is_shared_by_both_worker_processes_with_the_same_answers(server):
+    sn, other = spectrum_bytes(), OTHER.read_bytes()
+    # 256 files: four parts of 64, two for each process; the two spectra alternate, so each part holds both
+    entries = {f"{i:03d}.dat": (sn if i % 2 == 0 else other) for i in range(256)}
+    workers = _workers(server)
+    before = {pid: _cpu_ticks(pid) for pid in workers}
+    r = httpx.post(server.base + "/api/v1/batch-process", files={"zip_file": ("b.zip", make_zip(entries))},
+                   data=KNOWN_Z, timeout=PATIENCE)
+    assert r.status_code == 200
+    used = {pid: _cpu_ticks(pid) - before[pid] for pid in workers}
+    assert all(ticks >= 2 for ticks in used.values()), used  # each classified parts (20 ms of CPU or more)
+    out = r.json()
+    assert list(out) == list(entries)
+
+    def answer(name):  # all but the names
+        return {k: v for k, v in out[name].items() if k not in ("name", "file")}
+
+    for first, second in (("000.dat", "064.dat"), ("001.dat", "065.dat"), ("000.dat", "192.dat")):
+        assert answer(first) == answer(second)  # parts of the two processes
+    ref = Classifier().classify([read_spectrum(sn, filename="000.dat"), read_spectrum(other, filename="001.dat")],
+                                [0.01, 0.01])
+    for name, expected in zip(("000.dat", "001.dat"), ref):
+        best = out[name]["classification"]["best_match"]
+        assert (best["type"], best["age"]) == (expected.best_match.type, expected.best_match.age)
+        assert best["probability"] == pytest.approx(float(expected.best_match.probability), abs=1e-6)
+
+
+def test_parts_go_to_the_batch_workers_only_once_they_are_ready():
+    main, extra = object(), SimpleNamespace(status="starting")
+    state = SimpleNamespace(runner=main, batch_runner=extra)
+    assert AppState.part_runners(state) == [main]
+    extra.status = "failed"
+    assert AppState.part_runners(state) == [main]
+    extra.status = "ready"
+    assert AppState.part_runners(state) == [main, extra]
+    state.batch_runner = None
+    assert AppState.part_runners(state) == [main]
