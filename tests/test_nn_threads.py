@@ -173,7 +173,7 @@ def test_classify_holds_the_limit_for_a_chunk_and_puts_blas_back(monkeypatch, tw
     examples = sorted(p for p in (Path(__file__).resolve().parents[1] / "examples").iterdir()
                       if p.suffix in (".dat", ".fits"))
     clf = Classifier()
-    clf.classify(examples[:1])  # models loaded, every BLAS library loaded
+    clf.classify(examples)  # models loaded, Numba's kernels too, and every BLAS library (scipy's, when Numba finds it)
     before = blas_by_library()
     seen = []
     original = nn.Network._forward_block
