@@ -101,3 +101,33 @@ def test_parts_go_to_the_batch_workers_only_once_they_are_ready():
     assert AppState.part_runners(state) == [main, extra]
     state.batch_runner = None
     assert AppState.part_runners(state) == [main]
+
+
+def _thread_settings(classifiers) -> dict:
+    """In a worker process: its classification thread settings."""
+    from importlib import import_module  # (the package's ``classify`` is the function)
+
+    nn, classify = import_module("astrodash_core.nn"), import_module("astrodash_core.classify")
+    reader_batch, zips = import_module("astrodash_core.reader_batch"), import_module("astrodash_asgi.zips")
+    return {"forward": nn.FORWARD_THREADS, "chunks": classify.CHUNK_THREADS, "read": reader_batch.THREADS,
+            "inflate": zips.THREADS, "numba": import_module("numba").get_num_threads()}
+
+
+def test_worker_processes_share_the_cores_out(monkeypatch):
+    from astrodash_asgi.settings import Settings
+    from astrodash_asgi.workers import ProcessPool, worker_threads
+
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    s = Settings.from_env({}, warmup=False)
+    assert (s.classify_processes, s.batch_processes) == (1, 1)
+    assert worker_threads(s, cores=2) == 1 and worker_threads(s, cores=1) == 1 and worker_threads(s, cores=16) == 8
+    assert worker_threads(Settings.from_env({}, batch_processes=0), cores=2) == 2
+    assert worker_threads(Settings.from_env({}, classify_processes=3, batch_processes=1), cores=16) == 4
+    assert worker_threads(Settings.from_env({}, classify_processes=0), cores=2) == 2  # no workers: unused
+    pool = ProcessPool(s, 1, threads=1)
+    try:
+        got = pool.call(_thread_settings)
+    finally:
+        pool.shutdown()
+    assert got == {"forward": 1, "chunks": 1, "read": 1, "inflate": 1, "numba": 1}
+    assert os.environ.get("NUMBA_NUM_THREADS") is None  # this process's settings untouched

@@ -37,6 +37,8 @@ _LOCAL_HEADER = 30
 _LOCAL_SIGNATURE = b"PK\x03\x04"
 #: members holding less than this in all are inflated on the calling thread alone
 PARALLEL_MIN_BYTES = 1024 * 1024
+#: threads :func:`inflated` inflates on (the calling one and a helper; 1: the calling thread alone)
+THREADS: int = min(2, os.cpu_count() or 1)
 #: Entries smaller than this are exempt from the ratio check (tiny files compress absurdly well).
 RATIO_MIN_BYTES = 1024 * 1024
 
@@ -114,7 +116,7 @@ def inflate(member: Member) -> bytes:
 
 def inflated(entries: list[tuple]) -> list[tuple[str, bytes | None, str | None]]:
     """``entries`` [(name, bytes | Member | None, error | None)] with each Member inflated (a per-entry error
-    when it cannot be), on two threads when there is much to inflate (inflating releases the GIL)."""
+    when it cannot be), on :data:`THREADS` threads when there is much to inflate (inflating releases the GIL)."""
     todo = [k for k, (_, content, _) in enumerate(entries) if isinstance(content, Member)]
     if not todo:
         return list(entries)
@@ -128,7 +130,7 @@ def inflated(entries: list[tuple]) -> list[tuple[str, bytes | None, str | None]]
             except InflateError as exc:
                 out[k] = (name, None, f"cannot be extracted ({exc})")
 
-    if len(todo) > 1 and sum(entries[k][1].size for k in todo) >= PARALLEL_MIN_BYTES and (os.cpu_count() or 1) > 1:
+    if THREADS > 1 and len(todo) > 1 and sum(entries[k][1].size for k in todo) >= PARALLEL_MIN_BYTES:
         half = len(todo) // 2
         other = _pool().submit(run, todo[half:])
         run(todo[:half])
