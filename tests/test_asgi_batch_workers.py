@@ -103,8 +103,7 @@ def test_parts_go_to_the_batch_workers_only_once_they_are_ready():
     assert AppState.part_runners(state) == [main]
 
 
-def _thread_settings(classifiers) -> dict:
-    """In a worker process: its classification thread settings."""
+def _thread_settings() -> dict:
     from importlib import import_module  # (the package's ``classify`` is the function)
 
     nn, classify = import_module("astrodash_core.nn"), import_module("astrodash_core.classify")
@@ -113,21 +112,40 @@ def _thread_settings(classifiers) -> dict:
             "inflate": zips.THREADS, "numba": import_module("numba").get_num_threads()}
 
 
-def test_worker_processes_share_the_cores_out(monkeypatch):
-    from astrodash_asgi.settings import Settings
-    from astrodash_asgi.workers import ProcessPool, worker_threads
+def _inside_and_after(classifiers, threads) -> tuple[dict, dict]:
+    """In a worker process: the thread settings inside ``limited_threads(threads)``, and after it."""
+    from astrodash_asgi.workers import limited_threads
 
-    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
-    s = Settings.from_env({}, warmup=False)
-    assert (s.classify_processes, s.batch_processes) == (1, 1)
-    assert worker_threads(s, cores=2) == 1 and worker_threads(s, cores=1) == 1 and worker_threads(s, cores=16) == 8
-    assert worker_threads(Settings.from_env({}, batch_processes=0), cores=2) == 2
-    assert worker_threads(Settings.from_env({}, classify_processes=3, batch_processes=1), cores=16) == 4
-    assert worker_threads(Settings.from_env({}, classify_processes=0), cores=2) == 2  # no workers: unused
-    pool = ProcessPool(s, 1, threads=1)
+    with limited_threads(threads):
+        inside = _thread_settings()
+    return inside, _thread_settings()
+
+
+def test_a_part_classifies_on_the_threads_it_is_given_and_the_worker_keeps_its_own():
+    from astrodash_asgi.settings import Settings
+    from astrodash_asgi.workers import ProcessPool, limited_threads
+
+    pool = ProcessPool(Settings.from_env({}, warmup=False), 1)
     try:
-        got = pool.call(_thread_settings)
+        own = pool.call(_inside_and_after, None)[1]
+        inside, after = pool.call(_inside_and_after, 1)
     finally:
         pool.shutdown()
-    assert got == {"forward": 1, "chunks": 1, "read": 1, "inflate": 1, "numba": 1}
-    assert os.environ.get("NUMBA_NUM_THREADS") is None  # this process's settings untouched
+    assert own == {"forward": 2, "chunks": 2, "read": 2, "inflate": 2, "numba": 2} or os.cpu_count() == 1
+    assert inside == {"forward": 1, "chunks": 1, "read": 1, "inflate": 1, "numba": 1}
+    assert after == own
+    here = _thread_settings()
+    with limited_threads(1):  # the server process: its threads classify side by side, so nothing changes
+        assert _thread_settings() == here
+
+
+def test_encode_entries_runs_under_the_limit(monkeypatch):
+    from astrodash_asgi import classification, workers
+
+    seen = []
+    monkeypatch.setattr(workers, "_IN_WORKER", True)
+    monkeypatch.setattr(classification, "classify_entries",
+                        lambda *a, **k: seen.append(_thread_settings()["forward"]) or ({}, 0))
+    assert classification.encode_entries(None, [], [], None, 5, 64, True, False, 1) == (b"", 0)
+    assert classification.encode_entries(None, [], [], None, 5, 64, True, False, None) == (b"", 0)
+    assert seen == [1, min(2, os.cpu_count() or 1)]

@@ -36,8 +36,9 @@ class Lane:
         self.rec, self.k = rec, k
         self.in_flight = self.most_in_flight = 0
 
-    def submit(self, fn, entries, names, opts, top_n, call, first, use_msgpack):
+    def submit(self, fn, entries, names, opts, top_n, call, first, use_msgpack, threads):
         assert fn is batch.encode_entries and first == (names[0] == "f000")
+        assert threads == max(1, batch.CORES // len(self.rec.lanes))  # the cores shared out between the runners
         start = int(names[0][1:])
         assert [n for n, _, _ in entries] == names and len(names) <= batch.CALL
         self.rec.events.append(("send", start, self.k))
@@ -73,6 +74,7 @@ def _expected(start: int, stop: int, call: int) -> bytes:
 @pytest.mark.parametrize("lanes", [1, 2])
 @pytest.mark.parametrize("chunk,call,n", [(256, 64, 1000), (8, 4, 21), (6, 4, 20), (3, 64, 8)])
 def test_parts_are_sent_ahead_into_the_next_chunk_and_answers_keep_their_order(monkeypatch, chunk, call, n, lanes):
+    monkeypatch.setattr(batch, "CORES", 2)
     monkeypatch.setattr(batch, "CHUNK", chunk)
     monkeypatch.setattr(batch, "CALL", call)
     rec = Recorder(lanes=lanes)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import weakref
 from collections import deque
 
@@ -41,6 +42,10 @@ CALL = 64
 #: parts of a batch sent and not yet answered, over all the runners it uses: the next part is cut out and sent
 #: while the one before it is classified (with the batch worker processes: one on each)
 AHEAD = 2
+#: the cores this server may run on: shared out between the worker processes a batch's parts go to, each part
+#: classifying on CORES // runners threads (two processes on two cores, each on one thread: a 1,000-file zip
+#: 3,340 -> 3,990 spectra/s against each on two threads, four threads on two cores)
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 log = logging.getLogger("astrodash.server")
 
 
@@ -96,6 +101,7 @@ class _Batch:
         workers when there are some, so with two they take turns, one part each).  A part never spans two
         chunks."""
         runners = self.state.part_runners()
+        threads = max(1, CORES // len(runners))  # two processes at work on two cores: one thread each
         while len(self._calls) < AHEAD and self._sent < len(self):
             busy = [sum(1 for call in self._calls if call[2] is r) for r in runners]
             runner = runners[busy.index(min(busy))]
@@ -103,7 +109,7 @@ class _Batch:
             j = min(i + CALL, (i // CHUNK + 1) * CHUNK, len(self))
             self._calls.append((i, j, runner, runner.submit(encode_entries, self._entries(i, j), self.names[i:j],
                                                             self.opts, self.state.settings.top_n, CALL, i == 0,
-                                                            self.use_msgpack)))
+                                                            self.use_msgpack, threads)))
             self._sent = j
 
     def failed_chunk(self, start: int, stop: int, message: str) -> bytes:

@@ -15,6 +15,7 @@ from astrodash_core.errors import AstrodashError
 
 from .common import as_uploaded, payload, read_upload, unique_names
 from .negotiation import dumps_json, encode
+from .workers import limited_threads
 from .zips import inflated
 
 #: what :func:`classify_items` returns for an item: the Classification itself, its answer as a dict, or that
@@ -125,9 +126,12 @@ def encode_pairs(results: dict, first: bool, use_msgpack: bool) -> bytes:
 
 
 def encode_entries(classifiers, entries: list, names: list, opts, top_n: int, chunk: int, first: bool,
-                   use_msgpack: bool) -> tuple[bytes, int]:
-    """A batch's part: :func:`classify_entries` encoded by :func:`encode_pairs`, and the number classified."""
-    results, classified = classify_entries(classifiers, entries, opts, top_n, chunk, names, arrays=not use_msgpack)
+                   use_msgpack: bool, threads: int | None = None) -> tuple[bytes, int]:
+    """A batch's part: :func:`classify_entries` encoded by :func:`encode_pairs`, and the number classified;
+    ``threads``: at most that many threads for it in a worker process (:func:`~.workers.limited_threads`)."""
+    with limited_threads(threads):
+        results, classified = classify_entries(classifiers, entries, opts, top_n, chunk, names,
+                                               arrays=not use_msgpack)
     return encode_pairs(results, first, use_msgpack), classified
 
 

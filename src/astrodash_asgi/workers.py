@@ -18,10 +18,10 @@ taken later (so the caller can prepare the next call meanwhile).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from concurrent.futures import CancelledError, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 
 log = logging.getLogger("astrodash.server")
 
@@ -89,11 +89,8 @@ class Call:
 class ProcessPool:
     """``processes`` classification worker processes, started lazily; see the module's description."""
 
-    def __init__(self, settings, processes: int, start_method: str = "spawn", threads: int | None = None):
-        """``threads``: how many threads each worker process classifies with (:func:`_use_threads`; None: the
-        library's defaults)."""
+    def __init__(self, settings, processes: int, start_method: str = "spawn"):
         self.settings = settings
-        self.threads = threads
         self.processes = max(1, int(processes))
         self.start_method = start_method
         self._lock = threading.Lock()
@@ -115,7 +112,7 @@ class ProcessPool:
                     self.status = "starting"
 
                 self._executor = ProcessPoolExecutor(self.processes, multiprocessing.get_context(self.start_method),
-                                                     initializer=_init, initargs=(self.settings, self.threads))
+                                                     initializer=_init, initargs=(self.settings,))
                 _widen_pipes(self._executor)
             return self._executor
 
@@ -205,7 +202,7 @@ def runner_for(settings, classifiers, own_classifier: bool):
     """The runner the app classifies with: worker processes when ``settings.classify_processes`` > 0 and the
     classifier is the installed one (a classifier object given to ``create_app`` lives in this process only)."""
     if settings.classify_processes > 0 and not own_classifier:
-        return ProcessPool(settings, settings.classify_processes, threads=worker_threads(settings))
+        return ProcessPool(settings, settings.classify_processes)
     return InProcess(classifiers)
 
 
@@ -213,36 +210,19 @@ def batch_runner_for(settings, own_classifier: bool) -> ProcessPool | None:
     """The worker processes of ``/batch-process`` parts beside the classification ones
     (``settings.batch_processes``), or None: none asked for, or classification runs in the server process."""
     if settings.batch_processes > 0 and settings.classify_processes > 0 and not own_classifier:
-        return ProcessPool(settings, settings.batch_processes, threads=worker_threads(settings))
+        return ProcessPool(settings, settings.batch_processes)
     return None
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def worker_threads(settings, cores: int | None = None) -> int:
-    """Threads for each worker process: the ``cores`` this process may run on (default: its CPU affinity)
-    shared out between all the worker processes (classification and batch), at least one.  Two processes on two
-    cores each classify on one thread: a batch keeps both busy, and neither's helper threads wait for a core the
-    other holds (a 1,000-file zip 3,340 -> 3,860 spectra/s on 2 cores, against two threads each)."""
-    processes = max(0, settings.classify_processes) + (max(0, settings.batch_processes)
-                                                       if settings.classify_processes > 0 else 0)
-    return max(1, (cores or _cores()) // max(1, processes))
 
 
 # --- in the worker process ----------------------------------------------------------------------------------
 _CLASSIFIERS = None
 _PROBLEMS: dict[str, str] = {}
+_IN_WORKER = False  # set in a classification worker process
 
 
-def _init(settings, threads: int | None = None) -> None:
-    """Load the models once (and warm the pipeline when ``settings.warmup``), classifying on ``threads``
-    threads (:func:`_use_threads`; None: the library's defaults); a model that cannot be loaded is remembered,
-    as the server process reports it, and its requests get the same error there."""
+def _init(settings) -> None:
+    """Load the models once (and warm the pipeline when ``settings.warmup``); a model that cannot be loaded is
+    remembered, as the server process reports it, and its requests get the same error there."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, which shuts the pool down
@@ -250,8 +230,8 @@ def _init(settings, threads: int | None = None) -> None:
     from .allocator import keep_freed_memory
 
     keep_freed_memory(settings.malloc_keep_bytes)
-    if threads is not None:
-        _use_threads(threads)
+    global _IN_WORKER
+    _IN_WORKER = True
     global _CLASSIFIERS
     from astrodash_core.classify import AGNOSTIC, KNOWN_Z, Classifier
     from astrodash_core.errors import ModelFileError
@@ -308,27 +288,38 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="astrodash-parent-watch", daemon=True).start()
 
 
-def _use_threads(threads: int) -> None:
-    """At most ``threads`` threads for this worker process's classifications: the forward passes
+#: the classification thread counts :func:`limited_threads` limits: (module, name)
+_THREAD_KNOBS = (("astrodash_core.nn", "FORWARD_THREADS"), ("astrodash_core.classify", "CHUNK_THREADS"),
+                 ("astrodash_core.reader_batch", "THREADS"), ("astrodash_asgi.zips", "THREADS"))
+
+
+@contextmanager
+def limited_threads(threads: int | None):
+    """In a classification worker process, at most ``threads`` threads for what runs inside: the forward passes
     (``nn.FORWARD_THREADS``), the classification chunks (``classify.CHUNK_THREADS``), reading
-    (``reader_batch.THREADS``), inflating (``zips.THREADS``) and Numba's kernels (``NUMBA_NUM_THREADS``, unless the
-    operator set it; Numba is not imported yet, or takes the number now).  Only in a worker process: these are
-    the whole process's settings."""
+    (``reader_batch.THREADS``), inflating (``zips.THREADS``) and Numba's kernels (``numba.set_num_threads``, this
+    thread's); put back after.  Elsewhere (None, or in the server process, whose threads classify side by side)
+    nothing changes.  A worker process runs one call at a time, so the limit is that call's alone."""
+    if threads is None or not _IN_WORKER:
+        yield
+        return
     import importlib
-    import sys
+
+    import numba
 
     threads = max(1, int(threads))
-    for module, name in (("astrodash_core.nn", "FORWARD_THREADS"), ("astrodash_core.classify", "CHUNK_THREADS"),
-                         ("astrodash_core.reader_batch", "THREADS"), ("astrodash_asgi.zips", "THREADS")):
-        holder = importlib.import_module(module)  # (the package's ``classify`` is the function)
-        setattr(holder, name, min(getattr(holder, name), threads))
-    if "NUMBA_NUM_THREADS" not in os.environ:
-        if "numba" in sys.modules:
-            import numba
-
-            numba.set_num_threads(min(numba.get_num_threads(), threads))
-        else:
-            os.environ["NUMBA_NUM_THREADS"] = str(threads)
+    holders = [(importlib.import_module(module), name) for module, name in _THREAD_KNOBS]
+    kept = [getattr(holder, name) for holder, name in holders]
+    kept_numba = numba.get_num_threads()
+    try:
+        for (holder, name), value in zip(holders, kept):
+            setattr(holder, name, min(value, threads))
+        numba.set_num_threads(min(kept_numba, threads))
+        yield
+    finally:
+        for (holder, name), value in zip(holders, kept):
+            setattr(holder, name, value)
+        numba.set_num_threads(kept_numba)
 
 
 def _problems() -> dict[str, str]:
