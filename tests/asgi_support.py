@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import io
+import os
 import json
 import zipfile
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -96,3 +96,22 @@ import pytest  # noqa: E402
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
+
+
+def worker_processes(server) -> list[int]:
+    """A real server's worker processes (its children other than multiprocessing's tracker): classification and
+    batch workers."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if ppid == server.proc.pid and b"resource_tracker" not in cmd:
+            out.append(int(pid))
+    return out

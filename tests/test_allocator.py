@@ -50,6 +50,7 @@ def test_the_serve_processes_and_the_workers_apply_the_setting(monkeypatch):
     monkeypatch.setattr("sys.setswitchinterval", lambda interval: None)
     monkeypatch.setattr(workers, "_exit_with_parent", lambda: None)
     monkeypatch.setattr(workers, "_CLASSIFIERS", None)
+    monkeypatch.setattr(workers, "_IN_WORKER", False)  # _init marks the process a worker: put back after
     monkeypatch.setattr(protocol._FromSettings, "cls", None)
     monkeypatch.setenv("ASTRODASH_MALLOC_KEEP_BYTES", "12345")
     protocol._FromSettings.get()

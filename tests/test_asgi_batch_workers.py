@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from asgi_support import make_zip, spectrum_bytes
+from asgi_support import make_zip, spectrum_bytes, worker_processes
 
 from astrodash_asgi.process import ServerProcess
 from astrodash_asgi.state import AppState
@@ -42,33 +42,18 @@ def _cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # utime + stime
 
 
-def _workers(server) -> list[int]:
-    out = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read()
-        except OSError:
-            continue
-        if ppid == server.proc.pid and b"resource_tracker" not in cmd:
-            out.append(int(pid))
-    return out
-
-
-def test_health_reports_the_batch_workers(server):
+def test_health_reports_the_batchworker_processes(server):
     classification = _health(server)["classification"]
     assert classification["processes"] == 1
     assert classification["batch"] == {"processes": 1, "status": "ready", "restarts": 0}
-    assert len(_workers(server)) == 2
+    assert len(worker_processes(server)) == 2
 
 
 def test_a_batch_is_shared_by_both_worker_processes_with_the_same_answers(server):
     sn, other = spectrum_bytes(), OTHER.read_bytes()
     # 256 files: four parts of 64, two for each process; the two spectra alternate, so each part holds both
     entries = {f"{i:03d}.dat": (sn if i % 2 == 0 else other) for i in range(256)}
-    workers = _workers(server)
+    workers = worker_processes(server)
     before = {pid: _cpu_ticks(pid) for pid in workers}
     r = httpx.post(server.base + "/api/v1/batch-process", files={"zip_file": ("b.zip", make_zip(entries))},
                    data=KNOWN_Z, timeout=PATIENCE)

@@ -11,7 +11,7 @@ import httpx
 import msgpack
 import pytest
 
-from asgi_support import make_zip, spectrum_bytes
+from asgi_support import make_zip, spectrum_bytes, worker_processes
 from test_models import make_model, random_weights
 
 from astrodash_asgi.process import ServerProcess
@@ -53,24 +53,6 @@ def _post(server, path, files, data, **headers):
     return httpx.post(server.base + path, files=files, data=data, headers=headers, timeout=PATIENCE)
 
 
-def _children(server) -> list[int]:
-    """The server's classification worker processes (its children other than multiprocessing's tracker)."""
-    out = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read()
-        except OSError:
-            continue
-        if ppid == server.proc.pid and b"resource_tracker" not in cmd:
-            out.append(int(pid))
-    return out
-
-
 def _environ(pid: int) -> dict[str, str]:
     with open(f"/proc/{pid}/environ", "rb") as f:
         return dict(v.decode().split("=", 1) for v in f.read().split(b"\0") if b"=" in v)
@@ -82,14 +64,14 @@ def test_serve_makes_openmp_threads_wait_passively_in_the_server_and_its_workers
     value is kept)."""
     _, pooled = servers
     expected = os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
-    (worker,) = _children(pooled)
+    (worker,) = worker_processes(pooled)
     assert _environ(worker).get("OMP_WAIT_POLICY") == expected
     assert open(f"/proc/{pooled.proc.pid}/cmdline", "rb").read().count(b"serve") == 1
 
 
 def test_the_worker_processes_classify_exactly_as_the_server_process_and_the_library(servers):
     local, pooled = servers
-    assert _children(local) == [] and len(_children(pooled)) == 1
+    assert worker_processes(local) == [] and len(worker_processes(pooled)) == 1
     assert "classify_workers" not in httpx.get(local.base + "/ready", timeout=PATIENCE).json()["checks"]
     # ServerProcess waited for the worker process to load its models
     check = httpx.get(pooled.base + "/ready", timeout=PATIENCE).json()["checks"]["classify_workers"]
@@ -257,7 +239,7 @@ def test_a_worker_process_that_dies_is_replaced(servers):
     _, pooled = servers
     data = spectrum_bytes()
     expected = _post(pooled, "/api/v1/process", {"file": ("sn.dat", data)}, ESTIMATED).json()
-    (worker,) = _children(pooled)
+    (worker,) = worker_processes(pooled)
     os.kill(worker, 9)
     statuses = []
     deadline = time.monotonic() + PATIENCE
@@ -270,7 +252,7 @@ def test_a_worker_process_that_dies_is_replaced(servers):
         assert time.monotonic() < deadline
     assert r.json() == expected
     assert statuses.count(503) == 1  # the pool finds out at the first call after the death
-    new = _children(pooled)
+    new = worker_processes(pooled)
     assert len(new) == 1 and new != [worker]
     health = httpx.get(pooled.base + "/health", timeout=PATIENCE).json()
     assert health["classification"] == {"processes": 1, "status": "ready", "restarts": statuses.count(503),
