@@ -268,3 +268,12 @@ def test_arbitrary_bytes_never_crash(data):
     except SpectrumReadError:
         return
     assert len(s) >= 10 and np.isfinite(s.flux).all() and np.all(np.diff(s.wave) > 0)
+
+
+def test_a_reader_names_itself_and_its_suffixes():
+    from astrodash_core.reader_base import Reader
+
+    class Fits2(Reader):
+        name, suffixes = "fits2", (".f2", ".f2.gz")
+
+    assert repr(Fits2()) == "<Fits2 fits2 .f2,.f2.gz>"

@@ -41,6 +41,9 @@ class Reader:
         several files faster together overrides this (the text reader parses them in one call)."""
         return read_each(self, items)
 
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} {','.join(self.suffixes)}>"
+
 
 def read_each(reader, items: list[tuple[bytes, str]]) -> list[list[Spectrum] | Exception]:
     """``reader.read`` of each ``(data, filename)``, in order; a file's failure (``SpectrumReadError`` or one of
@@ -53,9 +56,6 @@ def read_each(reader, items: list[tuple[bytes, str]]) -> list[list[Spectrum] | E
         except (SpectrumReadError, *READER_FAILURES) as exc:
             out.append(exc)
     return out
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name} {','.join(self.suffixes)}>"
 
 
 @cache
